@@ -1,0 +1,31 @@
+"""Building blocks: gates, recurrent cells, skip connections, attention."""
+
+from connlab.nn.attention import (
+    MultiHeadAttention,
+    TransformerBlock,
+    causal_mask,
+    scaled_dot_product_attention,
+)
+from connlab.nn.gates import GLU, LogisticGate, MixtureOfExperts, ProductGatedUnit, SoftmaxGate
+from connlab.nn.rnn import GRU, RNN, GRUCell, RNNCell
+from connlab.nn.skip import ConcatSkip, PlainBlock, ResidualBlock, ResidualMLPBlock
+
+__all__ = [
+    "GLU",
+    "GRU",
+    "RNN",
+    "ConcatSkip",
+    "GRUCell",
+    "LogisticGate",
+    "MixtureOfExperts",
+    "MultiHeadAttention",
+    "PlainBlock",
+    "ProductGatedUnit",
+    "RNNCell",
+    "ResidualBlock",
+    "ResidualMLPBlock",
+    "SoftmaxGate",
+    "TransformerBlock",
+    "causal_mask",
+    "scaled_dot_product_attention",
+]

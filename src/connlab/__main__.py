@@ -1,0 +1,5 @@
+import sys
+
+from connlab.cli import main
+
+sys.exit(main())

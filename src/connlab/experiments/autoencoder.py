@@ -1,0 +1,269 @@
+"""``connlab autoencoder`` — Exercise 1: denoise MNIST without and with skip connections.
+
+Trains the lecture's encoder-decoder for each ``--skip`` variant (and ``--seeds K`` seeds),
+evaluates it on one fixed noisy copy of the test set against the trivial baselines (the
+noisy input itself; the mean training image), and writes the run folder:
+
+    summary.json          per variant: params, test_bce/mse/psnr/ssim, train_seconds, ...
+    comparison.md/.json   the variants side by side (mean ± std over seeds)
+    reconstructions.png   noisy / reconstructed (one row per variant) / clean
+    loss_curves.png       train loss and test BCE per epoch, all variants
+    iterate.png           with --iterate K: the denoiser fed its own output K times
+    variants/<skip>-seed<s>/   metrics.jsonl, model.safetensors, checkpoints/
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+SKIP_CHOICES = ("none", "concat", "add", "all")
+EVAL_SEED = 1234  # the noisy test set is the same for every variant and seed
+SHOWN = 10        # test digits in the figures
+
+
+@dataclass(frozen=True)
+class AutoencoderExperiment:
+    skip: str = "all"
+    upsample: str = "nearest"
+    noise: float = 0.5
+    noise_dist: str = "norm"
+    seeds: int = 1
+    iterate: int = 0
+    epochs: int = 3
+    batch_size: int = 128
+    lr: float = 1e-3
+    seed: int = 0
+    device: str = "auto"
+    dataset: str = "mnist"
+    data_dir: str | None = None
+    limit: int | None = None
+    precision: str = "auto"
+    compile: str = "auto"
+    checkpoint_every: int = 500
+
+    @property
+    def variants(self) -> tuple[str, ...]:
+        return ("none", "concat", "add") if self.skip == "all" else (self.skip,)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from connlab.experiments.common import add_common, nonnegative_float, positive_int
+
+    p.add_argument("--skip", default="all", choices=SKIP_CHOICES, help="skip connections (default all: compare)")
+    p.add_argument("--upsample", default="nearest", choices=("nearest", "transpose"),
+                   help="UpSampling2D (nearest) or Conv2DTranspose(kernel 2, stride 2)")
+    p.add_argument("--noise", type=nonnegative_float, default=0.5, help="noise magnitude (default 0.5)")
+    p.add_argument("--noise-dist", default="norm", choices=("norm", "uniform"), help="noise distribution")
+    p.add_argument("--seeds", type=positive_int, default=1, help="repeat each variant with K seeds")
+    p.add_argument("--iterate", type=positive_int, default=None,
+                   help="feed the denoised output back K times and measure each pass")
+    p.add_argument("--summary", action="store_true", help="print the model summary table and exit")
+    add_common(p, epochs=3)
+    p.set_defaults(run=run)
+
+
+def config_from_args(args: argparse.Namespace) -> AutoencoderExperiment:
+    return AutoencoderExperiment(
+        skip=args.skip, upsample=args.upsample, noise=args.noise, noise_dist=args.noise_dist, seeds=args.seeds,
+        iterate=args.iterate or 0, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+        device=args.device, dataset=args.dataset, data_dir=str(args.data_dir) if args.data_dir else None,
+        limit=args.limit, precision=args.precision, compile=args.compile, checkpoint_every=args.checkpoint_every)
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = config_from_args(args)
+    if args.summary:
+        print_summaries(cfg)
+        return 0
+    from connlab.runs import prepare_run
+
+    out, cfg = prepare_run(args.out, "autoencoder", cfg, args.resume)
+    summary = run_experiment(cfg, out, resume=args.resume)
+    print(format_table(summary))
+    print(f"run folder: {out}", file=sys.stderr)
+    return 0
+
+
+def print_summaries(cfg: AutoencoderExperiment) -> None:
+    from torchinfo import summary
+
+    from connlab.models.autoencoder import AutoencoderConfig, DenoisingAutoencoder
+
+    for skip in cfg.variants:
+        model = DenoisingAutoencoder(AutoencoderConfig(skip, cfg.upsample))
+        print(f"== skip={skip}, upsample={cfg.upsample}")
+        print(summary(model, input_size=(1, 1, 28, 28), depth=3, col_names=("output_size", "num_params"),
+                      verbose=0))
+
+
+def run_experiment(cfg: AutoencoderExperiment, out: Path, resume: bool = False) -> dict:
+    import torch
+    import torch.nn.functional as F
+
+    from connlab import plots
+    from connlab.data import check_noise, corrupt, load_dataset, to_unit
+    from connlab.metrics import image_metrics, mean_std
+    from connlab.models.autoencoder import AutoencoderConfig, DenoisingAutoencoder, count_parameters
+    from connlab.runs import write_summary
+    from connlab.train import TrainConfig, fit, pick_device, seed_everything
+
+    check_noise(cfg.noise, cfg.noise_dist)
+    device = pick_device(cfg.device)
+    data = load_dataset(cfg.dataset, cfg.data_dir, cfg.limit).to(device)
+    clean_test = to_unit(data.test_images)
+    noisy_test = corrupt(clean_test, cfg.noise, cfg.noise_dist,
+                         torch.Generator(device=device).manual_seed(EVAL_SEED))
+    mean_image = to_unit(data.train_images).mean(0, keepdim=True).expand_as(clean_test)
+
+    def loss_fn(model, batch, generator):
+        clean = to_unit(batch[0])
+        noisy = corrupt(clean, cfg.noise, cfg.noise_dist, generator)
+        return F.binary_cross_entropy_with_logits(model(noisy).float(), clean)
+
+    def reconstruct(model, x):
+        return torch.cat([torch.sigmoid(model(chunk).float()) for chunk in x.split(1000)])
+
+    def evaluate(model):
+        return {"test_bce": F.binary_cross_entropy(reconstruct(model, noisy_test), clean_test).item()}
+
+    runs: dict[str, list[dict]] = {}
+    models: dict[str, torch.nn.Module] = {}
+    for skip in cfg.variants:
+        for k in range(cfg.seeds):
+            seed = cfg.seed + k
+            seed_everything(seed)
+            model_cfg = AutoencoderConfig(skip, cfg.upsample)
+            model = DenoisingAutoencoder(model_cfg).to(device)
+            train_cfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, seed=seed,
+                                    device=cfg.device, precision=cfg.precision, compile=cfg.compile,
+                                    checkpoint_every=cfg.checkpoint_every)
+            folder = out / "variants" / f"{skip}-seed{seed}"
+            result = fit(model, loss_fn, (data.train_images,), train_cfg, folder, model_config=asdict(model_cfg),
+                         evaluate=evaluate, resume=resume and (folder / "checkpoints").is_dir(),
+                         label=f"{skip} seed {seed}")
+            with torch.no_grad():
+                scores = image_metrics(reconstruct(model, noisy_test), clean_test)
+            runs.setdefault(skip, []).append({
+                "seed": seed, **{f"test_{k2}": v for k2, v in scores.items()},
+                "train_seconds": result.train_seconds, "train_images_per_second": result.train_images_per_second,
+                "history": result.history,
+            })
+            if k == 0:
+                models[skip] = model
+
+    baselines = {"noisy_input": image_metrics(noisy_test, clean_test),
+                 "mean_image": image_metrics(mean_image, clean_test)}
+    variants = {}
+    for skip, per_seed in runs.items():
+        entry = {"params": count_parameters(models[skip])}
+        for key in ("test_bce", "test_mse", "test_psnr", "test_ssim", "train_seconds", "train_images_per_second"):
+            mean, std = mean_std([r[key] for r in per_seed])
+            entry[key] = mean
+            entry[f"{key}_std"] = std
+        entry["seeds"] = [{k2: v for k2, v in r.items() if k2 != "history"} for r in per_seed]
+        variants[skip] = entry
+
+    summary = {
+        "experiment": "autoencoder", "dataset": data.name, "data_source": data.source, "device": str(device),
+        "train_images": len(data.train_images), "test_images": len(data.test_images),
+        "noise": cfg.noise, "noise_dist": cfg.noise_dist, "epochs": cfg.epochs, "seeds": cfg.seeds,
+        "variants": variants, "baselines": baselines, "comparison": compare(variants),
+    }
+
+    shown = slice(0, SHOWN)
+    with torch.no_grad():
+        rows = [("noisy", noisy_test[shown])]
+        rows += [(f"skip={s}", reconstruct(m, noisy_test[shown])) for s, m in models.items()]
+        rows.append(("clean", clean_test[shown]))
+        plots.image_rows(rows, out / "reconstructions.png",
+                         f"noise {cfg.noise} ({cfg.noise_dist}), {cfg.epochs} epochs")
+    series = {}
+    for skip, per_seed in runs.items():
+        hist = per_seed[0]["history"]
+        epochs = [h["epoch"] for h in hist]
+        series[f"{skip}: train"] = (epochs, [h["train_loss"] for h in hist])
+        series[f"{skip}: test"] = (epochs, [h["test_bce"] for h in hist])
+    plots.curves(series, out / "loss_curves.png", "epoch", "BCE",
+                 f"loss curves (seed {cfg.seed}); noisy-input BCE {baselines['noisy_input']['bce']:.3f}")
+
+    if cfg.iterate:
+        summary["iterate"] = iterate_denoiser(models, noisy_test, clean_test, cfg.iterate, out, plots,
+                                              image_metrics, reconstruct)
+    write_summary(out, summary)
+    from connlab.checkpoint import atomic_write_json, atomic_write_text
+
+    atomic_write_json(out / "comparison.json", {"variants": {k: {m: v for m, v in e.items() if m != "seeds"}
+                                                            for k, e in variants.items()},
+                                               "baselines": baselines, "comparison": summary["comparison"]})
+    atomic_write_text(out / "comparison.md", format_table(summary) + "\n")
+    return summary
+
+
+def compare(variants: dict) -> list[dict]:
+    """Each skip variant against ``none``: the BCE difference and whether it exceeds the seed spread.
+
+    The rule: |mean_a - mean_b| > std_a + std_b (the two one-sigma bands do not overlap);
+    with one seed there is no spread to compare with, and the verdict says so.
+    """
+    if "none" not in variants:
+        return []
+    base = variants["none"]
+    rows = []
+    for skip, entry in variants.items():
+        if skip == "none":
+            continue
+        diff = entry["test_bce"] - base["test_bce"]
+        spread = entry["test_bce_std"] + base["test_bce_std"]
+        n_seeds = len(entry["seeds"])
+        if n_seeds < 2:
+            verdict = "one seed: no spread to compare with (use --seeds K)"
+        elif abs(diff) > spread:
+            verdict = "better than none beyond seed spread" if diff < 0 else "worse than none beyond seed spread"
+        else:
+            verdict = "within seed spread"
+        rows.append({"variant": skip, "vs": "none", "bce_difference": diff, "seed_spread": spread,
+                     "exceeds_spread": n_seeds >= 2 and abs(diff) > spread, "verdict": verdict})
+    return rows
+
+
+def iterate_denoiser(models, noisy, clean, k, out, plots, image_metrics, reconstruct) -> dict:
+    """Feed each denoiser its own output K times: the lecture's (A) / (B) / (C) question."""
+    import torch
+
+    result, rows = {}, [("noisy", noisy[:SHOWN])]
+    with torch.no_grad():
+        for skip, model in models.items():
+            x, per_pass = noisy, []
+            for i in range(1, k + 1):
+                x = reconstruct(model, x)
+                scores = image_metrics(x, clean)
+                scores["mean_intensity"] = x.mean().item()
+                per_pass.append({"pass": i, **scores})
+                if i in (1, k) or k <= 4:
+                    rows.append((f"{skip} x{i}", x[:SHOWN]))
+            result[skip] = per_pass
+    rows.append(("clean", clean[:SHOWN]))
+    result["clean_mean_intensity"] = clean.mean().item()
+    plots.image_rows(rows, out / "iterate.png", f"denoiser fed its own output, {k} passes")
+    return result
+
+
+def format_table(summary: dict) -> str:
+    lines = [f"| model | params | test BCE | test MSE | PSNR (dB) | SSIM | train s | img/s |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for skip, e in summary["variants"].items():
+        pm = lambda key, fmt: (f"{e[key]:{fmt}} ± {e[key + '_std']:{fmt}}" if summary["seeds"] > 1  # noqa: E731
+                               else f"{e[key]:{fmt}}")
+        lines.append(f"| skip={skip} | {e['params']:,} | {pm('test_bce', '.4f')} | {pm('test_mse', '.4f')} | "
+                     f"{pm('test_psnr', '.2f')} | {pm('test_ssim', '.3f')} | {e['train_seconds']:.1f} | "
+                     f"{e['train_images_per_second']:.0f} |")
+    for name, b in summary["baselines"].items():
+        lines.append(f"| baseline: {name.replace('_', ' ')} | 0 | {b['bce']:.4f} | {b['mse']:.4f} | "
+                     f"{b['psnr']:.2f} | {b['ssim']:.3f} | | |")
+    for row in summary.get("comparison", []):
+        lines.append(f"\nskip={row['variant']} vs none: BCE {row['bce_difference']:+.4f} "
+                     f"(seed spread {row['seed_spread']:.4f}): {row['verdict']}")
+    return "\n".join(lines)

@@ -1,0 +1,35 @@
+"""Image-quality numbers: thin wrappers over PyTorch and torchmetrics.
+
+All take images in [0, 1] of shape (N, 1, H, W) and return Python floats, averaged over
+images (PSNR and SSIM are computed per image, then averaged).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def image_metrics(pred: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
+    """BCE, MSE, PSNR (dB) and SSIM of ``pred`` against ``target``."""
+    from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
+
+    pred, target = pred.float().clamp(0, 1), target.float()
+    return {
+        "bce": F.binary_cross_entropy(pred, target).item(),
+        "mse": F.mse_loss(pred, target).item(),
+        "psnr": peak_signal_noise_ratio(pred, target, data_range=1.0, dim=(1, 2, 3)).item(),
+        "ssim": structural_similarity_index_measure(pred, target, data_range=1.0).item(),
+    }
+
+
+def psnr_per_image(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """PSNR (dB) of each image: (N, ...) -> (N,)."""
+    mse = (pred.float() - target.float()).pow(2).flatten(1).mean(1).clamp_min(1e-10)
+    return 10.0 * torch.log10(1.0 / mse)
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for a single value)."""
+    t = torch.tensor(values, dtype=torch.float64)
+    return t.mean().item(), (t.std().item() if len(values) > 1 else 0.0)

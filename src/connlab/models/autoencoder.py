@@ -1,0 +1,145 @@
+"""The lecture's convolutional denoising autoencoder, without and with skip connections.
+
+Encoder (lecture slide, Keras Functional API)::
+
+    conv_1 = Conv2D(64, 3x3, relu, same)(x)          28x28x64
+    MaxPooling2D(2x2)                                14x14x64
+    conv_2 = Conv2D(128, 3x3, relu, same)            14x14x128
+    MaxPooling2D(2x2)                                 7x7x128   -> returned with conv_1, conv_2
+
+Decoder::
+
+    Conv2D(128, 3x3, relu, same) -> UpSampling2D(2x2)            14x14x128
+    [skip: concatenate with conv_2 -> 14x14x256]
+    Conv2D(64, 3x3, relu, same) -> UpSampling2D(2x2)             28x28x64
+    [skip: concatenate with conv_1 -> 28x28x128]
+    Conv2D(1, 3x3, sigmoid, same)                                28x28x1
+
+``skip``: ``none`` (a plain encoder-decoder), ``concat`` (a U-Net: Ronneberger et al. 2015)
+or ``add`` (the encoder map is summed into the decoder map of the same shape, a
+residual-style skip as in He et al. 2015; no extra parameters).
+``upsample``: ``nearest`` (Keras' UpSampling2D) or ``transpose`` (Conv2DTranspose, kernel 2,
+stride 2, as the slide offers).
+
+The network returns *logits*; the loss is BCE-with-logits (numerically stable) and
+``torch.sigmoid`` is applied only to make images.
+
+Sequential vs Functional (the lecture's Keras lesson in PyTorch terms): the no-skip network
+is a straight chain, so it can be one ``nn.Sequential`` (``sequential_autoencoder``). The skip
+variants cannot: a later layer reads an earlier layer's output, so the module's ``forward``
+wires that graph by hand — what Keras' ``Model(inputs, outputs)`` works out from the tensors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+SKIPS = ("none", "concat", "add")
+UPSAMPLES = ("nearest", "transpose")
+
+
+@dataclass(frozen=True)
+class AutoencoderConfig:
+    skip: str = "concat"
+    upsample: str = "nearest"
+
+    def __post_init__(self):
+        if self.skip not in SKIPS:
+            raise ValueError(f"skip {self.skip!r} is not one of {', '.join(SKIPS)}")
+        if self.upsample not in UPSAMPLES:
+            raise ValueError(f"upsample {self.upsample!r} is not one of {', '.join(UPSAMPLES)}")
+
+
+def conv3x3(c_in: int, c_out: int) -> nn.Conv2d:
+    return nn.Conv2d(c_in, c_out, kernel_size=3, padding=1)  # Keras padding="same"
+
+
+def upsampler(kind: str, channels: int) -> nn.Module:
+    if kind == "transpose":
+        return nn.ConvTranspose2d(channels, channels, kernel_size=2, stride=2)
+    return nn.Upsample(scale_factor=2, mode="nearest")
+
+
+class Encoder(nn.Module):
+    """(B, 1, 28, 28) -> pooled (B, 128, 7, 7), conv_1 (B, 64, 28, 28), conv_2 (B, 128, 14, 14)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = conv3x3(1, 64)
+        self.conv2 = conv3x3(64, 128)
+        self.pool = nn.MaxPool2d(2)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        c1 = torch.relu(self.conv1(x))
+        c2 = torch.relu(self.conv2(self.pool(c1)))
+        return self.pool(c2), c1, c2
+
+
+class Decoder(nn.Module):
+    """(B, 128, 7, 7) [+ skips conv_1, conv_2] -> logits (B, 1, 28, 28)."""
+
+    def __init__(self, skip: str = "concat", upsample: str = "nearest"):
+        super().__init__()
+        self.skip = skip
+        widen = 2 if skip == "concat" else 1  # concatenation doubles the channels the next conv reads
+        self.conv3 = conv3x3(128, 128)
+        self.up1 = upsampler(upsample, 128)
+        self.conv4 = conv3x3(128 * widen, 64)
+        self.up2 = upsampler(upsample, 64)
+        self.out = conv3x3(64 * widen, 1)
+
+    def merge(self, h: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        if self.skip == "concat":
+            return torch.cat([h, skip], dim=1)
+        if self.skip == "add":
+            return h + skip
+        return h
+
+    def forward(self, z: torch.Tensor, c1: torch.Tensor, c2: torch.Tensor) -> torch.Tensor:
+        h = self.up1(torch.relu(self.conv3(z)))    # (B, 128, 14, 14)
+        h = self.merge(h, c2)                      # (B, 256 | 128, 14, 14)
+        h = self.up2(torch.relu(self.conv4(h)))    # (B, 64, 28, 28)
+        h = self.merge(h, c1)                      # (B, 128 | 64, 28, 28)
+        return self.out(h)                         # logits (B, 1, 28, 28)
+
+
+class DenoisingAutoencoder(nn.Module):
+    """The lecture's encoder-decoder; ``forward`` wires the skip graph. Returns logits."""
+
+    def __init__(self, config: AutoencoderConfig = AutoencoderConfig()):
+        super().__init__()
+        self.config = config
+        self.encoder = Encoder()
+        self.decoder = Decoder(config.skip, config.upsample)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, 1, 28, 28) in [0, 1] -> logits (B, 1, 28, 28)."""
+        z, c1, c2 = self.encoder(x)
+        return self.decoder(z, c1, c2)
+
+    @torch.no_grad()
+    def denoise(self, x: torch.Tensor) -> torch.Tensor:
+        """Images in [0, 1] -> denoised images in [0, 1]."""
+        return torch.sigmoid(self(x))
+
+
+def sequential_autoencoder(upsample: str = "nearest") -> nn.Sequential:
+    """The no-skip network as one ``nn.Sequential`` (Keras' Sequential API): a straight chain.
+
+    Returns logits like ``DenoisingAutoencoder(AutoencoderConfig("none"))`` and has the same
+    parameters in the same order, so their state dicts map one to one.
+    """
+    return nn.Sequential(
+        conv3x3(1, 64), nn.ReLU(), nn.MaxPool2d(2),
+        conv3x3(64, 128), nn.ReLU(), nn.MaxPool2d(2),
+        conv3x3(128, 128), nn.ReLU(), upsampler(upsample, 128),
+        conv3x3(128, 64), nn.ReLU(), upsampler(upsample, 64),
+        conv3x3(64, 1),
+    )
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,68 @@
+"""Run folders: ``runs/<experiment>-<timestamp>/`` with config.json, metrics, summary, weights, figures.
+
+Layout (the report reads these only):
+    config.json      the experiment's typed config (and the connlab version)
+    summary.json     final numbers
+    metrics.jsonl    one line per epoch (per variant folder when a run trains several models)
+    model.safetensors, checkpoints/, *.png
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, fields
+from pathlib import Path
+
+from connlab import __version__
+from connlab.checkpoint import atomic_write_json
+from connlab.errors import UserError
+
+
+def default_out(experiment: str) -> Path:
+    return Path("runs") / f"{experiment}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def read_config(out: Path) -> dict:
+    path = Path(out) / "config.json"
+    if not Path(out).is_dir():
+        raise UserError(f"{out}: no such run folder")
+    if not path.is_file():
+        raise UserError(f"{out}: not a connlab run folder (no config.json)")
+    try:
+        saved = json.loads(path.read_text())
+        return saved if isinstance(saved, dict) else {}
+    except json.JSONDecodeError as err:
+        raise UserError(f"{path}: corrupt JSON ({err.msg} at line {err.lineno})") from None
+
+
+def prepare_run(out: Path | None, experiment: str, config, resume: bool):
+    """Create (or, with ``resume``, reopen) a run folder; returns (folder, config).
+
+    A resumed run uses the config saved in its folder, so it continues exactly the
+    experiment it started; a new run refuses a folder that already holds one.
+    """
+    if resume:
+        if out is None:
+            raise UserError("--resume needs --out DIR, the run folder to continue")
+        saved = read_config(out)
+        if saved.get("experiment") != experiment:
+            raise UserError(f"{out}: a {saved.get('experiment')!r} run, not {experiment!r}")
+        names = {f.name for f in fields(config)}
+        config = type(config)(**{k: _tuple(v) for k, v in saved["config"].items() if k in names})
+        return Path(out), config
+    out = Path(out) if out is not None else default_out(experiment)
+    if (out / "config.json").exists():
+        raise UserError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "config.json", {"experiment": experiment, "connlab_version": __version__,
+                                            "config": asdict(config)})
+    return out, config
+
+
+def _tuple(v):
+    return tuple(v) if isinstance(v, list) else v
+
+
+def write_summary(out: Path, summary: dict) -> None:
+    atomic_write_json(Path(out) / "summary.json", summary)
