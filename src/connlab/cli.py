@@ -13,6 +13,13 @@ import sys
 COMMANDS = {
     "data": ("connlab.experiments.data_info", "describe a data set as one JSON object"),
     "autoencoder": ("connlab.experiments.autoencoder", "Exercise 1: denoising autoencoder without/with skips"),
+    "ladder": ("connlab.experiments.ladder", "Exercise 2: incremental denoising with T steps"),
+    "gates": ("connlab.experiments.gates", "logistic units, product gates, softmax gates: the lecture's plots"),
+    "rnn": ("connlab.experiments.rnn", "plain RNN vs GRU vs LSTM on the adding problem"),
+    "depth": ("connlab.experiments.depth", "plain vs residual networks as depth grows"),
+    "skipmlp": ("connlab.experiments.skipmlp", "an MLP with and without the input carried forward"),
+    "vit": ("connlab.experiments.vit", "a small Vision Transformer on MNIST, with attention maps"),
+    "attention": ("connlab.experiments.attention", "a sequence task where the attention pattern is visible"),
 }
 
 
