@@ -18,6 +18,8 @@ COMMANDS = {
     "rnn": ("connlab.experiments.rnn", "plain RNN vs GRU vs LSTM on the adding problem"),
     "depth": ("connlab.experiments.depth", "plain vs residual networks as depth grows"),
     "skipmlp": ("connlab.experiments.skipmlp", "an MLP with and without the input carried forward"),
+    "classifier": ("connlab.experiments.classifier", "the MNIST classifier behind the diffusion quality metric"),
+    "diffusion": ("connlab.experiments.diffusion", "DDPM / DDIM on MNIST: train, sample, eval"),
     "vit": ("connlab.experiments.vit", "a small Vision Transformer on MNIST, with attention maps"),
     "attention": ("connlab.experiments.attention", "a sequence task where the attention pattern is visible"),
 }

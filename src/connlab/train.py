@@ -267,7 +267,7 @@ def fit(
 
     save_weights(model, out / "model.safetensors", {"signature": signature})
     if ema is not None:
-        save_weights(ema.shadow, out / "ema.safetensors", {"signature": signature})
+        save_weights(ema.module, out / "ema.safetensors", {"signature": signature})
     model.eval()
     images = n * cfg.epochs
     return TrainResult(
