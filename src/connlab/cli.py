@@ -49,7 +49,10 @@ def build_parser(argv: list[str]) -> Parser:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(argv)
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as stop:  # --help, --version and argparse's one-line errors
+        return stop.code if isinstance(stop.code, int) else 0
     if args.command is None:
         parser.print_help()
         return 0

@@ -15,6 +15,7 @@ checkpoints, resume and the NaN guard.
 from __future__ import annotations
 
 import math
+import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -178,6 +179,8 @@ def fit(
     if resume:
         if not existing:
             raise UserError(f"--resume: no checkpoint in {ckpt_dir}")
+        for stale in ckpt_dir.glob(".tmp-step-*"):  # writes cut short by a kill
+            shutil.rmtree(stale, ignore_errors=True)
         latest = existing[-1]
         state = read_checkpoint(latest, model, signature)
         optimizer.load_state_dict(state["optimizer"])

@@ -15,10 +15,11 @@ raw copy of the same file both pass.
 
 from __future__ import annotations
 
+import gzip
+import http.client
 import os
 import sys
 import tempfile
-import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from importlib import resources
@@ -141,14 +142,12 @@ def _download(name: str, target: Path, mirrors: tuple[str, ...]) -> str | None:
                         while chunk := response.read(1 << 16):
                             tmp.write(chunk)
                             bar.update(len(chunk))
-                import gzip
-
                 digest = sha256(gzip.decompress(Path(tmp.name).read_bytes()))
                 if digest != CHECKSUMS[name][fname]:
                     raise ValueError(f"checksum mismatch for {url}")
                 os.replace(tmp.name, target / f"{fname}.gz")
                 break
-            except (OSError, ValueError, EOFError, urllib.error.URLError) as err:
+            except (OSError, ValueError, EOFError, http.client.HTTPException) as err:
                 reasons.append(f"{url}: {getattr(err, 'reason', err)}")
             finally:
                 if os.path.exists(tmp.name):

@@ -1,0 +1,28 @@
+# Two commands do all set-up on a fresh machine:
+#   make demo   -> installs into .venv, then runs the lab on the embedded MNIST subset
+#   make test   -> installs into .venv (with test extras), then runs the test suite
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+# A CPU build of PyTorch. On the lab's machines this wheel is local; elsewhere override, e.g.
+#   make test TORCH_SPEC="torch --index-url <PyTorch's CPU wheel index>"
+TORCH_SPEC ?= torch==2.13.0
+OUT    ?= runs/demo
+
+.PHONY: demo test clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install $(TORCH_SPEC)
+	$(BIN)/pip install -e '.[test]'
+	touch $@
+
+demo: $(BIN)/.installed
+	$(BIN)/connlab autoencoder --skip all --epochs 3 --dataset mnist-embedded --iterate 3 --out $(OUT)/autoencoder
+	@echo "results: $(OUT)/autoencoder (summary.json, comparison.md, reconstructions.png)"
+
+test: $(BIN)/.installed
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) runs

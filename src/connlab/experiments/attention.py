@@ -1,0 +1,321 @@
+"""``connlab attention`` — a sequence task where attention is the whole point.
+
+Reverse (default) or sort a sequence of digits 0-9 with a small encoder-only transformer:
+token + learned position embeddings, a few pre-norm ``TransformerBlock``s, one linear read-out
+per position. Output position i must copy the digit at position L-1-i (reverse) or at the
+position of the i-th smallest digit (sort): no fixed local rule can do it, a query must *find*
+its key. The learned attention shows exactly that — an anti-diagonal for reversal, a
+permutation matrix for sorting.
+
+The lecture's bridge slide, drawn: attention is a softmax gate over the values V, with Q, K and
+V computed from the input. ``softmax_gate.png`` takes one head and one query and shows the
+gate's weights over the positions and the weighted sum Σ_j α_j v_j next to the values v_j.
+
+Run folder:
+    summary.json             test_accuracy (per token), sequence_accuracy, the chosen head
+    attention_patterns.png   every layer and head, for a few test sequences
+    softmax_gate.png         one head, one query: weights and the weighted sum of values
+    accuracy_curve.png, metrics.jsonl, model.safetensors, checkpoints/
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from connlab.nn.attention import TransformerBlock
+
+TASKS = ("reverse", "sort")
+VOCAB = 10       # the digits 0-9
+TEST_SEED = 999  # the test sequences are the same for every run
+SHOWN = 3        # sequences in the pattern figure
+
+
+@dataclass(frozen=True)
+class SequenceModelConfig:
+    length: int = 8
+    vocab: int = VOCAB
+    dim: int = 64
+    depth: int = 2
+    heads: int = 2
+    mlp_ratio: int = 2
+
+    def __post_init__(self):
+        if self.heads < 1 or self.dim % self.heads != 0:
+            raise ValueError(f"embedding size {self.dim} is not divisible by {self.heads} heads")
+
+
+class SequenceTransformer(nn.Module):
+    """Encoder-only transformer: tokens (B, L) -> logits (B, L, vocab), one prediction per position."""
+
+    def __init__(self, cfg: SequenceModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.token_embed = nn.Embedding(cfg.vocab, cfg.dim)
+        # Position embeddings carry the only information about *where* a digit sits; reversal
+        # is a pure function of position, so without them the task is impossible.
+        self.pos_embed = nn.Parameter(torch.randn(1, cfg.length, cfg.dim) * 0.02)
+        self.blocks = nn.ModuleList(TransformerBlock(cfg.dim, cfg.heads, cfg.mlp_ratio) for _ in range(cfg.depth))
+        self.norm = nn.LayerNorm(cfg.dim)
+        self.head = nn.Linear(cfg.dim, cfg.vocab)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """tokens (B, L) int64 -> logits (B, L, vocab)."""
+        h = self.token_embed(tokens) + self.pos_embed[:, : tokens.shape[1]]  # (B, L, dim)
+        for block in self.blocks:
+            h = block(h)
+        return self.head(self.norm(h))
+
+    def attention_maps(self) -> list[torch.Tensor]:
+        """Each block's weights (B, heads, L, L) from the last forward pass."""
+        return [block.last_attention for block in self.blocks]
+
+
+def make_task(task: str, n: int, length: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` random digit sequences (n, length) and their targets (n, length)."""
+    if task not in TASKS:
+        raise ValueError(f"task {task!r} is not one of {', '.join(TASKS)}")
+    x = torch.randint(0, VOCAB, (n, length), generator=generator)
+    y = x.flip(1) if task == "reverse" else x.sort(dim=1, stable=True).values
+    return x, y
+
+
+def source_positions(task: str, x: torch.Tensor) -> torch.Tensor:
+    """For each output position, the input position its digit comes from (n, length)."""
+    if task == "reverse":
+        return torch.arange(x.shape[1] - 1, -1, -1, device=x.device).expand_as(x)
+    return x.sort(dim=1, stable=True).indices
+
+
+@dataclass(frozen=True)
+class AttentionExperiment:
+    task: str = "reverse"
+    length: int = 8
+    dim: int = 64
+    depth: int = 2
+    heads: int = 2
+    mlp_ratio: int = 2
+    train_size: int = 10000
+    test_size: int = 1000
+    epochs: int = 15
+    batch_size: int = 128
+    lr: float = 2e-3
+    weight_decay: float = 0.01
+    warmup_steps: int = 100
+    seed: int = 0
+    device: str = "auto"
+    precision: str = "auto"
+    compile: str = "auto"
+    checkpoint_every: int = 500
+
+    def model_config(self) -> SequenceModelConfig:
+        return SequenceModelConfig(self.length, VOCAB, self.dim, self.depth, self.heads, self.mlp_ratio)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from connlab.experiments.common import nonnegative_float, positive_float, positive_int
+
+    d = AttentionExperiment()
+    p.add_argument("--task", choices=TASKS, default=d.task, help="reverse (default) or sort the digits")
+    p.add_argument("--length", type=positive_int, default=d.length, help=f"sequence length (default {d.length})")
+    p.add_argument("--dim", type=positive_int, default=d.dim, help=f"embedding size (default {d.dim})")
+    p.add_argument("--depth", type=positive_int, default=d.depth, help=f"transformer blocks (default {d.depth})")
+    p.add_argument("--heads", type=positive_int, default=d.heads, help=f"attention heads (default {d.heads})")
+    p.add_argument("--mlp-ratio", type=positive_int, default=d.mlp_ratio)
+    p.add_argument("--train-size", type=positive_int, default=d.train_size, help="training sequences")
+    p.add_argument("--test-size", type=positive_int, default=d.test_size, help="test sequences")
+    p.add_argument("--weight-decay", type=nonnegative_float, default=d.weight_decay)
+    p.add_argument("--warmup-steps", type=int, default=d.warmup_steps)
+    g = p.add_argument_group("common training flags")
+    g.add_argument("--epochs", type=positive_int, default=d.epochs, help=f"(default {d.epochs})")
+    g.add_argument("--batch-size", type=positive_int, default=d.batch_size)
+    g.add_argument("--lr", type=positive_float, default=d.lr, help=f"(default {d.lr})")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda, cuda:N, mps")
+    g.add_argument("--out", type=Path, default=None, help="run folder (default runs/attention-<timestamp>)")
+    g.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    g.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"))
+    g.add_argument("--compile", default="auto", choices=("auto", "on", "off"))
+    g.add_argument("--checkpoint-every", type=positive_int, default=d.checkpoint_every)
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from connlab.runs import prepare_run
+
+    if args.warmup_steps < 0:
+        raise ValueError(f"--warmup-steps must be >= 0, got {args.warmup_steps}")
+    cfg = AttentionExperiment(
+        task=args.task, length=args.length, dim=args.dim, depth=args.depth, heads=args.heads,
+        mlp_ratio=args.mlp_ratio, train_size=args.train_size, test_size=args.test_size, epochs=args.epochs,
+        batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay, warmup_steps=args.warmup_steps,
+        seed=args.seed, device=args.device, precision=args.precision, compile=args.compile,
+        checkpoint_every=args.checkpoint_every)
+    cfg.model_config()  # validates dim / heads before anything is written
+    out, cfg = prepare_run(args.out, "attention", cfg, args.resume)
+    s = run_experiment(cfg, out, resume=args.resume)
+    print(f"{cfg.task} (length {cfg.length}): token accuracy {s['test_accuracy']:.4f}, "
+          f"sequence accuracy {s['sequence_accuracy']:.4f} ({s['train_seconds']:.0f} s training)")
+    print(f"run folder: {out}", file=sys.stderr)
+    return 0
+
+
+def run_experiment(cfg: AttentionExperiment, out: Path, resume: bool = False) -> dict:
+    import torch.nn.functional as F
+
+    from connlab import plots
+    from connlab.runs import write_summary
+    from connlab.train import TrainConfig, fit, pick_device, seed_everything
+
+    device = pick_device(cfg.device)
+    train = make_task(cfg.task, cfg.train_size, cfg.length, torch.Generator().manual_seed(cfg.seed))
+    test_x, test_y = (t.to(device) for t in make_task(cfg.task, cfg.test_size, cfg.length,
+                                                      torch.Generator().manual_seed(TEST_SEED)))
+
+    def loss_fn(model, batch, generator):
+        x, y = batch
+        return F.cross_entropy(model(x).float().flatten(0, 1), y.flatten())  # over (B * L) tokens
+
+    def accuracies(model):
+        correct = torch.cat([model(x).argmax(-1) == y for x, y in zip(test_x.split(1000), test_y.split(1000))])
+        return {"test_accuracy": correct.float().mean().item(),
+                "sequence_accuracy": correct.all(dim=1).float().mean().item()}
+
+    seed_everything(cfg.seed)
+    model_cfg = cfg.model_config()
+    model = SequenceTransformer(model_cfg).to(device)
+    train_cfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed,
+                            device=cfg.device, precision=cfg.precision, compile=cfg.compile,
+                            checkpoint_every=cfg.checkpoint_every, optimizer="adamw",
+                            weight_decay=cfg.weight_decay, lr_schedule="cosine", warmup_steps=cfg.warmup_steps)
+    result = fit(model, loss_fn, tuple(t.to(device) for t in train), train_cfg, out,
+                 model_config=asdict(model_cfg), evaluate=accuracies, resume=resume, label=cfg.task)
+    model.eval()
+    with torch.no_grad():
+        scores = accuracies(model)
+        x = test_x[:SHOWN]
+        model(x)
+        maps = [m.float().cpu() for m in model.attention_maps()]  # depth x (SHOWN, heads, L, L)
+    source = source_positions(cfg.task, x).cpu()
+    # Which head implements the task: the one that puts the most weight on the true source.
+    match = torch.tensor([[m[:, h].gather(-1, source.unsqueeze(-1)).mean().item() for h in range(cfg.heads)]
+                          for m in maps])  # (depth, heads)
+    layer, head = divmod(int(match.argmax()), cfg.heads)
+
+    summary = {
+        "experiment": "attention", "task": cfg.task, "length": cfg.length, "device": str(device),
+        "train_sequences": cfg.train_size, "test_sequences": cfg.test_size, **scores,
+        "chance_token_accuracy": 1 / VOCAB, "params": sum(p.numel() for p in model.parameters()),
+        "epochs": cfg.epochs, "train_seconds": result.train_seconds, "final_train_loss": result.final_train_loss,
+        "weight_on_source": {"per_layer_head": match.tolist(), "best_layer": layer, "best_head": head},
+        "model": asdict(model_cfg), "history": result.history,
+    }
+    write_summary(out, summary)
+    attention_patterns(x.cpu(), maps, source, out / "attention_patterns.png", cfg.task)
+    softmax_gate(model, x[:1], layer, head, query=0, path=out / "softmax_gate.png", task=cfg.task)
+    epochs = [h["epoch"] for h in result.history]
+    plots.curves({"token accuracy": (epochs, [h["test_accuracy"] for h in result.history]),
+                  "sequence accuracy": (epochs, [h["sequence_accuracy"] for h in result.history])},
+                 out / "accuracy_curve.png", "epoch", "test accuracy", f"{cfg.task}, length {cfg.length}")
+    return summary
+
+
+def head_values(model: SequenceTransformer, tokens: torch.Tensor, layer: int, head: int):
+    """Weights (L, L), values (L, d) and outputs (L, d) of one head for one sequence (1, L).
+
+    Recomputes V from the block's own projection of its normalised input, so the figure shows
+    the very numbers the network multiplies: output_i = Σ_j weights_ij v_j.
+    """
+    import torch.nn.functional as F
+
+    captured = {}
+    block = model.blocks[layer]
+    hook = block.register_forward_pre_hook(lambda mod, args: captured.setdefault("x", args[0]))
+    try:
+        with torch.no_grad():
+            model(tokens)
+    finally:
+        hook.remove()
+    attn = block.attn
+    _, w_v = attn.in_proj_weight.split([2 * attn.embed_dim, attn.embed_dim])
+    b_v = attn.in_proj_bias[2 * attn.embed_dim:] if attn.in_proj_bias is not None else None
+    with torch.no_grad():
+        v = F.linear(block.norm1(captured["x"]), w_v, b_v)[0]  # (L, E)
+    v = v[:, head * attn.head_dim:(head + 1) * attn.head_dim]  # (L, d)
+    weights = block.last_attention[0, head]  # (L, L)
+    return weights.float().cpu(), v.float().cpu(), (weights @ v).float().cpu()
+
+
+def attention_patterns(x: torch.Tensor, maps: list[torch.Tensor], source: torch.Tensor, path: Path,
+                       task: str) -> Path:
+    """Heatmaps: one row per example, one column per (layer, head); dots mark the true source."""
+    from connlab.plots import _plt
+
+    plt = _plt()
+    n, heads, length = x.shape[0], maps[0].shape[1], x.shape[1]
+    cols = len(maps) * heads
+    fig, axes = plt.subplots(n, cols, figsize=(2.3 * cols + 0.5, 2.3 * n + 0.6), squeeze=False)
+    for r in range(n):
+        digits = [str(t) for t in x[r].tolist()]
+        for c in range(cols):
+            layer, head = divmod(c, heads)
+            ax = axes[r][c]
+            ax.imshow(maps[layer][r, head].numpy(), cmap="viridis", vmin=0, vmax=1)
+            ax.scatter(source[r].numpy(), range(length), s=6, c="red", marker="o")
+            ax.set_xticks(range(length), digits, fontsize=6)
+            ax.set_yticks(range(length), [str(i) for i in range(length)], fontsize=6)
+            if r == 0:
+                ax.set_title(f"layer {layer + 1}, head {head + 1}", fontsize=8)
+            if c == 0:
+                ax.set_ylabel("query (output position)", fontsize=7)
+            if r == n - 1:
+                ax.set_xlabel("key (input digit)", fontsize=7)
+    fig.suptitle(f"attention weights, {task}: red dots = where the answer is "
+                 f"({'anti-diagonal' if task == 'reverse' else 'a permutation'})", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return Path(path)
+
+
+def softmax_gate(model, tokens, layer: int, head: int, query: int, path: Path, task: str) -> Path:
+    """The lecture's softmax gate, for one head and one query.
+
+    Left: the gate α_j = softmax_j(q·k_j/√d) over the positions (bars, labelled with their digit).
+    Right: each value vector v_j (thin, shaded by α_j) and the gated sum o = Σ_j α_j v_j (thick);
+    with a confident gate o lies on top of the one value it selected.
+    """
+    from connlab.plots import _plt
+
+    weights, v, o = head_values(model, tokens, layer, head)
+    alpha, out = weights[query], o[query]  # (L,), (d,)
+    digits = tokens[0].tolist()
+    plt = _plt()
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
+    ax1.bar(range(len(alpha)), alpha.numpy(), color="tab:blue")
+    ax1.set_xticks(range(len(alpha)), [f"{j}\n'{d}'" for j, d in enumerate(digits)], fontsize=7)
+    ax1.set_xlabel("key position j and its digit")
+    ax1.set_ylabel("gate weight α_j")
+    ax1.set_ylim(0, 1)
+    ax1.set_title(f"softmax gate of query {query} (layer {layer + 1}, head {head + 1}); Σα = {alpha.sum():.3f}",
+                  fontsize=9)
+    dims = range(v.shape[1])
+    top = int(alpha.argmax())
+    for j in range(v.shape[0]):
+        ax2.plot(dims, v[j].numpy(), color="gray", alpha=0.2 + 0.8 * float(alpha[j]), lw=1)
+    ax2.plot(dims, v[top].numpy(), "--", color="tab:orange", lw=1.5, label=f"v_{top} (α = {alpha[top]:.2f})")
+    ax2.plot(dims, out.numpy(), color="tab:blue", lw=2.5, alpha=0.7, label="o = Σ_j α_j v_j")
+    ax2.set_xlabel("value dimension")
+    ax2.set_ylabel("value")
+    ax2.set_title("values v_j (gray, darker = larger α_j) and the gated sum", fontsize=9)
+    ax2.legend(fontsize=8)
+    fig.suptitle(f"{task} '{''.join(map(str, digits))}': attention is a softmax gate over the values", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return Path(path)

@@ -1,0 +1,335 @@
+"""``connlab gates`` — the lecture's pictures of logistic units, product gates and softmax gates.
+
+Three figures, each built from the blocks in ``connlab.nn.gates``:
+
+    bump.png           one input x into two logistic units with set weights; their sum
+                       σ(w(x - a)) + σ(-w(x - b)) - 1 is a bump on [a, b]. The weight w sets
+                       how steep its edges are, the biases (-w a, w b) where they are.
+    product_gate.png   out = σ(w x1) · h(x2), ``ProductGatedUnit``: x1 gates x2, as heatmaps
+                       over (x1, x2) for logistic h and for linear h, plus slices.
+    softmax_gate.png   a ``MixtureOfExperts`` with k tanh experts, *fitted* (with
+                       ``connlab.train.fit``) to a function that is a different tanh ridge in
+                       each of k angular sectors of the plane; the learned gate weights g_k(x)
+                       over the plane, and which expert wins where, against the true sectors.
+
+No other training happens; summary.json holds the numbers that make each point.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+BUMP_EDGES = (-1.0, 1.0)                 # a, b: the bump's edges for the weight sweep
+BUMP_WEIGHTS = (0.5, 1.0, 2.0, 5.0, 20.0)
+BUMP_SPACINGS = (0.5, 1.0, 2.0, 4.0)     # b - a at a steep weight
+STEEP = 10.0
+GATE_WEIGHT = 2.0                         # the gate σ(2 x1) in the product-gate figure
+GRID = 201                                # points per axis of the heatmaps
+SAMPLE_SEED = 99                          # the MoE's training / test points
+
+
+@dataclass(frozen=True)
+class GatesExperiment:
+    k: int = 3
+    epochs: int = 40
+    batch_size: int = 128
+    lr: float = 1e-2
+    train_points: int = 4000
+    seed: int = 0
+    device: str = "auto"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from connlab.experiments.common import positive_float, positive_int
+
+    p.add_argument("--k", type=positive_int, default=3, help="softmax gate: number of expert groups (default 3)")
+    p.add_argument("--epochs", type=positive_int, default=40, help="epochs of the mixture-of-experts fit (default 40)")
+    p.add_argument("--batch-size", type=positive_int, default=128, help="(default 128)")
+    p.add_argument("--lr", type=positive_float, default=1e-2, help="Adam learning rate of the fit (default 1e-2)")
+    p.add_argument("--train-points", type=positive_int, default=4000, help="points in the fit's training set")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N, mps")
+    p.add_argument("--out", type=Path, default=None, help="run folder (default runs/gates-<timestamp>)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from connlab.runs import prepare_run
+
+    cfg = GatesExperiment(k=args.k, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                          train_points=args.train_points, seed=args.seed, device=args.device)
+    out, cfg = prepare_run(args.out, "gates", cfg, args.resume)
+    summary = run_experiment(cfg, out, resume=args.resume)
+    b, s = summary["bump"], summary["softmax_gate"]
+    print(f"bump: half-height width {b['width_vs_spacing'][-1]['fwhm']:.2f} for edges {b['spacing_edges'][-1]}; "
+          f"peak {b['width_vs_weight'][0]['peak']:.2f} at w={BUMP_WEIGHTS[0]} vs "
+          f"{b['width_vs_weight'][-1]['peak']:.2f} at w={BUMP_WEIGHTS[-1]}")
+    print(f"product gate: |out| <= {summary['product_gate']['linear']['max_abs_out_gate_closed']:.3f} "
+          f"with the gate closed (x1 = -4), linear h")
+    print(f"softmax gate: k={cfg.k}, sector agreement {s['sector_agreement']:.1%}, test MSE {s['test_mse']:.4f} "
+          f"(one expert: {s['one_expert_test_mse']:.4f})")
+    print(f"run folder: {out}", file=sys.stderr)
+    return 0
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def logistic_pair(w: float, a: float, b: float):
+    """Two logistic units of one input with set weights: σ(w x - w a) and σ(-w x + w b)."""
+    import torch
+
+    from connlab.nn import LogisticGate
+
+    units = LogisticGate(1, 2)
+    with torch.no_grad():
+        units.linear.weight.copy_(torch.tensor([[w], [-w]]))
+        units.linear.bias.copy_(torch.tensor([-w * a, w * b]))
+    return units
+
+
+def bump(x, w: float, a: float, b: float):
+    """x (N,) -> (unit 1 (N,), unit 2 (N,), their sum - 1 (N,)): a bump on [a, b]."""
+    import torch
+
+    with torch.no_grad():
+        h = logistic_pair(w, a, b)(x.unsqueeze(-1))  # (N, 2)
+    return h[:, 0], h[:, 1], h.sum(dim=1) - 1.0
+
+
+def half_height_width(x, y) -> float:
+    """Width of the region where y >= max(y) / 2 (full width at half maximum)."""
+    above = x[y >= y.max() / 2]
+    return (above.max() - above.min()).item()
+
+
+def bump_figure(out: Path) -> dict:
+    import torch
+
+    plt = _plt()
+    x = torch.linspace(-6, 6, 1201)
+    a, b = BUMP_EDGES
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+
+    u1, u2, y = bump(x, 2.0, a, b)
+    ax = axes[0]
+    ax.plot(x, u1, label=f"unit 1: σ(2x + 2)  (w=2, bias 2)")
+    ax.plot(x, u2, label=f"unit 2: σ(-2x + 2)  (w=-2, bias 2)")
+    ax.plot(x, y, "k", lw=2.5, label="sum - 1: a bump")
+    ax.set_title("one input, two logistic units, summed")
+
+    by_weight = []
+    for w in BUMP_WEIGHTS:
+        _, _, y = bump(x, w, a, b)
+        axes[1].plot(x, y, label=f"w = {w:g}")
+        by_weight.append({"w": w, "peak": y.max().item(), "fwhm": half_height_width(x, y)})
+    axes[1].set_title(f"edges fixed at a={a:g}, b={b:g}: larger |w| = steeper edges, taller bump")
+
+    by_spacing = []
+    for s in BUMP_SPACINGS:
+        _, _, y = bump(x, STEEP, -s / 2, s / 2)
+        axes[2].plot(x, y, label=f"b - a = {s:g}")
+        by_spacing.append({"edges": [-s / 2, s / 2], "spacing": s, "peak": y.max().item(),
+                           "fwhm": half_height_width(x, y)})
+    axes[2].set_title(f"w = {STEEP:g}: the biases set the edges, so the width = b - a")
+    for ax in axes:
+        ax.set_xlabel("input x")
+        ax.set_ylabel("output")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="upper left")
+        ax.set_ylim(-0.05, 1.25)
+    fig.suptitle("a bump from two logistic units: y = σ(w(x - a)) + σ(-w(x - b)) - 1", fontsize=11)
+    fig.tight_layout()
+    fig.savefig(out / "bump.png", dpi=90)
+    plt.close(fig)
+    return {
+        "formula": "y = sigmoid(w (x - a)) + sigmoid(-w (x - b)) - 1; peak = tanh(w (b - a) / 4)",
+        "width_vs_weight": by_weight, "weight_edges": list(BUMP_EDGES),
+        "width_vs_spacing": by_spacing, "spacing_weight": STEEP,
+        "spacing_edges": [r["edges"] for r in by_spacing],
+        "point": "the edges sit where the biases put them (x = a, x = b); the weight sets their steepness. "
+                 "A small weight gives a low, wide, blurred bump; a large weight a box of width b - a.",
+    }
+
+
+def product_gate(h: str, x1, x2):
+    """out (len(x2), len(x1)) = σ(GATE_WEIGHT · x1) · h(x2) on the grid, via ``ProductGatedUnit``."""
+    import torch
+
+    from connlab.nn import ProductGatedUnit
+
+    unit = ProductGatedUnit(1, 1, h=h)
+    with torch.no_grad():
+        unit.gate.linear.weight.fill_(GATE_WEIGHT)
+        unit.gate.linear.bias.zero_()
+        g1, g2 = torch.meshgrid(x1, x2, indexing="xy")  # (len(x2), len(x1)) each
+        return unit(g1.reshape(-1, 1), g2.reshape(-1, 1)).reshape(g1.shape)
+
+
+def product_gate_figure(out: Path) -> dict:
+    import torch
+
+    plt = _plt()
+    x1 = torch.linspace(-4, 4, GRID)
+    x2 = torch.linspace(-4, 4, GRID)
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
+    numbers = {}
+    for ax, h in zip(axes[:2], ("logistic", "linear")):
+        z = product_gate(h, x1, x2)
+        hx2 = torch.sigmoid(x2) if h == "logistic" else x2
+        lim = z.abs().max().item()
+        im = ax.imshow(z.numpy(), origin="lower", extent=(-4, 4, -4, 4), aspect="auto",
+                       cmap="viridis" if h == "logistic" else "RdBu_r", vmin=0 if h == "logistic" else -lim, vmax=lim)
+        fig.colorbar(im, ax=ax, label="output")
+        name = "σ(x2)" if h == "logistic" else "x2"
+        ax.set_title(f"h = {h}: out = σ({GATE_WEIGHT:g}·x1) · {name}")
+        ax.set_xlabel("x1 (the gate's input)")
+        ax.set_ylabel("x2 (the gated signal)")
+        closed, opened = z[:, 0], z[:, -1]  # x1 = -4 and x1 = +4, over all x2
+        numbers[h] = {"out_min": z.min().item(), "out_max": z.max().item(),
+                      "max_abs_out_gate_closed": closed.abs().max().item(),
+                      "max_abs_error_gate_open": (opened - hx2).abs().max().item(),
+                      "gate_closed_at_x1": -4.0, "gate_open_at_x1": 4.0}
+    ax = axes[2]
+    for v in (-4.0, -1.0, 0.0, 1.0, 4.0):
+        i = int(torch.argmin((x1 - v).abs()))
+        ax.plot(x2, product_gate("linear", x1, x2)[:, i],
+                label=f"x1 = {v:g}: gate σ({GATE_WEIGHT:g}x1) = {torch.sigmoid(torch.tensor(GATE_WEIGHT * v)):.2f}")
+    ax.set_xlabel("x2")
+    ax.set_ylabel("output")
+    ax.set_title("slices, h = linear: x1 sets the slope (0 = shut, 1 = pass)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.suptitle("X1 gates X2: two units multiplied", fontsize=11)
+    fig.tight_layout()
+    fig.savefig(out / "product_gate.png", dpi=90)
+    plt.close(fig)
+    numbers["gate_weight"] = GATE_WEIGHT
+    numbers["point"] = ("with x1 very negative the gate is ~0 and shuts x2 off whatever x2 is; with x1 very "
+                        "positive the output is h(x2) unchanged. With linear h the product is a multiplicative "
+                        "interaction no sum of the two inputs can make.")
+    return numbers
+
+
+def sector_problem(n: int, k: int, generator):
+    """Points in [-2, 2]^2, their true sector (which of k directions they point to) and target.
+
+    Sector j holds the points whose angle is nearest to direction 2πj/k; the target there is
+    tanh(v_j · x + c_j), a different ridge per sector. Returns x (n, 2), sector (n,), y (n, 1).
+    """
+    import torch
+
+    x = torch.rand(n, 2, generator=generator) * 4 - 2
+    dirs = sector_directions(k)                              # (k, 2)
+    sector = (x @ dirs.T).argmax(dim=1)                      # (n,)
+    angle = torch.arange(k) * (2 * math.pi / k) + 1.0
+    v = torch.stack([torch.cos(angle), torch.sin(angle)], dim=1) * 1.5   # (k, 2) ridge directions
+    c = torch.linspace(-0.5, 0.5, k)
+    y = torch.tanh((x * v[sector]).sum(dim=1) + c[sector])
+    return x, sector, y.unsqueeze(-1)
+
+
+def sector_directions(k: int):
+    import torch
+
+    angle = torch.arange(k) * (2 * math.pi / k)
+    return torch.stack([torch.cos(angle), torch.sin(angle)], dim=1)  # (k, 2)
+
+
+def fit_mixture(cfg: GatesExperiment, k: int, data, folder: Path, resume: bool, device):
+    from connlab.nn import MixtureOfExperts
+    from connlab.train import TrainConfig, fit, seed_everything
+
+    seed_everything(cfg.seed)
+    model = MixtureOfExperts(2, 1, k).to(device)
+
+    def loss_fn(model, batch, generator):
+        x, y = batch
+        return ((model(x) - y) ** 2).mean()
+
+    train_cfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed,
+                            device=cfg.device, precision="fp32", compile="off")
+    fit(model, loss_fn, data, train_cfg, folder, model_config={"in": 2, "out": 1, "k": k},
+        resume=resume and (folder / "checkpoints").is_dir(), label=f"mixture of {k} experts")
+    return model
+
+
+def softmax_gate_figure(cfg: GatesExperiment, out: Path, resume: bool) -> dict:
+    import torch
+
+    from connlab.train import pick_device
+
+    plt = _plt()
+    device = pick_device(cfg.device)
+    g = torch.Generator().manual_seed(SAMPLE_SEED + cfg.seed)
+    x, _, y = sector_problem(cfg.train_points, cfg.k, g)
+    x_test, sector_test, y_test = sector_problem(2000, cfg.k, g)
+    moe = fit_mixture(cfg, cfg.k, (x.to(device), y.to(device)), out / "moe", resume, device).cpu()
+    single = fit_mixture(cfg, 1, (x.to(device), y.to(device)), out / "one_expert", resume, device).cpu()
+
+    with torch.no_grad():
+        test_mse = ((moe(x_test) - y_test) ** 2).mean().item()
+        one_mse = ((single(x_test) - y_test) ** 2).mean().item()
+        winner = moe.gate(x_test).argmax(dim=1)
+        # Experts are interchangeable: score the best matching of experts to sectors.
+        agreement = max((torch.tensor(perm)[winner] == sector_test).float().mean().item()
+                        for perm in itertools.permutations(range(cfg.k))) if cfg.k <= 6 else float("nan")
+        axis = torch.linspace(-2, 2, GRID)
+        gx, gy = torch.meshgrid(axis, axis, indexing="xy")
+        grid = torch.stack([gx.reshape(-1), gy.reshape(-1)], dim=1)  # (GRID², 2)
+        weights = moe.gate(grid).reshape(GRID, GRID, cfg.k)
+        true_sector = (grid @ sector_directions(cfg.k).T).argmax(dim=1).reshape(GRID, GRID)
+
+    shown = min(cfg.k, 4)
+    fig, axes = plt.subplots(1, shown + 1, figsize=(3.9 * (shown + 1), 3.8), squeeze=False)
+    extent = (-2, 2, -2, 2)
+    for j in range(shown):
+        ax = axes[0][j]
+        im = ax.imshow(weights[..., j].numpy(), origin="lower", extent=extent, vmin=0, vmax=1, cmap="magma")
+        ax.set_title(f"gate weight g_{j + 1}(x)")
+        fig.colorbar(im, ax=ax, fraction=0.046)
+    ax = axes[0][shown]
+    ax.imshow(weights.argmax(dim=-1).numpy(), origin="lower", extent=extent, cmap="tab10", vmin=0, vmax=9,
+              interpolation="nearest")
+    ax.contour(axis.numpy(), axis.numpy(), true_sector.numpy(), levels=[j + 0.5 for j in range(cfg.k - 1)],
+               colors="white", linewidths=1.5, linestyles="--")
+    ax.set_title(f"winning expert (colour)\ntrue sectors (dashed): {agreement:.0%} agree")
+    for a in axes[0]:
+        a.set_xlabel("x1")
+        a.set_ylabel("x2")
+    fig.suptitle(f"softmax gate of a mixture of {cfg.k} tanh experts, fitted ({cfg.epochs} epochs) to a "
+                 f"different ridge in each of {cfg.k} sectors", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out / "softmax_gate.png", dpi=90)
+    plt.close(fig)
+    max_weight = weights.max(dim=-1).values
+    return {
+        "k": cfg.k, "weights": "fitted", "epochs": cfg.epochs, "train_points": cfg.train_points,
+        "test_mse": test_mse, "one_expert_test_mse": one_mse, "sector_agreement": agreement,
+        "gate_weight_min": weights.min().item(), "gate_weight_max": weights.max().item(),
+        "mean_winning_weight": max_weight.mean().item(),
+        "row_sums_max_error": (weights.sum(dim=-1) - 1).abs().max().item(),
+        "point": "the softmax gate splits the input space into regions, one expert each; the weights of a "
+                 "point sum to 1, so raising one group's weight lowers the others'.",
+    }
+
+
+def run_experiment(cfg: GatesExperiment, out: Path, resume: bool = False) -> dict:
+    from connlab.runs import write_summary
+
+    summary = {"experiment": "gates", "bump": bump_figure(out), "product_gate": product_gate_figure(out),
+               "softmax_gate": softmax_gate_figure(cfg, out, resume)}
+    write_summary(out, summary)
+    return summary

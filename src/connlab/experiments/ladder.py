@@ -1,0 +1,278 @@
+"""``connlab ladder`` — Exercise 2: incremental denoising with T steps.
+
+Trains the Exercise-1 U-Net to map rung t of the noise ladder to rung t−1
+(``connlab.diffusion.ladder``), then runs the chain x̂_T -> x̂_{T−1} -> … -> x̂_0 with
+x̂_{t−1} = sigmoid(net(x̂_t, t)) and writes the run folder:
+
+    summary.json       chain_psnr / chain_bce (T+1 numbers: x_T, then after each step),
+                       ladder_psnr (the true rungs), from-noise statistics, train time,
+                       materialize cost; per variant and, with --sweep, per T
+    chain.png          test digits in columns: x_T, the outputs T−1 … 0, the clean digit
+    from_noise.png     the same chain started from uniform random pixels
+    chain_psnr.png     PSNR against the clean digit along the chain, every variant
+    sweep.md           with --sweep: one row per (T, condition)
+    variants/T<T>-<condition>/   metrics.jsonl, model.safetensors, checkpoints/, figures
+
+An epoch is one pair (x_t, x_{t−1}) per training image with t uniform in 1 … T, fresh
+noise each epoch; the notebook's epoch over N × T stored pairs is T of these.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+CONDITION_CHOICES = ("none", "learned", "sinusoidal", "all")
+EVAL_SEED = 1234    # the noised test digits and the random starts are the same for every variant
+EVAL_IMAGES = 500   # default number of test digits the chain is measured on
+SHOWN = 10          # columns in the figures
+
+
+@dataclass(frozen=True)
+class LadderExperiment:
+    steps: int = 10
+    dist: str = "norm"
+    mag: float = 1.0
+    schedule: str = "notebook"
+    condition: str = "none"
+    sweep: tuple[int, ...] = ()
+    materialize: bool = False
+    eval_images: int = EVAL_IMAGES
+    epochs: int = 2
+    batch_size: int = 128
+    lr: float = 1e-3
+    seed: int = 0
+    device: str = "auto"
+    dataset: str = "mnist"
+    data_dir: str | None = None
+    limit: int | None = None
+    precision: str = "auto"
+    compile: str = "auto"
+    checkpoint_every: int = 500
+
+    @property
+    def conditions(self) -> tuple[str, ...]:
+        return ("none", "learned", "sinusoidal") if self.condition == "all" else (self.condition,)
+
+    @property
+    def step_counts(self) -> tuple[int, ...]:
+        return self.sweep or (self.steps,)
+
+    @property
+    def shown_steps(self) -> int:
+        """The T whose chain goes into the top-level figures and ``chain_psnr``."""
+        return self.steps if self.steps in self.step_counts else self.step_counts[0]
+
+
+def step_list(text: str) -> tuple[int, ...]:
+    from connlab.experiments.common import positive_int
+
+    steps = tuple(dict.fromkeys(positive_int(part.strip()) for part in text.split(",") if part.strip()))
+    if not steps:
+        raise argparse.ArgumentTypeError(f"{text!r} holds no step counts")
+    return steps
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from connlab.diffusion.ladder import SCHEDULES
+    from connlab.experiments.common import add_common, nonnegative_float, positive_int
+
+    p.add_argument("--steps", type=positive_int, default=10, help="T, rungs of the ladder (steps2use, default 10)")
+    p.add_argument("--dist", default="norm", choices=("norm", "uniform"), help="noise distribution (dist2try)")
+    p.add_argument("--mag", type=nonnegative_float, default=1.0, help="noise magnitude (mag2use, default 1)")
+    p.add_argument("--schedule", default="notebook", choices=SCHEDULES,
+                   help="how noise grows with t: notebook (x_t = x_{t-1} + mag/T z), ve, vp")
+    p.add_argument("--condition", default="none", choices=CONDITION_CHOICES,
+                   help="tell the network t: none (the notebook), learned, sinusoidal, all (compare)")
+    p.add_argument("--sweep", type=step_list, default=None, metavar="T1,T2,...",
+                   help="train one model per T and tabulate quality and time, e.g. 1,5,10,20")
+    p.add_argument("--materialize", action="store_true",
+                   help="store the N x (T+1) ladder like the notebook (one fixed noise draw, (T+1)*N*3136 bytes)")
+    p.add_argument("--eval-images", type=positive_int, default=EVAL_IMAGES,
+                   help=f"test digits the chain is measured on (default {EVAL_IMAGES})")
+    add_common(p, epochs=2)
+    p.set_defaults(run=run)
+
+
+def config_from_args(args: argparse.Namespace) -> LadderExperiment:
+    return LadderExperiment(
+        steps=args.steps, dist=args.dist, mag=args.mag, schedule=args.schedule, condition=args.condition,
+        sweep=args.sweep or (), materialize=args.materialize, eval_images=args.eval_images,
+        epochs=args.epochs, batch_size=args.batch_size,
+        lr=args.lr, seed=args.seed, device=args.device, dataset=args.dataset,
+        data_dir=str(args.data_dir) if args.data_dir else None, limit=args.limit, precision=args.precision,
+        compile=args.compile, checkpoint_every=args.checkpoint_every)
+
+
+def run(args: argparse.Namespace) -> int:
+    from connlab.diffusion.ladder import LadderSchedule
+    from connlab.runs import prepare_run
+
+    cfg = config_from_args(args)
+    for T in cfg.step_counts:  # reject bad values before a run folder exists
+        LadderSchedule(cfg.schedule, T, cfg.mag, cfg.dist)
+    out, cfg = prepare_run(args.out, "ladder", cfg, args.resume)
+    summary = run_experiment(cfg, out, resume=args.resume)
+    print(format_table(summary))
+    print(f"run folder: {out}", file=sys.stderr)
+    return 0
+
+
+def run_experiment(cfg: LadderExperiment, out: Path, resume: bool = False) -> dict:
+    import torch
+    import torch.nn.functional as F
+
+    from connlab import plots
+    from connlab.checkpoint import atomic_write_text
+    from connlab.data import load_dataset, to_unit
+    from connlab.diffusion.ladder import LadderSchedule, full_ladder, ladder_pair, materialize, materialize_bytes
+    from connlab.models.autoencoder import count_parameters
+    from connlab.models.step_conditioned import StepConditionConfig, StepConditionedUNet
+    from connlab.runs import write_summary
+    from connlab.train import TrainConfig, fit, pick_device, seed_everything
+
+    device = pick_device(cfg.device)
+    data = load_dataset(cfg.dataset, cfg.data_dir, cfg.limit).to(device)
+    train = data.train_images
+    n = len(train)
+    clean_test = to_unit(data.test_images[:cfg.eval_images])
+    starts = torch.rand(clean_test.shape, device=device,  # "completely random" images: U(0, 1) pixels
+                        generator=torch.Generator(device=device).manual_seed(EVAL_SEED + 1))
+
+    variants: dict[str, dict] = {}
+    for T in cfg.step_counts:
+        schedule = LadderSchedule(cfg.schedule, T, cfg.mag, cfg.dist)
+        test_ladder = full_ladder(clean_test, schedule, torch.Generator(device=device).manual_seed(EVAL_SEED))
+        stored = None
+        if cfg.materialize:
+            stored = materialize(to_unit(train), schedule, torch.Generator(device=device).manual_seed(cfg.seed))
+
+        def loss_fn(model, batch, generator, schedule=schedule, stored=stored, T=T):
+            (i,) = batch
+            t = torch.randint(1, T + 1, (len(i),), device=i.device, generator=generator)
+            if stored is None:
+                x_t, x_prev = ladder_pair(to_unit(train[i]), t, schedule, generator)
+            else:
+                x_t, x_prev = stored[t, i], stored[t - 1, i]
+            return F.binary_cross_entropy_with_logits(model(x_t, t).float(), x_prev)
+
+        for condition in cfg.conditions:
+            name = f"T{T}-{condition}"
+            seed_everything(cfg.seed)
+            model_cfg = StepConditionConfig(condition, T)
+            model = StepConditionedUNet(model_cfg).to(device)
+            train_cfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed,
+                                    device=cfg.device, precision=cfg.precision, compile=cfg.compile,
+                                    checkpoint_every=cfg.checkpoint_every)
+            folder = out / "variants" / name
+            result = fit(model, loss_fn, (torch.arange(n, device=device),), train_cfg, folder,
+                         model_config=asdict(model_cfg), resume=resume and (folder / "checkpoints").is_dir(),
+                         label=name)
+            with torch.no_grad():
+                chain = run_chain(model, test_ladder[T], T)
+                noise_chain = run_chain(model, starts, T)
+            entry = {
+                "steps": T, "condition": condition, "params": count_parameters(model),
+                "train_seconds": result.train_seconds, "train_images_per_second": result.train_images_per_second,
+                "final_train_loss": result.final_train_loss,
+                **chain_scores(chain, clean_test),
+                "ladder_psnr": [psnr(x, clean_test) for x in test_ladder.flip(0)],
+                "from_noise": noise_stats(noise_chain, clean_test),
+            }
+            variants[name] = entry
+            title = f"T={T}, {cfg.schedule}, {cfg.dist} mag {cfg.mag}, condition {condition}, {cfg.epochs} epochs"
+            chain_figure(chain, clean_test, folder / "chain.png", title)
+            chain_figure(noise_chain, None, folder / "from_noise.png", f"from U(0,1) noise — {title}")
+
+    shown = {k: v for k, v in variants.items() if v["steps"] == cfg.shown_steps}
+    first = next(iter(shown))
+    for fig in ("chain.png", "from_noise.png"):
+        (out / fig).write_bytes((out / "variants" / first / fig).read_bytes())
+    T = cfg.shown_steps
+    k = list(range(T + 1))  # denoising steps applied: k = 0 is x_T, k = T is x̂_0
+    series = {f"{name}: chain x̂_(T-k)": (k, e["chain_psnr"]) for name, e in shown.items()}
+    series["true ladder x_(T-k)"] = (k, shown[first]["ladder_psnr"])
+    plots.curves(series, out / "chain_psnr.png", f"denoising steps applied k (x_{T} -> x_0)", "PSNR vs clean (dB)",
+                 f"{cfg.schedule} ladder, {cfg.dist} mag {cfg.mag}, {cfg.epochs} epochs",
+                 styles={"true ladder x_(T-k)": "--x"})
+    summary = {
+        "experiment": "ladder", "dataset": data.name, "data_source": data.source, "device": str(device),
+        "train_images": n, "eval_images": len(clean_test), "schedule": cfg.schedule, "dist": cfg.dist,
+        "mag": cfg.mag, "steps": T, "epochs": cfg.epochs, "materialized": cfg.materialize,
+        "noise_std_per_step": LadderSchedule(cfg.schedule, T, cfg.mag, cfg.dist).noise_std(),
+        "materialize_cost": {"bytes": materialize_bytes(n, T), "shape": [T + 1, n, 1, 28, 28],
+                             "full_mnist_bytes": materialize_bytes(60_000, T)},
+        "shown_variant": first,
+        "chain_psnr": variants[first]["chain_psnr"], "chain_bce": variants[first]["chain_bce"],
+        "train_seconds": variants[first]["train_seconds"],
+        "psnr_rises_in_steps": variants[first]["psnr_rises_in_steps"],
+        "variants": variants,
+    }
+    if cfg.sweep:
+        table = format_table(summary)
+        summary["sweep"] = [{k: e[k] for k in ("steps", "condition", "params", "train_seconds", "final_psnr",
+                                                "start_psnr", "final_bce")} for e in variants.values()]
+        atomic_write_text(out / "sweep.md", table + "\n")
+    write_summary(out, summary)
+    return summary
+
+
+def run_chain(model, x_top, T: int):
+    """x̂_T = x_top, then x̂_{t−1} = sigmoid(net(x̂_t, t)) down to t = 1: list of T+1 tensors (B, 1, 28, 28)."""
+    import torch
+
+    xs = [x_top]
+    for t in range(T, 0, -1):
+        x = xs[-1]
+        steps = torch.full((len(x),), t, device=x.device, dtype=torch.long)
+        xs.append(torch.cat([torch.sigmoid(model(part, s).float())
+                             for part, s in zip(x.split(500), steps.split(500))]))
+    return xs
+
+
+def psnr(x, clean) -> float:
+    from connlab.metrics import psnr_per_image
+
+    return psnr_per_image(x.clamp(0, 1), clean).mean().item()
+
+
+def chain_scores(chain, clean) -> dict:
+    import torch.nn.functional as F
+
+    ps = [psnr(x, clean) for x in chain]
+    bce = [F.binary_cross_entropy(x.float().clamp(0, 1), clean).item() for x in chain]
+    rises = sum(b > a for a, b in zip(ps, ps[1:]))
+    return {"chain_psnr": ps, "chain_bce": bce, "start_psnr": ps[0], "final_psnr": ps[-1], "final_bce": bce[-1],
+            "psnr_rises_in_steps": f"{rises}/{len(ps) - 1}"}
+
+
+def noise_stats(chain, clean) -> dict:
+    """What the chain makes of U(0,1) pixels: brightness, contrast and ink per step vs real digits."""
+    def stats(x):
+        return {"mean": x.mean().item(), "pixel_std": x.std().item(), "ink_fraction": (x > 0.5).float().mean().item()}
+
+    return {"start": "uniform U(0,1) pixels", "per_step": [stats(x) for x in chain], "real_digits": stats(clean),
+            "final_spread_across_starts": chain[-1].std(0).mean().item()}
+
+
+def chain_figure(chain, clean, path: Path, title: str) -> None:
+    from connlab import plots
+
+    T = len(chain) - 1
+    rows = [(f"x_{T} input", chain[0][:SHOWN])]
+    rows += [(f"out t={T - k}", x[:SHOWN]) for k, x in enumerate(chain[1:], start=1)]
+    if clean is not None:
+        rows.append(("clean", clean[:SHOWN]))
+    plots.image_rows(rows, path, title)
+
+
+def format_table(summary: dict) -> str:
+    lines = ["| T | condition | params | PSNR x_T (dB) | PSNR x̂_0 (dB) | BCE x̂_0 | PSNR rises | train s | img/s |",
+             "|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for e in summary["variants"].values():
+        lines.append(f"| {e['steps']} | {e['condition']} | {e['params']:,} | {e['start_psnr']:.2f} | "
+                     f"{e['final_psnr']:.2f} | {e['final_bce']:.4f} | {e['psnr_rises_in_steps']} | "
+                     f"{e['train_seconds']:.1f} | {e['train_images_per_second']:.0f} |")
+    return "\n".join(lines)

@@ -1,0 +1,251 @@
+"""``connlab rnn`` — plain RNN vs GRU (vs PyTorch's LSTM) on the adding problem.
+
+The adding problem (Hochreiter & Schmidhuber 1997): a sequence of L pairs (value, marker);
+values are uniform in [0, 1], exactly two markers are 1 — one in the first half, one in the
+second — and the target is the sum of the two marked values. The answer depends on an input
+at least L/2 steps back, so a network must carry it across the sequence.
+
+Baseline: always predicting the mean target 1 gives MSE = Var(u1 + u2) = 2/12 ≈ 0.167. A
+model at that MSE has learned nothing; near 0 it solves the task.
+
+Models: one recurrent layer (``connlab.nn.RNN``, ``connlab.nn.GRU``, or ``torch.nn.LSTM`` as
+the reference) read at the last step by a linear head. Each (model, L) pair trains with the
+same budget through ``connlab.train.fit`` on a fixed generated training set, with gradient
+clipping, and is scored on a fixed test set. The run folder:
+
+    summary.json          test MSE per model and length, the baseline, and a verdict
+    mse_vs_length.png     test MSE vs L, one line per model, the baseline dashed
+    curves.png            test MSE per epoch at the longest L
+    variants/<model>-L<L>/   metrics.jsonl, model.safetensors, checkpoints/
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+MODELS = ("rnn", "gru", "lstm")
+LABELS = {"rnn": "plain RNN (connlab)", "gru": "GRU (connlab)", "lstm": "LSTM (torch reference)"}
+DEFAULT_LENGTHS = (10, 50, 100)
+FULL_LENGTHS = (10, 50, 100, 200, 400)
+TEST_SEED = 4321     # the test sequences are the same for every model
+CLEAR_MARGIN = 0.5   # "clear": the GRU's MSE is below half the plain RNN's
+
+
+@dataclass(frozen=True)
+class RNNExperiment:
+    lengths: tuple[int, ...] = DEFAULT_LENGTHS
+    models: tuple[str, ...] = MODELS
+    hidden: int = 32
+    train_size: int = 12800
+    test_size: int = 1000
+    epochs: int = 5
+    batch_size: int = 64
+    lr: float = 3e-3
+    grad_clip: float = 1.0
+    seed: int = 0
+    device: str = "auto"
+    checkpoint_every: int = 500
+
+
+def length_list(text: str) -> tuple[int, ...]:
+    """``10,50,100`` -> (10, 50, 100); every length must be >= 2 (one marker per half)."""
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers") from None
+    if not values:
+        raise argparse.ArgumentTypeError("give at least one length")
+    bad = [v for v in values if v < 2]
+    if bad:
+        raise argparse.ArgumentTypeError(f"sequence lengths must be >= 2 (one marker in each half), got {bad[0]}")
+    return values
+
+
+def model_list(text: str) -> tuple[str, ...]:
+    values = tuple(v.strip() for v in text.split(",") if v.strip())
+    bad = [v for v in values if v not in MODELS]
+    if bad or not values:
+        raise argparse.ArgumentTypeError(f"models must be from {', '.join(MODELS)}, got {text!r}")
+    return values
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from connlab.experiments.common import nonnegative_float, positive_float, positive_int
+
+    p.add_argument("--lengths", type=length_list, default=None,
+                   help=f"sequence lengths L (default {','.join(map(str, DEFAULT_LENGTHS))}; "
+                        f"--full: {','.join(map(str, FULL_LENGTHS))})")
+    p.add_argument("--models", type=model_list, default=MODELS, help="subset of rnn,gru,lstm (default all)")
+    p.add_argument("--full", action="store_true", help="the long sweep, with twice the epochs (for a GPU)")
+    p.add_argument("--hidden", type=positive_int, default=32, help="hidden units (default 32)")
+    p.add_argument("--train-size", type=positive_int, default=12800, help="training sequences (default 12800)")
+    p.add_argument("--test-size", type=positive_int, default=1000, help="test sequences (default 1000)")
+    p.add_argument("--grad-clip", type=nonnegative_float, default=1.0, help="gradient norm clip, 0 = off (default 1)")
+    p.add_argument("--epochs", type=positive_int, default=None, help="passes over the training set (default 5; --full 10)")
+    p.add_argument("--batch-size", type=positive_int, default=64, help="(default 64)")
+    p.add_argument("--lr", type=positive_float, default=3e-3, help="Adam learning rate (default 3e-3)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda, cuda:N, mps")
+    p.add_argument("--out", type=Path, default=None, help="run folder (default runs/rnn-<timestamp>)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoints")
+    p.add_argument("--checkpoint-every", type=positive_int, default=500, help="steps between checkpoints")
+    p.set_defaults(run=run)
+
+
+def config_from_args(args: argparse.Namespace) -> RNNExperiment:
+    return RNNExperiment(
+        lengths=args.lengths or (FULL_LENGTHS if args.full else DEFAULT_LENGTHS), models=args.models,
+        hidden=args.hidden, train_size=args.train_size, test_size=args.test_size,
+        epochs=args.epochs or (10 if args.full else 5), batch_size=args.batch_size, lr=args.lr,
+        grad_clip=args.grad_clip, seed=args.seed, device=args.device, checkpoint_every=args.checkpoint_every)
+
+
+def run(args: argparse.Namespace) -> int:
+    from connlab.runs import prepare_run
+
+    out, cfg = prepare_run(args.out, "rnn", config_from_args(args), args.resume)
+    summary = run_experiment(cfg, out, resume=args.resume)
+    print(format_table(summary))
+    print(summary["verdict"])
+    print(f"run folder: {out}", file=sys.stderr)
+    return 0
+
+
+def adding_problem(n: int, length: int, generator):
+    """n sequences of the adding problem: inputs (n, L, 2) = (value, marker), targets (n,)."""
+    import torch
+
+    values = torch.rand(n, length, generator=generator)
+    half = length // 2
+    first = torch.randint(0, half, (n,), generator=generator)
+    second = torch.randint(half, length, (n,), generator=generator)
+    markers = torch.zeros(n, length)
+    rows = torch.arange(n)
+    markers[rows, first] = 1.0
+    markers[rows, second] = 1.0
+    return torch.stack([values, markers], dim=-1), (values * markers).sum(dim=1)  # (n, L, 2), (n,)
+
+
+def make_regressor(kind: str, hidden: int):
+    """A recurrent layer read at the last step by a linear head: (B, L, 2) -> (B,)."""
+    import torch
+    from torch import nn
+
+    from connlab.nn import GRU, RNN
+
+    class LastStepRegressor(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = {"rnn": lambda: RNN(2, hidden), "gru": lambda: GRU(2, hidden),
+                        "lstm": lambda: nn.LSTM(2, hidden, batch_first=True)}[kind]()
+            self.head = nn.Linear(hidden, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            """x (B, L, 2) -> prediction (B,)."""
+            outputs = self.rnn(x)[0]                           # (B, L, H) for all three layers
+            return self.head(outputs[:, -1]).squeeze(-1)       # (B,)
+
+    return LastStepRegressor()
+
+
+def run_experiment(cfg: RNNExperiment, out: Path, resume: bool = False) -> dict:
+    import torch
+
+    from connlab import plots
+    from connlab.runs import write_summary
+    from connlab.train import TrainConfig, fit, pick_device, seed_everything
+
+    device = pick_device(cfg.device)
+    results: dict[str, dict[str, dict]] = {m: {} for m in cfg.models}
+    baselines: dict[str, float] = {}
+    for length in cfg.lengths:
+        x_train, y_train = adding_problem(cfg.train_size, length, torch.Generator().manual_seed(cfg.seed + length))
+        x_test, y_test = adding_problem(cfg.test_size, length, torch.Generator().manual_seed(TEST_SEED + length))
+        x_train, y_train, x_test, y_test = (t.to(device) for t in (x_train, y_train, x_test, y_test))
+        baselines[str(length)] = ((y_test - y_train.mean()) ** 2).mean().item()
+
+        def loss_fn(model, batch, generator):
+            x, y = batch
+            return ((model(x).float() - y) ** 2).mean()
+
+        def evaluate(model, x_test=x_test, y_test=y_test):
+            pred = torch.cat([model(chunk).float() for chunk in x_test.split(1000)])
+            return {"test_mse": ((pred - y_test) ** 2).mean().item()}
+
+        for kind in cfg.models:
+            seed_everything(cfg.seed)
+            model = make_regressor(kind, cfg.hidden).to(device)
+            train_cfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed,
+                                    device=cfg.device, precision="fp32", compile="off", grad_clip=cfg.grad_clip,
+                                    checkpoint_every=cfg.checkpoint_every)
+            folder = out / "variants" / f"{kind}-L{length}"
+            result = fit(model, loss_fn, (x_train, y_train), train_cfg, folder,
+                         model_config={"kind": kind, "hidden": cfg.hidden, "length": length},
+                         evaluate=evaluate, resume=resume and (folder / "checkpoints").is_dir(),
+                         label=f"{kind} L={length}")
+            with torch.no_grad():
+                test_mse = evaluate(model)["test_mse"]
+            results[kind][str(length)] = {
+                "test_mse": test_mse, "final_train_loss": result.final_train_loss,
+                "train_seconds": result.train_seconds, "steps": result.steps,
+                "params": sum(p.numel() for p in model.parameters()),
+                "history": [{"epoch": h["epoch"], "train_loss": h["train_loss"], "test_mse": h["test_mse"]}
+                            for h in result.history],
+            }
+
+    summary = {
+        "experiment": "rnn", "task": "adding problem", "device": str(device), "lengths": list(cfg.lengths),
+        "models": {k: LABELS[k] for k in cfg.models}, "hidden": cfg.hidden, "epochs": cfg.epochs,
+        "train_size": cfg.train_size, "test_size": cfg.test_size, "grad_clip": cfg.grad_clip,
+        "baseline_mse_theory": 2 / 12, "baseline_mse": baselines,
+        "test_mse": {k: {length: r["test_mse"] for length, r in per.items()} for k, per in results.items()},
+        "results": results, "verdict": verdict(results, baselines, cfg.lengths),
+    }
+    write_summary(out, summary)
+
+    xs = list(cfg.lengths)
+    series = {LABELS[k]: (xs, [results[k][str(L)]["test_mse"] for L in xs]) for k in cfg.models}
+    series["baseline (predict the mean)"] = (xs, [baselines[str(L)] for L in xs])
+    plots.curves(series, out / "mse_vs_length.png", "sequence length L", "test MSE (log scale)",
+                 f"adding problem, hidden {cfg.hidden}, {cfg.epochs} epochs of {cfg.train_size} sequences",
+                 logy=True, styles={"baseline (predict the mean)": "--"})
+    longest = str(max(cfg.lengths))
+    curves = {}
+    for k in cfg.models:
+        hist = results[k][longest]["history"]
+        curves[LABELS[k]] = ([h["epoch"] for h in hist], [h["test_mse"] for h in hist])
+    curves["baseline"] = ([1, cfg.epochs], [baselines[longest]] * 2)
+    plots.curves(curves, out / "curves.png", "epoch", "test MSE (log scale)",
+                 f"test MSE per epoch at L = {longest}", logy=True, styles={"baseline": "--"})
+    return summary
+
+
+def verdict(results: dict, baselines: dict, lengths) -> str:
+    """Does the GRU beat the plain RNN at the longest length by a clear margin? Said from the numbers."""
+    longest = str(max(lengths))
+    if "gru" not in results or "rnn" not in results:
+        return "no verdict: the comparison needs both the rnn and the gru model"
+    gru, plain, base = results["gru"][longest]["test_mse"], results["rnn"][longest]["test_mse"], baselines[longest]
+    numbers = f"at L = {longest}: GRU test MSE {gru:.4f}, plain RNN {plain:.4f}, baseline {base:.4f}"
+    if gru < CLEAR_MARGIN * plain:
+        text = f"{numbers}: the GRU beats the plain RNN by a clear margin ({plain / max(gru, 1e-12):.1f}x lower MSE)"
+    else:
+        text = (f"{numbers}: the GRU did NOT beat the plain RNN by a clear margin (under half its MSE) "
+                f"at this budget; try more --epochs or --train-size")
+    if plain > 0.8 * base:
+        text += "; the plain RNN does not get clearly below the baseline (it has not learned to carry the marked values)"
+    return text
+
+
+def format_table(summary: dict) -> str:
+    lengths = summary["lengths"]
+    lines = ["| model | " + " | ".join(f"L={L}" for L in lengths) + " |",
+             "|---|" + "---:|" * len(lengths)]
+    for kind, label in summary["models"].items():
+        lines.append(f"| {label} | " + " | ".join(f"{summary['test_mse'][kind][str(L)]:.4f}" for L in lengths) + " |")
+    lines.append("| baseline: predict the mean | " +
+                 " | ".join(f"{summary['baseline_mse'][str(L)]:.4f}" for L in lengths) + " |")
+    return "\n".join(lines)

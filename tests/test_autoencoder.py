@@ -1,0 +1,92 @@
+import json
+
+import pytest
+import torch
+
+from connlab.cli import main
+from connlab.models.autoencoder import (
+    AutoencoderConfig, DenoisingAutoencoder, count_parameters, sequential_autoencoder,
+)
+
+
+@pytest.mark.parametrize("skip, params", [("none", 296_449), ("concat", 370_753), ("add", 296_449)])
+def test_parameter_counts_match_the_lectures_keras_model(skip, params):
+    assert count_parameters(DenoisingAutoencoder(AutoencoderConfig(skip))) == params
+
+
+@pytest.mark.parametrize("upsample", ["nearest", "transpose"])
+def test_sequential_equals_functional_without_skips(upsample):
+    functional = DenoisingAutoencoder(AutoencoderConfig("none", upsample))
+    sequential = sequential_autoencoder(upsample)
+    assert count_parameters(sequential) == count_parameters(functional)
+    with torch.no_grad():
+        for dst, src in zip(sequential.parameters(), functional.parameters()):
+            dst.copy_(src)
+    x = torch.rand(3, 1, 28, 28)
+    assert torch.allclose(sequential(x), functional(x), atol=1e-6)
+
+
+def test_skips_change_what_the_decoder_sees():
+    torch.manual_seed(0)
+    none = DenoisingAutoencoder(AutoencoderConfig("none"))
+    torch.manual_seed(0)
+    add = DenoisingAutoencoder(AutoencoderConfig("add"))  # same shapes, so same initial weights
+    x = torch.rand(2, 1, 28, 28)
+    assert not torch.allclose(none(x), add(x))
+    assert DenoisingAutoencoder(AutoencoderConfig("concat", "transpose"))(x).shape == (2, 1, 28, 28)
+    with pytest.raises(ValueError, match="skip 'dense'"):
+        AutoencoderConfig("dense")
+
+
+def test_autoencoder_cli_trains_compares_and_iterates(tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main(["autoencoder", "--skip", "all", "--epochs", "1", "--limit", "300", "--batch-size", "50",
+                 "--iterate", "2", "--seeds", "2", "--device", "cpu", "--out", str(out)])
+    assert code == 0
+    summary = json.loads((out / "summary.json").read_text())
+    noisy_bce = summary["baselines"]["noisy_input"]["bce"]
+    for skip in ("none", "concat", "add"):
+        v = summary["variants"][skip]
+        for key in ("params", "test_bce", "test_mse", "test_psnr", "test_ssim", "train_seconds",
+                    "train_images_per_second"):
+            assert key in v
+        assert len(v["seeds"]) == 2 and v["test_bce_std"] >= 0
+        assert v["test_bce"] < 0.5 * noisy_bce  # far better than the noisy input, even after 1 tiny epoch
+    assert [c["variant"] for c in summary["comparison"]] == ["concat", "add"]
+    assert len(summary["iterate"]["concat"]) == 2
+    for name in ("reconstructions.png", "loss_curves.png", "iterate.png", "comparison.md", "comparison.json"):
+        assert (out / name).stat().st_size > 0
+    assert "skip=concat" in (out / "comparison.md").read_text()
+    metrics = (out / "variants" / "none-seed1" / "metrics.jsonl").read_text().splitlines()
+    assert len(metrics) == 1 and "test_bce" in json.loads(metrics[0])
+    # a finished run resumed is loaded, not retrained, and gives the same numbers
+    assert main(["autoencoder", "--resume", "--out", str(out)]) == 0
+    again = json.loads((out / "summary.json").read_text())
+    assert again["variants"]["concat"]["test_bce"] == summary["variants"]["concat"]["test_bce"]
+
+
+def test_summary_table(capsys):
+    assert main(["autoencoder", "--summary", "--skip", "concat"]) == 0
+    out = capsys.readouterr().out
+    assert "370,753" in out and "Conv2d" in out
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--noise", "-0.1"], "--noise"),
+    (["--noise", "abc"], "--noise"),
+    (["--skip", "dense"], "--skip"),
+    (["--iterate", "0"], "--iterate"),
+    (["--epochs", "0"], "--epochs"),
+    (["--resume", "--out", "/nonexistent/run"], "no such run folder"),
+])
+def test_autoencoder_bad_input(args, needle, capsys):
+    assert main(["autoencoder", *args]) == 2
+    err = capsys.readouterr().err
+    assert needle in err and len(err.strip().splitlines()) == 1
+
+
+def test_new_run_refuses_a_folder_that_holds_one(tmp_path, capsys):
+    (tmp_path / "config.json").write_text("{}")
+    assert main(["autoencoder", "--out", str(tmp_path), "--epochs", "1"]) == 2
+    assert "already holds a run" in capsys.readouterr().err
+    assert (tmp_path / "config.json").read_text() == "{}"

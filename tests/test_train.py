@@ -1,0 +1,166 @@
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+from torch import nn
+
+from connlab.checkpoint import list_checkpoints, load_weights, model_signature, read_checkpoint
+from connlab.errors import UserError
+from connlab.train import TrainConfig, TrainingDiverged, fit
+
+
+class Tiny(nn.Module):
+    def __init__(self, width=16):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(4, width), nn.ReLU(), nn.Dropout(0.1), nn.Linear(width, 1))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+def make_data(n=40):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(n, 4, generator=g)
+    return (x, x.sum(1, keepdim=True))
+
+
+def noisy_loss(model, batch, generator):
+    x, y = batch
+    x = x + 0.1 * torch.randn(x.shape, generator=generator)  # exercises the checkpointed generator
+    return nn.functional.mse_loss(model(x), y)
+
+
+CFG = TrainConfig(epochs=2, batch_size=8, lr=1e-2, seed=3, device="cpu", checkpoint_every=3)
+
+
+def train(out, resume=False, loss=noisy_loss, cfg=CFG, width=16):
+    torch.manual_seed(0)
+    model = Tiny(width)
+    result = fit(model, loss, make_data(), cfg, out, model_config={"width": width}, resume=resume)
+    return model, result
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_resume_gives_bitwise_identical_weights(tmp_path):
+    whole, result = train(tmp_path / "whole")
+    assert result.steps == 10 and len(result.history) == 2
+
+    calls = {"n": 0}
+
+    def interrupted_loss(model, batch, generator):
+        calls["n"] += 1
+        if calls["n"] == 8:  # mid-epoch 2; the newest checkpoint is at step 6
+            raise Interrupt
+        return noisy_loss(model, batch, generator)
+
+    with pytest.raises(Interrupt):
+        train(tmp_path / "split", loss=interrupted_loss)
+    assert list_checkpoints(tmp_path / "split" / "checkpoints")[-1].name == "step-0000006"
+    resumed, result2 = train(tmp_path / "split", resume=True)
+    assert result2.resumed_from.endswith("step-0000006")
+    for (name, a), b in zip(whole.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert [h["train_loss"] for h in result.history] == [h["train_loss"] for h in result2.history]
+    lines = (tmp_path / "split" / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 2
+
+
+def test_checkpoint_round_trip_gives_identical_outputs(tmp_path):
+    model, _ = train(tmp_path)
+    model.eval()
+    fresh = Tiny()
+    load_weights(fresh, tmp_path / "model.safetensors", model_signature(model, {"width": 16}))
+    fresh.eval()
+    x = torch.randn(5, 4)
+    assert torch.equal(model(x), fresh(x))
+
+
+def test_resume_without_checkpoint_or_of_another_model_is_a_user_error(tmp_path):
+    with pytest.raises(UserError, match="no checkpoint"):
+        train(tmp_path / "empty", resume=True)
+    train(tmp_path / "a")
+    with pytest.raises(UserError, match="checkpoint of another model"):
+        train(tmp_path / "a", resume=True, width=32)
+    with pytest.raises(UserError, match="already holds checkpoints"):
+        train(tmp_path / "a")
+
+
+def test_nan_guard_stops_and_keeps_last_good_checkpoint(tmp_path):
+    calls = {"n": 0}
+
+    def exploding(model, batch, generator):
+        calls["n"] += 1
+        loss = noisy_loss(model, batch, generator)
+        return loss * float("nan") if calls["n"] >= 4 else loss
+
+    cfg = TrainConfig(epochs=2, batch_size=8, lr=1e-2, device="cpu", checkpoint_every=3, sync_every=1)
+    with pytest.raises(TrainingDiverged, match="loss is nan by step 4"):
+        train(tmp_path, loss=exploding, cfg=cfg)
+    kept = list_checkpoints(tmp_path / "checkpoints")
+    assert [p.name for p in kept] == ["step-0000003"]
+    model = Tiny()
+    state = read_checkpoint(kept[-1], model, model_signature(model, {"width": 16}))
+    assert state["step"] == 3
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    assert not (tmp_path / "model.safetensors").exists()
+
+
+def test_training_reduces_loss(tmp_path):
+    cfg = TrainConfig(epochs=8, batch_size=8, lr=1e-2, device="cpu")
+    _, result = train(tmp_path, cfg=cfg)
+    assert result.history[-1]["train_loss"] < 0.3 * result.history[0]["train_loss"]
+
+
+KILL_SCRIPT = textwrap.dedent("""
+    import sys, time, torch
+    import connlab.checkpoint as ck
+    from tests.test_train import Tiny, make_data, noisy_loss
+    from connlab.train import TrainConfig, fit
+
+    original = ck._write_checkpoint_files
+    writes = {"n": 0}
+
+    def slow_write(tmp, model, state, signature):
+        writes["n"] += 1
+        ck.save_weights(model, tmp / "model.safetensors", {"signature": signature})
+        if writes["n"] == 3:          # the third checkpoint: weights written, state not yet
+            print("MID-WRITE", flush=True)
+            time.sleep(60)
+        original(tmp, model, state, signature)
+
+    ck._write_checkpoint_files = slow_write
+    torch.manual_seed(0)
+    fit(Tiny(), noisy_loss, make_data(), TrainConfig(epochs=2, batch_size=8, lr=1e-2, seed=3, device="cpu",
+        checkpoint_every=1), sys.argv[1], model_config={"width": 16})
+""")
+
+
+def test_sigkill_during_checkpoint_write_leaves_previous_checkpoint_loadable(tmp_path):
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(out)], stdout=subprocess.PIPE, text=True,
+                            cwd=str(__import__("pathlib").Path(__file__).parents[1]))
+    try:
+        assert proc.stdout.readline().strip() == "MID-WRITE"
+    finally:
+        proc.kill()
+        proc.wait()
+    folder = out / "checkpoints"
+    kept = list_checkpoints(folder)
+    assert [p.name for p in kept] == ["step-0000001", "step-0000002"]
+    assert any(p.name.startswith(".tmp-step-0000003") for p in folder.iterdir())  # the interrupted write
+    model = Tiny()
+    assert read_checkpoint(kept[-1], model, model_signature(model, {"width": 16}))["step"] == 2
+    _, result = train(out, resume=True)  # and the run continues from it
+    assert result.resumed_from.endswith("step-0000002") and result.steps == 10
+
+
+def test_bad_train_config_values():
+    with pytest.raises(UserError, match="--epochs must be >= 1"):
+        TrainConfig(epochs=0)
+    with pytest.raises(UserError, match="--precision"):
+        TrainConfig(precision="fp8")
