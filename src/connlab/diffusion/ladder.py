@@ -60,14 +60,24 @@ E[x_{t−1} | x_t]: a blurred average of all the images that could have led to x
 
 Why samples from pure noise look the way they do
 ------------------------------------------------
-Measured on the embedded MNIST subset (see the run's ``summary.json`` and figures):
-from noised test digits the chain sharpens the digit step by step (PSNR rises in most
-steps). From pure random input the deterministic chain of conditional means collapses
-the noise into smooth, low-contrast blobs and stroke fragments rather than digits: each
-step averages over every digit compatible with its input, and no step re-injects noise
-to commit to one digit, so the structure a sampler would need to "choose" is averaged
-away. Under ``notebook`` the top rung (std mag/√T) still shows the digit, so a
-pure-noise start is also far outside what the network saw in training.
+Measured (``connlab ladder --steps 10 --dist norm --mag 1 --epochs 2``, embedded MNIST,
+9,000 train digits, 2 shared CPU cores, 736 s of training; 500 class-stratified test digits):
+PSNR against the clean digit along the chain x_10 -> x̂_0 is 11.3, 12.3, 12.8, 13.2, 13.5,
+13.9, 14.5, 15.2, 15.9, 16.1, 15.5 dB — it rises in 9 of 10 steps, +4.2 dB in all; the last
+step over-darkens and thin strokes (a "1") fade. Each early output beats the true rung it
+stands for (12.3 dB vs 11.8 at t = 9), the mark of a conditional mean; the late ones fall
+behind it (15.5 vs ∞ at t = 0) because the chain feeds its own smooth outputs back, inputs
+unlike the noisy rungs it was trained on, and isolated noise pixels survive as bright dots.
+
+From pure random input (U(0, 1) pixels) the chain produces neither digits nor blobs but
+a binarised maze of short stroke fragments: it darkens a rim at the border, pushes
+each pixel towards 0 or 1, and keeps ~38 % of pixels lit (real digits: 13 %). Why: under
+``notebook`` the top rung has noise std only mag/√T = 0.32 around a *visible* digit, so the
+network has learnt "noise is small, ink is where the bright pixels are"; U(0, 1) input,
+never seen in training, reads as ink everywhere and is sharpened, not reorganised. And the
+chain is deterministic: nothing re-injects noise to commit to one digit, each step just
+averages over what its input could have come from. DDPM's ε-prediction with a top rung of
+pure noise (ᾱ_T ≈ 0, as ``vp`` has) and a stochastic step is what turns noise into digits.
 """
 
 from __future__ import annotations

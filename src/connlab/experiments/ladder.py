@@ -126,7 +126,7 @@ def run_experiment(cfg: LadderExperiment, out: Path, resume: bool = False) -> di
 
     from connlab import plots
     from connlab.checkpoint import atomic_write_text
-    from connlab.data import load_dataset, to_unit
+    from connlab.data import load_dataset, stratified_first, to_unit
     from connlab.diffusion.ladder import LadderSchedule, full_ladder, ladder_pair, materialize, materialize_bytes
     from connlab.models.autoencoder import count_parameters
     from connlab.models.step_conditioned import StepConditionConfig, StepConditionedUNet
@@ -137,7 +137,9 @@ def run_experiment(cfg: LadderExperiment, out: Path, resume: bool = False) -> di
     data = load_dataset(cfg.dataset, cfg.data_dir, cfg.limit).to(device)
     train = data.train_images
     n = len(train)
-    clean_test = to_unit(data.test_images[:cfg.eval_images])
+    # test sets are sorted by class: take the first digits of every class, in proportion
+    keep = torch.from_numpy(stratified_first(data.test_labels.cpu().numpy(), cfg.eval_images)).to(device)
+    clean_test = to_unit(data.test_images[keep])
     starts = torch.rand(clean_test.shape, device=device,  # "completely random" images: U(0, 1) pixels
                         generator=torch.Generator(device=device).manual_seed(EVAL_SEED + 1))
 
@@ -258,13 +260,16 @@ def noise_stats(chain, clean) -> dict:
 
 
 def chain_figure(chain, clean, path: Path, title: str) -> None:
+    import torch
+
     from connlab import plots
 
     T = len(chain) - 1
-    rows = [(f"x_{T} input", chain[0][:SHOWN])]
-    rows += [(f"out t={T - k}", x[:SHOWN]) for k, x in enumerate(chain[1:], start=1)]
+    cols = torch.linspace(0, len(chain[0]) - 1, SHOWN).long()  # spread over the (class-sorted) eval set
+    rows = [(f"x_{T} input", chain[0][cols])]
+    rows += [(f"out t={T - k}", x[cols]) for k, x in enumerate(chain[1:], start=1)]
     if clean is not None:
-        rows.append(("clean", clean[:SHOWN]))
+        rows.append(("clean", clean[cols]))
     plots.image_rows(rows, path, title)
 
 
