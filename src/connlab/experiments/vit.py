@@ -13,8 +13,9 @@ draws what the last layer attends to. The run folder:
     accuracy_curve.png    test accuracy per epoch
     model.safetensors, checkpoints/
 
-The default recipe was found by measurement on 2 CPU cores and the embedded 9,000 digits
-(see the module ``DEFAULTS`` comment); ``--full`` switches to settings for a GPU and full MNIST.
+The default recipe (conv stem, AdamW, warm-up + cosine decay, shifts, label smoothing) is
+sized for a few CPU minutes on the embedded 9,000 digits; ``--full`` switches to settings for
+a GPU and full MNIST (``FULL`` below).
 """
 
 from __future__ import annotations
@@ -175,7 +176,9 @@ def run_experiment(cfg: ViTExperiment, out: Path, resume: bool = False) -> dict:
     model.eval()
     with torch.no_grad():
         accuracy = evaluate(model)["test_accuracy"]
-        shown = test_x[:SHOWN]
+        # One digit per class (the test set is ordered by label), so the figure shows 0, 1, 2, ...
+        idx = torch.stack([(data.test_labels == c).nonzero()[0, 0] for c in data.test_labels.unique()[:SHOWN]])
+        shown = test_x[idx]
         logits = model(shown).float()
         maps = [m.float() for m in model.attention_maps()]  # depth x (B, heads, T, T)
     has_cls = model_cfg.pool == "cls"
@@ -199,8 +202,8 @@ def run_experiment(cfg: ViTExperiment, out: Path, resume: bool = False) -> dict:
     write_summary(out, summary)
 
     pooled = "class token" if has_cls else "mean over queries"
-    labels = [f"label {y}, pred {p}" for y, p in zip(data.test_labels[:SHOWN].tolist(), logits.argmax(1).tolist())]
-    heads = {f"head {h}": per_head[:, h] for h in range(model_cfg.heads)}
+    labels = [f"label {y}, pred {p}" for y, p in zip(data.test_labels[idx].tolist(), logits.argmax(1).tolist())]
+    heads = {f"head {h + 1}": per_head[:, h] for h in range(model_cfg.heads)}
     heads["mean of heads"] = per_head.mean(1)
     attention_overlays(shown, heads, model_cfg.grid, labels, out / "attention_maps.png",
                        f"last-layer attention ({pooled}) over each patch")

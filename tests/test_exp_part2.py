@@ -1,0 +1,175 @@
+"""Part II experiments: the ViT and the attention sequence task, at tiny sizes."""
+
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from connlab.cli import main
+from connlab.experiments.attention import (
+    SequenceModelConfig, SequenceTransformer, head_values, make_task, source_positions,
+)
+from connlab.models.vit import ViT, ViTConfig, attention_rollout, patch_relevance
+
+
+# ---- ViT: shapes, pooling, rollout ------------------------------------------------------------
+
+@pytest.mark.parametrize("pool", ["cls", "mean"])
+@pytest.mark.parametrize("stem", [0, 8])
+def test_vit_shapes_for_class_token_and_mean_pooling(pool, stem):
+    cfg = ViTConfig(patch_size=7, dim=32, depth=2, heads=4, pool=pool, stem_channels=stem)
+    model = ViT(cfg).eval()
+    logits = model(torch.rand(3, 1, 28, 28))
+    assert logits.shape == (3, 10)
+    tokens = cfg.grid ** 2 + (1 if pool == "cls" else 0)  # 16 patches (+ class token)
+    maps = model.attention_maps()
+    assert len(maps) == 2 and maps[-1].shape == (3, 4, tokens, tokens)
+    relevance = patch_relevance(maps[-1].mean(1), pool == "cls")
+    assert relevance.shape == (3, cfg.grid ** 2)
+    if pool == "mean":  # the mean of stochastic rows is a distribution over the keys
+        torch.testing.assert_close(relevance.sum(-1), torch.ones(3))
+
+
+def test_vit_has_class_token_only_with_cls_pooling():
+    assert ViT(ViTConfig(pool="cls", dim=16, heads=2, depth=1)).cls_token is not None
+    assert ViT(ViTConfig(pool="mean", dim=16, heads=2, depth=1)).cls_token is None
+
+
+@pytest.mark.parametrize("patch", [5, 3, 8])
+def test_vit_patch_size_must_divide_28(patch):
+    with pytest.raises(ValueError, match=f"patch size {patch} does not divide the image size 28"):
+        ViTConfig(patch_size=patch)
+
+
+def test_vit_dim_must_divide_by_heads():
+    with pytest.raises(ValueError, match="embedding size 30 is not divisible by 4 heads"):
+        ViTConfig(dim=30, heads=4)
+
+
+def test_attention_rollout_rows_are_distributions_and_identity_for_one_token():
+    a = torch.softmax(torch.randn(2, 3, 5, 5), -1)
+    r = attention_rollout([a, a, a])
+    assert r.shape == (2, 5, 5)
+    torch.testing.assert_close(r.sum(-1), torch.ones(2, 5))
+    # With attention that only looks at itself, rollout is the identity.
+    eye = torch.eye(5).expand(2, 3, 5, 5)
+    torch.testing.assert_close(attention_rollout([eye, eye]), torch.eye(5).expand(2, 5, 5))
+
+
+# ---- the sequence task ------------------------------------------------------------------------
+
+def test_make_task_targets_and_sources():
+    x, y = make_task("reverse", 4, 6, torch.Generator().manual_seed(0))
+    assert torch.equal(y, x.flip(1))
+    assert torch.equal(x.gather(1, source_positions("reverse", x)), y)
+    x, y = make_task("sort", 4, 6, torch.Generator().manual_seed(0))
+    assert torch.all(y[:, 1:] >= y[:, :-1])
+    assert torch.equal(x.gather(1, source_positions("sort", x)), y)
+
+
+def test_tiny_transformer_overfits_a_reversal_batch():
+    """64 reversal sequences, 300 Adam steps: the loss falls by at least 20x (from ~ln 10)."""
+    torch.manual_seed(0)
+    x, y = make_task("reverse", 64, 6, torch.Generator().manual_seed(1))
+    model = SequenceTransformer(SequenceModelConfig(length=6, dim=32, depth=1, heads=2))
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+
+    def loss():
+        return F.cross_entropy(model(x).flatten(0, 1), y.flatten())
+
+    first = loss().item()
+    for _ in range(300):
+        opt.zero_grad()
+        value = loss()
+        value.backward()
+        opt.step()
+    last = loss().item()
+    assert first > 2.0
+    assert last < first / 20, (first, last)
+    assert (model(x).argmax(-1) == y).float().mean() > 0.99
+
+
+def test_head_values_reproduce_the_block_output():
+    """The gate figure's numbers are the network's: Σ_j α_j v_j through out_proj is the attention output."""
+    torch.manual_seed(0)
+    model = SequenceTransformer(SequenceModelConfig(length=5, dim=16, depth=2, heads=2)).eval()
+    tokens = torch.randint(0, 10, (1, 5))
+    block = model.blocks[1]
+    captured = {}
+    block.register_forward_pre_hook(lambda mod, args: captured.setdefault("x", args[0]))
+    with torch.no_grad():
+        model(tokens)
+        expected, _ = block.attn(block.norm1(captured["x"]))  # (1, L, E)
+    outputs = [head_values(model, tokens, 1, h)[2] for h in range(2)]  # 2 x (L, d)
+    weights, values, _ = head_values(model, tokens, 1, 0)
+    torch.testing.assert_close(weights.sum(-1), torch.ones(5))
+    assert values.shape == (5, 8)
+    with torch.no_grad():
+        rebuilt = block.attn.out_proj(torch.cat(outputs, dim=-1))
+    torch.testing.assert_close(rebuilt, expected[0], atol=1e-5, rtol=1e-5)
+
+
+# ---- the commands -----------------------------------------------------------------------------
+
+def _summary(folder):
+    return json.loads((folder / "summary.json").read_text())
+
+
+def test_vit_command_tiny(tmp_path):
+    out = tmp_path / "vit"
+    code = main(["vit", "--dataset", "mnist-embedded", "--limit", "256", "--epochs", "1", "--batch-size", "64",
+                 "--dim", "16", "--depth", "1", "--heads", "2", "--patch-size", "7", "--stem-channels", "4",
+                 "--warmup-steps", "2", "--device", "cpu", "--out", str(out)])
+    assert code == 0
+    for name in ("attention_maps.png", "attention_rollout.png", "accuracy_curve.png", "summary.json",
+                 "metrics.jsonl", "model.safetensors", "config.json"):
+        assert (out / name).is_file(), name
+    s = _summary(out)
+    assert 0.0 <= s["test_accuracy"] <= 1.0
+    assert s["test_images"] == 1000 and s["train_images"] == 256
+    assert s["params"] > 0 and s["model"]["patch_size"] == 7
+    assert len(s["history"]) == 1 and "test_accuracy" in s["history"][0]
+
+
+def test_vit_command_mean_pooling_plain(tmp_path):
+    out = tmp_path / "vit-mean"
+    code = main(["vit", "--dataset", "mnist-embedded", "--limit", "128", "--epochs", "1", "--dim", "16",
+                 "--depth", "1", "--heads", "2", "--patch-size", "14", "--stem-channels", "0", "--pool", "mean",
+                 "--device", "cpu", "--out", str(out)])
+    assert code == 0
+    assert (out / "attention_maps.png").is_file() and _summary(out)["model"]["pool"] == "mean"
+
+
+def test_attention_command_tiny_learns_reversal(tmp_path):
+    out = tmp_path / "att"
+    code = main(["attention", "--length", "5", "--train-size", "2000", "--test-size", "200", "--epochs", "4",
+                 "--dim", "32", "--depth", "1", "--heads", "2", "--warmup-steps", "10", "--lr", "3e-3",
+                 "--device", "cpu", "--out", str(out)])
+    assert code == 0
+    for name in ("attention_patterns.png", "softmax_gate.png", "accuracy_curve.png", "summary.json"):
+        assert (out / name).is_file(), name
+    s = _summary(out)
+    assert 0.0 <= s["sequence_accuracy"] <= s["test_accuracy"] <= 1.0
+    assert s["test_accuracy"] > 2 * s["chance_token_accuracy"]  # well above chance after 64 steps
+    assert s["weight_on_source"]["best_layer"] == 0
+
+
+def test_attention_command_sort_runs(tmp_path):
+    out = tmp_path / "sort"
+    code = main(["attention", "--task", "sort", "--length", "4", "--train-size", "256", "--test-size", "50",
+                 "--epochs", "1", "--dim", "16", "--depth", "1", "--heads", "1", "--device", "cpu",
+                 "--out", str(out)])
+    assert code == 0 and _summary(out)["task"] == "sort"
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["vit", "--patch-size", "5"], "patch size 5 does not divide"),
+    (["vit", "--dim", "30", "--heads", "4"], "embedding size 30 is not divisible by 4 heads"),
+    (["attention", "--dim", "30", "--heads", "4"], "embedding size 30 is not divisible by 4 heads"),
+])
+def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, argv, words):
+    assert main([*argv, "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert words in err and "\n" not in err
+    assert not (tmp_path / "run").exists()  # refused before a run folder is made
