@@ -164,10 +164,11 @@ def verdict(results: dict, depths) -> dict:
             f"training loss {res:.4f} vs plain {plain:.4f} — the residual net "
             + ("trained to a LOWER training loss" if better else "did NOT train to a lower training loss at this budget"))
     if deepest != shallowest:
-        p0 = results["plain"][shallowest]["final_train_loss"]
-        degraded = plain > p0
-        text += (f"; the plain net {'degrades' if degraded else 'does not degrade'} with depth "
-                 f"(training loss {p0:.4f} at depth {shallowest} -> {plain:.4f} at depth {deepest})")
+        losses = {d: results["plain"][str(d)]["final_train_loss"] for d in depths}
+        best = min(losses, key=losses.get)
+        text += (f"; the plain net degrades with depth (training loss {losses[best]:.4f} at depth {best}, its best, "
+                 f"-> {plain:.4f} at depth {deepest})" if str(best) != deepest
+                 else f"; the plain net does not degrade with depth here (depth {deepest} is its best)")
     return {"residual_beats_plain_at_deepest": better, "verdict": text}
 
 

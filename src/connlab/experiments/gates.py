@@ -128,14 +128,14 @@ def bump_figure(out: Path) -> dict:
     ax.plot(x, u1, label=f"unit 1: σ(2x + 2)  (w=2, bias 2)")
     ax.plot(x, u2, label=f"unit 2: σ(-2x + 2)  (w=-2, bias 2)")
     ax.plot(x, y, "k", lw=2.5, label="sum - 1: a bump")
-    ax.set_title("one input, two logistic units, summed")
+    ax.set_title("one input, two logistic units,\nsummed (output bias -1)")
 
     by_weight = []
     for w in BUMP_WEIGHTS:
         _, _, y = bump(x, w, a, b)
         axes[1].plot(x, y, label=f"w = {w:g}")
         by_weight.append({"w": w, "peak": y.max().item(), "fwhm": half_height_width(x, y)})
-    axes[1].set_title(f"edges fixed at a={a:g}, b={b:g}: larger |w| = steeper edges, taller bump")
+    axes[1].set_title(f"edges fixed at a={a:g}, b={b:g}:\nlarger |w| = steeper edges, taller bump")
 
     by_spacing = []
     for s in BUMP_SPACINGS:
@@ -143,7 +143,7 @@ def bump_figure(out: Path) -> dict:
         axes[2].plot(x, y, label=f"b - a = {s:g}")
         by_spacing.append({"edges": [-s / 2, s / 2], "spacing": s, "peak": y.max().item(),
                            "fwhm": half_height_width(x, y)})
-    axes[2].set_title(f"w = {STEEP:g}: the biases set the edges, so the width = b - a")
+    axes[2].set_title(f"w = {STEEP:g}: the biases set the edges,\nso the width = b - a")
     for ax in axes:
         ax.set_xlabel("input x")
         ax.set_ylabel("output")
@@ -209,7 +209,7 @@ def product_gate_figure(out: Path) -> dict:
                 label=f"x1 = {v:g}: gate σ({GATE_WEIGHT:g}x1) = {torch.sigmoid(torch.tensor(GATE_WEIGHT * v)):.2f}")
     ax.set_xlabel("x2")
     ax.set_ylabel("output")
-    ax.set_title("slices, h = linear: x1 sets the slope (0 = shut, 1 = pass)")
+    ax.set_title("slices, h = linear:\nx1 sets the slope (gate 0 = shut, 1 = pass)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.suptitle("X1 gates X2: two units multiplied", fontsize=11)

@@ -1,0 +1,180 @@
+"""``connlab skipmlp`` — an MLP with and without the input carried forward.
+
+The lecture: "carry the input forward; concatenate any earlier layer". Two classifiers of
+flattened 28x28 digits with the same hidden layers:
+
+    plain   x -> relu(W1 x) -> relu(W2 h1) -> ... -> linear head
+    skip    ``ConcatSkip``: every hidden layer sees [x, h1, ..., h_{i-1}] and the head sees
+            [x, h1, ..., h_L] — the input (and every earlier layer) carried forward by
+            concatenation (DenseNet style, Huang et al. 2017)
+
+Both train with the same budget through ``connlab.train.fit`` for ``--seeds`` seeds. The
+run folder: summary.json (final test accuracy, mean ± std over seeds, params), curves.png
+(training loss and test accuracy per epoch), variants/<kind>-seed<s>/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+KINDS = ("plain", "skip")
+
+
+@dataclass(frozen=True)
+class SkipMLPExperiment:
+    hidden: int = 32
+    layers: int = 2
+    seeds: int = 2
+    epochs: int = 5
+    batch_size: int = 128
+    lr: float = 1e-3
+    seed: int = 0
+    device: str = "auto"
+    dataset: str = "mnist"
+    data_dir: str | None = None
+    limit: int | None = None
+    precision: str = "auto"
+    compile: str = "auto"
+    checkpoint_every: int = 500
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from connlab.experiments.common import add_common, positive_int
+
+    p.add_argument("--hidden", "--width", dest="hidden", type=positive_int, default=32,
+                   help="units per hidden layer (default 32)")
+    p.add_argument("--layers", type=positive_int, default=2, help="hidden layers (default 2)")
+    p.add_argument("--seeds", type=positive_int, default=2, help="repeat each variant with K seeds (default 2)")
+    add_common(p, epochs=5)
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from connlab.runs import prepare_run
+
+    cfg = SkipMLPExperiment(
+        hidden=args.hidden, layers=args.layers, seeds=args.seeds, epochs=args.epochs, batch_size=args.batch_size,
+        lr=args.lr, seed=args.seed, device=args.device, dataset=args.dataset,
+        data_dir=str(args.data_dir) if args.data_dir else None, limit=args.limit, precision=args.precision,
+        compile=args.compile, checkpoint_every=args.checkpoint_every)
+    out, cfg = prepare_run(args.out, "skipmlp", cfg, args.resume)
+    summary = run_experiment(cfg, out, resume=args.resume)
+    for kind, e in summary["variants"].items():
+        print(f"{kind:6s} params {e['params']:7,d}  test accuracy {100 * e['test_accuracy']:.2f}% "
+              f"± {100 * e['test_accuracy_std']:.2f}  (final train loss {e['final_train_loss']:.4f})")
+    print(summary["verdict"])
+    print(f"run folder: {out}", file=sys.stderr)
+    return 0
+
+
+def make_mlp(kind: str, hidden: int, layers: int):
+    """(B, 1, 28, 28) -> logits (B, 10); ``skip`` carries the input forward by concatenation."""
+    from torch import nn
+
+    from connlab.nn import ConcatSkip
+
+    if kind == "skip":
+        body = ConcatSkip(28 * 28, hidden, layers)  # (B, 784) -> (B, 784 + layers * hidden)
+        return nn.Sequential(nn.Flatten(), body, nn.Linear(body.out_features, 10))
+    dims = [28 * 28] + [hidden] * layers
+    hidden_layers = [m for a, b in zip(dims, dims[1:]) for m in (nn.Linear(a, b), nn.ReLU())]
+    return nn.Sequential(nn.Flatten(), *hidden_layers, nn.Linear(hidden, 10))
+
+
+def run_experiment(cfg: SkipMLPExperiment, out: Path, resume: bool = False) -> dict:
+    import torch
+    import torch.nn.functional as F
+
+    from connlab import plots
+    from connlab.data import load_dataset, to_unit
+    from connlab.metrics import mean_std
+    from connlab.runs import write_summary
+    from connlab.train import TrainConfig, fit, pick_device, seed_everything
+
+    device = pick_device(cfg.device)
+    data = load_dataset(cfg.dataset, cfg.data_dir, cfg.limit).to(device)
+
+    def loss_fn(model, batch, generator):
+        images, labels = batch
+        return F.cross_entropy(model(to_unit(images)).float(), labels)
+
+    def evaluate(model):
+        logits = torch.cat([model(to_unit(chunk)).float() for chunk in data.test_images.split(1000)])
+        return {"test_accuracy": (logits.argmax(dim=1) == data.test_labels).float().mean().item()}
+
+    runs: dict[str, list[dict]] = {k: [] for k in KINDS}
+    params = {}
+    for kind in KINDS:
+        for s in range(cfg.seeds):
+            seed = cfg.seed + s
+            seed_everything(seed)
+            model = make_mlp(kind, cfg.hidden, cfg.layers).to(device)
+            params[kind] = sum(p.numel() for p in model.parameters())
+            train_cfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, seed=seed,
+                                    device=cfg.device, precision=cfg.precision, compile=cfg.compile,
+                                    checkpoint_every=cfg.checkpoint_every)
+            folder = out / "variants" / f"{kind}-seed{seed}"
+            result = fit(model, loss_fn, (data.train_images, data.train_labels), train_cfg, folder,
+                         model_config={"kind": kind, "hidden": cfg.hidden, "layers": cfg.layers}, evaluate=evaluate,
+                         resume=resume and (folder / "checkpoints").is_dir(), label=f"{kind} seed {seed}")
+            runs[kind].append({"seed": seed, "test_accuracy": result.history[-1]["test_accuracy"],
+                               "final_train_loss": result.final_train_loss, "train_seconds": result.train_seconds,
+                               "history": [{"epoch": h["epoch"], "train_loss": h["train_loss"],
+                                            "test_accuracy": h["test_accuracy"]} for h in result.history]})
+
+    variants = {}
+    for kind, per_seed in runs.items():
+        acc, acc_std = mean_std([r["test_accuracy"] for r in per_seed])
+        loss, loss_std = mean_std([r["final_train_loss"] for r in per_seed])
+        variants[kind] = {"params": params[kind], "test_accuracy": acc, "test_accuracy_std": acc_std,
+                          "final_train_loss": loss, "final_train_loss_std": loss_std, "seeds": per_seed}
+    summary = {"experiment": "skipmlp", "dataset": data.name, "data_source": data.source, "device": str(device),
+               "train_images": len(data.train_images), "test_images": len(data.test_images),
+               "hidden": cfg.hidden, "layers": cfg.layers, "epochs": cfg.epochs, "seeds": cfg.seeds,
+               "variants": variants, "verdict": verdict(variants, cfg.seeds)}
+    write_summary(out, summary)
+    curves_figure(summary, out)
+    return summary
+
+
+def verdict(variants: dict, seeds: int) -> str:
+    plain, skip = variants["plain"], variants["skip"]
+    diff = skip["test_accuracy"] - plain["test_accuracy"]
+    spread = skip["test_accuracy_std"] + plain["test_accuracy_std"]
+    text = (f"carrying the input forward changes test accuracy by {100 * diff:+.2f} points "
+            f"({100 * plain['test_accuracy']:.2f}% -> {100 * skip['test_accuracy']:.2f}%)")
+    if seeds < 2:
+        return text + "; one seed: no spread to compare with (use --seeds K)"
+    return text + (f", beyond the seed spread ({100 * spread:.2f})" if abs(diff) > spread
+                   else f", within the seed spread ({100 * spread:.2f})")
+
+
+def curves_figure(summary: dict, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for kind, style in (("plain", "--"), ("skip", "-")):
+        for r in summary["variants"][kind]["seeds"]:
+            epochs = [h["epoch"] for h in r["history"]]
+            label = f"{'without' if kind == 'plain' else 'with'} input carried forward, seed {r['seed']}"
+            axes[0].plot(epochs, [h["train_loss"] for h in r["history"]], style, marker="o", markersize=3, label=label)
+            axes[1].plot(epochs, [100 * h["test_accuracy"] for h in r["history"]], style, marker="o", markersize=3,
+                         label=label)
+    axes[0].set_ylabel("training loss (cross-entropy)")
+    axes[0].set_yscale("log")
+    axes[1].set_ylabel("test accuracy (%)")
+    for ax in axes:
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(f"MLP, {summary['layers']} hidden layers of {summary['hidden']}, {summary['dataset']} "
+                 f"({summary['train_images']} training images)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out / "curves.png", dpi=90)
+    plt.close(fig)

@@ -1,0 +1,145 @@
+"""Experiments of part I (gates, rnn, depth, skipmlp) at tiny sizes, and the plain/residual nets."""
+
+import json
+import math
+
+import pytest
+import torch
+
+from connlab.cli import main
+from connlab.models.resnet import ResNet, ResNetConfig
+from connlab.nn import ResidualBlock
+
+
+def _summary(folder):
+    return json.loads((folder / "summary.json").read_text())
+
+
+# ---- models/resnet.py -------------------------------------------------------------------
+
+@pytest.mark.parametrize("residual", [False, True])
+@pytest.mark.parametrize("depth", [1, 2, 3, 8])
+def test_resnet_shapes(depth, residual):
+    torch.manual_seed(0)
+    model = ResNet(ResNetConfig(depth=depth, width=4, residual=residual))
+    assert len(model.blocks) == depth == sum(model.config.stage_blocks)
+    assert model(torch.rand(2, 1, 28, 28)).shape == (2, 10)
+
+
+def test_stage_split_and_layer_count():
+    assert ResNetConfig(depth=8).stage_blocks == (3, 3, 2)
+    assert ResNetConfig(depth=2).stage_blocks == (1, 1, 0)
+    assert ResNetConfig(depth=20).weighted_layers == 42
+
+
+@pytest.mark.parametrize("depth", [1, 2, 8, 20])
+def test_plain_and_residual_differ_only_by_projection_shortcuts(depth):
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    plain = ResNet(ResNetConfig(depth=depth, width=4, residual=False))
+    res = ResNet(ResNetConfig(depth=depth, width=4, residual=True))
+    shortcuts = sum(count(b.shortcut) for b in res.blocks if isinstance(b, ResidualBlock))
+    assert count(res) - count(plain) == shortcuts
+    projections = sum(1 for b in res.blocks if not isinstance(b.shortcut, torch.nn.Identity))
+    assert projections == sum(1 for n in res.config.stage_blocks[1:] if n > 0)
+
+
+def test_resnet_rejects_impossible_sizes():
+    with pytest.raises(ValueError):
+        ResNetConfig(depth=0)
+    with pytest.raises(ValueError):
+        ResNetConfig(width=-1)
+
+
+# ---- the adding problem -------------------------------------------------------------------
+
+def test_adding_problem_targets_and_baseline():
+    from connlab.experiments.rnn import adding_problem
+
+    x, y = adding_problem(20000, 12, torch.Generator().manual_seed(0))
+    assert x.shape == (20000, 12, 2) and y.shape == (20000,)
+    assert torch.equal(x[..., 1].sum(dim=1), torch.full((20000,), 2.0))
+    assert x[:, :6, 1].sum(dim=1).eq(1).all() and x[:, 6:, 1].sum(dim=1).eq(1).all()  # one per half
+    torch.testing.assert_close(y, (x[..., 0] * x[..., 1]).sum(dim=1))
+    assert abs(((y - y.mean()) ** 2).mean().item() - 1 / 6) < 0.01  # the trivial baseline ≈ 0.167
+
+
+# ---- the commands, tiny -------------------------------------------------------------------
+
+def test_gates_command(tmp_path):
+    out = tmp_path / "gates"
+    assert main(["gates", "--epochs", "2", "--train-points", "256", "--device", "cpu", "--out", str(out)]) == 0
+    for name in ("bump.png", "product_gate.png", "softmax_gate.png"):
+        assert (out / name).stat().st_size > 5000
+    s = _summary(out)
+    peaks = [r["peak"] for r in s["bump"]["width_vs_weight"]]
+    assert peaks == sorted(peaks) and 0 < peaks[0] < 0.5 and peaks[-1] > 0.99  # larger w, taller bump
+    for r in s["bump"]["width_vs_spacing"]:  # at a steep weight the width is the spacing b - a
+        assert abs(r["fwhm"] - r["spacing"]) < 0.05
+    for h in ("logistic", "linear"):
+        assert s["product_gate"][h]["max_abs_out_gate_closed"] < 0.01
+        assert s["product_gate"][h]["max_abs_error_gate_open"] < 0.01
+    assert 0 <= s["product_gate"]["logistic"]["out_min"] and s["product_gate"]["logistic"]["out_max"] <= 1
+    g = s["softmax_gate"]
+    assert g["weights"] == "fitted" and 0 <= g["gate_weight_min"] <= g["gate_weight_max"] <= 1
+    assert g["row_sums_max_error"] < 1e-5
+    assert math.isfinite(g["test_mse"]) and 0 <= g["sector_agreement"] <= 1
+
+
+def test_rnn_command(tmp_path):
+    out = tmp_path / "rnn"
+    assert main(["rnn", "--lengths", "4,6", "--train-size", "128", "--test-size", "64", "--epochs", "1",
+                 "--hidden", "4", "--device", "cpu", "--out", str(out)]) == 0
+    for name in ("mse_vs_length.png", "curves.png"):
+        assert (out / name).is_file()
+    s = _summary(out)
+    assert s["lengths"] == [4, 6] and set(s["test_mse"]) == {"rnn", "gru", "lstm"}
+    for per in s["test_mse"].values():
+        assert set(per) == {"4", "6"} and all(math.isfinite(v) and v >= 0 for v in per.values())
+    assert all(0.05 < b < 0.4 for b in s["baseline_mse"].values())
+    assert abs(s["baseline_mse_theory"] - 1 / 6) < 1e-9
+    assert "L = 6" in s["verdict"]
+
+
+def test_depth_command(tmp_path):
+    out = tmp_path / "depth"
+    assert main(["depth", "--depths", "1,2", "--width", "2", "--epochs", "1", "--limit", "100",
+                 "--device", "cpu", "--out", str(out)]) == 0
+    assert (out / "depth.png").is_file() and (out / "curves.png").is_file()
+    s = _summary(out)
+    for kind in ("plain", "residual"):
+        for d in ("1", "2"):
+            r = s["results"][kind][d]
+            assert math.isfinite(r["final_train_loss"]) and 0 <= r["test_error"] <= 1
+    assert isinstance(s["residual_beats_plain_at_deepest"], bool) and "depth 2" in s["verdict"]
+
+
+def test_skipmlp_command(tmp_path):
+    out = tmp_path / "skipmlp"
+    assert main(["skipmlp", "--epochs", "2", "--limit", "1000", "--lr", "3e-3", "--seeds", "1", "--hidden", "16",
+                 "--device", "cpu", "--out", str(out)]) == 0
+    assert (out / "curves.png").is_file()
+    s = _summary(out)
+    assert s["variants"]["skip"]["params"] > s["variants"]["plain"]["params"]
+    for kind in ("plain", "skip"):
+        assert 0.3 < s["variants"][kind]["test_accuracy"] <= 1  # well above chance (0.1) after 16 steps
+
+
+@pytest.mark.parametrize("argv", [
+    ["depth", "--depths", "0"],
+    ["depth", "--width", "-4"],
+    ["rnn", "--lengths", "0"],
+    ["rnn", "--lengths", "10,0"],
+    ["rnn", "--hidden", "0"],
+    ["skipmlp", "--width", "-3"],
+    ["skipmlp", "--layers", "0"],
+    ["gates", "--k", "0"],
+])
+def test_bad_input_exits_2(argv, tmp_path, capsys):
+    try:
+        code = main(argv + ["--out", str(tmp_path / "never")])
+    except SystemExit as exc:  # argparse errors exit from inside the parser
+        code = exc.code
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "error" in err
+    assert not (tmp_path / "never").exists()
