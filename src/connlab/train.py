@@ -46,6 +46,7 @@ class TrainConfig:
     device: str = "auto"
     precision: str = "auto"        # auto: bf16 autocast on CUDA, fp32 elsewhere
     compile: str = "auto"          # auto: torch.compile on CUDA only; "on" / "off"
+    channels_last: str = "auto"    # auto: on (measured faster for the lab's conv nets on CPU); "on" / "off"
     optimizer: str = "adam"        # adam | adamw
     lr_schedule: str = "constant"  # constant | cosine (with linear warm-up)
     warmup_steps: int = 0
@@ -61,8 +62,9 @@ class TrainConfig:
             raise UserError(f"--lr must be > 0, got {self.lr}")
         if self.precision not in PRECISIONS:
             raise UserError(f"--precision {self.precision!r} is not one of {', '.join(PRECISIONS)}")
-        if self.compile not in ("auto", "on", "off"):
-            raise UserError(f"--compile {self.compile!r} is not one of auto, on, off")
+        for name in ("compile", "channels_last"):
+            if getattr(self, name) not in ("auto", "on", "off"):
+                raise UserError(f"--{name.replace('_', '-')} {getattr(self, name)!r} is not one of auto, on, off")
         if self.optimizer not in ("adam", "adamw"):
             raise UserError(f"optimizer {self.optimizer!r} is not one of adam, adamw")
         if self.lr_schedule not in ("constant", "cosine"):
@@ -164,6 +166,9 @@ def fit(
 
     use_bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and device.type == "cuda")
     use_compile = cfg.compile == "on" or (cfg.compile == "auto" and device.type == "cuda")
+    if cfg.channels_last != "off":
+        # NHWC lets oneDNN / cuDNN pick their fast convolution kernels; other layers are unaffected
+        model.to(memory_format=torch.channels_last)
     step_model = torch.compile(model) if use_compile else model
     opt_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
     opt_kwargs = {"fused": True} if device.type == "cuda" else {}

@@ -42,6 +42,7 @@ class AutoencoderExperiment:
     limit: int | None = None
     precision: str = "auto"
     compile: str = "auto"
+    channels_last: str = "auto"
     checkpoint_every: int = 500
 
     @property
@@ -61,6 +62,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--iterate", type=positive_int, default=None,
                    help="feed the denoised output back K times and measure each pass")
     p.add_argument("--summary", action="store_true", help="print the model summary table and exit")
+    p.add_argument("--channels-last", default="auto", choices=("auto", "on", "off"),
+                   help="NHWC memory format for the convolutions (auto: on; off for debugging)")
     add_common(p, epochs=3)
     p.set_defaults(run=run)
 
@@ -70,7 +73,8 @@ def config_from_args(args: argparse.Namespace) -> AutoencoderExperiment:
         skip=args.skip, upsample=args.upsample, noise=args.noise, noise_dist=args.noise_dist, seeds=args.seeds,
         iterate=args.iterate or 0, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
         device=args.device, dataset=args.dataset, data_dir=str(args.data_dir) if args.data_dir else None,
-        limit=args.limit, precision=args.precision, compile=args.compile, checkpoint_every=args.checkpoint_every)
+        limit=args.limit, precision=args.precision, compile=args.compile, channels_last=args.channels_last,
+        checkpoint_every=args.checkpoint_every)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -139,6 +143,7 @@ def run_experiment(cfg: AutoencoderExperiment, out: Path, resume: bool = False) 
             model = DenoisingAutoencoder(model_cfg).to(device)
             train_cfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, seed=seed,
                                     device=cfg.device, precision=cfg.precision, compile=cfg.compile,
+                                    channels_last=cfg.channels_last,
                                     checkpoint_every=cfg.checkpoint_every)
             folder = out / "variants" / f"{skip}-seed{seed}"
             result = fit(model, loss_fn, (data.train_images,), train_cfg, folder, model_config=asdict(model_cfg),
