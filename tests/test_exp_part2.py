@@ -16,13 +16,14 @@ from connlab.models.vit import ViT, ViTConfig, attention_rollout, patch_relevanc
 # ---- ViT: shapes, pooling, rollout ------------------------------------------------------------
 
 @pytest.mark.parametrize("pool", ["cls", "mean"])
-@pytest.mark.parametrize("stem", [0, 8])
-def test_vit_shapes_for_class_token_and_mean_pooling(pool, stem):
-    cfg = ViTConfig(patch_size=7, dim=32, depth=2, heads=4, pool=pool, stem_channels=stem)
+@pytest.mark.parametrize("stem, patch", [(0, 7), (8, 1)])
+def test_vit_shapes_for_class_token_and_mean_pooling(pool, stem, patch):
+    cfg = ViTConfig(patch_size=patch, dim=32, depth=2, heads=4, pool=pool, stem_channels=stem)
     model = ViT(cfg).eval()
     logits = model(torch.rand(3, 1, 28, 28))
     assert logits.shape == (3, 10)
-    tokens = cfg.grid ** 2 + (1 if pool == "cls" else 0)  # 16 patches (+ class token)
+    assert cfg.grid == (4 if stem == 0 else 7)
+    tokens = cfg.grid ** 2 + (1 if pool == "cls" else 0)  # 16 or 49 patches (+ class token)
     maps = model.attention_maps()
     assert len(maps) == 2 and maps[-1].shape == (3, 4, tokens, tokens)
     relevance = patch_relevance(maps[-1].mean(1), pool == "cls")
@@ -36,10 +37,28 @@ def test_vit_has_class_token_only_with_cls_pooling():
     assert ViT(ViTConfig(pool="mean", dim=16, heads=2, depth=1)).cls_token is None
 
 
+def test_vit_conv_stem_downsamples_to_a_7x7_grid():
+    model = ViT(ViTConfig(stem_channels=16, dim=32, heads=2, depth=1))
+    assert model.stem(torch.rand(2, 1, 28, 28)).shape == (2, 16, 7, 7)
+    assert model.pos_embed.shape == (1, 49, 32)
+
+
 @pytest.mark.parametrize("patch", [5, 3, 8])
 def test_vit_patch_size_must_divide_28(patch):
     with pytest.raises(ValueError, match=f"patch size {patch} does not divide the image size 28"):
+        ViTConfig(patch_size=patch, stem_channels=0)
+
+
+@pytest.mark.parametrize("patch", [2, 4, 14])
+def test_vit_patch_size_must_divide_the_stem_output(patch):
+    with pytest.raises(ValueError, match=f"patch size {patch} does not divide the conv stem's output size 7; "
+                                         "choose one of 1, 7"):
         ViTConfig(patch_size=patch)
+
+
+def test_vit_stem_channels_must_be_a_multiple_of_4():
+    with pytest.raises(ValueError, match="stem channels must be 0 or a positive multiple of 4, got 6"):
+        ViTConfig(stem_channels=6)
 
 
 def test_vit_dim_must_divide_by_heads():
@@ -119,7 +138,7 @@ def _summary(folder):
 def test_vit_command_tiny(tmp_path):
     out = tmp_path / "vit"
     code = main(["vit", "--dataset", "mnist-embedded", "--limit", "256", "--epochs", "1", "--batch-size", "64",
-                 "--dim", "16", "--depth", "1", "--heads", "2", "--patch-size", "7", "--stem-channels", "4",
+                 "--dim", "16", "--depth", "1", "--heads", "2", "--patch-size", "1", "--stem-channels", "4",
                  "--warmup-steps", "2", "--device", "cpu", "--out", str(out)])
     assert code == 0
     for name in ("attention_maps.png", "attention_rollout.png", "accuracy_curve.png", "summary.json",
@@ -128,7 +147,7 @@ def test_vit_command_tiny(tmp_path):
     s = _summary(out)
     assert 0.0 <= s["test_accuracy"] <= 1.0
     assert s["test_images"] == 1000 and s["train_images"] == 256
-    assert s["params"] > 0 and s["model"]["patch_size"] == 7
+    assert s["params"] > 0 and s["model"]["patch_size"] == 1 and s["recipe"]["threads"] == 1
     assert len(s["history"]) == 1 and "test_accuracy" in s["history"][0]
 
 

@@ -1,17 +1,20 @@
 """A small Vision Transformer (Dosovitskiy et al. 2021) for 28x28 digits.
 
     image (B, 1, 28, 28)
-      -> [optional conv stem: 3x3 convs at full resolution]     (B, C, 28, 28)
-      -> patch embedding: a p x p conv with stride p            (B, dim, 28/p, 28/p)
-      -> tokens, + learned position embeddings                  (B, N, dim), N = (28/p)^2
+      -> conv stem: three 3x3 convs, two with stride 2          (B, C, 7, 7)   [stem_channels = 0: skipped]
+      -> patch embedding: a p x p conv with stride p            (B, dim, 7/p, 7/p)   [plain: 28/p]
+      -> tokens, + learned position embeddings                  (B, N, dim), N = grid^2 (49 by default)
       -> [class token prepended]                                (B, 1 + N, dim)
       -> depth x TransformerBlock (pre-norm attention + MLP)
       -> LayerNorm, pool (class token or mean over patches), Linear -> logits (B, classes)
 
-Why the optional stem: a plain ViT has to learn from 9,000 digits that neighbouring pixels
-belong together; a few 3x3 convolutions give it that prior for free (Xiao et al. 2021,
-"Early convolutions help transformers see better") and make it train much faster on small
-data. The stem keeps the 28x28 resolution, so the attention maps still live on the patch grid.
+Why the stem: a plain ViT has to learn from 9,000 digits that neighbouring pixels belong
+together; a few 3x3 convolutions give it that prior for free. Replacing the ViT's patchify
+layer by a small strided conv stem ("hybrid" ViT, Dosovitskiy et al. 2021 Sec. 3.1; Xiao et al.
+2021, "Early convolutions help transformers see better") trains faster and more stably. The
+stem does the downsampling, so the tokens still form a 7x7 grid over the digit and the
+attention maps are drawn on it; with the stem the patch size is counted on that 7x7 map
+(default 1: one token per stem position).
 
 Glossary (code -> Dosovitskiy et al. 2021, Eq. 1-4): ``cls_token`` x_class, ``pos_embed``
 E_pos, ``patch_embed`` E, ``blocks`` the L encoder layers, ``head`` the MLP head on z_L^0.
@@ -27,49 +30,65 @@ from torch import nn
 from connlab.nn.attention import TransformerBlock
 
 POOLS = ("cls", "mean")
+STEM_STRIDE = 4  # the conv stem halves the resolution twice: 28 -> 14 -> 7
 
 
 @dataclass(frozen=True)
 class ViTConfig:
     image_size: int = 28
     in_channels: int = 1
-    patch_size: int = 4
+    patch_size: int = 1        # counted on the stem's 7x7 output (or on the 28x28 image without a stem)
     dim: int = 64
     depth: int = 4
     heads: int = 4
     mlp_ratio: int = 2
     pool: str = "cls"          # cls: classify the class token; mean: average the patch tokens
-    stem_channels: int = 0     # 0: plain ViT; C > 0: a 3x3 conv (1 -> C) + BatchNorm + GELU before patching
+    stem_channels: int = 64    # 0: plain ViT; C > 0 (a multiple of 4): conv stem of widths C/4, C/2, C
     dropout: float = 0.0
     num_classes: int = 10
 
     def __post_init__(self):
-        if self.patch_size < 1 or self.image_size % self.patch_size != 0:
-            divisors = [d for d in range(1, self.image_size + 1) if self.image_size % d == 0]
-            raise ValueError(f"patch size {self.patch_size} does not divide the image size {self.image_size}; "
+        if self.stem_channels < 0 or self.stem_channels % 4:
+            raise ValueError(f"stem channels must be 0 or a positive multiple of 4, got {self.stem_channels}")
+        if self.stem_channels and self.image_size % STEM_STRIDE:
+            raise ValueError(f"the conv stem needs an image size divisible by {STEM_STRIDE}, got {self.image_size}")
+        size = self.feature_size
+        if self.patch_size < 1 or size % self.patch_size != 0:
+            what = "conv stem's output size" if self.stem_channels else "image size"
+            divisors = [d for d in range(1, size + 1) if size % d == 0]
+            raise ValueError(f"patch size {self.patch_size} does not divide the {what} {size}; "
                              f"choose one of {', '.join(map(str, divisors))}")
         if self.heads < 1 or self.dim % self.heads != 0:
             raise ValueError(f"embedding size {self.dim} is not divisible by {self.heads} heads")
         if self.pool not in POOLS:
             raise ValueError(f"pool {self.pool!r} is not one of {', '.join(POOLS)}")
-        if self.stem_channels < 0:
-            raise ValueError(f"stem channels must be >= 0, got {self.stem_channels}")
+
+    @property
+    def feature_size(self) -> int:
+        """Side of the map that is cut into patches: the stem's output, or the image itself."""
+        return self.image_size // STEM_STRIDE if self.stem_channels else self.image_size
 
     @property
     def grid(self) -> int:
         """Patches per side: the attention maps are grid x grid."""
-        return self.image_size // self.patch_size
+        return self.feature_size // self.patch_size
 
 
 def conv_stem(in_channels: int, channels: int) -> nn.Sequential:
-    """A 3x3 conv + BatchNorm + GELU at full resolution: (B, in, H, W) -> (B, channels, H, W).
+    """Three 3x3 conv + BatchNorm + GELU layers: (B, in, 28, 28) -> (B, channels, 7, 7).
 
-    One layer is enough here: it makes neighbouring patches overlap (each token now sees a
-    (p + 2) x (p + 2) window) and hands the patch embedding local edge features. A second
-    full-resolution conv is left out to keep the CPU default within a few minutes.
+    Xiao et al. 2021: a stack of stride-2 3x3 convs in place of the ViT's one big patchify
+    conv. Measured on the embedded digits (2 CPU cores, one thread): the old full-resolution
+    single conv + 4x4 patches reached 87% after 3 epochs; with this stem the default reaches
+    97.6% after 6 epochs (about 2.3 CPU minutes), and a step costs less (0.33 s against 0.40 s
+    of CPU at batch 128), the strided 3x3 convs doing the work of the 4x4 patch conv.
     """
-    return nn.Sequential(nn.Conv2d(in_channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels),
-                         nn.GELU())
+    widths = [in_channels, channels // 4, channels // 2, channels]
+    layers = []
+    for i, stride in enumerate((1, 2, 2)):  # 28 -> 28 -> 14 -> 7
+        layers += [nn.Conv2d(widths[i], widths[i + 1], 3, stride=stride, padding=1, bias=False),
+                   nn.BatchNorm2d(widths[i + 1]), nn.GELU()]
+    return nn.Sequential(*layers)
 
 
 class ViT(nn.Module):
@@ -91,7 +110,7 @@ class ViT(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x (B, C, 28, 28) in [0, 1] -> logits (B, num_classes)."""
-        h = self.patch_embed(self.stem(x))  # (B, dim, g, g)
+        h = self.patch_embed(self.stem(x))  # (B, dim, grid, grid)
         h = h.flatten(2).transpose(1, 2) + self.pos_embed  # (B, N, dim)
         if self.cls_token is not None:
             h = torch.cat([self.cls_token.expand(len(h), -1, -1), h], dim=1)  # (B, 1 + N, dim)
