@@ -19,31 +19,23 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from connlab.experiments.common import TrainingSettings
+
 SKIP_CHOICES = ("none", "concat", "add", "all")
 EVAL_SEED = 1234  # the noisy test set is the same for every variant and seed
 SHOWN = 10        # test digits in the figures
 
 
 @dataclass(frozen=True)
-class AutoencoderExperiment:
+class AutoencoderExperiment(TrainingSettings):
     skip: str = "all"
     upsample: str = "nearest"
     noise: float = 0.5
     noise_dist: str = "norm"
     seeds: int = 1
     iterate: int = 0
-    epochs: int = 3
-    batch_size: int = 128
-    lr: float = 1e-3
-    seed: int = 0
-    device: str = "auto"
-    dataset: str = "mnist"
-    data_dir: str | None = None
-    limit: int | None = None
-    precision: str = "auto"
-    compile: str = "auto"
     channels_last: str = "auto"
-    checkpoint_every: int = 500
+    epochs: int = 3
 
     @property
     def variants(self) -> tuple[str, ...]:
@@ -69,12 +61,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> AutoencoderExperiment:
-    return AutoencoderExperiment(
-        skip=args.skip, upsample=args.upsample, noise=args.noise, noise_dist=args.noise_dist, seeds=args.seeds,
-        iterate=args.iterate or 0, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-        device=args.device, dataset=args.dataset, data_dir=str(args.data_dir) if args.data_dir else None,
-        limit=args.limit, precision=args.precision, compile=args.compile, channels_last=args.channels_last,
-        checkpoint_every=args.checkpoint_every)
+    return AutoencoderExperiment.from_args(
+        args, skip=args.skip, upsample=args.upsample, noise=args.noise, noise_dist=args.noise_dist,
+        seeds=args.seeds, iterate=args.iterate or 0, channels_last=args.channels_last)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -112,7 +101,7 @@ def run_experiment(cfg: AutoencoderExperiment, out: Path, resume: bool = False) 
     from connlab.metrics import image_metrics, mean_std
     from connlab.models.autoencoder import AutoencoderConfig, DenoisingAutoencoder, count_parameters
     from connlab.runs import write_summary
-    from connlab.train import TrainConfig, fit, pick_device, seed_everything
+    from connlab.train import fit, pick_device, seed_everything
 
     check_noise(cfg.noise, cfg.noise_dist)
     device = pick_device(cfg.device)
@@ -141,10 +130,7 @@ def run_experiment(cfg: AutoencoderExperiment, out: Path, resume: bool = False) 
             seed_everything(seed)
             model_cfg = AutoencoderConfig(skip, cfg.upsample)
             model = DenoisingAutoencoder(model_cfg).to(device)
-            train_cfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, seed=seed,
-                                    device=cfg.device, precision=cfg.precision, compile=cfg.compile,
-                                    channels_last=cfg.channels_last,
-                                    checkpoint_every=cfg.checkpoint_every)
+            train_cfg = cfg.train_config(seed=seed, channels_last=cfg.channels_last)
             folder = out / "variants" / f"{skip}-seed{seed}"
             result = fit(model, loss_fn, (data.train_images,), train_cfg, folder, model_config=asdict(model_cfg),
                          evaluate=evaluate, resume=resume and (folder / "checkpoints").is_dir(),

@@ -22,22 +22,14 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from connlab.experiments.common import TrainingSettings
+
 FULL_EPOCHS = 6
 
 
 @dataclass(frozen=True)
-class ClassifierExperiment:
-    epochs: int = 5
-    batch_size: int = 128
+class ClassifierExperiment(TrainingSettings):
     lr: float = 2e-3
-    seed: int = 0
-    device: str = "auto"
-    dataset: str = "mnist"
-    data_dir: str | None = None
-    limit: int | None = None
-    precision: str = "auto"
-    compile: str = "auto"
-    checkpoint_every: int = 500
     full: bool = False
     feature_dim: int = 64
 
@@ -56,11 +48,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from connlab.runs import prepare_run
 
-    cfg = ClassifierExperiment(
-        epochs=FULL_EPOCHS if args.full else args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-        device=args.device, dataset=args.dataset, data_dir=str(args.data_dir) if args.data_dir else None,
-        limit=args.limit, precision=args.precision, compile=args.compile, checkpoint_every=args.checkpoint_every,
-        full=args.full, feature_dim=args.feature_dim)
+    cfg = ClassifierExperiment.from_args(args, epochs=FULL_EPOCHS if args.full else args.epochs, full=args.full,
+                                         feature_dim=args.feature_dim)
     out, cfg = prepare_run(args.out, "classifier", cfg, args.resume)
     summary = run_experiment(cfg, out, resume=args.resume)
     print(f"test accuracy {summary['test_accuracy']:.2%} on {summary['test_images']:,} {summary['data_source']} "
@@ -78,7 +67,7 @@ def run_experiment(cfg: ClassifierExperiment, out: Path, resume: bool = False, d
     from connlab.errors import UserError
     from connlab.models.classifier import ClassifierConfig, MnistClassifier, count_parameters
     from connlab.runs import write_summary
-    from connlab.train import TrainConfig, fit, pick_device, seed_everything
+    from connlab.train import fit, pick_device, seed_everything
 
     device = pick_device(cfg.device)
     if data is None:
@@ -98,9 +87,7 @@ def run_experiment(cfg: ClassifierExperiment, out: Path, resume: bool = False, d
     def evaluate(model):
         return {"test_accuracy": accuracy(model, data.test_images, data.test_labels)}
 
-    train_cfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed, device=cfg.device,
-                            precision=cfg.precision, compile=cfg.compile, checkpoint_every=cfg.checkpoint_every,
-                            optimizer="adamw", weight_decay=1e-4, lr_schedule="cosine", warmup_steps=50)
+    train_cfg = cfg.train_config(optimizer="adamw", weight_decay=1e-4, lr_schedule="cosine", warmup_steps=50)
     result = fit(model, loss_fn, (data.train_images, data.train_labels), train_cfg, out,
                  model_config=json.loads(json.dumps(asdict(model_cfg))), evaluate=evaluate, resume=resume, label="classifier")
     with torch.no_grad():

@@ -3,9 +3,50 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from connlab.train import TrainConfig
 
 
+@dataclass(frozen=True)
+class TrainingSettings:
+    """The training settings of every experiment that takes ``add_common``'s flags, one field per flag.
+
+    An experiment's config inherits these and redeclares a field only to change its default
+    (``epochs: int = 3``). The names are config.json's keys: ``connlab.runs.prepare_run``
+    rebuilds a saved config from them on ``--resume``.
+    """
+
+    epochs: int = 5
+    batch_size: int = 128
+    lr: float = 1e-3
+    seed: int = 0
+    device: str = "auto"
+    dataset: str = "mnist"
+    data_dir: str | None = None  # a str, not a Path, so config.json stays JSON
+    limit: int | None = None
+    precision: str = "auto"
+    compile: str = "auto"
+    checkpoint_every: int = 500
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace, **own):
+        """The config from ``add_common``'s flags in ``args`` plus the experiment's ``own`` fields (which win)."""
+        common = {f.name: getattr(args, f.name) for f in fields(TrainingSettings)}
+        common["data_dir"] = str(args.data_dir) if args.data_dir else None
+        return cls(**{**common, **own})
+
+    def train_config(self, **overrides) -> TrainConfig:
+        """The trainer's config from these settings; ``overrides`` sets the experiment's recipe
+        (optimizer, lr_schedule, warmup_steps, grad_clip, weight_decay, a per-run seed, ...)."""
+        from connlab.train import TrainConfig
+
+        base = dict(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, seed=self.seed, device=self.device,
+                    precision=self.precision, compile=self.compile, checkpoint_every=self.checkpoint_every)
+        return TrainConfig(**{**base, **overrides})
 
 
 def positive_int(text: str) -> int:
@@ -53,11 +94,3 @@ def add_common(p: argparse.ArgumentParser, *, epochs: int, batch_size: int = 128
     g.add_argument("--compile", default="auto", choices=("auto", "on", "off"), help="torch.compile (auto: on CUDA)")
     g.add_argument("--checkpoint-every", type=positive_int, default=500, help="steps between checkpoints (default 500)")
 
-
-def train_config(args: argparse.Namespace, **overrides):
-    from connlab.train import TrainConfig
-
-    base = dict(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=args.device,
-                precision=args.precision, compile=args.compile, checkpoint_every=args.checkpoint_every)
-    base.update(overrides)
-    return TrainConfig(**base)

@@ -23,6 +23,8 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from connlab.experiments.common import TrainingSettings
+
 DEFAULT_DEPTHS = (2, 8, 20)
 FULL_DEPTHS = (2, 8, 20, 32, 56)
 DEFAULT_LIMIT = 2000       # training images by default on a CPU; --full uses the whole set
@@ -31,20 +33,12 @@ KINDS = ("plain", "residual")
 
 
 @dataclass(frozen=True)
-class DepthExperiment:
+class DepthExperiment(TrainingSettings):
     depths: tuple[int, ...] = DEFAULT_DEPTHS
     width: int = 8
     epochs: int = 3
     batch_size: int = 64
-    lr: float = 1e-3
-    seed: int = 0
-    device: str = "auto"
-    dataset: str = "mnist"
-    data_dir: str | None = None
     limit: int | None = DEFAULT_LIMIT
-    precision: str = "auto"
-    compile: str = "auto"
-    checkpoint_every: int = 500
 
 
 def depth_list(text: str) -> tuple[int, ...]:
@@ -74,12 +68,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> DepthExperiment:
-    return DepthExperiment(
-        depths=args.depths or (FULL_DEPTHS if args.full else DEFAULT_DEPTHS), width=args.width,
-        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=args.device,
-        dataset=args.dataset, data_dir=str(args.data_dir) if args.data_dir else None,
-        limit=args.limit or (None if args.full else DEFAULT_LIMIT), precision=args.precision,
-        compile=args.compile, checkpoint_every=args.checkpoint_every)
+    return DepthExperiment.from_args(
+        args, depths=args.depths or (FULL_DEPTHS if args.full else DEFAULT_DEPTHS), width=args.width,
+        limit=args.limit or (None if args.full else DEFAULT_LIMIT))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -100,7 +91,7 @@ def run_experiment(cfg: DepthExperiment, out: Path, resume: bool = False) -> dic
     from connlab.data import load_dataset, to_unit
     from connlab.models.resnet import ResNet, ResNetConfig
     from connlab.runs import write_summary
-    from connlab.train import TrainConfig, fit, pick_device, seed_everything
+    from connlab.train import fit, pick_device, seed_everything
 
     device = pick_device(cfg.device)
     data = load_dataset(cfg.dataset, cfg.data_dir, cfg.limit).to(device)
@@ -123,9 +114,7 @@ def run_experiment(cfg: DepthExperiment, out: Path, resume: bool = False) -> dic
             seed_everything(cfg.seed)
             model_cfg = ResNetConfig(depth, cfg.width, residual=kind == "residual")
             model = ResNet(model_cfg).to(device)
-            train_cfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed,
-                                    device=cfg.device, precision=cfg.precision, compile=cfg.compile,
-                                    checkpoint_every=cfg.checkpoint_every)
+            train_cfg = cfg.train_config()
             folder = out / "variants" / f"{kind}-d{depth}"
             result = fit(model, loss_fn, (data.train_images, data.train_labels), train_cfg, folder,
                          model_config=asdict(model_cfg), evaluate=evaluate,

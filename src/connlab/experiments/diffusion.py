@@ -40,6 +40,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from connlab.experiments.common import TrainingSettings
+
 EVAL_SEED = 1234
 EVAL_GRID = ((("ddim", 10), ("ddim", 20), ("ddim", 50), ("ddim", 100)), "ddpm")
 TRAJECTORY_SAMPLES = 6
@@ -62,7 +64,7 @@ PRESETS = {
 
 
 @dataclass(frozen=True)
-class DiffusionExperiment:
+class DiffusionExperiment(TrainingSettings):
     preset: str = "default"
     space: str = "latent"
     schedule: str = "cosine"
@@ -79,16 +81,7 @@ class DiffusionExperiment:
     ae_epochs: int = 4
     latent_channels: int = 4
     epochs: int = 12
-    batch_size: int = 128
     lr: float = 2e-3
-    seed: int = 0
-    device: str = "auto"
-    dataset: str = "mnist"
-    data_dir: str | None = None
-    limit: int | None = None
-    precision: str = "auto"
-    compile: str = "auto"
-    checkpoint_every: int = 500
     threads: int = 0             # 0: one intra-op thread on CPU (measured faster here), all on GPU
     classifier: str | None = None
     eval_num: int = 500          # samples scored at the end of training
@@ -177,17 +170,14 @@ def _int_tuple(text: str) -> tuple[int, ...]:
 def config_from_args(args: argparse.Namespace) -> DiffusionExperiment:
     preset = PRESETS[args.preset]
     pick = lambda name: getattr(args, name) if getattr(args, name) is not None else preset[name]  # noqa: E731
-    return DiffusionExperiment(
-        preset=args.preset, space=pick("space"), schedule=pick("schedule"), prediction=pick("prediction"),
+    return DiffusionExperiment.from_args(
+        args, preset=args.preset, space=pick("space"), schedule=pick("schedule"), prediction=pick("prediction"),
         timesteps=pick("timesteps"), base_channels=pick("base_channels"), channel_mults=tuple(pick("channel_mults")),
         num_res_blocks=args.num_res_blocks, attention=pick("attention"), dropout=args.dropout,
         ema_decay=pick("ema_decay"), class_cond=args.class_cond, label_dropout=args.label_dropout,
         ae_epochs=pick("ae_epochs") or 1, epochs=pick("epochs"), batch_size=pick("batch_size"), lr=pick("lr"),
-        seed=args.seed, device=args.device, dataset=args.dataset,
-        data_dir=str(args.data_dir) if args.data_dir else None, limit=args.limit, precision=args.precision,
-        compile=args.compile, checkpoint_every=args.checkpoint_every, threads=args.threads,
-        classifier=str(args.classifier) if args.classifier else None, eval_num=args.eval_num,
-        eval_steps=args.eval_steps)
+        threads=args.threads, classifier=str(args.classifier) if args.classifier else None,
+        eval_num=args.eval_num, eval_steps=args.eval_steps)
 
 
 def _set_threads(threads: int, device) -> None:
@@ -231,7 +221,7 @@ def train(cfg: DiffusionExperiment, out: Path, resume: bool = False) -> dict:
     from connlab.diffusion import EMA, diffusion_loss
     from connlab.models.diffusion_unet import DiffusionUNet
     from connlab.runs import write_summary
-    from connlab.train import TrainConfig, fit, pick_device, seed_everything
+    from connlab.train import fit, pick_device, seed_everything
 
     device = pick_device(cfg.device)
     _set_threads(cfg.threads, device)
@@ -270,9 +260,7 @@ def train(cfg: DiffusionExperiment, out: Path, resume: bool = False) -> dict:
         out_ = model(schedule.q_sample(x0, t, eps), t, y)
         return diffusion_loss(out_.float(), x0, eps, t, schedule, cfg.prediction)
 
-    train_cfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed, device=cfg.device,
-                            precision=cfg.precision, compile=cfg.compile, checkpoint_every=cfg.checkpoint_every,
-                            optimizer="adamw", lr_schedule="cosine", warmup_steps=100, grad_clip=1.0)
+    train_cfg = cfg.train_config(optimizer="adamw", lr_schedule="cosine", warmup_steps=100, grad_clip=1.0)
     result = fit(model, loss_fn, (x0_train, data.train_labels), train_cfg, out, model_config=_plain(unet_cfg),
                  ema=ema, resume=resume and (out / "checkpoints").is_dir(), label=f"{cfg.space} DDPM")
     summary.update({"unet_params": sum(p.numel() for p in model.parameters()), "steps": result.steps,
@@ -306,7 +294,7 @@ def train_autoencoder(cfg: DiffusionExperiment, out: Path, data, resume: bool):
     from connlab.data import to_unit
     from connlab.metrics import image_metrics
     from connlab.models.latent_ae import LatentAEConfig, LatentAutoencoder
-    from connlab.train import TrainConfig, fit
+    from connlab.train import fit
 
     ae_cfg = LatentAEConfig(latent_channels=cfg.latent_channels)
     ae = LatentAutoencoder(ae_cfg).to(data.train_images.device)
@@ -315,10 +303,8 @@ def train_autoencoder(cfg: DiffusionExperiment, out: Path, data, resume: bool):
     if final.is_file():  # finished before an interruption of the U-Net's training
         load_weights(ae, final, signature)
         return ae.eval(), json.loads((out / "summary.json").read_text())
-    train_cfg = TrainConfig(epochs=cfg.ae_epochs, batch_size=cfg.batch_size, lr=2e-3, seed=cfg.seed,
-                            device=cfg.device, precision=cfg.precision, compile=cfg.compile,
-                            checkpoint_every=cfg.checkpoint_every, optimizer="adamw", lr_schedule="cosine",
-                            warmup_steps=50)
+    train_cfg = cfg.train_config(epochs=cfg.ae_epochs, lr=2e-3, optimizer="adamw", lr_schedule="cosine",
+                                 warmup_steps=50)
     result = fit(ae, lambda m, batch, g: m.loss(to_unit(batch[0]), g), (data.train_images,), train_cfg, out,
                  model_config=asdict(ae_cfg), resume=resume and (out / "checkpoints").is_dir(),
                  label="latent autoencoder")

@@ -24,6 +24,8 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from connlab.experiments.common import TrainingSettings
+
 CONDITION_CHOICES = ("none", "learned", "sinusoidal", "all")
 EVAL_SEED = 1234    # the noised test digits and the random starts are the same for every variant
 EVAL_IMAGES = 500   # default number of test digits the chain is measured on
@@ -31,7 +33,7 @@ SHOWN = 10          # columns in the figures
 
 
 @dataclass(frozen=True)
-class LadderExperiment:
+class LadderExperiment(TrainingSettings):
     steps: int = 10
     dist: str = "norm"
     mag: float = 1.0
@@ -41,16 +43,6 @@ class LadderExperiment:
     materialize: bool = False
     eval_images: int = EVAL_IMAGES
     epochs: int = 2
-    batch_size: int = 128
-    lr: float = 1e-3
-    seed: int = 0
-    device: str = "auto"
-    dataset: str = "mnist"
-    data_dir: str | None = None
-    limit: int | None = None
-    precision: str = "auto"
-    compile: str = "auto"
-    checkpoint_every: int = 500
 
     @property
     def conditions(self) -> tuple[str, ...]:
@@ -97,13 +89,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> LadderExperiment:
-    return LadderExperiment(
-        steps=args.steps, dist=args.dist, mag=args.mag, schedule=args.schedule, condition=args.condition,
-        sweep=args.sweep or (), materialize=args.materialize, eval_images=args.eval_images,
-        epochs=args.epochs, batch_size=args.batch_size,
-        lr=args.lr, seed=args.seed, device=args.device, dataset=args.dataset,
-        data_dir=str(args.data_dir) if args.data_dir else None, limit=args.limit, precision=args.precision,
-        compile=args.compile, checkpoint_every=args.checkpoint_every)
+    return LadderExperiment.from_args(
+        args, steps=args.steps, dist=args.dist, mag=args.mag, schedule=args.schedule, condition=args.condition,
+        sweep=args.sweep or (), materialize=args.materialize, eval_images=args.eval_images)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -131,7 +119,7 @@ def run_experiment(cfg: LadderExperiment, out: Path, resume: bool = False) -> di
     from connlab.models.autoencoder import count_parameters
     from connlab.models.step_conditioned import StepConditionConfig, StepConditionedUNet
     from connlab.runs import write_summary
-    from connlab.train import TrainConfig, fit, pick_device, seed_everything
+    from connlab.train import fit, pick_device, seed_everything
 
     device = pick_device(cfg.device)
     data = load_dataset(cfg.dataset, cfg.data_dir, cfg.limit).to(device)
@@ -165,9 +153,7 @@ def run_experiment(cfg: LadderExperiment, out: Path, resume: bool = False) -> di
             seed_everything(cfg.seed)
             model_cfg = StepConditionConfig(condition, T)
             model = StepConditionedUNet(model_cfg).to(device)
-            train_cfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed,
-                                    device=cfg.device, precision=cfg.precision, compile=cfg.compile,
-                                    checkpoint_every=cfg.checkpoint_every)
+            train_cfg = cfg.train_config()
             folder = out / "variants" / name
             result = fit(model, loss_fn, (torch.arange(n, device=device),), train_cfg, folder,
                          model_config=asdict(model_cfg), resume=resume and (folder / "checkpoints").is_dir(),

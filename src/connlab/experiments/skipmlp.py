@@ -20,25 +20,16 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from connlab.experiments.common import TrainingSettings
+
 KINDS = ("plain", "skip")
 
 
 @dataclass(frozen=True)
-class SkipMLPExperiment:
+class SkipMLPExperiment(TrainingSettings):
     hidden: int = 32
     layers: int = 2
     seeds: int = 2
-    epochs: int = 5
-    batch_size: int = 128
-    lr: float = 1e-3
-    seed: int = 0
-    device: str = "auto"
-    dataset: str = "mnist"
-    data_dir: str | None = None
-    limit: int | None = None
-    precision: str = "auto"
-    compile: str = "auto"
-    checkpoint_every: int = 500
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -55,11 +46,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from connlab.runs import prepare_run
 
-    cfg = SkipMLPExperiment(
-        hidden=args.hidden, layers=args.layers, seeds=args.seeds, epochs=args.epochs, batch_size=args.batch_size,
-        lr=args.lr, seed=args.seed, device=args.device, dataset=args.dataset,
-        data_dir=str(args.data_dir) if args.data_dir else None, limit=args.limit, precision=args.precision,
-        compile=args.compile, checkpoint_every=args.checkpoint_every)
+    cfg = SkipMLPExperiment.from_args(args, hidden=args.hidden, layers=args.layers, seeds=args.seeds)
     out, cfg = prepare_run(args.out, "skipmlp", cfg, args.resume)
     summary = run_experiment(cfg, out, resume=args.resume)
     for kind, e in summary["variants"].items():
@@ -92,7 +79,7 @@ def run_experiment(cfg: SkipMLPExperiment, out: Path, resume: bool = False) -> d
     from connlab.data import load_dataset, to_unit
     from connlab.metrics import mean_std
     from connlab.runs import write_summary
-    from connlab.train import TrainConfig, fit, pick_device, seed_everything
+    from connlab.train import fit, pick_device, seed_everything
 
     device = pick_device(cfg.device)
     data = load_dataset(cfg.dataset, cfg.data_dir, cfg.limit).to(device)
@@ -113,9 +100,7 @@ def run_experiment(cfg: SkipMLPExperiment, out: Path, resume: bool = False) -> d
             seed_everything(seed)
             model = make_mlp(kind, cfg.hidden, cfg.layers).to(device)
             params[kind] = sum(p.numel() for p in model.parameters())
-            train_cfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, seed=seed,
-                                    device=cfg.device, precision=cfg.precision, compile=cfg.compile,
-                                    checkpoint_every=cfg.checkpoint_every)
+            train_cfg = cfg.train_config(seed=seed)
             folder = out / "variants" / f"{kind}-seed{seed}"
             result = fit(model, loss_fn, (data.train_images, data.train_labels), train_cfg, folder,
                          model_config={"kind": kind, "hidden": cfg.hidden, "layers": cfg.layers}, evaluate=evaluate,

@@ -26,6 +26,8 @@ import sys
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from connlab.experiments.common import TrainingSettings
+
 SHOWN = 6  # test digits in the figures
 
 # --full: a GPU and the 60,000 training digits. A wider, deeper model for more epochs; the
@@ -34,7 +36,7 @@ FULL = dict(epochs=30, batch_size=256, lr=2e-3, dim=128, depth=6, heads=4, stem_
 
 
 @dataclass(frozen=True)
-class ViTExperiment:
+class ViTExperiment(TrainingSettings):
     patch_size: int = 1           # on the stem's 7x7 map: 49 tokens
     dim: int = 64
     depth: int = 3
@@ -50,14 +52,6 @@ class ViTExperiment:
     epochs: int = 6
     batch_size: int = 64
     lr: float = 2e-3
-    seed: int = 0
-    device: str = "auto"
-    dataset: str = "mnist"
-    data_dir: str | None = None
-    limit: int | None = None
-    precision: str = "auto"
-    compile: str = "auto"
-    checkpoint_every: int = 500
     full: bool = False
     threads: int = 0              # 0: one intra-op thread on CPU (measured faster here), all on GPU
 
@@ -97,14 +91,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> ViTExperiment:
-    cfg = ViTExperiment(
-        patch_size=args.patch_size, dim=args.dim, depth=args.depth, heads=args.heads, mlp_ratio=args.mlp_ratio,
-        pool=args.pool, stem_channels=args.stem_channels, dropout=args.dropout, shift=args.shift,
-        label_smoothing=args.label_smoothing, weight_decay=args.weight_decay, warmup_steps=args.warmup_steps,
-        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=args.device,
-        dataset=args.dataset, data_dir=str(args.data_dir) if args.data_dir else None, limit=args.limit,
-        precision=args.precision, compile=args.compile, checkpoint_every=args.checkpoint_every, full=args.full,
-        threads=args.threads)
+    cfg = ViTExperiment.from_args(
+        args, patch_size=args.patch_size, dim=args.dim, depth=args.depth, heads=args.heads,
+        mlp_ratio=args.mlp_ratio, pool=args.pool, stem_channels=args.stem_channels, dropout=args.dropout,
+        shift=args.shift, label_smoothing=args.label_smoothing, weight_decay=args.weight_decay,
+        warmup_steps=args.warmup_steps, full=args.full, threads=args.threads)
     if cfg.full:
         # A flag left at its CPU default takes the --full value; one set to anything else is kept.
         default = ViTExperiment()
@@ -153,7 +144,7 @@ def run_experiment(cfg: ViTExperiment, out: Path, resume: bool = False) -> dict:
     from connlab.data import load_dataset, to_unit
     from connlab.models.vit import ViT, attention_rollout, patch_relevance
     from connlab.runs import write_summary
-    from connlab.train import TrainConfig, fit, pick_device, seed_everything
+    from connlab.train import fit, pick_device, seed_everything
 
     device = pick_device(cfg.device)
     # Measured on the shared 2-core machine: a batch-128 step of the default model took 0.33 s
@@ -176,10 +167,8 @@ def run_experiment(cfg: ViTExperiment, out: Path, resume: bool = False) -> dict:
     seed_everything(cfg.seed)
     model_cfg = cfg.model_config()
     model = ViT(model_cfg).to(device)
-    train_cfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed,
-                            device=cfg.device, precision=cfg.precision, compile=cfg.compile,
-                            checkpoint_every=cfg.checkpoint_every, optimizer="adamw",
-                            weight_decay=cfg.weight_decay, lr_schedule="cosine", warmup_steps=cfg.warmup_steps)
+    train_cfg = cfg.train_config(optimizer="adamw", weight_decay=cfg.weight_decay, lr_schedule="cosine",
+                                 warmup_steps=cfg.warmup_steps)
     result = fit(model, loss_fn, (data.train_images, data.train_labels), train_cfg, out,
                  model_config=asdict(model_cfg), evaluate=evaluate, resume=resume, label="vit")
     model.eval()
