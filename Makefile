@@ -1,5 +1,6 @@
 # Two commands do all set-up on a fresh machine:
-#   make demo   -> installs into .venv, then runs the lab on the embedded MNIST subset
+#   make demo   -> installs into .venv, then runs the whole lab on the embedded MNIST subset
+#                  and writes runs/demo/report.html
 #   make test   -> installs into .venv (with test extras), then runs the test suite
 PYTHON ?= python3
 VENV   := .venv
@@ -15,11 +16,14 @@ $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install $(TORCH_SPEC)
 	$(BIN)/pip install -e '.[test]'
+	@# Debian's headless Chromium for the report page test (root only; otherwise that test is skipped)
+	command -v chromium >/dev/null || [ "$$(id -u)" != 0 ] || \
+		(apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || echo "chromium not installed"
 	touch $@
 
 demo: $(BIN)/.installed
-	$(BIN)/connlab autoencoder --skip all --epochs 3 --dataset mnist-embedded --iterate 3 --out $(OUT)/autoencoder
-	@echo "results: $(OUT)/autoencoder (summary.json, comparison.md, reconstructions.png)"
+	$(BIN)/connlab demo --out $(OUT) --resume
+	@echo "the report: $(OUT)/report.html"
 
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest -q

@@ -11,6 +11,8 @@ import importlib
 import sys
 
 COMMANDS = {
+    "demo": ("connlab.experiments.demo", "the whole lab in one command: every experiment, then report.html"),
+    "report": ("connlab.report", "rebuild report.html from existing run folders"),
     "data": ("connlab.experiments.data_info", "describe a data set as one JSON object"),
     "autoencoder": ("connlab.experiments.autoencoder", "Exercise 1: denoising autoencoder without/with skips"),
     "ladder": ("connlab.experiments.ladder", "Exercise 2: incremental denoising with T steps"),

@@ -1,0 +1,299 @@
+"""``connlab demo`` — the whole lecture in one command: every experiment, then the report page.
+
+The demo owns no training code: each part is one ``connlab`` command (``connlab.cli.main``)
+with demo-size flags, writing its own run folder ``DIR/<experiment>/``; ``connlab.report``
+then turns those folders into ``DIR/report.html``.
+
+    DIR/demo.json      per part: the command, status, wall and CPU seconds; the environment
+    DIR/<experiment>/  the experiments' own run folders (config.json, summary.json, *.png)
+    DIR/report.html    one self-contained page
+
+Sizes.  ``SIZES["cpu"]`` is sized for 2 CPU cores on the embedded 9,000 / 1,000 digits, ≤ 15
+minutes in all.  Measured on the shared 2-core machine (load average 0.7-2.5 from other jobs),
+with the autoencoder, ladder and diffusion parts as below and a slightly smaller ViT: 7 min 06 s
+in all, the autoencoder (3 variants × 2 seeds) 140 s, diffusion train 105 s, eval 79 s.  Under a
+load average of 6-9 the same work took twice as long and more.  A 2-thread part's CPU time is
+recorded next to its wall time in demo.json.  The small budget is a choice: the rnn part (the
+adding problem needs thousands of steps) stays inconclusive at this size, and the report says so.
+``--full`` uses ``SIZES["full"]``: the experiments' full-size settings for one GPU and full MNIST.
+
+Resume.  ``--resume --out DIR`` skips every part whose run folder already holds its result
+(summary.json, or the part's own output file) and passes ``--resume`` to a part that started
+but did not finish, so an interrupted demo continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+# Flags per part, in the lecture's order (DESIGN.md).  Data flags (--dataset, --data-dir) and
+# --device are added by ``plan``; sample/eval point at the diffusion run folder.
+SIZES = {
+    "cpu": {
+        "gates": ["--epochs", "20", "--train-points", "2000"],
+        "rnn": ["--lengths", "10,30", "--train-size", "1536", "--test-size", "500", "--epochs", "4"],
+        "skipmlp": ["--epochs", "4", "--seeds", "3", "--limit", "4000"],
+        "autoencoder": ["--skip", "all", "--epochs", "2", "--seeds", "2", "--limit", "1200", "--batch-size", "32",
+                        "--iterate", "4"],
+        "depth": ["--depths", "2,8,16", "--epochs", "2", "--limit", "1000"],
+        "ladder": ["--steps", "5", "--epochs", "2", "--limit", "2000", "--batch-size", "32", "--eval-images", "200"],
+        "diffusion train": ["--preset", "demo", "--eval-num", "200"],
+        "diffusion sample": ["--sampler", "ddim", "--steps", "20", "--num", "60"],
+        "diffusion eval": ["--num", "100"],
+        "vit": ["--epochs", "4", "--dim", "48", "--depth", "2", "--warmup-steps", "20"],
+        "attention": ["--epochs", "8", "--train-size", "6000"],
+    },
+    "full": {
+        "gates": [],
+        "rnn": ["--full"],
+        "skipmlp": ["--epochs", "10", "--seeds", "3"],
+        "autoencoder": ["--skip", "all", "--epochs", "10", "--seeds", "3", "--iterate", "5"],
+        "depth": ["--full"],
+        "ladder": ["--steps", "10", "--epochs", "10", "--sweep", "1,5,10,20"],
+        "diffusion train": ["--preset", "default", "--eval-num", "2000"],
+        "diffusion sample": ["--sampler", "ddpm", "--num", "100"],
+        "diffusion eval": ["--num", "2000"],
+        "vit": ["--full"],
+        "attention": ["--epochs", "30", "--train-size", "20000"],
+    },
+}
+TAKES_DATASET = {"skipmlp", "autoencoder", "depth", "ladder", "diffusion train", "vit"}
+
+
+@dataclass(frozen=True)
+class Part:
+    name: str                  # "autoencoder", "diffusion sample"
+    folder: str                # run folder, relative to the demo folder
+    argv: tuple[str, ...]      # connlab.cli.main arguments without --out / --resume
+    done_file: str = "summary.json"   # the part is finished when this file (a glob) exists in its folder
+    owns_folder: bool = True   # False: writes into another part's folder (no --out, no --resume)
+
+
+def plan(full: bool, dataset: str, data_dir: str | None, device: str) -> list[Part]:
+    """The demo's parts in the lecture's order, with their command lines."""
+    sizes = SIZES["full" if full else "cpu"]
+    data = ["--dataset", dataset] + (["--data-dir", data_dir] if data_dir else [])
+    parts = []
+    for name, flags in sizes.items():
+        command = name.split()
+        extra = data if name in TAKES_DATASET else []
+        if name in ("diffusion sample", "diffusion eval"):
+            extra = ["--run", "diffusion"]   # completed to DIR/diffusion in ``run_part``
+            done = "samples-*.png" if name == "diffusion sample" else "eval.json"
+            parts.append(Part(name, "diffusion", (*command, *extra, *flags, "--device", device), done, False))
+        else:
+            parts.append(Part(name, command[0], (*command, *flags, *extra, "--device", device)))
+    return parts
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", type=Path, default=None, help="demo folder (default runs/demo-<timestamp>)")
+    p.add_argument("--full", action="store_true", help="full-size settings for a GPU and the full MNIST")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the demo in --out: skip finished parts, resume an interrupted one")
+    p.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda, cuda:N, mps")
+    p.add_argument("--dataset", default=None,
+                   help="default mnist-embedded (the shipped 9,000 / 1,000 digits); with --full: mnist")
+    p.add_argument("--data-dir", type=Path, default=None, help="folder with the four MNIST IDX files")
+    p.add_argument("--only", default=None, metavar="PART,...",
+                   help="run only these parts (names as in demo.json, e.g. gates,rnn); the report shows what exists")
+    p.add_argument("--no-report", dest="report", action="store_false", help="do not build report.html")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from connlab.errors import UserError
+    from connlab.runs import default_out
+
+    out = Path(args.out) if args.out is not None else default_out("demo")
+    record_path = out / "demo.json"
+    options = {"full": args.full, "dataset": args.dataset or ("mnist" if args.full else "mnist-embedded"),
+               "data_dir": str(args.data_dir) if args.data_dir else None, "device": args.device}
+    previous: dict = {}
+    if args.resume and not record_path.is_file():  # so `make demo` can always pass --resume
+        print(f"--resume: {out} holds no demo yet; starting one", file=sys.stderr)
+    elif args.resume:
+        previous = _read_json(record_path)
+        options = previous.get("options", options)  # continue the demo that was started
+    elif record_path.exists() or any((out / p.folder / "config.json").exists()
+                                     for p in plan(False, "", None, "auto")):
+        raise UserError(f"{out} already holds a demo; pass --resume to continue it or choose another --out")
+
+    parts = plan(options["full"], options["dataset"], options["data_dir"], options["device"])
+    if args.only:
+        wanted = [w.strip() for w in args.only.split(",") if w.strip()]
+        unknown = [w for w in wanted if w not in {p.name for p in parts}]
+        if unknown:
+            raise UserError(f"--only: unknown part {unknown[0]!r}; parts: {', '.join(p.name for p in parts)}")
+        parts = [p for p in parts if p.name in wanted]
+    out.mkdir(parents=True, exist_ok=True)
+    old = {r["name"]: r for r in previous.get("parts", [])}
+    record = {"experiment": "demo", "options": options, "started": previous.get("started", _now()),
+              "environment": environment(options["device"]), "parts": [dict(old[p.name]) for p in plan(
+                  options["full"], options["dataset"], options["data_dir"], options["device"]) if p.name in old]}
+    _write_json(record_path, record)  # from now on --resume can continue this demo
+    t_demo = time.perf_counter()
+    failed, interrupted = [], False
+    for i, part in enumerate(parts, start=1):
+        folder = out / part.folder
+        label = f"[demo {i}/{len(parts)} | {_clock(time.perf_counter() - t_demo)} elapsed]"
+        if _done(part, folder):
+            print(f"{label} {part.name}: already finished, skipped", file=sys.stderr)
+            _store(record, {**old.get(part.name, {"name": part.name, "folder": part.folder}), "status": "done"})
+            continue
+        if not part.owns_folder and not (folder / "summary.json").is_file():
+            print(f"{label} {part.name}: skipped, the diffusion training did not finish", file=sys.stderr)
+            _store(record, {"name": part.name, "folder": part.folder, "status": "skipped", "rc": None})
+            failed.append(part.name)
+            continue
+        argv = command_line(part, out)
+        print(f"{label} {part.name}: connlab {' '.join(argv)}", file=sys.stderr, flush=True)
+        rc, wall, cpu = run_part(argv)
+        entry = {"name": part.name, "folder": part.folder, "command": "connlab " + " ".join(argv),
+                 "status": "done" if rc == 0 else ("interrupted" if rc == 130 else "failed"), "rc": rc,
+                 "seconds": round(wall, 1), "cpu_seconds": round(cpu, 1)}
+        _store(record, entry)
+        record["elapsed_seconds"] = round(time.perf_counter() - t_demo, 1)
+        _write_json(record_path, record)
+        print(f"[demo {i}/{len(parts)}] {part.name}: {entry['status']} in {wall:.0f} s "
+              f"({cpu:.0f} s CPU)", file=sys.stderr, flush=True)
+        if rc == 130:
+            interrupted = True
+            break
+        if rc != 0:
+            failed.append(part.name)
+    record["finished"] = None if interrupted else _now()
+    record["total_seconds"] = round(sum(r.get("seconds") or 0 for r in record["parts"]), 1)
+    record["total_cpu_seconds"] = round(sum(r.get("cpu_seconds") or 0 for r in record["parts"]), 1)
+    record["load_average_at_end"] = _loadavg()
+    _write_json(record_path, record)
+    if interrupted:
+        print(f"demo interrupted; continue with: connlab demo --resume --out {out}", file=sys.stderr)
+        return 130
+    if args.report:
+        from connlab.report import build_report
+
+        folders = [out / f for f in dict.fromkeys(p.folder for p in plan(
+            options["full"], options["dataset"], options["data_dir"], options["device"]))
+            if (out / f / "config.json").is_file()]
+        page = build_report(folders, out / "report.html", demo=record)
+        print(f"report: {page}")
+    print(f"demo: {len(parts) - len(failed)}/{len(parts)} parts finished in {_clock(record['total_seconds'])} "
+          f"({record['total_cpu_seconds']:.0f} s CPU); folder {out}", file=sys.stderr)
+    if failed:
+        print(f"demo: failed parts: {', '.join(failed)} (fix, then connlab demo --resume --out {out})",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+def command_line(part: Part, out: Path) -> list[str]:
+    """The part's ``connlab`` arguments for the demo folder ``out``."""
+    folder = out / part.folder
+    argv = [str(folder) if a == part.folder and prev == "--run" else a
+            for prev, a in zip(("",) + part.argv, part.argv)]
+    if not part.owns_folder:
+        return argv
+    argv += ["--out", str(folder)]
+    if (folder / "config.json").is_file():
+        if any(folder.rglob("checkpoints")):
+            argv.append("--resume")
+        else:  # it stopped before its first checkpoint: nothing to keep, start it again
+            shutil.rmtree(folder)
+    return argv
+
+
+def run_part(argv: list[str]) -> tuple[int, float, float]:
+    """Run one ``connlab`` command in this process: (exit code, wall seconds, CPU seconds)."""
+    import traceback
+
+    import torch
+
+    from connlab.cli import main
+
+    threads = torch.get_num_threads()  # a part may change it (diffusion runs one thread on CPU)
+    t0, c0 = time.perf_counter(), _cpu_seconds()
+    try:
+        rc = main(argv)
+    except Exception:  # a bug in one experiment must not cost the others
+        traceback.print_exc()
+        rc = 1
+    finally:
+        torch.set_num_threads(threads)
+    return rc, time.perf_counter() - t0, _cpu_seconds() - c0
+
+
+def _done(part: Part, folder: Path) -> bool:
+    return any(folder.glob(part.done_file))
+
+
+def _store(record: dict, entry: dict) -> None:
+    parts = record["parts"]
+    for k, r in enumerate(parts):
+        if r["name"] == entry["name"]:
+            parts[k] = entry
+            return
+    parts.append(entry)
+
+
+def environment(device: str) -> dict:
+    import torch
+
+    from connlab import __version__
+    from connlab.train import pick_device
+
+    try:
+        resolved = str(pick_device(device))
+    except Exception:  # reported by the parts themselves
+        resolved = device
+    return {"connlab": __version__, "python": platform.python_version(), "torch": torch.__version__,
+            "platform": platform.platform(), "machine": platform.machine(), "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(), "device": resolved,
+            "cuda_device": torch.cuda.get_device_name(0) if resolved.startswith("cuda") else None,
+            "load_average_at_start": _loadavg()}
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _loadavg() -> list[float] | None:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def _clock(seconds: float) -> str:
+    m, s = divmod(int(seconds), 60)
+    return f"{m:d}:{s:02d}"
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def _read_json(path: Path) -> dict:
+    from connlab.errors import UserError
+
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise UserError(f"{path}: corrupt JSON ({err.msg} at line {err.lineno})") from None
+    return data if isinstance(data, dict) else {}
+
+
+def _write_json(path: Path, data: dict) -> None:
+    from connlab.checkpoint import atomic_write_json
+
+    atomic_write_json(path, data)
