@@ -139,7 +139,7 @@ def test_vit_command_tiny(tmp_path):
     out = tmp_path / "vit"
     code = main(["vit", "--dataset", "mnist-embedded", "--limit", "256", "--epochs", "1", "--batch-size", "64",
                  "--dim", "16", "--depth", "1", "--heads", "2", "--patch-size", "1", "--stem-channels", "4",
-                 "--warmup-steps", "2", "--device", "cpu", "--out", str(out)])
+                 "--warmup-steps", "2", "--device", "cpu", "--threads", "1", "--out", str(out)])
     assert code == 0
     for name in ("attention_maps.png", "attention_rollout.png", "accuracy_curve.png", "summary.json",
                  "metrics.jsonl", "model.safetensors", "config.json"):
