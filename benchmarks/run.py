@@ -87,7 +87,7 @@ def row_ae_plain(args, device, skip):
 
 
 def row_ae_connlab(args, device, skip):
-    """connlab's trainer with its defaults for this device."""
+    """connlab's trainer with its defaults for this device (on CUDA: bf16, channels-last, compile, CUDA graph)."""
     import tempfile
 
     import torch
@@ -106,12 +106,14 @@ def row_ae_connlab(args, device, skip):
         return F.binary_cross_entropy_with_logits(m(corrupt(clean, 0.5, "norm", generator)).float(), clean)
 
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = TrainConfig(epochs=args.epochs, batch_size=128, device=str(device), checkpoint_every=10**9)
+        cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch, device=str(device), checkpoint_every=10**9,
+                          cuda_graph=args.cuda_graph, compile=args.compile)
         result = fit(model, loss_fn, (data.train_images,), cfg, Path(tmp))
     n = len(data.train_images)
     rate = result.history[-1]["images_per_second"]
+    first = result.history[0]["seconds"]
     return {"images_per_second": rate, "train_seconds_20_epochs": 20 * FULL / rate if args.quick
-            else result.train_seconds, "test_bce": test_bce(model, data, device)}
+            else result.train_seconds, "first_epoch_seconds": first, "test_bce": test_bce(model, data, device)}
 
 
 def test_bce(model, data, device) -> float:
@@ -178,53 +180,107 @@ def unet_pair(device):
     return ours, best[0].to(device), n_ours, best[1]
 
 
-def row_ddpm(args, device, which):
-    import torch
+def row_ddpm(args, device, which, batch=128):
+    """DDPM training images/s (ε-prediction, linear schedule, random x_0 in [-1, 1]).
 
-    ours, ref, n_ours, n_ref = unet_pair(device)
-    model = ours if which == "connlab" else ref
-    call = (lambda x, t: model(x, t)) if which == "connlab" else (lambda x, t: model(x, t).sample)
+    diffusers: a plain loop with bf16 autocast on CUDA (the issue's reference setting).
+    connlab: its U-Net through connlab's trainer with the device's defaults.
+    """
+    import tempfile
+
+    import torch
+    import torch.nn.functional as F
+
+    from connlab.diffusion import NoiseSchedule
+    from connlab.models.diffusion_unet import DiffusionUNet, DiffusionUNetConfig
+    from connlab.train import TrainConfig, fit
+
+    if which == "connlab":  # diffusers is needed only for its own row
+        ours = DiffusionUNet(DiffusionUNetConfig()).to(device)
+        n_ours = sum(p.numel() for p in ours.parameters())
+    else:
+        ours, ref, n_ours, n_ref = unet_pair(device)
+        del ours
+    schedule = NoiseSchedule.linear(1000).to(device)
+    cuda = device.type == "cuda"
+    steps = (60 if cuda else 5) if args.quick else (120 if cuda else 50)
+    torch.manual_seed(0)
+    x0_all = torch.rand(steps * batch, 1, 28, 28, device=device) * 2 - 1
+    if which == "connlab":
+
+        def loss_fn(m, b, g):
+            x0 = b[0]
+            t = torch.randint(0, schedule.T, (x0.shape[0],), generator=g, device=x0.device)
+            eps = torch.randn(x0.shape, generator=g, device=x0.device)
+            return F.mse_loss(m(schedule.q_sample(x0, t, eps), t).float(), eps)
+
+        with tempfile.TemporaryDirectory() as tmp:
+            cfg = TrainConfig(epochs=2, batch_size=batch, lr=2e-4, device=str(device), checkpoint_every=10**9,
+                              cuda_graph=args.cuda_graph, compile=args.compile)
+            result = fit(ours, loss_fn, (x0_all,), cfg, Path(tmp))
+        return {"images_per_second": result.history[-1]["images_per_second"], "params": n_ours, "batch": batch,
+                "first_epoch_seconds": result.history[0]["seconds"]}
+    model = ref
     opt = torch.optim.Adam(model.parameters(), lr=2e-4)
-    bs = 128
-    steps = 5 if args.quick else 50
-    x0 = torch.rand(bs, 1, 28, 28, device=device) * 2 - 1
-    bf16 = device.type == "cuda"
     rates = []
     for rep in range(2):
         sync(device)
         t0 = time.perf_counter()
-        for _ in range(steps):
-            t = torch.randint(0, 1000, (bs,), device=device)
+        for x0 in x0_all.split(batch):
+            t = torch.randint(0, 1000, (batch,), device=device)
             eps = torch.randn_like(x0)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                loss = torch.nn.functional.mse_loss(call(x0 + eps, t).float(), eps)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+                loss = F.mse_loss(model(schedule.q_sample(x0, t, eps), t).sample.float(), eps)
             opt.zero_grad()
             loss.backward()
             opt.step()
         sync(device)
-        rates.append(steps * bs / (time.perf_counter() - t0))
-    return {"images_per_second": rates[-1], "params": n_ours if which == "connlab" else n_ref}
+        rates.append(steps * batch / (time.perf_counter() - t0))
+    return {"images_per_second": rates[-1], "params": n_ref, "batch": batch}
 
 
 def row_ddim50(args, device):
+    """DDIM-50 sampling of 10,000 digits with connlab's U-Net (untrained weights: speed only).
+
+    On CUDA: bf16, channels-last, the compiled network and the whole 50-step loop replayed as one
+    CUDA graph per chunk; the time counts the replays only (compile and capture are reported apart).
+    """
     import torch
 
     from connlab.diffusion import NoiseSchedule, sample_ddim
+    from connlab.fastpath import GraphedCall
     from connlab.models.diffusion_unet import DiffusionUNet, DiffusionUNetConfig
 
+    cuda = device.type == "cuda"
     model = DiffusionUNet(DiffusionUNetConfig()).to(device).eval()
     schedule = NoiseSchedule.linear(1000).to(device)
-    n = 200 if args.quick else 10_000
+    n = (2000 if cuda else 200) if args.quick else 10_000
+    chunk = min(n, args.ddim_chunk if cuda else 200)
     g = torch.Generator(device=device).manual_seed(0)
-    with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-        sample_ddim(lambda x, t: model(x, t), schedule, (8, 1, 28, 28), steps=2, eta=0.0, generator=g, device=device)
-        sync(device)
-        t0 = time.perf_counter()
-        sample_ddim(lambda x, t: model(x, t), schedule, (n, 1, 28, 28), steps=50, eta=0.0, generator=g,
-                    device=device)
-        sync(device)
+    net = model
+    if cuda:
+        model.to(memory_format=torch.channels_last)
+        net = torch.compile(model, dynamic=False) if args.compile != "off" else model
+
+    def loop(x_T):
+        with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda, cache_enabled=False):
+            return sample_ddim(lambda x, t: net(x, t).float(), schedule, tuple(x_T.shape), steps=50, eta=0.0,
+                               generator=g, x_T=x_T)
+
+    run = GraphedCall(loop) if cuda and args.cuda_graph != "off" else loop
+    x_T = torch.randn(chunk, 1, 28, 28, device=device, generator=g)
+    t0 = time.perf_counter()
+    if cuda:
+        run(x_T), run(x_T)  # warm-up (compile) and capture
+    sync(device)
+    setup = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    outs = [run(torch.randn(chunk, 1, 28, 28, device=device, generator=g)) for _ in range(n // chunk)]
+    sync(device)
     seconds = time.perf_counter() - t0
-    return {"images": n, "seconds": seconds, "seconds_per_10000": seconds * 10_000 / n}
+    assert torch.isfinite(torch.cat(outs)).all()
+    return {"images": n, "seconds": seconds, "seconds_per_10000": seconds * 10_000 / n, "chunk": chunk,
+            "setup_seconds": setup}
 
 
 ROWS = {
@@ -236,22 +292,28 @@ ROWS = {
     "ae-concat-keras": lambda a, d: row_ae_keras(a, d, "concat"),
     "ddpm-diffusers": lambda a, d: row_ddpm(a, d, "diffusers"),
     "ddpm-connlab": lambda a, d: row_ddpm(a, d, "connlab"),
+    "ddpm-diffusers-b512": lambda a, d: row_ddpm(a, d, "diffusers", 512),
+    "ddpm-connlab-b512": lambda a, d: row_ddpm(a, d, "connlab", 512),
     "ddim50": row_ddim50,
 }
 RATIOS = [("ae-none-connlab", "ae-none-plain"), ("ae-none-connlab", "ae-none-keras"),
           ("ae-concat-connlab", "ae-concat-plain"), ("ae-concat-connlab", "ae-concat-keras"),
-          ("ddpm-connlab", "ddpm-diffusers")]
+          ("ddpm-connlab", "ddpm-diffusers"), ("ddpm-connlab-b512", "ddpm-diffusers-b512")]
+CPU_DEFAULT_ROWS = [r for r in ROWS if not r.endswith("-b512")]
 
 
 def run_row(name: str, args) -> dict:
     python = args.keras_python if name.endswith("-keras") and args.keras_python else sys.executable
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")]))}
     cmd = [python, __file__, "--row", name, "--device", args.device, "--n", str(args.n),
-           "--epochs", str(args.epochs)] + (["--quick"] if args.quick else []) + \
+           "--epochs", str(args.epochs), "--batch", str(args.batch), "--cuda-graph", args.cuda_graph,
+           "--compile", args.compile, "--ddim-chunk", str(args.ddim_chunk)] + (["--quick"] if args.quick else []) + \
           (["--data-dir", str(args.data_dir)] if args.data_dir else [])
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     lines = [l for l in proc.stdout.splitlines() if l.startswith("{")]
     if proc.returncode != 0 or not lines:
+        if args.verbose:
+            print(proc.stderr[-4000:], file=sys.stderr)
         last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
         return {"skipped": last[:160]}
     return json.loads(lines[-1])
@@ -262,16 +324,23 @@ def main() -> None:
     p.add_argument("--quick", action="store_true", help="2,560 images per pass, few steps")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--data-dir", type=Path, default=None, help="full MNIST IDX files (default: connlab's lookup)")
-    p.add_argument("--rows", default=",".join(ROWS), help="comma-separated subset of rows")
+    p.add_argument("--rows", default=None, help="comma-separated subset of rows (default: all; on CPU without -b512)")
+    p.add_argument("--batch", type=int, default=128, help="autoencoder batch size (default 128, the lecture's)")
+    p.add_argument("--cuda-graph", default="auto", choices=("auto", "on", "off"), help="connlab rows: CUDA graphs")
+    p.add_argument("--compile", default="auto", choices=("auto", "on", "off"), help="connlab rows: torch.compile")
+    p.add_argument("--ddim-chunk", type=int, default=10_000, help="DDIM images per graph replay on CUDA")
     p.add_argument("--json", type=Path, default=None, help="write the results here")
     p.add_argument("--keras-python", default=None,
                    help="a Python with TensorFlow (and torch) for the Keras rows, e.g. a separate venv")
+    p.add_argument("--verbose", action="store_true", help="print a failed row's stderr")
     p.add_argument("--row", help=argparse.SUPPRESS)
     p.add_argument("--n", type=int, default=2560, help=argparse.SUPPRESS)
     p.add_argument("--epochs", type=int, default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.epochs is None:
         args.epochs = 2 if args.quick else 20
+    if args.rows is None:
+        args.rows = ",".join(ROWS if args.device == "cuda" else CPU_DEFAULT_ROWS)
 
     if args.row:
         import torch
@@ -302,8 +371,15 @@ def main() -> None:
             print(f"| {name} | | | | | | skipped: {r['skipped']} |")
             continue
         ips = r.get("images_per_second") or r.get("images", 0) / r.get("seconds", 1)
-        note = f"{r['seconds_per_10000']:.1f} s per 10,000 digits" if "seconds_per_10000" in r else \
-            (f"{r['params']:,} params" if "params" in r else "")
+        notes = []
+        if "seconds_per_10000" in r:
+            notes.append(f"{r['seconds_per_10000']:.2f} s per 10,000 digits (chunks of {r['chunk']}; "
+                         f"compile + capture {r['setup_seconds']:.1f} s apart)")
+        if "params" in r:
+            notes.append(f"{r['params']:,} params, batch {r['batch']}")
+        if "first_epoch_seconds" in r:
+            notes.append(f"first epoch {r['first_epoch_seconds']:.1f} s (incl. compile/capture)")
+        note = "; ".join(notes)
         tb = f"{r['test_bce']:.4f}" if "test_bce" in r else ""
         tsec = f"{r['train_seconds_20_epochs']:.0f}" if "train_seconds_20_epochs" in r else ""
         print(f"| {name} | {ips:,.0f} | {tsec} | {tb} | {r['peak_rss_mb']:.0f} | {r['peak_gpu_mb'] or ''} | {note} |")

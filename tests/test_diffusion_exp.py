@@ -1,6 +1,7 @@
 """connlab classifier / quality / diffusion train-sample-eval, at tiny sizes."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -67,8 +68,8 @@ def runs(tmp_path_factory):
                  "--out", str(root / "clf")]) == 0
     assert main(["diffusion", "train", *TINY, "--space", "latent", "--ae-epochs", "1", "--class-cond",
                  "--classifier", str(root / "clf"), "--out", str(root / "latent")]) == 0
-    assert main(["diffusion", "train", *TINY, "--space", "pixel", "--no-attention", "--classifier", str(root / "clf"),
-                 "--out", str(root / "pixel")]) == 0
+    assert main(["diffusion", "train", *TINY, "--space", "pixel", "--no-attention", "--no-class-cond",
+                 "--classifier", str(root / "clf"), "--out", str(root / "pixel")]) == 0
     return root
 
 
@@ -107,7 +108,160 @@ def test_bad_sample_input_exits_2(runs, argv, capsys):
     assert len(err.splitlines()) == 1 and "error" in err
 
 
+def test_presets_and_default_guidance(runs, capsys):
+    import argparse
+
+    from connlab.experiments.diffusion import add_arguments, config_from_args
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    cfg = lambda *a: config_from_args(parser.parse_args(["train", *a]))  # noqa: E731
+    assert (cfg().class_cond, cfg().guidance, cfg().epochs, cfg().ae_epochs) == (True, 1.0, 40, 16)  # CPU default
+    assert (cfg("--no-class-cond").class_cond, cfg("--no-class-cond").guidance) == (False, None)
+    assert cfg("--guidance", "0.5").guidance == 0.5
+    assert (cfg("--preset", "demo").class_cond, cfg("--preset", "demo").guidance) == (True, 2.0)
+    assert (cfg("--preset", "pixel").class_cond, cfg("--preset", "pixel").guidance) == (False, None)
+    assert main(["diffusion", "train", "--no-class-cond", "--guidance", "1", "--out", str(runs / "never")]) == 2
+    assert "class-conditional" in capsys.readouterr().err and not (runs / "never").exists()
+    # the tiny latent run took the default preset's w = 1: its score, sample and eval use it unless told
+    assert json.loads((runs / "latent" / "summary.json").read_text())["quality"]["guidance"] == 1.0
+    assert main(["diffusion", "sample", "--run", str(runs / "latent"), "--steps", "3", "--num", "4"]) == 0
+    assert "guidance w = 1" in capsys.readouterr().out and (runs / "latent" / "samples-ddim3-w1.png").is_file()
+
+
 def test_sampling_from_non_diffusion_run_exits_2(runs, capsys):
     assert main(["diffusion", "sample", "--run", str(runs / "clf"), "--num", "2"]) == 2
     assert "not a diffusion run" in capsys.readouterr().err
     assert main(["diffusion", "sample", "--run", str(runs / "missing"), "--num", "2"]) == 2
+
+
+# --- the side-by-side page: the Exercise-2 ladder and DDPM from the same noise -----------------
+
+def _in_memory(space: str):
+    """A random-weight Generator (pixel or latent, T = 20) and ladder (T = 3): no training needed."""
+    from connlab.diffusion.generate import Generator
+    from connlab.diffusion.sidebyside import Ladder
+    from connlab.experiments.diffusion import DiffusionExperiment
+    from connlab.models.diffusion_unet import DiffusionUNet
+    from connlab.models.step_conditioned import StepConditionConfig, StepConditionedUNet
+
+    torch.manual_seed(0)
+    cfg = DiffusionExperiment(space=space, timesteps=20, base_channels=8, channel_mults=(1,), attention=False)
+    decoder = LatentAutoencoder(LatentAEConfig(latent_channels=4, channels=8)).eval() if space == "latent" else None
+    gen = Generator(cfg, DiffusionUNet(cfg.unet_config()).eval(), decoder, torch.device("cpu"))
+    ladder = Ladder(StepConditionedUNet(StepConditionConfig("none", 3)).eval(), "T3-none", 3, Path("ladder"), {})
+    return gen, ladder
+
+
+def test_one_noise_draw_maps_onto_each_start():
+    from connlab.diffusion.sidebyside import ddpm_start, ladder_start, shared_noise
+
+    z = shared_noise(400, seed=3, device="cpu")
+    assert torch.equal(z, shared_noise(400, seed=3, device="cpu"))
+    u = ladder_start(z)                                     # Φ(z): U(0, 1), monotone in z
+    assert 0 < u.min() and u.max() < 1 and abs(u.mean().item() - 0.5) < 0.01 and abs(u.var().item() - 1 / 12) < 0.002
+    flat = z.flatten()
+    order = flat.argsort()
+    assert bool((u.flatten()[order].diff() >= 0).all())
+    assert ddpm_start(z, (1, 28, 28)) is z                  # pixel DDPM: z itself
+    lat = ddpm_start(z, (4, 7, 7))                          # latent DDPM: ½ · row c of each 4×4 patch
+    assert lat.shape == (400, 4, 7, 7)
+    assert torch.allclose(lat[:, 2, 5, 3], z[:, 0, 4 * 5 + 2, 4 * 3:4 * 3 + 4].sum(-1) / 2)
+    assert abs(lat.mean().item()) < 0.02 and abs(lat.std().item() - 1) < 0.02   # N(0, 1) again
+
+
+@pytest.mark.parametrize("space", ["pixel", "latent"])
+def test_chains_start_from_the_same_noise(space):
+    from connlab.diffusion.sidebyside import chains, ddpm_start, ladder_start, shared_noise
+
+    gen, ladder = _in_memory(space)
+    z = shared_noise(3, seed=0, device="cpu")
+    out = chains(gen, ladder, z, sampler="ddim", steps=4, seed=0)
+    assert list(out) == ["ladder T3-none", "DDPM-20", "DDIM-4"]
+    assert [tuple(v.shape) for v in out.values()] == [(4, 3, 1, 28, 28), (21, 3, 1, 28, 28), (5, 3, 1, 28, 28)]
+    assert torch.equal(out["ladder T3-none"][0], ladder_start(z))
+    with torch.no_grad():
+        start = gen.to_images(ddpm_start(z, gen.shape))
+    assert torch.allclose(out["DDPM-20"][0], start) and torch.allclose(out["DDIM-4"][0], start)
+    assert list(chains(gen, ladder, z, sampler="ddpm", seed=0)) == ["ladder T3-none", "DDPM-20"]
+
+
+def test_side_by_side_page_is_self_contained(tmp_path):
+    import re
+
+    from connlab.diffusion.sidebyside import COLUMNS, write_side_by_side
+
+    gen, ladder = _in_memory("latent")
+    page = write_side_by_side(gen, ladder, tmp_path, sampler="ddim", steps=5, num=2)
+    text = page.read_text()
+    # per draw: the ladder's T + 1 = 4 states, DDPM's COLUMNS of 21, DDIM-5's 6
+    assert text.count("<img ") == 2 * (4 + COLUMNS + 6)
+    assert text.count('src="data:image/png;base64,') == text.count("<img ")
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", text) and "url(" not in text
+    assert "Φ(z)" in text and "4×4 pixel patch" in text
+    assert (tmp_path / "sidebyside.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.fixture(scope="module")
+def ladder_run(runs):
+    assert main(["ladder", "--dataset", "mnist-embedded", "--steps", "3", "--epochs", "1", "--limit", "200",
+                 "--batch-size", "64", "--eval-images", "20", "--out", str(runs / "ladder")]) == 0
+    return runs / "ladder"
+
+
+def test_sample_with_ladder_run_writes_the_page(runs, ladder_run, capsys):
+    assert main(["diffusion", "sample", "--run", str(runs / "pixel"), "--sampler", "ddim", "--steps", "5",
+                 "--num", "4", "--ladder-run", str(ladder_run)]) == 0
+    assert "side-by-side page" in capsys.readouterr().out
+    text = (runs / "pixel" / "sidebyside.html").read_text()
+    assert "ladder T3-none" in text and "DDPM-20" in text and "DDIM-5" in text and "x<sub>T</sub> = z itself" in text
+
+
+@pytest.mark.parametrize("case", ["diffusion run", "missing", "variant", "unfinished"])
+def test_bad_ladder_run_exits_2(runs, ladder_run, case, tmp_path, capsys):
+    import shutil
+
+    target, extra = {"diffusion run": (runs / "latent", []), "missing": (tmp_path / "nope", []),
+                     "variant": (ladder_run, ["--ladder-variant", "T9-none"]),
+                     "unfinished": (tmp_path / "unfinished", [])}[case]
+    if case == "unfinished":
+        shutil.copytree(ladder_run, target)
+        (target / "summary.json").unlink()
+    capsys.readouterr()
+    assert main(["diffusion", "sample", "--run", str(runs / "pixel"), "--num", "2", "--ladder-run", str(target),
+                 *extra]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "error" in err
+    assert {"diffusion run": "not a ladder run", "missing": "no such run folder", "variant": "T3-none",
+            "unfinished": "did not finish"}[case] in err
+    assert not list((runs / "pixel").glob("samples-ddim20.png"))  # refused before sampling
+
+
+def test_side_by_side_page_in_headless_chromium(runs, ladder_run, tmp_path):
+    from tests.test_report import CHROMIUM, external_references, open_in_chromium, page_requests
+
+    if not CHROMIUM.exists():
+        pytest.skip("needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)")
+    page = runs / "pixel" / "sidebyside.html"
+    if not page.is_file():
+        assert main(["diffusion", "sample", "--run", str(runs / "pixel"), "--sampler", "ddpm", "--num", "2",
+                     "--ladder-run", str(ladder_run)]) == 0
+    seen = open_in_chromium(page, tmp_path / "profile")
+    check = seen["self_check"]
+    assert seen["returncode"] == 0 and check is not None, "the page's self-check did not run"
+    assert check["images"] > 0 and check["not_loaded"] == []
+    assert check["errors"] == [] and seen["console"] == []
+    assert check["requests"] == [] and page_requests(seen["proxy_requests"]) == []
+    assert not external_references(page.read_text())
+
+
+def test_demo_passes_the_ladder_run_only_when_the_ladder_part_finished(tmp_path):
+    from connlab.experiments.demo import command_line, plan
+
+    part = next(p for p in plan(False, "mnist-embedded", None, "cpu") if p.name == "diffusion sample")
+    assert "--ladder-run" not in command_line(part, tmp_path)       # no ladder: sample alone
+    (tmp_path / "ladder").mkdir()
+    (tmp_path / "ladder" / "summary.json").write_text("{}")
+    argv = command_line(part, tmp_path)
+    assert argv[argv.index("--ladder-run") + 1] == str(tmp_path / "ladder")
+    assert argv[argv.index("--run") + 1] == str(tmp_path / "diffusion")

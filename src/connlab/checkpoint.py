@@ -4,6 +4,9 @@ A checkpoint is a folder ``checkpoints/step-0000123/`` holding ``model.safetenso
 ``state.pt`` (optimizer, RNG states, step, history). It is written as a hidden temporary
 folder and renamed into place, so a process killed mid-write leaves only a temporary
 folder that is ignored, and the previous checkpoint stays loadable.
+
+Under torchrun only rank 0 writes: the writers here return without writing on other ranks
+(``connlab.distributed.is_main``), so callers need no rank checks.
 """
 
 from __future__ import annotations
@@ -18,13 +21,16 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from connlab.distributed import is_main
 from connlab.errors import UserError
 
 KEEP = 2
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file in the same folder and a rename."""
+    """Write ``text`` to ``path`` via a temporary file in the same folder and a rename (rank 0 only)."""
+    if not is_main():
+        return
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -44,7 +50,9 @@ def atomic_write_json(path: Path, obj) -> None:
 
 
 def save_weights(model: torch.nn.Module, path: Path, metadata: dict | None = None) -> None:
-    """Model weights (parameters and buffers) as safetensors, written atomically."""
+    """Model weights (parameters and buffers) as safetensors, written atomically (rank 0 only)."""
+    if not is_main():
+        return
     path = Path(path)
     tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     meta = {k: json.dumps(v) for k, v in (metadata or {}).items()}
@@ -107,9 +115,11 @@ def check_signature(saved: dict | None, expected: dict | None, path: Path) -> No
 
 
 def write_checkpoint(folder: Path, step: int, model: torch.nn.Module, state: dict, signature: dict) -> Path:
-    """Write ``folder/step-N`` atomically and prune all but the newest ``KEEP`` checkpoints."""
-    folder.mkdir(parents=True, exist_ok=True)
+    """Write ``folder/step-N`` atomically and prune all but the newest ``KEEP`` checkpoints (rank 0 only)."""
     final = folder / f"step-{step:07d}"
+    if not is_main():
+        return final
+    folder.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=folder, prefix=f".tmp-step-{step:07d}-"))
     try:
         _write_checkpoint_files(tmp, model, state, signature)

@@ -2,6 +2,8 @@
 
 Only the chosen command's module is imported, so ``connlab --help`` is instant.
 User errors (bad flags, files, checkpoints) print one line and exit with code 2.
+Under ``torchrun`` every rank runs ``main``; it joins the process group first
+(``connlab.distributed``), so every training command is data-parallel without changes.
 """
 
 from __future__ import annotations
@@ -25,6 +27,10 @@ COMMANDS = {
     "vit": ("connlab.experiments.vit", "a small Vision Transformer on MNIST, with attention maps"),
     "attention": ("connlab.experiments.attention", "a sequence task where the attention pattern is visible"),
 }
+
+
+# Commands that are not one training run: under torchrun they would only repeat each other's work.
+SINGLE_PROCESS = ("demo", "report", "data", "diffusion sample", "diffusion eval")
 
 
 class Parser(argparse.ArgumentParser):
@@ -58,20 +64,38 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    from connlab import distributed
     from connlab.errors import UserError
+    from connlab.fastpath import GraphCaptureFailed
     from connlab.train import TrainingDiverged
 
+    name = " ".join([args.command] + ([args.action] if isinstance(getattr(args, "action", None), str) else []))
+    where = ""
     try:
-        return args.run(args) or 0
+        if distributed.init_from_env():
+            where = f" (rank {distributed.rank()} of {distributed.world_size()})"
+            if name in SINGLE_PROCESS:
+                raise UserError(f"{name} runs in one process; start it without torchrun")
+            distributed.quiet_followers()
+        code = args.run(args) or 0
+        distributed.barrier()  # no rank leaves before rank 0 has written everything
+        distributed.cleanup()
+        return code
     except (UserError, ValueError) as err:
-        print(f"connlab {args.command}: error: {err}", file=sys.stderr)
+        print(f"connlab {args.command}{where}: error: {err}", file=sys.stderr)
         return 2
-    except TrainingDiverged as err:
-        print(f"connlab {args.command}: {err}", file=sys.stderr)
+    except (TrainingDiverged, GraphCaptureFailed) as err:
+        print(f"connlab {args.command}{where}: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"connlab {args.command}: interrupted; continue with --resume --out RUN_DIR", file=sys.stderr)
+        print(f"connlab {args.command}{where}: interrupted; continue with --resume --out RUN_DIR", file=sys.stderr)
         return 130
+    except RuntimeError as err:  # a peer rank died or timed out: one line, not W tracebacks
+        message = distributed.failure_message(err)
+        if message is None:
+            raise
+        print(f"connlab {args.command}: error: {message}; continue with --resume --out RUN_DIR", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -10,13 +10,23 @@ import torch
 import torch.nn.functional as F
 
 
+def bce(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean binary cross-entropy of probabilities ``pred`` against ``target``, in float32.
+
+    Safe inside a bf16 autocast region (the trainer evaluates under one on CUDA), where
+    PyTorch refuses ``F.binary_cross_entropy``: autocast is switched off around it.
+    """
+    with torch.autocast(pred.device.type, enabled=False):
+        return F.binary_cross_entropy(pred.float(), target.float())
+
+
 def image_metrics(pred: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
     """BCE, MSE, PSNR (dB) and SSIM of ``pred`` against ``target``."""
     from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
     pred, target = pred.float().clamp(0, 1), target.float()
     return {
-        "bce": F.binary_cross_entropy(pred, target).item(),
+        "bce": bce(pred, target).item(),
         "mse": F.mse_loss(pred, target).item(),
         "psnr": peak_signal_noise_ratio(pred, target, data_range=1.0, dim=(1, 2, 3)).item(),
         "ssim": structural_similarity_index_measure(pred, target, data_range=1.0).item(),

@@ -1,4 +1,7 @@
-"""Figures. matplotlib is imported lazily (Agg backend), so the CLI starts fast."""
+"""Figures. matplotlib is imported lazily (Agg backend), so the CLI starts fast.
+
+``save_figure`` is the one way a figure reaches the disk: under torchrun only rank 0 writes.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +17,16 @@ def _plt():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def save_figure(fig, path: Path, dpi: int) -> Path:
+    """Write ``fig`` to ``path`` (rank 0 only) and close it."""
+    from connlab.distributed import is_main
+
+    if is_main():
+        fig.savefig(path, dpi=dpi)
+    _plt().close(fig)
+    return Path(path)
 
 
 def image_rows(rows: list[tuple[str, torch.Tensor]], path: Path, title: str | None = None) -> Path:
@@ -35,9 +48,7 @@ def image_rows(rows: list[tuple[str, torch.Tensor]], path: Path, title: str | No
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path, dpi=80)
 
 
 def curves(series: dict[str, tuple[list[float], list[float]]], path: Path, xlabel: str, ylabel: str,
@@ -56,6 +67,4 @@ def curves(series: dict[str, tuple[list[float], list[float]]], path: Path, xlabe
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path, dpi=90)

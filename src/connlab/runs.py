@@ -41,7 +41,11 @@ def prepare_run(out: Path | None, experiment: str, config, resume: bool):
 
     A resumed run uses the config saved in its folder, so it continues exactly the
     experiment it started; a new run refuses a folder that already holds one.
+    Under torchrun rank 0 creates the folder and the others learn its name from rank 0
+    (a default name holds a timestamp); ``distributed`` records how the run is spread.
     """
+    from connlab import distributed
+
     if resume:
         if out is None:
             raise UserError("--resume needs --out DIR, the run folder to continue")
@@ -50,14 +54,34 @@ def prepare_run(out: Path | None, experiment: str, config, resume: bool):
             raise UserError(f"{out}: a {saved.get('experiment')!r} run, not {experiment!r}")
         names = {f.name for f in fields(config)}
         config = type(config)(**{k: _tuple(v) for k, v in saved["config"].items() if k in names})
+        spread = distributed.describe(getattr(config, "batch_size", None))
+        if saved.get("distributed", spread) != spread:  # resumed on another number of processes
+            atomic_write_json(Path(out) / "config.json", {**saved, "distributed": spread})
         return Path(out), config
+    made, error = None, None
+    distributed.barrier()  # every rank is done with the folder (a cleanup of an earlier try) before it is made
+    if distributed.is_main():
+        try:
+            made = _create_run(out, experiment, config)
+        except UserError as err:
+            error = str(err)
+    made, error = distributed.broadcast_object((made, error))
+    if error is not None:
+        raise UserError(error)
+    return made, config
+
+
+def _create_run(out: Path | None, experiment: str, config) -> Path:
+    from connlab import distributed
+
     out = Path(out) if out is not None else default_out(experiment)
     if (out / "config.json").exists():
         raise UserError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "config.json", {"experiment": experiment, "connlab_version": __version__,
-                                            "config": asdict(config)})
-    return out, config
+                                            "config": asdict(config),
+                                            "distributed": distributed.describe(getattr(config, "batch_size", None))})
+    return out
 
 
 def _tuple(v):
@@ -65,4 +89,8 @@ def _tuple(v):
 
 
 def write_summary(out: Path, summary: dict) -> None:
+    """Write ``summary.json`` (rank 0); under torchrun all ranks leave together, so it exists for all."""
+    from connlab import distributed
+
     atomic_write_json(Path(out) / "summary.json", summary)
+    distributed.barrier()

@@ -9,7 +9,15 @@ checkpoints, resume and the NaN guard.
 - Noise for the loss (corruption, diffusion time steps) comes from one ``torch.Generator``
   on the device whose state is checkpointed, so resume is exact too.
 - On CPU, N steps in one go and N/2 + resume give bitwise-identical weights (tested).
-- Losses are summed on the device; the host reads them every ``sync_every`` steps only.
+- Losses are summed on the device; the host reads them every ``sync_every`` steps only
+  (on the CUDA-graph path only at epoch ends and checkpoints).
+- GPU path (the defaults on CUDA, each with a flag to turn it off): bf16 autocast,
+  channels-last, ``torch.compile``, fused Adam, and every full-batch step — batch gather,
+  noise, forward, backward, optimizer, loss sum — replayed as one CUDA graph
+  (``connlab.fastpath``). A last, smaller batch of an epoch runs eagerly.
+- Under torchrun (``connlab.distributed``): DDP over the whole loss, each rank on its rows
+  of every global batch (``--batch-size`` stays global), noise drawn for the global batch,
+  losses averaged over ranks when read; rank 0 alone writes. No CUDA graph there.
 """
 
 from __future__ import annotations
@@ -24,10 +32,12 @@ from typing import Callable, Protocol
 
 import torch
 
+from connlab import distributed as dp
 from connlab.checkpoint import (
     atomic_write_text, list_checkpoints, model_signature, read_checkpoint, save_weights, write_checkpoint,
 )
 from connlab.errors import UserError
+from connlab.fastpath import GraphedStep
 
 PRECISIONS = ("auto", "fp32", "bf16")
 
@@ -47,6 +57,7 @@ class TrainConfig:
     precision: str = "auto"        # auto: bf16 autocast on CUDA, fp32 elsewhere
     compile: str = "auto"          # auto: torch.compile on CUDA only; "on" / "off"
     channels_last: str = "auto"    # auto: on (measured faster for the lab's conv nets on CPU); "on" / "off"
+    cuda_graph: str = "auto"       # auto: the whole step as one CUDA graph on CUDA (single process); "on" / "off"
     optimizer: str = "adam"        # adam | adamw
     lr_schedule: str = "constant"  # constant | cosine (with linear warm-up)
     warmup_steps: int = 0
@@ -62,7 +73,7 @@ class TrainConfig:
             raise UserError(f"--lr must be > 0, got {self.lr}")
         if self.precision not in PRECISIONS:
             raise UserError(f"--precision {self.precision!r} is not one of {', '.join(PRECISIONS)}")
-        for name in ("compile", "channels_last"):
+        for name in ("compile", "channels_last", "cuda_graph"):
             if getattr(self, name) not in ("auto", "on", "off"):
                 raise UserError(f"--{name.replace('_', '-')} {getattr(self, name)!r} is not one of auto, on, off")
         if self.optimizer not in ("adam", "adamw"):
@@ -131,7 +142,7 @@ def _progress(total: int, desc: str):
     from tqdm import tqdm
 
     return tqdm(total=total, desc=desc, unit="step", leave=False, dynamic_ncols=True,
-                disable=not sys.stderr.isatty())
+                disable=not sys.stderr.isatty() or not dp.is_main())
 
 
 def fit(
@@ -166,13 +177,24 @@ def fit(
 
     use_bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and device.type == "cuda")
     use_compile = cfg.compile == "on" or (cfg.compile == "auto" and device.type == "cuda")
+    if cfg.cuda_graph == "on" and device.type != "cuda":
+        raise UserError(f"--cuda-graph on needs a CUDA device, not {device.type}")
+    dp.init_from_env()  # under torchrun: join the job (the CLI has already); nothing in one process
+    distributed = dp.world_size() > 1
+    if cfg.cuda_graph == "on" and distributed:
+        raise UserError("--cuda-graph on is for one process; under torchrun use --cuda-graph auto or off")
+    use_graph = device.type == "cuda" and (cfg.cuda_graph == "on" or (cfg.cuda_graph == "auto" and not distributed))
     if cfg.channels_last != "off":
         # NHWC lets oneDNN / cuDNN pick their fast convolution kernels; other layers are unaffected
         model.to(memory_format=torch.channels_last)
-    step_model = torch.compile(model) if use_compile else model
+    step_model = torch.compile(model, dynamic=False) if use_compile else model
     opt_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
     opt_kwargs = {"fused": True} if device.type == "cuda" else {}
-    optimizer = opt_cls(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, **opt_kwargs)
+    lr = cfg.lr
+    if use_graph:  # a graph replays the optimizer too: its step count and lr must live on the device
+        opt_kwargs["capturable"] = True
+        lr = torch.tensor(cfg.lr, device=device)
+    optimizer = opt_cls(model.parameters(), lr=lr, weight_decay=cfg.weight_decay, **opt_kwargs)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(cfg, total_steps))
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
 
@@ -184,11 +206,14 @@ def fit(
     if resume:
         if not existing:
             raise UserError(f"--resume: no checkpoint in {ckpt_dir}")
-        for stale in ckpt_dir.glob(".tmp-step-*"):  # writes cut short by a kill
+        for stale in ckpt_dir.glob(".tmp-step-*") if dp.is_main() else ():  # writes cut short by a kill
             shutil.rmtree(stale, ignore_errors=True)
         latest = existing[-1]
         state = read_checkpoint(latest, model, signature)
         optimizer.load_state_dict(state["optimizer"])
+        if use_graph:
+            for group in optimizer.param_groups:  # a loaded lr may be a float or a CPU tensor
+                group["lr"] = torch.tensor(float(group["lr"]), device=device)
         scheduler.load_state_dict(state["scheduler"])
         generator.set_state(state["generator"].to("cpu") if device.type == "cpu" else state["generator"])
         torch.set_rng_state(state["torch_rng"])
@@ -198,7 +223,7 @@ def fit(
 
     def snapshot() -> dict:
         return {
-            "step": step, "history": history, "epoch_loss_sum": float(loss_sum.item()),
+            "step": step, "history": history, "epoch_loss_sum": float(dp.mean_over_ranks(loss_sum).item()),
             "epoch_seconds": epoch_seconds, "train_seconds": train_seconds,
             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
             "generator": generator.get_state(), "torch_rng": torch.get_rng_state(),
@@ -210,34 +235,60 @@ def fit(
     train_seconds = state["train_seconds"]
     epoch_seconds = state["epoch_seconds"]
     loss_sum = torch.tensor(state["epoch_loss_sum"], device=device)
+    ddp_loss = None
+    if distributed:
+        dp.seed_rank_rng(cfg.seed, step)  # each rank its own dropout masks
+        ddp_loss = dp.data_parallel_loss(step_model, loss_fn, device)
+
+    def train_step(batch: tuple[torch.Tensor, ...], shard: dp.BatchShard | None = None, weight: float = 1.0) -> None:
+        """Forward, backward, optimizer, loss sum: device work only (the graph records exactly this).
+
+        Under DDP ``batch`` holds this rank's ``shard`` of the global batch and ``weight`` makes
+        the ranks' mean of the gradients that of the global batch's mean loss.
+        """
+        with dp.batch_shard(shard), torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16,
+                                                    cache_enabled=False):
+            loss = loss_fn(step_model, batch, generator) if ddp_loss is None else ddp_loss(batch, generator) * weight
+        loss.backward()
+        if cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip, foreach=device.type != "cpu" or None)
+        optimizer.step()
+        loss_sum.add_(loss.detach().float())
+
+    graphed = GraphedStep(train_step, data, cfg.batch_size, generator, optimizer.zero_grad) if use_graph else None
+    sync_every = cfg.sync_every if graphed is None else 0  # 0: no host reads inside an epoch
 
     model.train()
     while step < total_steps:
         epoch, first = divmod(step, steps_per_epoch)
         perm = epoch_permutation(n, cfg.seed, epoch).to(device)
+        if graphed is not None:
+            graphed.start_epoch(perm, first)
         bar = _progress(steps_per_epoch, f"{label} epoch {epoch + 1}/{cfg.epochs}")
         bar.update(first)
         t0 = time.perf_counter()
         images_seen = 0
         for i in range(first, steps_per_epoch):
-            idx = perm[i * cfg.batch_size:(i + 1) * cfg.batch_size]
-            batch = tuple(t[idx] for t in data)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                loss = loss_fn(step_model, batch, generator)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            optimizer.step()
+            rows = min(cfg.batch_size, n - i * cfg.batch_size)
+            if graphed is not None and rows == cfg.batch_size:
+                graphed.run(i)
+            else:
+                idx = perm[i * cfg.batch_size:(i + 1) * cfg.batch_size]
+                shard, weight = dp.local_shard(len(idx)) if distributed else (None, 1.0)
+                if shard is not None:
+                    idx = idx[shard.start:shard.stop]
+                # once a graph holds the gradient tensors, keep them (zero them instead of freeing)
+                optimizer.zero_grad(set_to_none=graphed is None or not graphed.captured)
+                train_step(tuple(t[idx] for t in data), shard, weight)
             scheduler.step()
             if ema is not None:
                 ema.update()
-            loss_sum += loss.detach().float()
             step += 1
-            images_seen += len(idx)
+            dp.kill_hook(step)
+            images_seen += rows
             last_of_epoch = i == steps_per_epoch - 1
-            if step % cfg.sync_every == 0 or last_of_epoch or step % cfg.checkpoint_every == 0:
-                mean = loss_sum.item() / (i + 1)
+            if (sync_every and step % sync_every == 0) or last_of_epoch or step % cfg.checkpoint_every == 0:
+                mean = dp.mean_over_ranks(loss_sum).item() / (i + 1)
                 if not math.isfinite(mean):
                     bar.close()
                     kept = list_checkpoints(ckpt_dir)
@@ -258,16 +309,18 @@ def fit(
         now = time.perf_counter() - t0
         epoch_seconds += now
         train_seconds += now
-        line = {"epoch": epoch + 1, "step": step, "train_loss": loss_sum.item() / steps_per_epoch,
+        dp.sync_buffers(model, *([ema.module] if ema is not None else []))  # rank 0's BatchNorm statistics
+        line = {"epoch": epoch + 1, "step": step, "train_loss": dp.mean_over_ranks(loss_sum).item() / steps_per_epoch,
                 "seconds": round(epoch_seconds, 3),
                 "images_per_second": round(n / max(epoch_seconds, 1e-9), 1),
-                "lr": scheduler.get_last_lr()[0]}
+                "lr": float(scheduler.get_last_lr()[0])}
         if evaluate is not None:
             line.update(_evaluate(model, evaluate, use_bf16, device, ema))
         history.append(line)
-        print(f"{label} epoch {epoch + 1}/{cfg.epochs}: " + ", ".join(
-            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in line.items() if k != "epoch"),
-            file=sys.stderr)
+        if dp.is_main():
+            print(f"{label} epoch {epoch + 1}/{cfg.epochs}: " + ", ".join(
+                f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in line.items() if k != "epoch"),
+                file=sys.stderr)
         loss_sum.zero_()
         epoch_seconds = 0.0
         write_checkpoint(ckpt_dir, step, model, snapshot(), signature)
@@ -276,6 +329,7 @@ def fit(
     save_weights(model, out / "model.safetensors", {"signature": signature})
     if ema is not None:
         save_weights(ema.module, out / "ema.safetensors", {"signature": signature})
+    dp.barrier()  # the other ranks may now read what rank 0 wrote
     model.eval()
     images = n * cfg.epochs
     return TrainResult(

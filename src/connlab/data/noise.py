@@ -3,7 +3,9 @@
 ``norm``:    x + mag · N(0, 1)
 ``uniform``: x + mag · U(-1, 1)   (zero mean, so both only blur the digit, never shift it)
 Both are clipped to [0, 1] afterwards, as the lecture's notebook does with ``np.clip``.
-Noise is drawn with an explicit ``torch.Generator`` on the images' device.
+Noise is drawn with an explicit ``torch.Generator`` on the images' device; inside a training
+step under torchrun, each rank draws the whole global batch's noise and keeps its own rows
+(``connlab.distributed.batch_randn``), so every rank's generator stays in step.
 """
 
 from __future__ import annotations
@@ -22,10 +24,12 @@ def check_noise(magnitude: float, dist: str) -> None:
 
 def draw_noise(like: torch.Tensor, dist: str, generator: torch.Generator | None = None) -> torch.Tensor:
     """Unit-scale noise of distribution ``dist`` with the shape, dtype and device of ``like``."""
+    from connlab.distributed import batch_rand, batch_randn
+
     if dist == "norm":
-        return torch.randn(like.shape, generator=generator, device=like.device, dtype=like.dtype)
+        return batch_randn(like.shape, generator=generator, device=like.device, dtype=like.dtype)
     if dist == "uniform":
-        u = torch.rand(like.shape, generator=generator, device=like.device, dtype=like.dtype)
+        u = batch_rand(like.shape, generator=generator, device=like.device, dtype=like.dtype)
         return u * 2.0 - 1.0
     raise ValueError(f"noise distribution {dist!r} is not one of {', '.join(NOISE_DISTS)}")
 

@@ -60,10 +60,12 @@ class EMA:
     def update(self) -> None:
         """θ̄ ← d_n θ̄ + (1 − d_n) θ for parameters; buffers are copied as they are."""
         d = self.decay_t()
+        shadows = [s for s in self.module.parameters() if s.dtype.is_floating_point]
+        params = [p.detach() for p in self.model.parameters() if p.dtype.is_floating_point]
+        if shadows:  # one fused launch per group of tensors, not one per tensor (matters on GPUs)
+            torch._foreach_lerp_(shadows, params, 1.0 - d)
         for shadow, p in zip(self.module.parameters(), self.model.parameters(), strict=True):
-            if shadow.dtype.is_floating_point:
-                shadow.lerp_(p.detach(), 1.0 - d)
-            else:
+            if not shadow.dtype.is_floating_point:
                 shadow.copy_(p)
         for shadow, b in zip(self.module.buffers(), self.model.buffers(), strict=True):
             shadow.copy_(b)

@@ -165,18 +165,20 @@ def full_ladder(x0: torch.Tensor, schedule: LadderSchedule, generator: torch.Gen
 
 
 def ladder_pair(x0: torch.Tensor, t: torch.Tensor, schedule: LadderSchedule,
-                generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                generator: torch.Generator | None = None, top: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(x_t, x_{t−1}) for a batch, each sample at its own rung, drawn on x0's device.
 
     x0: (B, C, H, W) in [0, 1]; t: (B,) integers in 1 … T. Walks the batch up to
     max(t) and keeps, per sample, the rung t and the one below it, so x_t is exactly
-    ``ladder_step(x_{t−1}, t, z_t)``. Returns two (B, C, H, W) tensors.
+    ``ladder_step(x_{t−1}, t, z_t)``. Returns two (B, C, H, W) tensors. ``top`` (≥ max(t))
+    walks further: a rank holding part of a batch passes the whole batch's max(t), so that
+    every rank draws the same noise.
     """
     t = t.to(x0.device).long()
     assert bool(((t >= 1) & (t <= schedule.T)).all()), "t must lie in 1 … T"
     pick = lambda s: (t == s).view(-1, *([1] * (x0.dim() - 1)))  # (B, 1, 1, 1)  # noqa: E731
     x, x_t, x_prev = x0, x0, x0
-    for s in range(1, int(t.max()) + 1):
+    for s in range(1, (int(t.max()) if top is None else top) + 1):
         x_next = ladder_step(x, s, schedule, draw_noise(x0, schedule.dist, generator))
         x_prev = torch.where(pick(s), x, x_prev)
         x_t = torch.where(pick(s), x_next, x_t)

@@ -89,7 +89,7 @@ def ddim_step(
         x0_hat = x0_hat.clamp(-1.0, 1.0)
     # Scalars in float64: 1 − ᾱ_t/ᾱ_{t_prev} cancels in float32 when the steps are close.
     ab = schedule.alpha_bar_f64[t]
-    ab_prev = schedule.alpha_bar_f64[t_prev] if t_prev >= 0 else ab.new_tensor(1.0)
+    ab_prev = schedule.alpha_bar_f64[t_prev] if t_prev >= 0 else torch.ones_like(ab)  # no host copy: graph-safe
     sigma = eta * ((1 - ab_prev) / (1 - ab) * (1 - ab / ab_prev)).sqrt()
     dir_coef = (1 - ab_prev - sigma**2).sqrt()
     x_prev = ab_prev.sqrt().to(x_t.dtype) * x0_hat + dir_coef.to(x_t.dtype) * eps_hat

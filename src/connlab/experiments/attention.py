@@ -278,8 +278,9 @@ def attention_patterns(x: torch.Tensor, maps: list[torch.Tensor], source: torch.
     fig.suptitle(f"attention weights, {task}: red dots = where the answer is "
                  f"({'anti-diagonal' if task == 'reverse' else 'a permutation'})", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    from connlab.plots import save_figure  # rank 0 only under torchrun
+
+    save_figure(fig, path, dpi=80)
     return Path(path)
 
 
@@ -316,6 +317,7 @@ def softmax_gate(model, tokens, layer: int, head: int, query: int, path: Path, t
     ax2.legend(fontsize=8)
     fig.suptitle(f"{task} '{''.join(map(str, digits))}': attention is a softmax gate over the values", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    from connlab.plots import save_figure  # rank 0 only under torchrun
+
+    save_figure(fig, path, dpi=90)
     return Path(path)

@@ -34,7 +34,6 @@ class AutoencoderExperiment(TrainingSettings):
     noise_dist: str = "norm"
     seeds: int = 1
     iterate: int = 0
-    channels_last: str = "auto"
     epochs: int = 3
 
     @property
@@ -54,8 +53,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--iterate", type=positive_int, default=None,
                    help="feed the denoised output back K times and measure each pass")
     p.add_argument("--summary", action="store_true", help="print the model summary table and exit")
-    p.add_argument("--channels-last", default="auto", choices=("auto", "on", "off"),
-                   help="NHWC memory format for the convolutions (auto: on; off for debugging)")
     add_common(p, epochs=3)
     p.set_defaults(run=run)
 
@@ -63,7 +60,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def config_from_args(args: argparse.Namespace) -> AutoencoderExperiment:
     return AutoencoderExperiment.from_args(
         args, skip=args.skip, upsample=args.upsample, noise=args.noise, noise_dist=args.noise_dist,
-        seeds=args.seeds, iterate=args.iterate or 0, channels_last=args.channels_last)
+        seeds=args.seeds, iterate=args.iterate or 0)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -100,6 +97,7 @@ def run_experiment(cfg: AutoencoderExperiment, out: Path, resume: bool = False) 
     from connlab.data import check_noise, corrupt, load_dataset, to_unit
     from connlab.metrics import image_metrics, mean_std
     from connlab.models.autoencoder import AutoencoderConfig, DenoisingAutoencoder, count_parameters
+    from connlab.metrics import bce
     from connlab.runs import write_summary
     from connlab.train import fit, pick_device, seed_everything
 
@@ -120,7 +118,7 @@ def run_experiment(cfg: AutoencoderExperiment, out: Path, resume: bool = False) 
         return torch.cat([torch.sigmoid(model(chunk).float()) for chunk in x.split(1000)])
 
     def evaluate(model):
-        return {"test_bce": F.binary_cross_entropy(reconstruct(model, noisy_test), clean_test).item()}
+        return {"test_bce": bce(reconstruct(model, noisy_test), clean_test).item()}
 
     runs: dict[str, list[dict]] = {}
     models: dict[str, torch.nn.Module] = {}
@@ -130,7 +128,7 @@ def run_experiment(cfg: AutoencoderExperiment, out: Path, resume: bool = False) 
             seed_everything(seed)
             model_cfg = AutoencoderConfig(skip, cfg.upsample)
             model = DenoisingAutoencoder(model_cfg).to(device)
-            train_cfg = cfg.train_config(seed=seed, channels_last=cfg.channels_last)
+            train_cfg = cfg.train_config(seed=seed)
             folder = out / "variants" / f"{skip}-seed{seed}"
             result = fit(model, loss_fn, (data.train_images,), train_cfg, folder, model_config=asdict(model_cfg),
                          evaluate=evaluate, resume=resume and (folder / "checkpoints").is_dir(),

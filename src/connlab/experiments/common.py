@@ -30,6 +30,8 @@ class TrainingSettings:
     limit: int | None = None
     precision: str = "auto"
     compile: str = "auto"
+    channels_last: str = "auto"
+    cuda_graph: str = "auto"
     checkpoint_every: int = 500
 
     @classmethod
@@ -45,7 +47,8 @@ class TrainingSettings:
         from connlab.train import TrainConfig
 
         base = dict(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, seed=self.seed, device=self.device,
-                    precision=self.precision, compile=self.compile, checkpoint_every=self.checkpoint_every)
+                    precision=self.precision, compile=self.compile, channels_last=self.channels_last,
+                    cuda_graph=self.cuda_graph, checkpoint_every=self.checkpoint_every)
         return TrainConfig(**{**base, **overrides})
 
 
@@ -92,5 +95,9 @@ def add_common(p: argparse.ArgumentParser, *, epochs: int, batch_size: int = 128
     g.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
                    help="auto: bf16 autocast on CUDA, fp32 elsewhere")
     g.add_argument("--compile", default="auto", choices=("auto", "on", "off"), help="torch.compile (auto: on CUDA)")
+    g.add_argument("--channels-last", default="auto", choices=("auto", "on", "off"),
+                   help="NHWC memory format for convolutions (auto: on)")
+    g.add_argument("--cuda-graph", default="auto", choices=("auto", "on", "off"),
+                   help="replay each training step as one CUDA graph (auto: on CUDA, single process)")
     g.add_argument("--checkpoint-every", type=positive_int, default=500, help="steps between checkpoints (default 500)")
 

@@ -36,7 +36,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 # Flags per part, in the lecture's order (DESIGN.md).  Data flags (--dataset, --data-dir) and
-# --device are added by ``plan``; sample/eval point at the diffusion run folder.
+# --device are added by ``plan``; sample/eval point at the diffusion run folder; sample's
+# --ladder-run (the ladder part's folder) adds the side-by-side page, and is dropped by
+# ``command_line`` when the ladder part did not finish.
 SIZES = {
     "cpu": {
         "gates": ["--epochs", "20", "--train-points", "2000"],
@@ -47,7 +49,7 @@ SIZES = {
         "depth": ["--depths", "2,8,16", "--epochs", "2", "--limit", "1000"],
         "ladder": ["--steps", "5", "--epochs", "2", "--limit", "2000", "--batch-size", "32", "--eval-images", "200"],
         "diffusion train": ["--preset", "demo", "--eval-num", "200"],
-        "diffusion sample": ["--sampler", "ddim", "--steps", "20", "--num", "60"],
+        "diffusion sample": ["--sampler", "ddim", "--steps", "20", "--num", "60", "--ladder-run", "ladder"],
         "diffusion eval": ["--num", "100"],
         "vit": ["--epochs", "4", "--dim", "48", "--depth", "2", "--warmup-steps", "20"],
         "attention": ["--epochs", "8", "--train-size", "6000"],
@@ -60,7 +62,7 @@ SIZES = {
         "depth": ["--full"],
         "ladder": ["--steps", "10", "--epochs", "10", "--sweep", "1,5,10,20"],
         "diffusion train": ["--preset", "default", "--eval-num", "2000"],
-        "diffusion sample": ["--sampler", "ddpm", "--num", "100"],
+        "diffusion sample": ["--sampler", "ddpm", "--num", "100", "--ladder-run", "ladder"],
         "diffusion eval": ["--num", "2000"],
         "vit": ["--full"],
         "attention": ["--epochs", "30", "--train-size", "20000"],
@@ -201,6 +203,10 @@ def command_line(part: Part, out: Path) -> list[str]:
     folder = out / part.folder
     argv = [str(folder) if a == part.folder and prev == "--run" else a
             for prev, a in zip(("",) + part.argv, part.argv)]
+    if "--ladder-run" in argv:  # the side-by-side page needs the ladder part; without it, sample alone
+        k = argv.index("--ladder-run")
+        ladder = out / argv[k + 1]
+        argv[k:k + 2] = ["--ladder-run", str(ladder)] if (ladder / "summary.json").is_file() else []
     if not part.owns_folder:
         return argv
     argv += ["--out", str(folder)]

@@ -183,8 +183,9 @@ def depth_figure(summary: dict, out: Path) -> None:
     fig.suptitle(f"plain vs residual, {summary['dataset']} ({summary['train_images']} training images), "
                  f"{summary['epochs']} epochs each, width {summary['width']}", fontsize=10)
     fig.tight_layout()
-    fig.savefig(out / "depth.png", dpi=90)
-    plt.close(fig)
+    from connlab.plots import save_figure  # rank 0 only under torchrun
+
+    save_figure(fig, out / "depth.png", dpi=90)
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for kind, style in (("plain", "--"), ("residual", "-")):
@@ -198,8 +199,9 @@ def depth_figure(summary: dict, out: Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(out / "curves.png", dpi=90)
-    plt.close(fig)
+    from connlab.plots import save_figure  # rank 0 only under torchrun
+
+    save_figure(fig, out / "curves.png", dpi=90)
 
 
 def format_table(summary: dict) -> str:

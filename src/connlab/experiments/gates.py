@@ -152,8 +152,9 @@ def bump_figure(out: Path) -> dict:
         ax.set_ylim(-0.05, 1.25)
     fig.suptitle("a bump from two logistic units: y = σ(w(x - a)) + σ(-w(x - b)) - 1", fontsize=11)
     fig.tight_layout()
-    fig.savefig(out / "bump.png", dpi=90)
-    plt.close(fig)
+    from connlab.plots import save_figure  # rank 0 only under torchrun
+
+    save_figure(fig, out / "bump.png", dpi=90)
     return {
         "formula": "y = sigmoid(w (x - a)) + sigmoid(-w (x - b)) - 1; peak = tanh(w (b - a) / 4)",
         "width_vs_weight": by_weight, "weight_edges": list(BUMP_EDGES),
@@ -214,8 +215,9 @@ def product_gate_figure(out: Path) -> dict:
     ax.legend(fontsize=8)
     fig.suptitle("X1 gates X2: two units multiplied", fontsize=11)
     fig.tight_layout()
-    fig.savefig(out / "product_gate.png", dpi=90)
-    plt.close(fig)
+    from connlab.plots import save_figure  # rank 0 only under torchrun
+
+    save_figure(fig, out / "product_gate.png", dpi=90)
     numbers["gate_weight"] = GATE_WEIGHT
     numbers["point"] = ("with x1 very negative the gate is ~0 and shuts x2 off whatever x2 is; with x1 very "
                         "positive the output is h(x2) unchanged. With linear h the product is a multiplicative "
@@ -312,8 +314,9 @@ def softmax_gate_figure(cfg: GatesExperiment, out: Path, resume: bool) -> dict:
     fig.suptitle(f"softmax gate of a mixture of {cfg.k} tanh experts, fitted ({cfg.epochs} epochs) to a "
                  f"different ridge in each of {cfg.k} sectors", fontsize=10)
     fig.tight_layout()
-    fig.savefig(out / "softmax_gate.png", dpi=90)
-    plt.close(fig)
+    from connlab.plots import save_figure  # rank 0 only under torchrun
+
+    save_figure(fig, out / "softmax_gate.png", dpi=90)
     max_weight = weights.max(dim=-1).values
     return {
         "k": cfg.k, "weights": "fitted", "epochs": cfg.epochs, "train_points": cfg.train_points,

@@ -115,6 +115,7 @@ def run_experiment(cfg: LadderExperiment, out: Path, resume: bool = False) -> di
     from connlab import plots
     from connlab.checkpoint import atomic_write_text
     from connlab.data import load_dataset, stratified_first, to_unit
+    from connlab.distributed import batch_rows, is_main, own_rows
     from connlab.diffusion.ladder import LadderSchedule, full_ladder, ladder_pair, materialize, materialize_bytes
     from connlab.models.autoencoder import count_parameters
     from connlab.models.step_conditioned import StepConditionConfig, StepConditionedUNet
@@ -141,9 +142,11 @@ def run_experiment(cfg: LadderExperiment, out: Path, resume: bool = False) -> di
 
         def loss_fn(model, batch, generator, schedule=schedule, stored=stored, T=T):
             (i,) = batch
-            t = torch.randint(1, T + 1, (len(i),), device=i.device, generator=generator)
+            # under torchrun: every rank draws the global batch's t and walks its highest rung
+            t_all = torch.randint(1, T + 1, (batch_rows(len(i)),), device=i.device, generator=generator)
+            t = own_rows(t_all)
             if stored is None:
-                x_t, x_prev = ladder_pair(to_unit(train[i]), t, schedule, generator)
+                x_t, x_prev = ladder_pair(to_unit(train[i]), t, schedule, generator, top=int(t_all.max()))
             else:
                 x_t, x_prev = stored[t, i], stored[t - 1, i]
             return F.binary_cross_entropy_with_logits(model(x_t, t).float(), x_prev)
@@ -176,7 +179,7 @@ def run_experiment(cfg: LadderExperiment, out: Path, resume: bool = False) -> di
 
     shown = {k: v for k, v in variants.items() if v["steps"] == cfg.shown_steps}
     first = next(iter(shown))
-    for fig in ("chain.png", "from_noise.png"):
+    for fig in ("chain.png", "from_noise.png") if is_main() else ():  # rank 0 wrote the variants' figures
         (out / fig).write_bytes((out / "variants" / first / fig).read_bytes())
     T = cfg.shown_steps
     k = list(range(T + 1))  # denoising steps applied: k = 0 is x_T, k = T is x̂_0
@@ -227,10 +230,10 @@ def psnr(x, clean) -> float:
 
 
 def chain_scores(chain, clean) -> dict:
-    import torch.nn.functional as F
+    from connlab.metrics import bce as mean_bce
 
     ps = [psnr(x, clean) for x in chain]
-    bce = [F.binary_cross_entropy(x.float().clamp(0, 1), clean).item() for x in chain]
+    bce = [mean_bce(x.clamp(0, 1), clean).item() for x in chain]
     rises = sum(b > a for a, b in zip(ps, ps[1:]))
     return {"chain_psnr": ps, "chain_bce": bce, "start_psnr": ps[0], "final_psnr": ps[-1], "final_bce": bce[-1],
             "psnr_rises_in_steps": f"{rises}/{len(ps) - 1}"}

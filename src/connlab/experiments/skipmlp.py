@@ -161,5 +161,6 @@ def curves_figure(summary: dict, out: Path) -> None:
     fig.suptitle(f"MLP, {summary['layers']} hidden layers of {summary['hidden']}, {summary['dataset']} "
                  f"({summary['train_images']} training images)", fontsize=10)
     fig.tight_layout()
-    fig.savefig(out / "curves.png", dpi=90)
-    plt.close(fig)
+    from connlab.plots import save_figure  # rank 0 only under torchrun
+
+    save_figure(fig, out / "curves.png", dpi=90)

@@ -128,7 +128,9 @@ def random_shift(x, max_shift: float, generator):
     if max_shift == 0:
         return x
     b, _, h, w = x.shape
-    offset = (torch.rand(b, 2, device=x.device, generator=generator) * 2 - 1) * max_shift  # (B, 2) pixels
+    from connlab.distributed import batch_rand  # torch.rand, or this rank's rows of the global batch's
+
+    offset = (batch_rand((b, 2), device=x.device, generator=generator) * 2 - 1) * max_shift  # (B, 2) pixels
     theta = torch.zeros(b, 2, 3, device=x.device, dtype=x.dtype)
     theta[:, 0, 0] = theta[:, 1, 1] = 1
     theta[:, 0, 2] = offset[:, 0] * 2 / w  # affine_grid's coordinates span [-1, 1]
@@ -242,6 +244,7 @@ def attention_overlays(images, maps: dict, grid: int, labels: list[str], path: P
             ax.set_yticks([])
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    from connlab.plots import save_figure  # rank 0 only under torchrun
+
+    save_figure(fig, path, dpi=80)
     return Path(path)
