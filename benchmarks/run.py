@@ -1,6 +1,6 @@
 """Speed benchmarks, side by side in one run: connlab's default path vs what users would run instead.
 
-    python benchmarks/run.py [--quick] [--device cpu|cuda] [--data-dir DIR] [--json PATH]
+    python benchmarks/run.py [--quick] [--device cpu|cuda] [--data-dir DIR] [--repeat K] [--json PATH]
 
 Rows (each measured in its own subprocess, so peak memory is per row):
   ae-<skip>-plain    the lecture's autoencoder, a plain eager PyTorch loop (data in memory,
@@ -23,6 +23,7 @@ import json
 import os
 import platform
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -319,6 +320,15 @@ def run_row(name: str, args) -> dict:
     return json.loads(lines[-1])
 
 
+def median_round(runs: list[dict]) -> dict:
+    """The run with the median images/s (its own memory and BCE), with every round's images/s beside it."""
+    done = [r for r in runs if "images_per_second" in r]
+    if not done:
+        return runs[0]
+    mid = sorted(done, key=lambda r: r["images_per_second"])[(len(done) - 1) // 2]
+    return {**mid, "rounds_images_per_second": [round(r["images_per_second"], 1) for r in done]}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description="connlab speed benchmarks (side by side, one run)")
     p.add_argument("--quick", action="store_true", help="2,560 images per pass, few steps")
@@ -332,6 +342,9 @@ def main() -> None:
     p.add_argument("--json", type=Path, default=None, help="write the results here")
     p.add_argument("--keras-python", default=None,
                    help="a Python with TensorFlow (and torch) for the Keras rows, e.g. a separate venv")
+    p.add_argument("--repeat", type=int, default=1,
+                   help="rounds: run every row once per round, rounds one after another; each row reports its "
+                        "median round and each ratio the median of its per-round ratios (shared machines drift)")
     p.add_argument("--verbose", action="store_true", help="print a failed row's stderr")
     p.add_argument("--row", help=argparse.SUPPRESS)
     p.add_argument("--n", type=int, default=2560, help=argparse.SUPPRESS)
@@ -355,16 +368,21 @@ def main() -> None:
 
     device_name = torch.cuda.get_device_name(0) if args.device == "cuda" else \
         f"{platform.processor() or platform.machine()} CPU, {os.cpu_count()} cores"
-    results = {}
-    for name in args.rows.split(","):
-        results[name] = run_row(name, args)
-        print(f"{name:20s} {json.dumps(results[name])}", file=sys.stderr)
+    names = args.rows.split(",")
+    rounds = []
+    for k in range(max(1, args.repeat)):
+        rounds.append({})
+        for name in names:
+            rounds[-1][name] = run_row(name, args)
+            print(f"{name:20s} {json.dumps(rounds[-1][name])}", file=sys.stderr)
+    results = {name: median_round([r[name] for r in rounds]) for name in names}
     ratios = {}
     for a, b in RATIOS:
-        ra, rb = results.get(a, {}), results.get(b, {})
-        if "images_per_second" in ra and "images_per_second" in rb:
-            ratios[f"{a} / {b}"] = round(ra["images_per_second"] / rb["images_per_second"], 2)
-    print(f"\ndevice: {device_name}; torch {torch.__version__}; quick={args.quick}\n")
+        per_round = [r[a]["images_per_second"] / r[b]["images_per_second"] for r in rounds
+                     if "images_per_second" in r.get(a, {}) and "images_per_second" in r.get(b, {})]
+        if per_round:
+            ratios[f"{a} / {b}"] = round(statistics.median(per_round), 2)
+    print(f"\ndevice: {device_name}; torch {torch.__version__}; quick={args.quick}; rounds={len(rounds)}\n")
     print(f"| row | images/s | 20-epoch s{' (projected)' if args.quick else ''} | test BCE | peak RSS MB | peak GPU MB | note |\n|---|---:|---:|---:|---:|---:|---|")
     for name, r in results.items():
         if "skipped" in r:
@@ -377,8 +395,11 @@ def main() -> None:
                          f"compile + capture {r['setup_seconds']:.1f} s apart)")
         if "params" in r:
             notes.append(f"{r['params']:,} params, batch {r['batch']}")
+        if len(r.get("rounds_images_per_second", [])) > 1:
+            notes.append("rounds: " + ", ".join(f"{v:,.0f}" for v in r["rounds_images_per_second"]))
         if "first_epoch_seconds" in r:
-            notes.append(f"first epoch {r['first_epoch_seconds']:.1f} s (incl. compile/capture)")
+            notes.append(f"first epoch {r['first_epoch_seconds']:.1f} s"
+                         + (" (incl. compile/capture)" if args.device == "cuda" else ""))
         note = "; ".join(notes)
         tb = f"{r['test_bce']:.4f}" if "test_bce" in r else ""
         tsec = f"{r['train_seconds_20_epochs']:.0f}" if "train_seconds_20_epochs" in r else ""

@@ -11,6 +11,8 @@ checkpoints, resume and the NaN guard.
 - On CPU, N steps in one go and N/2 + resume give bitwise-identical weights (tested).
 - Losses are summed on the device; the host reads them every ``sync_every`` steps only
   (on the CUDA-graph path only at epoch ends and checkpoints).
+- CPU path: channels-last convolutions and a heap that keeps freed memory for the next step
+  (``connlab.cpu_memory``); ``torch.compile`` stays off (measured slower to pay off here).
 - GPU path (the defaults on CUDA, each with a flag to turn it off): bf16 autocast,
   channels-last, ``torch.compile``, fused Adam, and every full-batch step — batch gather,
   noise, forward, backward, optimizer, loss sum — replayed as one CUDA graph
@@ -36,6 +38,7 @@ from connlab import distributed as dp
 from connlab.checkpoint import (
     atomic_write_text, list_checkpoints, model_signature, read_checkpoint, save_weights, write_checkpoint,
 )
+from connlab.cpu_memory import keep_freed_memory
 from connlab.errors import UserError
 from connlab.fastpath import GraphedStep
 
@@ -58,6 +61,7 @@ class TrainConfig:
     compile: str = "auto"          # auto: torch.compile on CUDA only; "on" / "off"
     channels_last: str = "auto"    # auto: on (measured faster for the lab's conv nets on CPU); "on" / "off"
     cuda_graph: str = "auto"       # auto: the whole step as one CUDA graph on CUDA (single process); "on" / "off"
+    malloc_cache: str = "auto"     # auto: on CPU, keep freed memory for reuse (connlab.cpu_memory); "on" / "off"
     optimizer: str = "adam"        # adam | adamw
     lr_schedule: str = "constant"  # constant | cosine (with linear warm-up)
     warmup_steps: int = 0
@@ -73,7 +77,7 @@ class TrainConfig:
             raise UserError(f"--lr must be > 0, got {self.lr}")
         if self.precision not in PRECISIONS:
             raise UserError(f"--precision {self.precision!r} is not one of {', '.join(PRECISIONS)}")
-        for name in ("compile", "channels_last", "cuda_graph"):
+        for name in ("compile", "channels_last", "cuda_graph", "malloc_cache"):
             if getattr(self, name) not in ("auto", "on", "off"):
                 raise UserError(f"--{name.replace('_', '-')} {getattr(self, name)!r} is not one of auto, on, off")
         if self.optimizer not in ("adam", "adamw"):
@@ -184,6 +188,8 @@ def fit(
     if cfg.cuda_graph == "on" and distributed:
         raise UserError("--cuda-graph on is for one process; under torchrun use --cuda-graph auto or off")
     use_graph = device.type == "cuda" and (cfg.cuda_graph == "on" or (cfg.cuda_graph == "auto" and not distributed))
+    if cfg.malloc_cache == "on" or (cfg.malloc_cache == "auto" and device.type == "cpu"):
+        keep_freed_memory()  # no page faults for activations freed and reallocated every step
     if cfg.channels_last != "off":
         # NHWC lets oneDNN / cuDNN pick their fast convolution kernels; other layers are unaffected
         model.to(memory_format=torch.channels_last)

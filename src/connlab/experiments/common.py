@@ -32,6 +32,7 @@ class TrainingSettings:
     compile: str = "auto"
     channels_last: str = "auto"
     cuda_graph: str = "auto"
+    malloc_cache: str = "auto"
     checkpoint_every: int = 500
 
     @classmethod
@@ -48,7 +49,8 @@ class TrainingSettings:
 
         base = dict(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, seed=self.seed, device=self.device,
                     precision=self.precision, compile=self.compile, channels_last=self.channels_last,
-                    cuda_graph=self.cuda_graph, checkpoint_every=self.checkpoint_every)
+                    cuda_graph=self.cuda_graph, malloc_cache=self.malloc_cache,
+                    checkpoint_every=self.checkpoint_every)
         return TrainConfig(**{**base, **overrides})
 
 
@@ -99,5 +101,8 @@ def add_common(p: argparse.ArgumentParser, *, epochs: int, batch_size: int = 128
                    help="NHWC memory format for convolutions (auto: on)")
     g.add_argument("--cuda-graph", default="auto", choices=("auto", "on", "off"),
                    help="replay each training step as one CUDA graph (auto: on CUDA, single process)")
+    g.add_argument("--malloc-cache", default="auto", choices=("auto", "on", "off"),
+                   help="keep memory freed by a training step for the next one instead of page-faulting it in "
+                        "again (glibc; auto: on CPU)")
     g.add_argument("--checkpoint-every", type=positive_int, default=500, help="steps between checkpoints (default 500)")
 
