@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One prepared GPU session: the GPU tests, the speed benchmark and the full-MNIST classifier,
+# One prepared GPU session: the GPU tests and the speed benchmarks (autoencoder, DDPM at two sizes, DDIM-50),
 # each under its own time limit, logs under $OUT (or ./gpu-out). Run from the repository root on a
 # machine whose python3 has CUDA PyTorch:
 #   bash benchmarks/gpu_session.sh [DATA_DIR]      (DATA_DIR: the four MNIST IDX .gz files)
@@ -34,10 +34,9 @@ section "benchmark: DDPM training (batch 128) and DDIM-50 sampling"
 timeout $(limit 200) python3 benchmarks/run.py --device cuda --data-dir "$DATA" --verbose \
   --rows ddpm-diffusers,ddpm-connlab,ddim50 --json "$OUT/bench-ddpm.json" 2>&1 | tail -14 | tee "$OUT/bench-ddpm.log"
 
-section "classifier --full (issue 5: >= 99 % on full MNIST)"
-timeout $(limit 100) python3 -m connlab classifier --full --device cuda --data-dir "$DATA" --out /tmp/classifier 2>&1 \
-  | tail -4 | tee "$OUT/classifier.log"
-cp /tmp/classifier/summary.json "$OUT/classifier-summary.json" 2>/dev/null
+section "benchmark: DDPM training at issue 9's reference size (UNet2DModel 4.0M vs the closest connlab U-Net)"
+timeout $(limit 180) python3 benchmarks/run.py --device cuda --data-dir "$DATA" --verbose \
+  --rows ddpm-diffusers-4m,ddpm-connlab-4m --json "$OUT/bench-4m.json" 2>&1 | tail -10 | tee "$OUT/bench-4m.log"
 
 section "benchmark: DDPM training at batch 512 (as long as time is left)"
 timeout $(limit 150) python3 benchmarks/run.py --device cuda --data-dir "$DATA" --verbose \

@@ -8,7 +8,8 @@ Rows (each measured in its own subprocess, so peak memory is per row):
   ae-<skip>-connlab  the same network and batch through connlab's trainer with its defaults
   ae-<skip>-keras    the lecture's TF-Keras code, when TensorFlow is installed
   ddpm-connlab / ddpm-diffusers   DDPM training steps: connlab's U-Net vs diffusers'
-                     UNet2DModel of about the same parameter count
+                     UNet2DModel of about the same parameter count (-b512: batch 512; -4m: issue 9's
+                     4.0M-parameter reference UNet2DModel and the connlab U-Net closest to it)
   ddim50             DDIM-50 sampling with connlab's U-Net
 Images/s are measured on the second of two passes over the same images (the first one
 warms up allocators and compilers). ``--quick`` uses 2,560 images per pass; without it the
@@ -161,27 +162,65 @@ def row_ae_keras(args, device, skip):
             else sum(len(x) / r for r in rates)}
 
 
-def unet_pair(device):
-    """connlab's U-Net and a diffusers UNet2DModel of about the same parameter count."""
+def bench_unet_config():
+    """connlab's default pixel U-Net, without dropout: like diffusers' UNet2DModel (dropout 0 by
+    default) and like every preset of ``connlab diffusion train``."""
+    from connlab.models.diffusion_unet import DiffusionUNetConfig
+
+    return DiffusionUNetConfig(dropout=0.0)
+
+
+def unet_pair(device, size: str = "small"):
+    """connlab's U-Net and a diffusers UNet2DModel of about the same parameter count.
+
+    ``small``: connlab's default pixel U-Net (827k) against a UNet2DModel of its 3-level layout,
+    the width chosen to match. ``4m``: issue 9's reference UNet2DModel (widths 32/64/128, two
+    ResNet blocks per level, attention at the two lower levels: 4.02M parameters) against the
+    connlab U-Net closest to it in a small search of widths, depths and blocks per level.
+    """
     from diffusers import UNet2DModel
 
-    from connlab.models.diffusion_unet import DiffusionUNet, DiffusionUNetConfig
+    from connlab.models.diffusion_unet import DiffusionUNet
 
-    ours = DiffusionUNet(DiffusionUNetConfig()).to(device)
-    n_ours = sum(p.numel() for p in ours.parameters())
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    if size == "4m":
+        ref = UNet2DModel(sample_size=28, in_channels=1, out_channels=1, block_out_channels=(32, 64, 128),
+                          down_block_types=("DownBlock2D", "AttnDownBlock2D", "AttnDownBlock2D"),
+                          up_block_types=("AttnUpBlock2D", "AttnUpBlock2D", "UpBlock2D"))
+        ours = connlab_unet(count(ref))
+        return ours.to(device), ref.to(device), count(ours), count(ref)
+    ours = DiffusionUNet(bench_unet_config()).to(device)
+    n_ours = count(ours)
     best = None
     for width in range(8, 129, 8):  # same 3-level layout as ours, width chosen to match the count
         ref = UNet2DModel(sample_size=28, in_channels=1, out_channels=1, layers_per_block=1,
                           block_out_channels=(width, 2 * width, 2 * width), norm_num_groups=8,
                           down_block_types=("DownBlock2D", "DownBlock2D", "AttnDownBlock2D"),
                           up_block_types=("AttnUpBlock2D", "UpBlock2D", "UpBlock2D"))
-        n_ref = sum(p.numel() for p in ref.parameters())
+        n_ref = count(ref)
         if best is None or abs(n_ref - n_ours) < abs(best[1] - n_ours):
             best = (ref, n_ref)
     return ours, best[0].to(device), n_ours, best[1]
 
 
-def row_ddpm(args, device, which, batch=128):
+def connlab_unet(target: int):
+    """The connlab pixel U-Net (dropout 0) whose parameter count is closest to ``target``."""
+    from dataclasses import replace
+
+    from connlab.models.diffusion_unet import DiffusionUNet
+
+    best = None
+    for base in (32, 40, 48, 64):
+        for mults in ((1, 2, 2), (1, 2, 4)):
+            for blocks in (1, 2, 3):
+                cfg = replace(bench_unet_config(), base_channels=base, channel_mults=mults, num_res_blocks=blocks)
+                n = sum(p.numel() for p in DiffusionUNet(cfg).parameters())
+                if best is None or abs(n - target) < abs(best[1] - target):
+                    best = (cfg, n)
+    return DiffusionUNet(best[0])
+
+
+def row_ddpm(args, device, which, batch=128, size="small"):
     """DDPM training images/s (ε-prediction, linear schedule, random x_0 in [-1, 1]).
 
     diffusers: a plain loop with bf16 autocast on CUDA (the issue's reference setting).
@@ -193,15 +232,18 @@ def row_ddpm(args, device, which, batch=128):
     import torch.nn.functional as F
 
     from connlab.diffusion import NoiseSchedule
-    from connlab.models.diffusion_unet import DiffusionUNet, DiffusionUNetConfig
+    from connlab.models.diffusion_unet import DiffusionUNet
     from connlab.train import TrainConfig, fit
 
-    if which == "connlab":  # diffusers is needed only for its own row
-        ours = DiffusionUNet(DiffusionUNetConfig()).to(device)
+    if which == "connlab" and size == "small":  # diffusers is needed only for its own row
+        ours = DiffusionUNet(bench_unet_config()).to(device)
         n_ours = sum(p.numel() for p in ours.parameters())
     else:
-        ours, ref, n_ours, n_ref = unet_pair(device)
-        del ours
+        ours, ref, n_ours, n_ref = unet_pair(device, size)
+        if which == "connlab":  # keep only the row's own network (peak memory is per row)
+            del ref
+        else:
+            del ours
     schedule = NoiseSchedule.linear(1000).to(device)
     cuda = device.type == "cuda"
     steps = (60 if cuda else 5) if args.quick else (120 if cuda else 50)
@@ -295,12 +337,15 @@ ROWS = {
     "ddpm-connlab": lambda a, d: row_ddpm(a, d, "connlab"),
     "ddpm-diffusers-b512": lambda a, d: row_ddpm(a, d, "diffusers", 512),
     "ddpm-connlab-b512": lambda a, d: row_ddpm(a, d, "connlab", 512),
+    "ddpm-diffusers-4m": lambda a, d: row_ddpm(a, d, "diffusers", size="4m"),
+    "ddpm-connlab-4m": lambda a, d: row_ddpm(a, d, "connlab", size="4m"),
     "ddim50": row_ddim50,
 }
 RATIOS = [("ae-none-connlab", "ae-none-plain"), ("ae-none-connlab", "ae-none-keras"),
           ("ae-concat-connlab", "ae-concat-plain"), ("ae-concat-connlab", "ae-concat-keras"),
-          ("ddpm-connlab", "ddpm-diffusers"), ("ddpm-connlab-b512", "ddpm-diffusers-b512")]
-CPU_DEFAULT_ROWS = [r for r in ROWS if not r.endswith("-b512")]
+          ("ddpm-connlab", "ddpm-diffusers"), ("ddpm-connlab-b512", "ddpm-diffusers-b512"),
+          ("ddpm-connlab-4m", "ddpm-diffusers-4m")]
+CPU_DEFAULT_ROWS = [r for r in ROWS if not r.endswith(("-b512", "-4m"))]
 
 
 def run_row(name: str, args) -> dict:
