@@ -38,6 +38,10 @@ section "benchmark: DDPM training at issue 9's reference size (UNet2DModel 4.0M 
 timeout $(limit 180) python3 benchmarks/run.py --device cuda --data-dir "$DATA" --verbose \
   --rows ddpm-diffusers-4m,ddpm-connlab-4m --json "$OUT/bench-4m.json" 2>&1 | tail -10 | tee "$OUT/bench-4m.log"
 
+section "benchmark: ae-concat-connlab again, with inductor's on-disk compile cache now warm (a user's second run)"
+timeout $(limit 90) python3 benchmarks/run.py --device cuda --data-dir "$DATA" --verbose \
+  --rows ae-concat-connlab --json "$OUT/bench-ae-warm.json" 2>&1 | tail -6 | tee "$OUT/bench-ae-warm.log"
+
 section "benchmark: DDPM training at batch 512 (as long as time is left)"
 timeout $(limit 150) python3 benchmarks/run.py --device cuda --data-dir "$DATA" --verbose \
   --rows ddpm-diffusers-b512,ddpm-connlab-b512 --json "$OUT/bench-b512.json" 2>&1 | tail -10
