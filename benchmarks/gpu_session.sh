@@ -42,6 +42,10 @@ section "benchmark: ae-concat-connlab again, with inductor's on-disk compile cac
 timeout $(limit 90) python3 benchmarks/run.py --device cuda --data-dir "$DATA" --verbose \
   --rows ae-concat-connlab --json "$OUT/bench-ae-warm.json" 2>&1 | tail -6 | tee "$OUT/bench-ae-warm.log"
 
+section "benchmark: ae-concat-connlab with --compile off (CUDA graph of the eager model: no compile cost)"
+timeout $(limit 90) python3 benchmarks/run.py --device cuda --data-dir "$DATA" --verbose --compile off \
+  --rows ae-concat-connlab --json "$OUT/bench-ae-nocompile.json" 2>&1 | tail -6 | tee "$OUT/bench-ae-nocompile.log"
+
 section "benchmark: DDPM training at batch 512 (as long as time is left)"
 timeout $(limit 150) python3 benchmarks/run.py --device cuda --data-dir "$DATA" --verbose \
   --rows ddpm-diffusers-b512,ddpm-connlab-b512 --json "$OUT/bench-b512.json" 2>&1 | tail -10
