@@ -48,6 +48,11 @@ class EMA:
         self.num_updates = 0
         self.model = model
         self.module = copy.deepcopy(model).eval().requires_grad_(False)
+        # the pairs are fixed once: update() runs after every optimiser step
+        pairs = list(zip(self.module.parameters(), model.parameters(), strict=True))
+        self._shadows = [s for s, _ in pairs if s.dtype.is_floating_point]
+        self._params = [p for s, p in pairs if s.dtype.is_floating_point]
+        self._copied = [(s, p) for s, p in pairs if not s.dtype.is_floating_point]
 
     def decay_t(self) -> float:
         """The decay the next ``update()`` will use."""
@@ -60,13 +65,10 @@ class EMA:
     def update(self) -> None:
         """θ̄ ← d_n θ̄ + (1 − d_n) θ for parameters; buffers are copied as they are."""
         d = self.decay_t()
-        shadows = [s for s in self.module.parameters() if s.dtype.is_floating_point]
-        params = [p.detach() for p in self.model.parameters() if p.dtype.is_floating_point]
-        if shadows:  # one fused launch per group of tensors, not one per tensor (matters on GPUs)
-            torch._foreach_lerp_(shadows, params, 1.0 - d)
-        for shadow, p in zip(self.module.parameters(), self.model.parameters(), strict=True):
-            if not shadow.dtype.is_floating_point:
-                shadow.copy_(p)
+        if self._shadows:  # one fused launch per group of tensors, not one per tensor (matters on GPUs)
+            torch._foreach_lerp_(self._shadows, self._params, 1.0 - d)
+        for shadow, p in self._copied:
+            shadow.copy_(p)
         for shadow, b in zip(self.module.buffers(), self.model.buffers(), strict=True):
             shadow.copy_(b)
         self.num_updates += 1
