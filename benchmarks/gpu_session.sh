@@ -34,6 +34,10 @@ section "benchmark: DDPM training (batch 128) and DDIM-50 sampling"
 timeout $(limit 200) python3 benchmarks/run.py --device cuda --data-dir "$DATA" --verbose \
   --rows ddpm-diffusers,ddpm-connlab,ddim50 --json "$OUT/bench-ddpm.json" 2>&1 | tail -14 | tee "$OUT/bench-ddpm.log"
 
+section "benchmark: DDIM-50 with the U-Net compiled (the default graphs the eager U-Net)"
+timeout $(limit 90) python3 benchmarks/run.py --device cuda --verbose --compile on \
+  --rows ddim50 --json "$OUT/bench-ddim-compiled.json" 2>&1 | tail -6 | tee "$OUT/bench-ddim-compiled.log"
+
 section "benchmark: DDPM training at issue 9's reference size (UNet2DModel 4.0M vs the closest connlab U-Net)"
 timeout $(limit 180) python3 benchmarks/run.py --device cuda --data-dir "$DATA" --verbose \
   --rows ddpm-diffusers-4m,ddpm-connlab-4m --json "$OUT/bench-4m.json" 2>&1 | tail -10 | tee "$OUT/bench-4m.log"

@@ -283,45 +283,34 @@ def row_ddpm(args, device, which, batch=128, size="small"):
 
 
 def row_ddim50(args, device):
-    """DDIM-50 sampling of 10,000 digits with connlab's U-Net (untrained weights: speed only).
-
-    On CUDA: bf16, channels-last, the compiled network and the whole 50-step loop replayed as one
-    CUDA graph per chunk; the time counts the replays only (compile and capture are reported apart).
+    """DDIM-50 sampling of 10,000 digits, as ``connlab diffusion sample`` runs it: the product's
+    ``Generator`` with connlab's U-Net (827,233 params, untrained weights: speed only) and its default
+    ``SamplingSpeed`` (channels-last; on CUDA also bf16 and the 50-step loop replayed as one CUDA graph
+    per chunk; ``--compile on`` compiles the U-Net). On CUDA the first two chunks (eager warm-up,
+    compile, capture) are timed apart as setup.
     """
     import torch
 
-    from connlab.diffusion import NoiseSchedule, sample_ddim
-    from connlab.fastpath import GraphedCall
+    from connlab.diffusion.generate import Generator, SamplingSpeed
+    from connlab.experiments.diffusion import DiffusionExperiment
     from connlab.models.diffusion_unet import DiffusionUNet, DiffusionUNetConfig
 
     cuda = device.type == "cuda"
+    cfg = DiffusionExperiment(space="pixel", schedule="linear", prediction="eps", timesteps=1000, class_cond=False)
     model = DiffusionUNet(DiffusionUNetConfig()).to(device).eval()
-    schedule = NoiseSchedule.linear(1000).to(device)
+    gen = Generator(cfg, model, None, device, SamplingSpeed(compile=args.compile, cuda_graph=args.cuda_graph))
     n = (2000 if cuda else 200) if args.quick else 10_000
     chunk = min(n, args.ddim_chunk if cuda else 200)
-    g = torch.Generator(device=device).manual_seed(0)
-    net = model
-    if cuda:
-        model.to(memory_format=torch.channels_last)
-        net = torch.compile(model, dynamic=False) if args.compile != "off" else model
-
-    def loop(x_T):
-        with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda, cache_enabled=False):
-            return sample_ddim(lambda x, t: net(x, t).float(), schedule, tuple(x_T.shape), steps=50, eta=0.0,
-                               generator=g, x_T=x_T)
-
-    run = GraphedCall(loop) if cuda and args.cuda_graph != "off" else loop
-    x_T = torch.randn(chunk, 1, 28, 28, device=device, generator=g)
     t0 = time.perf_counter()
     if cuda:
-        run(x_T), run(x_T)  # warm-up (compile) and capture
+        gen.sample("ddim", 50, 2 * chunk, seed=1, chunk=chunk)  # warm-up (and compile), then capture
     sync(device)
     setup = time.perf_counter() - t0
     t0 = time.perf_counter()
-    outs = [run(torch.randn(chunk, 1, 28, 28, device=device, generator=g)) for _ in range(n // chunk)]
+    images = gen.sample("ddim", 50, n, seed=2, chunk=chunk)
     sync(device)
     seconds = time.perf_counter() - t0
-    assert torch.isfinite(torch.cat(outs)).all()
+    assert torch.isfinite(images).all()
     return {"images": n, "seconds": seconds, "seconds_per_10000": seconds * 10_000 / n, "chunk": chunk,
             "setup_seconds": setup}
 

@@ -153,6 +153,44 @@ def _in_memory(space: str):
     return gen, ladder
 
 
+@pytest.mark.parametrize("space", ["pixel", "latent"])
+def test_sampling_speed_settings_keep_the_samples(space):
+    """The sampling fast path on CPU (channels-last) draws the same digits as the plain path, from the
+    same random numbers the samplers draw themselves (x_T first, then each DDPM step's noise)."""
+    import copy
+
+    from connlab.diffusion import sample_ddim, sample_ddpm
+    from connlab.diffusion.generate import Generator, SamplingSpeed
+
+    fast, _ = _in_memory(space)  # the default SamplingSpeed
+    assert fast.model.stem.weight.is_contiguous(memory_format=torch.channels_last)
+    model = copy.deepcopy(fast.model).to(memory_format=torch.contiguous_format)
+    plain = Generator(fast.cfg, model, fast.decoder, torch.device("cpu"), SamplingSpeed(channels_last="off"))
+    assert plain.model.stem.weight.is_contiguous()
+    clip, pred = space == "pixel", plain.cfg.prediction
+    for sampler, steps, eta in [("ddim", 5, 0.0), ("ddim", 5, 1.0), ("ddpm", None, 0.0)]:
+        a = plain.sample(sampler, steps, 7, eta, seed=4, chunk=4)  # two chunks: 4 and 3 samples
+        g = torch.Generator().manual_seed(4)
+        direct = [sample_ddpm(plain.model_fn(n, None), plain.schedule, (n, *plain.shape), g, pred, clip)
+                  if sampler == "ddpm" else
+                  sample_ddim(plain.model_fn(n, None), plain.schedule, (n, *plain.shape), steps, eta, g, pred, clip)
+                  for n in (4, 3)]
+        assert torch.allclose(a, plain.to_images(torch.cat(direct)), atol=1e-6)
+        b = fast.sample(sampler, steps, 7, eta, seed=4, chunk=4)
+        assert torch.allclose(a, b, atol=1e-4), (sampler, eta, (a - b).abs().max())
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--cuda-graph", "on", "--device", "cpu"], "--cuda-graph on needs a CUDA device"),
+    (["--precision", "fp16"], "invalid choice"),
+])
+def test_bad_speed_flags_exit_2(runs, argv, message, capsys):
+    with pytest.raises(SystemExit) as exc:
+        raise SystemExit(main(["diffusion", "sample", "--run", str(runs / "pixel"), "--num", "2", *argv]))
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err
+
+
 def test_one_noise_draw_maps_onto_each_start():
     from connlab.diffusion.sidebyside import ddpm_start, ladder_start, shared_noise
 

@@ -96,3 +96,26 @@ def test_graphed_ddim_loop_matches_eager():
     for x, out in zip(inputs, outs):
         ref = loop(x)
         assert torch.allclose(out, ref, atol=1e-4), (out - ref).abs().max()
+
+
+def test_generator_replays_the_ddim_loop_as_a_graph():
+    """The product path (`connlab diffusion sample`): from the second chunk on, the guided DDIM loop is
+    one CUDA graph replay, and it gives the eager loop's digits."""
+    import copy
+
+    from connlab.diffusion.generate import Generator, SamplingSpeed
+    from connlab.experiments.diffusion import DiffusionExperiment
+
+    torch.manual_seed(0)
+    cfg = DiffusionExperiment(space="pixel", timesteps=100, base_channels=16, channel_mults=(1, 2),
+                              class_cond=True, guidance=1.0)
+    model = DiffusionUNet(cfg.unet_config()).cuda().eval()
+    eager = Generator(cfg, copy.deepcopy(model), None, "cuda", SamplingSpeed(precision="fp32", cuda_graph="off"))
+    graphed = Generator(cfg, model, None, "cuda", SamplingSpeed(precision="fp32"))
+    a = graphed.sample("ddim", 10, 3 * 64, seed=1, chunk=64)  # eager warm-up, capture + replay, replay
+    assert graphed.graphed[(10, 64, 1.0)].graph is not None
+    b = eager.sample("ddim", 10, 3 * 64, seed=1, chunk=64)
+    assert torch.allclose(a, b, atol=1e-4), (a - b).abs().max()
+    fast = Generator(cfg, copy.deepcopy(model), None, "cuda")  # the default: bf16 autocast too
+    c = fast.sample("ddim", 10, 3 * 64, seed=1, chunk=64)
+    assert torch.isfinite(c).all() and (c - b).abs().mean() < 0.05

@@ -162,6 +162,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="which of the ladder run's variants, e.g. T10-none (default: the one its figures show)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--device", default="auto")
+    _add_speed_flags(s)
     s.set_defaults(run=run_sample)
 
     e = sub.add_parser("eval", help="distance and time vs sampler and steps")
@@ -172,7 +173,28 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="classifier-free guidance weight w (default: the run's own; class-conditional runs only)")
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--device", default="auto")
+    _add_speed_flags(e)
     e.set_defaults(run=run_eval)
+
+
+def _add_speed_flags(p: argparse.ArgumentParser) -> None:
+    """The sampling fast path, one switch per part (``diffusion.generate.SamplingSpeed``)."""
+    g = p.add_argument_group("speed (defaults are the fast path; each flag turns one part off)")
+    g.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
+                   help="auto: bf16 autocast on CUDA, fp32 elsewhere")
+    g.add_argument("--channels-last", default="auto", choices=("auto", "on", "off"),
+                   help="NHWC memory format for the U-Net (auto: on)")
+    g.add_argument("--compile", default="auto", choices=("auto", "on", "off"),
+                   help="torch.compile the U-Net (auto: off; its compile time pays only for very long jobs)")
+    g.add_argument("--cuda-graph", default="auto", choices=("auto", "on", "off"),
+                   help="replay the DDIM (eta 0) loop as one CUDA graph from the second chunk on (auto: on CUDA)")
+
+
+def _speed(args: argparse.Namespace):
+    from connlab.diffusion.generate import SamplingSpeed
+
+    return SamplingSpeed(precision=args.precision, channels_last=args.channels_last, compile=args.compile,
+                         cuda_graph=args.cuda_graph)
 
 
 def _int_tuple(text: str) -> tuple[int, ...]:
@@ -244,7 +266,7 @@ def train(cfg: DiffusionExperiment, out: Path, resume: bool = False) -> dict:
     from connlab.data import load_dataset, to_unit, unit_to_signed
     from connlab.diffusion import EMA, diffusion_loss
     from connlab.diffusion.evaluate import EVAL_SEED, find_classifier, floor, score
-    from connlab.diffusion.generate import Generator, plain_config
+    from connlab.diffusion.generate import Generator, SamplingSpeed, plain_config
     from connlab.models.diffusion_unet import DiffusionUNet
     from connlab.runs import write_summary
     from connlab.train import fit, pick_device, seed_everything
@@ -298,7 +320,8 @@ def train(cfg: DiffusionExperiment, out: Path, resume: bool = False) -> dict:
                     "final_train_loss": result.final_train_loss, "history": result.history})
 
     # Score the EMA network with DDIM, and draw the figures.
-    gen = Generator.from_run(out, device)
+    gen = Generator.from_run(out, device, SamplingSpeed(precision=cfg.precision, channels_last=cfg.channels_last,
+                                                        compile=cfg.compile, cuda_graph=cfg.cuda_graph))
     classifier, summary["classifier"] = find_classifier(cfg.classifier, out, data, device)
     steps = min(cfg.eval_steps, cfg.timesteps)
     t0 = time.perf_counter()
@@ -363,7 +386,7 @@ def run_sample(args: argparse.Namespace) -> int:
     from connlab.train import pick_device
 
     device = pick_device(args.device)
-    gen = Generator.from_run(args.run_dir, device)
+    gen = Generator.from_run(args.run_dir, device, _speed(args))
     _set_threads(gen.cfg.threads, device)
     steps = gen.check(args.sampler, args.steps, args.guidance)
     if args.save_npz is not None and not Path(args.save_npz).parent.exists():
@@ -406,7 +429,7 @@ def run_eval(args: argparse.Namespace) -> int:
     from connlab.train import pick_device
 
     device = pick_device(args.device)
-    gen = Generator.from_run(args.run_dir, device)
+    gen = Generator.from_run(args.run_dir, device, _speed(args))
     _set_threads(gen.cfg.threads, device)
     cfg = gen.cfg
     data = load_dataset(cfg.dataset, cfg.data_dir, cfg.limit).to(device)
