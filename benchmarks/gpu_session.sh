@@ -23,7 +23,7 @@ python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_devic
 python3 -c "import diffusers; print('diffusers', diffusers.__version__)" || echo "diffusers missing: its rows skip"
 
 section "GPU tests"
-timeout $(limit 150) python3 -m pytest -q -p no:cacheprovider tests/test_gpu.py 2>&1 | tail -25 | tee "$OUT/gpu-tests.log"
+timeout $(limit 180) python3 -m pytest -q -p no:cacheprovider tests/test_gpu.py 2>&1 | tail -25 | tee "$OUT/gpu-tests.log"
 
 section "benchmark: lecture autoencoder, 20 epochs x 60,000"
 timeout $(limit 230) python3 benchmarks/run.py --device cuda --data-dir "$DATA" --verbose \
