@@ -17,8 +17,8 @@ class only loads the weights, checks the user's settings, runs the samplers fast
 
 from __future__ import annotations
 
+import contextlib
 import json
-import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -189,14 +189,16 @@ class Generator:
         from connlab.fastpath import GraphedCall
 
         key = (steps, n, guidance)
-        if sampler == "ddim" and eta == 0 and not trajectory and self.use_graph and key in self.graphed:
+        graphable = self.use_graph and sampler == "ddim" and eta == 0 and not trajectory  # no draws inside
+        if graphable and key in self.graphed:
             return self.graphed[key]
         fn = self.model_fn(n, guidance)
         clip = self.cfg.space == "pixel"  # x̂_0 ∈ [−1, 1] holds for pixels, not for standardised latents
 
         def loop(x_T: torch.Tensor) -> torch.Tensor:
-            with torch.no_grad(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16,
-                                                 cache_enabled=False):
+            bf16 = (torch.autocast(self.device.type, dtype=torch.bfloat16, cache_enabled=False) if self.bf16
+                    else contextlib.nullcontext())
+            with torch.no_grad(), bf16:
                 shape = tuple(x_T.shape)
                 if sampler == "ddpm":
                     return sample_ddpm(fn, self.schedule, shape, g, self.cfg.prediction, clip, self.device,
@@ -204,8 +206,8 @@ class Generator:
                 return sample_ddim(fn, self.schedule, shape, steps, eta, g, self.cfg.prediction, clip, self.device,
                                    return_trajectory=trajectory, x_T=x_T)
 
-        if sampler == "ddim" and eta == 0 and not trajectory and self.use_graph:
-            self.graphed[key] = GraphedCall(loop)  # no random draws inside: the graph needs no generator
+        if graphable:
+            self.graphed[key] = GraphedCall(loop)  # replays need no generator: x_T is the only noise
             return self.graphed[key]
         return loop
 
