@@ -9,9 +9,10 @@ then turns those folders into ``DIR/report.html``.
     DIR/report.html    one self-contained page
 
 Sizes.  ``SIZES["cpu"]`` is sized for 2 CPU cores on the embedded 9,000 / 1,000 digits, ≤ 15
-minutes in all.  Measured on the shared 2-core machine (2026-11-27, third session): 10 min 49 s
-in all; the autoencoder (3 variants × 2 seeds) 133 s, rnn 67 s, diffusion train 126 s, sample
-44 s, eval 144 s (most of it the DDPM row with all 1,000 steps), vit 54 s.  Under a heavy load
+minutes in all.  Measured on the shared 2-core machine (2026-11-28, fourth session, sampling
+channels-last): 10 min 24 s in all; the autoencoder (3 variants × 2 seeds) 134 s, rnn 60 s,
+diffusion train 122 s, sample 39 s, eval 130 s (most of it the DDPM row with all 1,000 steps),
+vit 53 s.  Under a heavy load
 from other jobs the same work takes twice as long and more.  A 2-thread part's CPU time is
 recorded next to its wall time in demo.json.  At this size the rnn part is conclusive (GRU test
 MSE 0.0044 vs the plain RNN's 0.1708 at L = 50).
