@@ -138,7 +138,7 @@ class GraphedCall:
                 self.output = self.fn(*self.inputs)
         except RuntimeError as err:
             raise GraphCaptureFailed(f"could not capture {getattr(self.fn, '__name__', 'the call')} "
-                                     f"as a CUDA graph ({err})") from None
+                                     f"as a CUDA graph ({err}); run with --cuda-graph off") from None
         self.graph = graph
         graph.replay()
         return self.output.clone()
