@@ -191,6 +191,16 @@ def test_bad_speed_flags_exit_2(runs, argv, message, capsys):
     assert message in capsys.readouterr().err
 
 
+def test_sampling_speed_refuses_unknown_values():
+    from connlab.diffusion.generate import SamplingSpeed
+    from connlab.errors import UserError
+
+    with pytest.raises(UserError, match="--compile 'yes' is not one of auto, on, off"):
+        SamplingSpeed(compile="yes")
+    with pytest.raises(UserError, match="--precision 'fp16'"):
+        SamplingSpeed(precision="fp16")
+
+
 def test_one_noise_draw_maps_onto_each_start():
     from connlab.diffusion.sidebyside import ddpm_start, ladder_start, shared_noise
 
