@@ -296,6 +296,7 @@ def row_ddim50(args, device):
     from connlab.models.diffusion_unet import DiffusionUNet, DiffusionUNetConfig
 
     cuda = device.type == "cuda"
+    # the process (space, schedule, prediction) comes from cfg; the network is the other rows' default U-Net
     cfg = DiffusionExperiment(space="pixel", schedule="linear", prediction="eps", timesteps=1000, class_cond=False)
     model = DiffusionUNet(DiffusionUNetConfig()).to(device).eval()
     gen = Generator(cfg, model, None, device, SamplingSpeed(compile=args.compile, cuda_graph=args.cuda_graph))

@@ -45,6 +45,15 @@ from connlab.fastpath import GraphedStep
 PRECISIONS = ("auto", "fp32", "bf16")
 
 
+def check_speed_settings(cfg, switches: tuple[str, ...]) -> None:
+    """A UserError unless ``cfg.precision`` is a precision and each named field is auto, on or off."""
+    if cfg.precision not in PRECISIONS:
+        raise UserError(f"--precision {cfg.precision!r} is not one of {', '.join(PRECISIONS)}")
+    for name in switches:
+        if getattr(cfg, name) not in ("auto", "on", "off"):
+            raise UserError(f"--{name.replace('_', '-')} {getattr(cfg, name)!r} is not one of auto, on, off")
+
+
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
 
@@ -75,11 +84,7 @@ class TrainConfig:
                 raise UserError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
         if not self.lr > 0:
             raise UserError(f"--lr must be > 0, got {self.lr}")
-        if self.precision not in PRECISIONS:
-            raise UserError(f"--precision {self.precision!r} is not one of {', '.join(PRECISIONS)}")
-        for name in ("compile", "channels_last", "cuda_graph", "malloc_cache"):
-            if getattr(self, name) not in ("auto", "on", "off"):
-                raise UserError(f"--{name.replace('_', '-')} {getattr(self, name)!r} is not one of auto, on, off")
+        check_speed_settings(self, ("compile", "channels_last", "cuda_graph", "malloc_cache"))
         if self.optimizer not in ("adam", "adamw"):
             raise UserError(f"optimizer {self.optimizer!r} is not one of adam, adamw")
         if self.lr_schedule not in ("constant", "cosine"):

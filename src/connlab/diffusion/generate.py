@@ -26,8 +26,6 @@ import torch
 
 TRAJECTORY_SAMPLES = 6
 TRAJECTORY_COLUMNS = 10
-SWITCHES = ("auto", "on", "off")
-PRECISIONS = ("auto", "fp32", "bf16")
 
 
 @dataclass(frozen=True)
@@ -51,13 +49,9 @@ class SamplingSpeed:
     cuda_graph: str = "auto"
 
     def __post_init__(self):
-        from connlab.errors import UserError
+        from connlab.train import check_speed_settings
 
-        if self.precision not in PRECISIONS:
-            raise UserError(f"--precision {self.precision!r} is not one of {', '.join(PRECISIONS)}")
-        for name in ("channels_last", "compile", "cuda_graph"):
-            if getattr(self, name) not in SWITCHES:
-                raise UserError(f"--{name.replace('_', '-')} {getattr(self, name)!r} is not one of {', '.join(SWITCHES)}")
+        check_speed_settings(self, ("channels_last", "compile", "cuda_graph"))  # the trainer's flags, same rules
 
 
 def plain_config(config) -> dict:
