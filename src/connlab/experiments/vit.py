@@ -222,7 +222,7 @@ def attention_overlays(images, maps: dict, grid: int, labels: list[str], path: P
     """One row per digit: the digit, then each named (B, grid*grid) map upsampled over it."""
     import torch.nn.functional as F
 
-    from connlab.plots import _plt
+    from connlab.plots import pyplot as _plt
 
     plt = _plt()
     n, cols = len(images), 1 + len(maps)
