@@ -238,3 +238,20 @@ print(applied, plain, faults())
     if plain < 6 * 5000:  # ~10,000 4 KiB pages per 40 MB cycle; huge pages or another allocator fault less
         pytest.skip(f"freed 40 MB blocks do not fault per 4 KiB page here ({plain} faults in 6 cycles)")
     assert kept < plain / 10, (plain, kept)
+
+
+def test_the_test_only_kill_hook_is_read_once_per_run_not_per_step(tmp_path, monkeypatch):
+    from connlab.runtime import distributed as dp
+    from connlab.train.callbacks import step_hooks
+
+    reads = []
+    real = dp.kill_hook_from_env
+    monkeypatch.setattr(dp, "kill_hook_from_env", lambda: reads.append(1) or real())
+    _, result = train(tmp_path / "a")
+    assert result.steps == 10 and len(reads) == 1
+    monkeypatch.delenv(dp.KILL_HOOK, raising=False)
+    assert step_hooks() == []  # nothing is called per step unless the variable is set
+    monkeypatch.setenv(dp.KILL_HOOK, "1:3")
+    assert len(step_hooks()) == 1
+    _, result = train(tmp_path / "b")  # rank 0 here: the hook for rank 1 never fires
+    assert result.steps == 10
