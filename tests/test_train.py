@@ -70,6 +70,47 @@ def test_resume_gives_bitwise_identical_weights(tmp_path):
     assert len(lines) == 2
 
 
+def _interrupted_at_step_7(out):
+    calls = {"n": 0}
+
+    def interrupted_loss(model, batch, generator):
+        calls["n"] += 1
+        if calls["n"] == 8:  # mid-epoch 2; checkpoints kept: step 5 (epoch end) and step 6
+            raise Interrupt
+        return noisy_loss(model, batch, generator)
+
+    with pytest.raises(Interrupt):
+        train(out, loss=interrupted_loss)
+    return [p.name for p in list_checkpoints(out / "checkpoints")]
+
+
+@pytest.mark.parametrize("broken", ["model.safetensors", "state.pt"])
+def test_resume_falls_back_to_the_older_checkpoint_when_the_newest_is_unreadable(tmp_path, capsys, broken):
+    whole, result = train(tmp_path / "whole")
+    out = tmp_path / "split"
+    assert _interrupted_at_step_7(out) == ["step-0000005", "step-0000006"]
+    newest = out / "checkpoints" / "step-0000006" / broken
+    newest.write_bytes(newest.read_bytes()[:100])  # truncated, as by a full disk or a copy cut short
+    capsys.readouterr()
+
+    resumed, result2 = train(out, resume=True)
+    notice = [line for line in capsys.readouterr().err.splitlines() if "resuming from the checkpoint before" in line]
+    assert len(notice) == 1 and "step-0000006" in notice[0] and broken in notice[0]
+    assert result2.resumed_from.endswith("step-0000005")
+    for (name, a), b in zip(whole.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), name  # the run continued from step 5 exactly
+    assert [h["train_loss"] for h in result.history] == [h["train_loss"] for h in result2.history]
+
+
+def test_resume_with_every_checkpoint_unreadable_is_one_user_error(tmp_path):
+    out = tmp_path / "split"
+    for name in _interrupted_at_step_7(out):
+        path = out / "checkpoints" / name / "model.safetensors"
+        path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(UserError, match="step-0000005/model.safetensors: not a readable safetensors file"):
+        train(out, resume=True)
+
+
 def test_checkpoint_round_trip_gives_identical_outputs(tmp_path):
     model, _ = train(tmp_path)
     model.eval()
@@ -197,3 +238,20 @@ print(applied, plain, faults())
     if plain < 6 * 5000:  # ~10,000 4 KiB pages per 40 MB cycle; huge pages or another allocator fault less
         pytest.skip(f"freed 40 MB blocks do not fault per 4 KiB page here ({plain} faults in 6 cycles)")
     assert kept < plain / 10, (plain, kept)
+
+
+def test_the_test_only_kill_hook_is_read_once_per_run_not_per_step(tmp_path, monkeypatch):
+    from connlab.runtime import distributed as dp
+    from connlab.train.callbacks import step_hooks
+
+    reads = []
+    real = dp.kill_hook_from_env
+    monkeypatch.setattr(dp, "kill_hook_from_env", lambda: reads.append(1) or real())
+    _, result = train(tmp_path / "a")
+    assert result.steps == 10 and len(reads) == 1
+    monkeypatch.delenv(dp.KILL_HOOK, raising=False)
+    assert step_hooks() == []  # nothing is called per step unless the variable is set
+    monkeypatch.setenv(dp.KILL_HOOK, "1:3")
+    assert len(step_hooks()) == 1
+    _, result = train(tmp_path / "b")  # rank 0 here: the hook for rank 1 never fires
+    assert result.steps == 10

@@ -6,7 +6,7 @@ folder and renamed into place, so a process killed mid-write leaves only a tempo
 folder that is ignored, and the previous checkpoint stays loadable.
 
 Under torchrun only rank 0 writes: the writers here return without writing on other ranks
-(``connlab.distributed.is_main``), so callers need no rank checks.
+(``connlab.runtime.distributed.is_main``), so callers need no rank checks.
 """
 
 from __future__ import annotations
@@ -21,10 +21,14 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from connlab.distributed import is_main
+from connlab.runtime.distributed import is_main
 from connlab.errors import UserError
 
 KEEP = 2
+
+
+class UnreadableCheckpoint(UserError):
+    """A weights or state file that cannot be read (truncated, not safetensors, not a saved state)."""
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -71,7 +75,7 @@ def read_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
     """The tensors and metadata of a safetensors file; a clear error if it is not one."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"{path}: weights file not found")
+        raise UnreadableCheckpoint(f"{path}: weights file not found")
     try:
         from safetensors import safe_open
 
@@ -79,7 +83,7 @@ def read_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
             meta = {k: json.loads(v) for k, v in (f.metadata() or {}).items()}
         return load_file(str(path)), meta
     except (SafetensorError, OSError, ValueError) as err:
-        raise UserError(f"{path}: not a readable safetensors file ({err})") from None
+        raise UnreadableCheckpoint(f"{path}: not a readable safetensors file ({err})") from None
 
 
 def load_weights(model: torch.nn.Module, path: Path, signature: dict | None = None) -> dict:
@@ -155,4 +159,4 @@ def read_checkpoint(path: Path, model: torch.nn.Module, signature: dict) -> dict
     try:
         return torch.load(path / "state.pt", map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unpickling failure means the same to the user
-        raise UserError(f"{path / 'state.pt'}: unreadable training state ({type(err).__name__})") from None
+        raise UnreadableCheckpoint(f"{path / 'state.pt'}: unreadable training state ({type(err).__name__})") from None

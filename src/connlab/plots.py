@@ -6,11 +6,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 
-def _plt():
+def pyplot():
+    """``matplotlib.pyplot`` with the file-only Agg backend, imported on first use."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -19,19 +22,22 @@ def _plt():
     return plt
 
 
+_plt = pyplot  # the old private name
+
+
 def save_figure(fig, path: Path, dpi: int) -> Path:
     """Write ``fig`` to ``path`` (rank 0 only) and close it."""
-    from connlab.distributed import is_main
+    from connlab.runtime.distributed import is_main
 
     if is_main():
         fig.savefig(path, dpi=dpi)
-    _plt().close(fig)
+    pyplot().close(fig)
     return Path(path)
 
 
 def image_rows(rows: list[tuple[str, torch.Tensor]], path: Path, title: str | None = None) -> Path:
     """A grid of 28x28 images, one labelled row per entry; images (N, 1, H, W) in [0, 1]."""
-    plt = _plt()
+    plt = pyplot()
     n = max(len(images) for _, images in rows)
     fig, axes = plt.subplots(len(rows), n, figsize=(1.0 * n + 1.6, 1.05 * len(rows) + (0.4 if title else 0)),
                              squeeze=False)
@@ -54,7 +60,7 @@ def image_rows(rows: list[tuple[str, torch.Tensor]], path: Path, title: str | No
 def curves(series: dict[str, tuple[list[float], list[float]]], path: Path, xlabel: str, ylabel: str,
            title: str | None = None, logy: bool = False, styles: dict[str, str] | None = None) -> Path:
     """Line plot of named (x, y) series on one axis."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, (xs, ys) in series.items():
         ax.plot(xs, ys, (styles or {}).get(name, "-o"), label=name, markersize=3)

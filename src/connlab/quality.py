@@ -88,33 +88,49 @@ def frechet_floor(real_train: torch.Tensor, real_test: torch.Tensor, classifier:
     return frechet_distance(real_test, real_train[pick.to(real_train.device)], classifier)
 
 
-def find_classifier(classifier_dir: Path | None, out: Path, data, device) -> tuple[nn.Module, dict]:
-    """The classifier for the metric, and where it came from.
+def load_classifier(run_dir: Path, device="cpu") -> tuple[nn.Module, dict]:
+    """The trained classifier of a ``connlab classifier`` run folder, in eval mode, and its summary."""
+    import json
+    from dataclasses import asdict
+
+    from connlab.checkpoint import load_weights, model_signature
+    from connlab.errors import UserError
+    from connlab.models.classifier import ClassifierConfig, MnistClassifier
+    from connlab.runs import read_config
+
+    run_dir = Path(run_dir)
+    saved = read_config(run_dir)
+    if saved.get("experiment") != "classifier":
+        raise UserError(f"{run_dir}: a {saved.get('experiment')!r} run, not a classifier run")
+    summary_path = run_dir / "summary.json"
+    if not summary_path.is_file():
+        raise UserError(f"{run_dir}: the classifier run has no summary.json (unfinished? use --resume)")
+    summary = json.loads(summary_path.read_text())
+    model_cfg = ClassifierConfig(**{k: tuple(v) if isinstance(v, list) else v
+                                    for k, v in summary["model_config"].items()})
+    model = MnistClassifier(model_cfg)
+    load_weights(model, run_dir / "model.safetensors",
+                 model_signature(model, json.loads(json.dumps(asdict(model_cfg)))))
+    return model.to(device).eval(), summary
+
+
+def find_classifier(classifier_dir: Path | None, out: Path, device) -> tuple[nn.Module, dict] | None:
+    """The classifier for the metric and where it came from; None when there is none to load.
 
     1. ``classifier_dir`` (``--classifier RUN_DIR``): a ``connlab classifier`` run folder;
-    2. ``out/classifier``: one trained on the fly earlier for this run folder;
-    3. otherwise train one now into ``out/classifier`` (default recipe, on ``data``'s training set).
-    """
-    from connlab.experiments.classifier import ClassifierExperiment, load_classifier, run_experiment
+    2. ``out/classifier``: one trained on the fly earlier for this run folder (finished: it has a summary).
 
+    This module only loads: training one is the classifier experiment's job
+    (``connlab.experiments.classifier.find_or_train_classifier``).
+    """
     if classifier_dir is not None:
         model, summary = load_classifier(classifier_dir, device)
-        return model, {"source": "given (--classifier)", "run": str(classifier_dir),
-                       "test_accuracy": summary["test_accuracy"], "data_source": summary["data_source"]}
-    local = Path(out) / "classifier"
-    if (local / "summary.json").is_file():
-        model, summary = load_classifier(local, device)
+        source, run = "given (--classifier)", classifier_dir
+    elif (Path(out) / "classifier" / "summary.json").is_file():
+        run = Path(out) / "classifier"
+        model, summary = load_classifier(run, device)
         source = "trained on the fly into this run folder"
     else:
-        import shutil
-
-        from connlab.runs import prepare_run
-
-        shutil.rmtree(local, ignore_errors=True)  # an interrupted earlier attempt
-        cfg = ClassifierExperiment(device=str(device), dataset=data.name)
-        local, cfg = prepare_run(local, "classifier", cfg, resume=False)
-        run_experiment(cfg, local, data=data)
-        model, summary = load_classifier(local, device)
-        source = "trained on the fly into this run folder"
-    return model, {"source": source, "run": str(local), "test_accuracy": summary["test_accuracy"],
+        return None
+    return model, {"source": source, "run": str(run), "test_accuracy": summary["test_accuracy"],
                    "data_source": summary["data_source"]}

@@ -5,7 +5,7 @@
 Both are clipped to [0, 1] afterwards, as the lecture's notebook does with ``np.clip``.
 Noise is drawn with an explicit ``torch.Generator`` on the images' device; inside a training
 step under torchrun, each rank draws the whole global batch's noise and keeps its own rows
-(``connlab.distributed.batch_randn``), so every rank's generator stays in step.
+(``connlab.data.global_batch.batch_randn``), so every rank's generator stays in step.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ def check_noise(magnitude: float, dist: str) -> None:
 
 def draw_noise(like: torch.Tensor, dist: str, generator: torch.Generator | None = None) -> torch.Tensor:
     """Unit-scale noise of distribution ``dist`` with the shape, dtype and device of ``like``."""
-    from connlab.distributed import batch_rand, batch_randn
+    from connlab.data.global_batch import batch_rand, batch_randn
 
     if dist == "norm":
         return batch_randn(like.shape, generator=generator, device=like.device, dtype=like.dtype)

@@ -27,13 +27,6 @@ def eval_settings(T: int) -> list[tuple[str, int]]:
     return [(s, k) for s, k in EVAL_GRID[0] if k <= T] + [("ddpm", T)]
 
 
-def find_classifier(path: str | Path | None, run: Path, data, device):
-    """The quality classifier and its info: ``path`` (a classifier run) if given, else the run's own."""
-    from connlab.quality import find_classifier as find
-
-    return find(Path(path) if path else None, Path(run), data, device)
-
-
 def score(images, data, classifier, *, sampler: str, steps: int, seconds: float,
           guidance: float | None = None) -> dict:
     """Quality of ``images`` (N, 1, 28, 28) in [0, 1] against the test digits, with the time they took."""

@@ -12,46 +12,30 @@ The sampler states live in the U-Net's space; ``to_images`` is the one place the
 [0, 1] images: ``signed_to_unit`` for pixels, the autoencoder's decoder for latents (Rombach
 et al. 2022). DDPM and DDIM are the step rules of ``connlab.diffusion.samplers``; this
 class only loads the weights, checks the user's settings, runs the samplers fast
-(``SamplingSpeed``) and draws figures.
+(``connlab.runtime.speed.Speed``) and draws figures.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
+
+from connlab.runtime.speed import Speed
 
 TRAJECTORY_SAMPLES = 6
 TRAJECTORY_COLUMNS = 10
 
 
-@dataclass(frozen=True)
-class SamplingSpeed:
-    """How the samplers run; the fast path is the default and each field turns one part off.
-
-    - ``precision``: auto = bf16 autocast on CUDA, fp32 elsewhere (the sampler's update stays fp32).
-    - ``channels_last``: auto = on. Measured on 2 CPU cores, DDIM-50 of 200 samples: 3.3 s
-      instead of 4.3 s for the default latent U-Net, 143 s instead of 265 s for a pixel U-Net.
-    - ``compile``: auto = off. ``torch.compile`` plus capture cost 18.7 s on an H200, 14x the
-      1.37 s the compiled, graphed loop then took for 10,000 digits (benchmarks/RESULTS.md), so
-      it pays only for very long sampling jobs; ``on`` compiles the U-Net.
-    - ``cuda_graph``: auto = on CUDA: a deterministic loop (DDIM, η = 0, no trajectory) is recorded
-      once as a CUDA graph and replayed for every later chunk of the same size
-      (``connlab.fastpath.GraphedCall``): the first chunk runs eagerly, the second is captured.
-    """
-
-    precision: str = "auto"
-    channels_last: str = "auto"
-    compile: str = "auto"
-    cuda_graph: str = "auto"
-
-    def __post_init__(self):
-        from connlab.train import check_speed_settings
-
-        check_speed_settings(self, ("channels_last", "compile", "cuda_graph"))  # the trainer's flags, same rules
+# How the samplers run: the trainer's speed switches, one object for both (connlab.runtime.speed).
+# Resolved for sampling: precision auto = bf16 on CUDA (the sampler's update stays fp32); channels-last
+# on; compile off unless asked (compile and capture cost more than a sampling job saves, see
+# benchmarks/RESULTS.md); on CUDA a deterministic loop (DDIM, eta = 0, no trajectory) is recorded
+# once as a CUDA graph and replayed for every later chunk of the same size (fastpath.GraphedCall).
+SamplingSpeed = Speed
 
 
 def plain_config(config) -> dict:
@@ -59,47 +43,44 @@ def plain_config(config) -> dict:
     return json.loads(json.dumps(asdict(config)))
 
 
-def read_run_config(run: Path):
-    """The ``DiffusionExperiment`` saved in a run folder, or a UserError if it is not a diffusion run."""
+def read_run_config(run: Path, config_type):
+    """The config saved in a diffusion run folder, as a ``config_type`` (the experiment's dataclass,
+    passed in by the caller: this module sits below the experiments), or a UserError."""
     from connlab.errors import UserError
-    from connlab.experiments.diffusion import DiffusionExperiment
     from connlab.runs import read_config
 
     saved = read_config(run)
     if saved.get("experiment") != "diffusion":
         raise UserError(f"{run}: a {saved.get('experiment')!r} run, not a diffusion run")
-    names = DiffusionExperiment.__dataclass_fields__
-    return DiffusionExperiment(**{k: tuple(v) if isinstance(v, list) else v
-                                  for k, v in saved["config"].items() if k in names})
+    names = config_type.__dataclass_fields__
+    return config_type(**{k: tuple(v) if isinstance(v, list) else v for k, v in saved["config"].items() if k in names})
 
 
 class Generator:
     """A trained run's EMA U-Net (and decoder, in latent space), ready to sample digits."""
 
-    def __init__(self, cfg, model, decoder, device, speed: SamplingSpeed = SamplingSpeed()):
-        from connlab.errors import UserError
-
+    def __init__(self, cfg, model, decoder, device, speed: Speed = Speed()):
         device = torch.device(device)
-        if speed.cuda_graph == "on" and device.type != "cuda":
-            raise UserError(f"--cuda-graph on needs a CUDA device, not {device.type}")
+        fast = speed.resolve(device, "sample")
         self.cfg, self.model, self.decoder, self.device = cfg, model, decoder, device
         self.schedule = cfg.noise_schedule().to(device)
         self.shape = (1, 28, 28) if cfg.space == "pixel" else (cfg.latent_channels, 7, 7)
-        self.bf16 = speed.precision == "bf16" or (speed.precision == "auto" and device.type == "cuda")
-        if speed.channels_last != "off":
+        self.bf16 = fast.bf16
+        if fast.channels_last:
             model.to(memory_format=torch.channels_last)  # oneDNN / cuDNN pick their NHWC kernels
-        self.net = torch.compile(model, dynamic=False) if speed.compile == "on" else model
-        self.use_graph = device.type == "cuda" and speed.cuda_graph != "off"
+        self.net = torch.compile(model, dynamic=False) if fast.compile else model
+        self.use_graph = fast.cuda_graph
         self.graphed: dict[tuple, object] = {}  # (steps, n, guidance) -> GraphedCall of that DDIM loop
 
     @classmethod
-    def from_run(cls, run: Path, device, speed: SamplingSpeed = SamplingSpeed()) -> "Generator":
+    def from_run(cls, run: Path, device, speed: Speed, config_type) -> "Generator":
+        """The run folder's EMA U-Net (and decoder); ``config_type`` is its experiment's config dataclass."""
         from connlab.checkpoint import load_weights, model_signature
         from connlab.errors import UserError
         from connlab.models.diffusion_unet import DiffusionUNet
         from connlab.models.latent_ae import LatentAEConfig, LatentAutoencoder
 
-        cfg = read_run_config(run)
+        cfg = read_run_config(run, config_type)
         weights = Path(run) / "ema.safetensors"
         if not weights.is_file():
             raise UserError(f"{run}: no ema.safetensors — training did not finish (continue with --resume)")
@@ -180,7 +161,7 @@ class Generator:
               g: torch.Generator, trajectory: bool):
         """x_T (n, *shape) -> x_0, or the trajectory; on CUDA a deterministic DDIM loop is a graph replay."""
         from connlab.diffusion import sample_ddim, sample_ddpm
-        from connlab.fastpath import GraphedCall
+        from connlab.runtime.fastpath import GraphedCall
 
         key = (steps, n, guidance)
         graphable = self.use_graph and sampler == "ddim" and eta == 0 and not trajectory  # no draws inside

@@ -26,54 +26,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from torch import nn
 
-from connlab.nn.attention import TransformerBlock
+from connlab.models.sequence import VOCAB, SequenceModelConfig, SequenceTransformer
 
 TASKS = ("reverse", "sort")
-VOCAB = 10       # the digits 0-9
 TEST_SEED = 999  # the test sequences are the same for every run
 SHOWN = 3        # sequences in the pattern figure
-
-
-@dataclass(frozen=True)
-class SequenceModelConfig:
-    length: int = 8
-    vocab: int = VOCAB
-    dim: int = 64
-    depth: int = 2
-    heads: int = 2
-    mlp_ratio: int = 2
-
-    def __post_init__(self):
-        if self.heads < 1 or self.dim % self.heads != 0:
-            raise ValueError(f"embedding size {self.dim} is not divisible by {self.heads} heads")
-
-
-class SequenceTransformer(nn.Module):
-    """Encoder-only transformer: tokens (B, L) -> logits (B, L, vocab), one prediction per position."""
-
-    def __init__(self, cfg: SequenceModelConfig) -> None:
-        super().__init__()
-        self.cfg = cfg
-        self.token_embed = nn.Embedding(cfg.vocab, cfg.dim)
-        # Position embeddings carry the only information about *where* a digit sits; reversal
-        # is a pure function of position, so without them the task is impossible.
-        self.pos_embed = nn.Parameter(torch.randn(1, cfg.length, cfg.dim) * 0.02)
-        self.blocks = nn.ModuleList(TransformerBlock(cfg.dim, cfg.heads, cfg.mlp_ratio) for _ in range(cfg.depth))
-        self.norm = nn.LayerNorm(cfg.dim)
-        self.head = nn.Linear(cfg.dim, cfg.vocab)
-
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """tokens (B, L) int64 -> logits (B, L, vocab)."""
-        h = self.token_embed(tokens) + self.pos_embed[:, : tokens.shape[1]]  # (B, L, dim)
-        for block in self.blocks:
-            h = block(h)
-        return self.head(self.norm(h))
-
-    def attention_maps(self) -> list[torch.Tensor]:
-        """Each block's weights (B, heads, L, L) from the last forward pass."""
-        return [block.last_attention for block in self.blocks]
 
 
 def make_task(task: str, n: int, length: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -254,7 +212,7 @@ def head_values(model: SequenceTransformer, tokens: torch.Tensor, layer: int, he
 def attention_patterns(x: torch.Tensor, maps: list[torch.Tensor], source: torch.Tensor, path: Path,
                        task: str) -> Path:
     """Heatmaps: one row per example, one column per (layer, head); dots mark the true source."""
-    from connlab.plots import _plt
+    from connlab.plots import pyplot as _plt
 
     plt = _plt()
     n, heads, length = x.shape[0], maps[0].shape[1], x.shape[1]
@@ -291,7 +249,7 @@ def softmax_gate(model, tokens, layer: int, head: int, query: int, path: Path, t
     Right: each value vector v_j (thin, shaded by α_j) and the gated sum o = Σ_j α_j v_j (thick);
     with a confident gate o lies on top of the one value it selected.
     """
-    from connlab.plots import _plt
+    from connlab.plots import pyplot as _plt
 
     weights, v, o = head_values(model, tokens, layer, head)
     alpha, out = weights[query], o[query]  # (L,), (d,)

@@ -118,24 +118,27 @@ def accuracy(model, images, labels) -> float:
     return (predict(model, images) == labels).float().mean().item()
 
 
-def load_classifier(run_dir: Path, device="cpu"):
-    """The trained classifier of a ``connlab classifier`` run folder, in eval mode, and its summary."""
-    from connlab.checkpoint import load_weights, model_signature
-    from connlab.errors import UserError
-    from connlab.models.classifier import ClassifierConfig, MnistClassifier
-    from connlab.runs import read_config
+def find_or_train_classifier(path: str | Path | None, run: Path, data, device) -> tuple:
+    """The quality classifier of diffusion run ``run`` and its info: ``path`` (a classifier run) if given,
+    else the one in ``run/classifier``, trained now (default recipe, on ``data``'s training set) if missing."""
+    import shutil
 
-    run_dir = Path(run_dir)
-    saved = read_config(run_dir)
-    if saved.get("experiment") != "classifier":
-        raise UserError(f"{run_dir}: a {saved.get('experiment')!r} run, not a classifier run")
-    summary_path = run_dir / "summary.json"
-    if not summary_path.is_file():
-        raise UserError(f"{run_dir}: the classifier run has no summary.json (unfinished? use --resume)")
-    summary = json.loads(summary_path.read_text())
-    model_cfg = ClassifierConfig(**{k: tuple(v) if isinstance(v, list) else v
-                                    for k, v in summary["model_config"].items()})
-    model = MnistClassifier(model_cfg)
-    load_weights(model, run_dir / "model.safetensors",
-                 model_signature(model, json.loads(json.dumps(asdict(model_cfg)))))
-    return model.to(device).eval(), summary
+    from connlab.quality import find_classifier
+    from connlab.runs import prepare_run
+
+    found = find_classifier(Path(path) if path else None, Path(run), device)
+    if found is not None:
+        return found
+    local = Path(run) / "classifier"
+    shutil.rmtree(local, ignore_errors=True)  # an interrupted earlier attempt
+    cfg = ClassifierExperiment(device=str(device), dataset=data.name)
+    local, cfg = prepare_run(local, "classifier", cfg, resume=False)
+    run_experiment(cfg, local, data=data)
+    return find_classifier(None, Path(run), device)
+
+
+def load_classifier(run_dir: Path, device="cpu"):
+    """The classifier of a ``connlab classifier`` run folder (``connlab.quality.load_classifier``, its home now)."""
+    from connlab.quality import load_classifier as load
+
+    return load(run_dir, device)

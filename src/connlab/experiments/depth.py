@@ -162,10 +162,9 @@ def verdict(results: dict, depths) -> dict:
 
 
 def depth_figure(summary: dict, out: Path) -> None:
-    import matplotlib
+    from connlab.plots import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     depths = summary["depths"]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))

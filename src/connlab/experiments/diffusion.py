@@ -265,8 +265,9 @@ def train(cfg: DiffusionExperiment, out: Path, resume: bool = False) -> dict:
 
     from connlab.data import load_dataset, to_unit, unit_to_signed
     from connlab.diffusion import EMA, diffusion_loss
-    from connlab.diffusion.evaluate import EVAL_SEED, find_classifier, floor, score
+    from connlab.diffusion.evaluate import EVAL_SEED, floor, score
     from connlab.diffusion.generate import Generator, SamplingSpeed, plain_config
+    from connlab.experiments.classifier import find_or_train_classifier as find_classifier
     from connlab.models.diffusion_unet import DiffusionUNet
     from connlab.runs import write_summary
     from connlab.train import fit, pick_device, seed_everything
@@ -294,7 +295,7 @@ def train(cfg: DiffusionExperiment, out: Path, resume: bool = False) -> dict:
     model = DiffusionUNet(unet_cfg).to(device)
     ema = EMA(model, cfg.ema_decay)
     null = unet_cfg.num_classes
-    from connlab.distributed import batch_rand, batch_randint, batch_randn
+    from connlab.data.global_batch import batch_rand, batch_randint, batch_randn
 
     def loss_fn(model, batch, generator):
         x0, y = batch
@@ -321,7 +322,8 @@ def train(cfg: DiffusionExperiment, out: Path, resume: bool = False) -> dict:
 
     # Score the EMA network with DDIM, and draw the figures.
     gen = Generator.from_run(out, device, SamplingSpeed(precision=cfg.precision, channels_last=cfg.channels_last,
-                                                        compile=cfg.compile, cuda_graph=cfg.cuda_graph))
+                                                        compile=cfg.compile, cuda_graph=cfg.cuda_graph),
+                             DiffusionExperiment)
     classifier, summary["classifier"] = find_classifier(cfg.classifier, out, data, device)
     steps = min(cfg.eval_steps, cfg.timesteps)
     t0 = time.perf_counter()
@@ -386,7 +388,7 @@ def run_sample(args: argparse.Namespace) -> int:
     from connlab.train import pick_device
 
     device = pick_device(args.device)
-    gen = Generator.from_run(args.run_dir, device, _speed(args))
+    gen = Generator.from_run(args.run_dir, device, _speed(args), DiffusionExperiment)
     _set_threads(gen.cfg.threads, device)
     steps = gen.check(args.sampler, args.steps, args.guidance)
     if args.save_npz is not None and not Path(args.save_npz).parent.exists():
@@ -424,12 +426,13 @@ def run_sample(args: argparse.Namespace) -> int:
 def run_eval(args: argparse.Namespace) -> int:
     from connlab.checkpoint import atomic_write_json, atomic_write_text
     from connlab.data import load_dataset
-    from connlab.diffusion.evaluate import evaluate, find_classifier, floor, format_eval
+    from connlab.diffusion.evaluate import evaluate, floor, format_eval
     from connlab.diffusion.generate import Generator
+    from connlab.experiments.classifier import find_or_train_classifier as find_classifier
     from connlab.train import pick_device
 
     device = pick_device(args.device)
-    gen = Generator.from_run(args.run_dir, device, _speed(args))
+    gen = Generator.from_run(args.run_dir, device, _speed(args), DiffusionExperiment)
     _set_threads(gen.cfg.threads, device)
     cfg = gen.cfg
     data = load_dataset(cfg.dataset, cfg.data_dir, cfg.limit).to(device)

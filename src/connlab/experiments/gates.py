@@ -79,12 +79,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _plt():
-    import matplotlib
+    from connlab.plots import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    return pyplot()
 
 
 def logistic_pair(w: float, a: float, b: float):

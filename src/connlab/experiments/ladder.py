@@ -115,7 +115,8 @@ def run_experiment(cfg: LadderExperiment, out: Path, resume: bool = False) -> di
     from connlab import plots
     from connlab.checkpoint import atomic_write_text
     from connlab.data import load_dataset, stratified_first, to_unit
-    from connlab.distributed import batch_rows, is_main, own_rows
+    from connlab.data.global_batch import batch_rows, own_rows
+    from connlab.runtime.distributed import is_main
     from connlab.diffusion.ladder import LadderSchedule, full_ladder, ladder_pair, materialize, materialize_bytes
     from connlab.models.autoencoder import count_parameters
     from connlab.models.step_conditioned import StepConditionConfig, StepConditionedUNet

@@ -131,24 +131,9 @@ def adding_problem(n: int, length: int, generator):
 
 def make_regressor(kind: str, hidden: int):
     """A recurrent layer read at the last step by a linear head: (B, L, 2) -> (B,)."""
-    import torch
-    from torch import nn
+    from connlab.models.regressor import LastStepRegressor
 
-    from connlab.nn import GRU, RNN
-
-    class LastStepRegressor(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.rnn = {"rnn": lambda: RNN(2, hidden), "gru": lambda: GRU(2, hidden),
-                        "lstm": lambda: nn.LSTM(2, hidden, batch_first=True)}[kind]()
-            self.head = nn.Linear(hidden, 1)
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            """x (B, L, 2) -> prediction (B,)."""
-            outputs = self.rnn(x)[0]                           # (B, L, H) for all three layers
-            return self.head(outputs[:, -1]).squeeze(-1)       # (B,)
-
-    return LastStepRegressor()
+    return LastStepRegressor(kind, hidden)
 
 
 def run_experiment(cfg: RNNExperiment, out: Path, resume: bool = False) -> dict:

@@ -58,17 +58,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def make_mlp(kind: str, hidden: int, layers: int):
-    """(B, 1, 28, 28) -> logits (B, 10); ``skip`` carries the input forward by concatenation."""
-    from torch import nn
+    """(B, 1, 28, 28) -> logits (B, 10): the network of ``connlab.models.mlp`` (imported when used)."""
+    from connlab.models.mlp import make_mlp as make
 
-    from connlab.nn import ConcatSkip
-
-    if kind == "skip":
-        body = ConcatSkip(28 * 28, hidden, layers)  # (B, 784) -> (B, 784 + layers * hidden)
-        return nn.Sequential(nn.Flatten(), body, nn.Linear(body.out_features, 10))
-    dims = [28 * 28] + [hidden] * layers
-    hidden_layers = [m for a, b in zip(dims, dims[1:]) for m in (nn.Linear(a, b), nn.ReLU())]
-    return nn.Sequential(nn.Flatten(), *hidden_layers, nn.Linear(hidden, 10))
+    return make(kind, hidden, layers)
 
 
 def run_experiment(cfg: SkipMLPExperiment, out: Path, resume: bool = False) -> dict:
@@ -138,10 +131,9 @@ def verdict(variants: dict, seeds: int) -> str:
 
 
 def curves_figure(summary: dict, out: Path) -> None:
-    import matplotlib
+    from connlab.plots import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for kind, style in (("plain", "--"), ("skip", "-")):

@@ -128,7 +128,7 @@ def random_shift(x, max_shift: float, generator):
     if max_shift == 0:
         return x
     b, _, h, w = x.shape
-    from connlab.distributed import batch_rand  # torch.rand, or this rank's rows of the global batch's
+    from connlab.data.global_batch import batch_rand  # torch.rand, or this rank's rows of the global batch's
 
     offset = (batch_rand((b, 2), device=x.device, generator=generator) * 2 - 1) * max_shift  # (B, 2) pixels
     theta = torch.zeros(b, 2, 3, device=x.device, dtype=x.dtype)
@@ -222,7 +222,7 @@ def attention_overlays(images, maps: dict, grid: int, labels: list[str], path: P
     """One row per digit: the digit, then each named (B, grid*grid) map upsampled over it."""
     import torch.nn.functional as F
 
-    from connlab.plots import _plt
+    from connlab.plots import pyplot as _plt
 
     plt = _plt()
     n, cols = len(images), 1 + len(maps)

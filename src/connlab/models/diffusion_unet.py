@@ -12,12 +12,13 @@ With 4 latent channels at 7×7, ``channel_mults=(1,)`` keeps everything at 7×7;
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from connlab.nn.embedding import timestep_embedding  # noqa: F401 - also imported from here by older code
 
 
 @dataclass(frozen=True)
@@ -53,17 +54,6 @@ class DiffusionUNetConfig:
     @property
     def time_dim(self) -> int:
         return 4 * self.base_channels
-
-
-def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10_000.0) -> torch.Tensor:
-    """Sinusoidal embedding of (possibly fractional) steps (Vaswani et al. 2017, sec. 3.5; Ho et al. 2020).
-
-    t: (B,) → (B, dim), [sin(t ω_k), cos(t ω_k)] with ω_k = max_period^(−k / (dim/2)).
-    """
-    half = dim // 2
-    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
-    args = t.float()[:, None] * freqs[None]  # (B, half)
-    return torch.cat([torch.sin(args), torch.cos(args)], dim=1)
 
 
 class ResBlock(nn.Module):

@@ -87,7 +87,7 @@ class LatentAutoencoder(nn.Module):
 
     def loss(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """BCE of the noisy-latent reconstruction of x (B, 1, 28, 28) in [0, 1]."""
-        from connlab.distributed import batch_randn  # torch.randn, or this rank's rows of the global batch's
+        from connlab.data.global_batch import batch_randn  # torch.randn, or this rank's rows of the global batch's
 
         noise = batch_randn((x.shape[0], self.cfg.latent_channels, 7, 7), generator=generator, device=x.device)
         return F.binary_cross_entropy_with_logits(self(x, noise).float(), x)

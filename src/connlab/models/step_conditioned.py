@@ -61,7 +61,7 @@ class StepConditionedUNet(nn.Module):
         if self.config.condition == "learned":
             e = self.embed(t.long())
         else:
-            from connlab.models.diffusion_unet import timestep_embedding
+            from connlab.nn.embedding import timestep_embedding
 
             e = self.embed(timestep_embedding(t, SINUSOID_DIM))
         return e[:, :, None, None]  # (B, 128, 1, 1)

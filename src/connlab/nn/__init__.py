@@ -1,4 +1,4 @@
-"""Building blocks: gates, recurrent cells, skip connections, attention."""
+"""Building blocks: gates, recurrent cells, skip connections, attention, the timestep embedding."""
 
 from connlab.nn.attention import (
     MultiHeadAttention,
@@ -6,6 +6,7 @@ from connlab.nn.attention import (
     causal_mask,
     scaled_dot_product_attention,
 )
+from connlab.nn.embedding import timestep_embedding
 from connlab.nn.gates import GLU, LogisticGate, MixtureOfExperts, ProductGatedUnit, SoftmaxGate
 from connlab.nn.rnn import GRU, RNN, GRUCell, RNNCell
 from connlab.nn.skip import ConcatSkip, PlainBlock, ResidualBlock, ResidualMLPBlock
@@ -28,4 +29,5 @@ __all__ = [
     "TransformerBlock",
     "causal_mask",
     "scaled_dot_product_attention",
+    "timestep_embedding",
 ]

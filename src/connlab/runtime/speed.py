@@ -1,0 +1,85 @@
+"""Speed settings, resolved once: the user's switches (auto / on / off) → what runs on this device.
+
+The trainer (``connlab.train``) and the samplers (``connlab.diffusion.generate``) take the same
+switches, with the same flags and the same checks; each resolves them once, for its device and
+its job, into a ``ResolvedSpeed`` of plain booleans that the rest of the code only reads.
+
+| switch          | ``auto`` when training                      | ``auto`` when sampling            |
+|-----------------|---------------------------------------------|-----------------------------------|
+| precision       | bf16 autocast on CUDA, fp32 elsewhere       | the same                          |
+| compile         | ``torch.compile`` on CUDA only              | off (compile and capture cost more|
+|                 |                                             | than short sampling jobs save)    |
+| channels_last   | on (NHWC: oneDNN / cuDNN's fast kernels)    | on                                |
+| cuda_graph      | on CUDA in one process                      | on CUDA                           |
+| malloc_cache    | on CPU (``connlab.runtime.cpu_memory``)     | off (no step-after-step reuse)    |
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from connlab.errors import UserError
+
+PRECISIONS = ("auto", "fp32", "bf16")
+SWITCHES = ("compile", "channels_last", "cuda_graph", "malloc_cache")
+PURPOSES = ("train", "sample")
+
+
+def check_speed_settings(cfg, switches: tuple[str, ...]) -> None:
+    """A UserError unless ``cfg.precision`` is a precision and each named field is auto, on or off."""
+    if cfg.precision not in PRECISIONS:
+        raise UserError(f"--precision {cfg.precision!r} is not one of {', '.join(PRECISIONS)}")
+    for name in switches:
+        if getattr(cfg, name) not in ("auto", "on", "off"):
+            raise UserError(f"--{name.replace('_', '-')} {getattr(cfg, name)!r} is not one of auto, on, off")
+
+
+@dataclass(frozen=True)
+class ResolvedSpeed:
+    """What actually runs: each field is on or off, for one device and one job."""
+
+    bf16: bool
+    compile: bool
+    channels_last: bool
+    cuda_graph: bool
+    malloc_cache: bool
+
+
+@dataclass(frozen=True)
+class Speed:
+    """The speed switches as the user gave them (the fast path is the default; each turns one part off)."""
+
+    precision: str = "auto"
+    compile: str = "auto"
+    channels_last: str = "auto"
+    cuda_graph: str = "auto"
+    malloc_cache: str = "auto"
+
+    def __post_init__(self):
+        check_speed_settings(self, SWITCHES)
+
+    @classmethod
+    def of(cls, cfg) -> "Speed":
+        """The switches of any config that has these fields (``TrainConfig``, an experiment's config)."""
+        return cls(**{name: getattr(cfg, name) for name in ("precision", *SWITCHES) if hasattr(cfg, name)})
+
+    def resolve(self, device: torch.device, purpose: str = "train", distributed: bool = False) -> ResolvedSpeed:
+        """The switches for ``device`` and ``purpose`` (train or sample); a UserError for impossible ones."""
+        assert purpose in PURPOSES, purpose
+        device = torch.device(device)
+        cuda = device.type == "cuda"
+        if self.cuda_graph == "on" and not cuda:
+            raise UserError(f"--cuda-graph on needs a CUDA device, not {device.type}")
+        if self.cuda_graph == "on" and distributed:
+            raise UserError("--cuda-graph on is for one process; under torchrun use --cuda-graph auto or off")
+        training = purpose == "train"
+        return ResolvedSpeed(
+            bf16=self.precision == "bf16" or (self.precision == "auto" and cuda),
+            compile=self.compile == "on" or (self.compile == "auto" and cuda and training),
+            channels_last=self.channels_last != "off",
+            cuda_graph=cuda and not distributed and self.cuda_graph != "off",
+            malloc_cache=self.malloc_cache == "on" or (self.malloc_cache == "auto" and training
+                                                       and device.type == "cpu"),
+        )

@@ -1,0 +1,160 @@
+"""Imports point down only: a module may import its own layer and the layers below it, never above.
+
+    nn, data -> models -> diffusion -> runtime -> train -> eval -> experiments -> report, explore -> cli
+
+The check reads every module of the package with ``ast`` (imports inside functions included, since
+a function-level import is how an upward dependency hides) and maps each module to its layer by
+its dotted name, the longest matching prefix winning.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import connlab
+
+PACKAGE = Path(connlab.__file__).parent
+
+LAYERS = ["base", "models", "diffusion", "runtime", "train", "eval", "experiments", "report", "cli"]
+
+LAYER_OF = {
+    "connlab": "base",  # the package itself: __version__
+    "connlab.errors": "base",
+    "connlab.nn": "base",
+    "connlab.data": "base",
+    "connlab.models": "models",
+    "connlab.diffusion": "diffusion",
+    "connlab.runtime": "runtime",
+    # old import paths of the runtime modules (thin aliases of connlab.runtime.*)
+    "connlab.distributed": "runtime",
+    "connlab.fastpath": "runtime",
+    "connlab.cpu_memory": "runtime",
+    "connlab.train": "train",
+    "connlab.checkpoint": "train",
+    "connlab.runs": "train",
+    "connlab.plots": "train",  # figures of a run folder; rank 0 writes (runtime.distributed)
+    "connlab.metrics": "eval",
+    "connlab.quality": "eval",
+    "connlab.evidence": "eval",
+    "connlab.measures": "eval",
+    "connlab.eval": "eval",
+    "connlab.experiments": "experiments",
+    "connlab.report": "report",
+    "connlab.explore": "report",
+    "connlab.cli": "cli",
+    "connlab.__main__": "cli",
+    # Modules that sit in diffusion/ but do the job of a higher layer, mapped by that job:
+    # - generate loads a trained run folder (config, EMA weights) and runs the samplers at the resolved
+    #   speed: it consumes the trainer's output, so it stands with the trainer;
+    "connlab.diffusion.generate": "train",
+    # - evaluate scores samples with the quality metric (connlab.quality);
+    "connlab.diffusion.evaluate": "eval",
+    # - sidebyside writes an HTML page from a ladder run (experiments.ladder, report.STYLE). Known exception:
+    #   the registry helper (part A of issue 16) moves it into the report package; drop this line then.
+    "connlab.diffusion.sidebyside": "report",
+    # demo runs every experiment through the CLI, then the report: a command above both
+    "connlab.experiments.demo": "cli",
+}
+
+# Upward imports that are known and owned by part A of issue 16 (the registry step), which edits these
+# files; each is listed with its way out. Drop a line when its import is gone (the test says so).
+KNOWN_UPWARD = {
+    ("connlab.report", "connlab.cli"): "report's `python -m connlab.report` block borrows the CLI's parser",
+    ("connlab.experiments.diffusion", "connlab.diffusion.sidebyside"): "`diffusion sample --ladder-run` writes "
+                                                                        "the HTML page; it moves to the report side",
+}
+
+
+def layer_of(module: str) -> str:
+    """The layer of a dotted module name (longest mapped prefix); KeyError if none is mapped."""
+    parts = module.split(".")
+    for i in range(len(parts), 0, -1):
+        name = ".".join(parts[:i])
+        if name in LAYER_OF:
+            return LAYER_OF[name]
+    raise KeyError(f"{module} is mapped to no layer: add it to LAYER_OF")
+
+
+def module_name(path: Path, root: Path = PACKAGE) -> str:
+    rel = path.relative_to(root.parent).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def imported_modules(module: str, source: str, is_package: bool = False) -> list[tuple[int, str]]:
+    """(line, module) of every connlab import in ``source``, at any depth (functions included)."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, a.name) for a in node.names if a.name.split(".")[0] == "connlab"]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # relative: resolve against this module's package
+                pkg = module.split(".") if is_package else module.split(".")[:-1]
+                pkg = pkg[:len(pkg) - (node.level - 1)]
+                base = ".".join(pkg + ([node.module] if node.module else []))
+            if base.split(".")[0] != "connlab":
+                continue
+            for alias in node.names:  # `from connlab import plots` imports the module connlab.plots
+                sub = f"{base}.{alias.name}"
+                found.append((node.lineno, sub if _is_module(sub) else base))
+    return found
+
+
+def _is_module(name: str) -> bool:
+    path = PACKAGE.parent.joinpath(*name.split("."))
+    return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
+
+
+def upward_imports(module: str, source: str, is_package: bool = False, known=()) -> list[str]:
+    """One line per import in ``source`` (the text of ``module``) that points to a higher layer,
+    except the (module, target) pairs in ``known``."""
+    own = LAYERS.index(layer_of(module))
+    return [f"{module}:{line} imports {target} ({layer_of(target)} is above {layer_of(module)})"
+            for line, target in imported_modules(module, source, is_package)
+            if LAYERS.index(layer_of(target)) > own and (module, target) not in known]
+
+
+def package_modules() -> list[Path]:
+    return sorted(PACKAGE.rglob("*.py"))
+
+
+def test_every_module_has_a_layer():
+    unmapped = []
+    for path in package_modules():
+        try:
+            layer_of(module_name(path))
+        except KeyError as err:
+            unmapped.append(str(err))
+    assert not unmapped, "\n".join(unmapped)
+
+
+def test_imports_point_down_only():
+    upward, seen = [], set()
+    for path in package_modules():
+        module, source = module_name(path), path.read_text()
+        upward += upward_imports(module, source, path.name == "__init__.py", KNOWN_UPWARD)
+        seen |= {(module, target) for _, target in imported_modules(module, source, path.name == "__init__.py")}
+    assert not upward, "imports that point up:\n" + "\n".join(upward)
+    assert not set(KNOWN_UPWARD) - seen, f"known upward imports that are gone (drop them): {set(KNOWN_UPWARD) - seen}"
+
+
+def test_the_check_catches_a_planted_upward_import():
+    # hidden in a function, as upward imports usually are
+    planted = "import torch\n\ndef helper():\n    from connlab.experiments.autoencoder import run\n    return run\n"
+    assert upward_imports("connlab.nn.gates", planted) == [
+        "connlab.nn.gates:4 imports connlab.experiments.autoencoder (experiments is above base)"]
+    assert upward_imports("connlab.models.autoencoder", "from connlab import train\n")  # module via `from pkg import`
+    assert upward_imports("connlab.data.noise", "from ..runtime import distributed\n")  # relative import
+    # the same imports pointing down are fine
+    assert upward_imports("connlab.experiments.autoencoder", "from connlab.nn import gates\nfrom connlab import train\n") == []
+
+
+def test_the_check_catches_an_upward_import_planted_in_a_real_module(tmp_path):
+    path = PACKAGE / "data" / "noise.py"
+    source = path.read_text() + "\n\ndef _planted():\n    from connlab.quality import sample_quality\n"
+    assert upward_imports(module_name(path), source) != []
+    assert upward_imports(module_name(path), path.read_text()) == []
