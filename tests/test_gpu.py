@@ -70,7 +70,7 @@ def test_graphed_training_resumes(tmp_path):
 def test_default_cuda_path_learns(tmp_path):
     torch.manual_seed(0)
     model = DenoisingAutoencoder(AutoencoderConfig("concat")).cuda()
-    cfg = TrainConfig(epochs=3, batch_size=100, device="cuda", checkpoint_every=10**9)  # bf16, compile, graph
+    cfg = TrainConfig(epochs=3, batch_size=100, device="cuda", checkpoint_every=10**9)  # the defaults: bf16, graph
     result = fit(model, _loss, _data(2000), cfg, tmp_path / "default")
     losses = [h["train_loss"] for h in result.history]
     assert all(torch.isfinite(torch.tensor(losses))) and losses[-1] < losses[0]

@@ -7,8 +7,9 @@ its job, into a ``ResolvedSpeed`` of plain booleans that the rest of the code on
 | switch          | ``auto`` when training                      | ``auto`` when sampling            |
 |-----------------|---------------------------------------------|-----------------------------------|
 | precision       | bf16 autocast on CUDA, fp32 elsewhere       | the same                          |
-| compile         | ``torch.compile`` on CUDA only              | off (compile and capture cost more|
-|                 |                                             | than short sampling jobs save)    |
+| compile         | off (compile + capture cost more than a     | off (the same for sampling jobs)  |
+|                 | lecture-sized run saves; ``on`` for long    |                                   |
+|                 | runs — benchmarks/RESULTS.md, H200 rows)    |                                   |
 | channels_last   | on (NHWC: oneDNN / cuDNN's fast kernels)    | on                                |
 | cuda_graph      | on CUDA in one process                      | on CUDA                           |
 | malloc_cache    | on CPU (``connlab.runtime.cpu_memory``)     | off (no step-after-step reuse)    |
@@ -77,7 +78,7 @@ class Speed:
         training = purpose == "train"
         return ResolvedSpeed(
             bf16=self.precision == "bf16" or (self.precision == "auto" and cuda),
-            compile=self.compile == "on" or (self.compile == "auto" and cuda and training),
+            compile=self.compile == "on",  # auto = off for both jobs: see the table above
             channels_last=self.channels_last != "off",
             cuda_graph=cuda and not distributed and self.cuda_graph != "off",
             malloc_cache=self.malloc_cache == "on" or (self.malloc_cache == "auto" and training

@@ -25,7 +25,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     precision: str = "auto"        # auto: bf16 autocast on CUDA, fp32 elsewhere
-    compile: str = "auto"          # auto: torch.compile on CUDA only; "on" / "off"
+    compile: str = "auto"          # auto = off (see runtime/speed.py); "on" compiles the model
     channels_last: str = "auto"    # auto: on (measured faster for the lab's conv nets on CPU); "on" / "off"
     cuda_graph: str = "auto"       # auto: the whole step as one CUDA graph on CUDA (single process); "on" / "off"
     malloc_cache: str = "auto"     # auto: on CPU, keep freed memory for reuse (connlab.runtime.cpu_memory)
