@@ -29,11 +29,13 @@ import torch
 from torch import nn
 
 from connlab.nn.attention import TransformerBlock
+from connlab.experiments.section import (Run, Section, Table, fmt, get, num, target, with_figures)
 
 TASKS = ("reverse", "sort")
 VOCAB = 10       # the digits 0-9
 TEST_SEED = 999  # the test sequences are the same for every run
 SHOWN = 3        # sequences in the pattern figure
+ATTENTION_TARGET = 0.95  # token accuracy on the sequence task
 
 
 @dataclass(frozen=True)
@@ -321,3 +323,25 @@ def softmax_gate(model, tokens, layer: int, head: int, query: int, path: Path, t
 
     save_figure(fig, path, dpi=90)
     return Path(path)
+
+
+# --- the report's section: the lecture's claim, its rule, the numbers -------------------------------
+
+def section(run: Run) -> Section:
+    s = run.summary
+    acc, seq = num(s, "test_accuracy"), num(s, "sequence_accuracy")
+    per = get(s, "weight_on_source", "per_layer_head", default=[]) or []
+    best = max((v for row in per if isinstance(row, list) for v in row if isinstance(v, (int, float))), default=None)
+    rows = [["token accuracy", fmt(acc, ".2%")], ["whole-sequence accuracy", fmt(seq, ".2%")],
+            ["target (token accuracy)", f"{ATTENTION_TARGET:.0%}"], ["chance", fmt(num(s, "chance_token_accuracy"), ".0%")],
+            ["best head's attention weight on the true source", fmt(best, ".2f")],
+            ["task, length", f"{get(s, 'task', default='?')}, {get(s, 'length', default='?')}"],
+            ["training seconds", fmt(num(s, "train_seconds"), ".0f")]]
+    verdict, text = target(acc, ATTENTION_TARGET, "token accuracy")
+    if best is not None:
+        text += f"; the best head puts {best:.2f} of its weight on the position the answer comes from"
+    return with_figures(Section("attention", "Attention: a softmax gate over the values",
+                                 "Scaled dot-product attention is a softmax gate over values, with queries, keys and "
+                                 "values computed from the input: each output position learns to find its source.",
+                                 verdict, text, tables=[Table(["quantity", "value"], rows)]),
+                         run, ("attention_patterns.png", "softmax_gate.png", "accuracy_curve.png"))

@@ -15,11 +15,14 @@ noisy input itself; the mean training image), and writes the run folder:
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from connlab.experiments.common import TrainingSettings
+from connlab.experiments.section import (INCONCLUSIVE, UNKNOWN, Run, Section, Table, beyond_seed_spread, compare,
+                                         fmt, get, num, pm, with_figures)
 
 SKIP_CHOICES = ("none", "concat", "add", "all")
 EVAL_SEED = 1234  # the noisy test set is the same for every variant and seed
@@ -159,7 +162,7 @@ def run_experiment(cfg: AutoencoderExperiment, out: Path, resume: bool = False) 
         "experiment": "autoencoder", "dataset": data.name, "data_source": data.source, "device": str(device),
         "train_images": len(data.train_images), "test_images": len(data.test_images),
         "noise": cfg.noise, "noise_dist": cfg.noise_dist, "epochs": cfg.epochs, "seeds": cfg.seeds,
-        "variants": variants, "baselines": baselines, "comparison": compare(variants),
+        "variants": variants, "baselines": baselines, "comparison": comparison_rows(variants),
     }
 
     shown = slice(0, SHOWN)
@@ -191,12 +194,9 @@ def run_experiment(cfg: AutoencoderExperiment, out: Path, resume: bool = False) 
     return summary
 
 
-def compare(variants: dict) -> list[dict]:
-    """Each skip variant against ``none``: the BCE difference and whether it exceeds the seed spread.
-
-    The rule: |mean_a - mean_b| > std_a + std_b (the two one-sigma bands do not overlap);
-    with one seed there is no spread to compare with, and the verdict says so.
-    """
+def comparison_rows(variants: dict) -> list[dict]:
+    """Each skip variant against ``none``: the BCE difference and whether it exceeds the seed spread
+    (``section.beyond_seed_spread``; with one seed there is no spread, and the verdict says so)."""
     if "none" not in variants:
         return []
     base = variants["none"]
@@ -206,15 +206,16 @@ def compare(variants: dict) -> list[dict]:
             continue
         diff = entry["test_bce"] - base["test_bce"]
         spread = entry["test_bce_std"] + base["test_bce_std"]
-        n_seeds = len(entry["seeds"])
-        if n_seeds < 2:
+        beyond = beyond_seed_spread(base["test_bce"], base["test_bce_std"], entry["test_bce"], entry["test_bce_std"],
+                                    len(entry["seeds"]))
+        if beyond is None:
             verdict = "one seed: no spread to compare with (use --seeds K)"
-        elif abs(diff) > spread:
+        elif beyond:
             verdict = "better than none beyond seed spread" if diff < 0 else "worse than none beyond seed spread"
         else:
             verdict = "within seed spread"
         rows.append({"variant": skip, "vs": "none", "bce_difference": diff, "seed_spread": spread,
-                     "exceeds_spread": n_seeds >= 2 and abs(diff) > spread, "verdict": verdict})
+                     "exceeds_spread": bool(beyond), "verdict": verdict})
     return rows
 
 
@@ -256,3 +257,62 @@ def format_table(summary: dict) -> str:
         lines.append(f"\nskip={row['variant']} vs none: BCE {row['bce_difference']:+.4f} "
                      f"(seed spread {row['seed_spread']:.4f}): {row['verdict']}")
     return "\n".join(lines)
+
+
+# --- the report's section: the lecture's claim, its rule, the numbers -------------------------------
+
+def section(run: Run) -> Section:
+    s = run.summary
+    variants = get(s, "variants", default={}) or {}
+    seeds = get(s, "seeds")
+    rows = []
+    for name, e in variants.items():
+        rows.append([f"skip = {name}", fmt(num(e, "params"), ",.0f"), pm(num(e, "test_bce"), num(e, "test_bce_std")),
+                     pm(num(e, "test_psnr"), num(e, "test_psnr_std"), ".2f"),
+                     pm(num(e, "test_ssim"), num(e, "test_ssim_std"), ".3f"), fmt(num(e, "train_seconds"), ".0f")])
+    for name, b in (get(s, "baselines", default={}) or {}).items():
+        rows.append([f"baseline: {name.replace('_', ' ')}", "0", fmt(num(b, "bce")), fmt(num(b, "psnr"), ".2f"),
+                     fmt(num(b, "ssim"), ".3f"), ""])
+    skips = [k for k in variants if k != "none"]
+    best = min(skips, key=lambda k: num(variants, k, "test_bce") or math.inf) if skips else None
+    if "none" in variants and best is not None:
+        verdict, text = compare(num(variants, "none", "test_bce"), num(variants, "none", "test_bce_std"),
+                                num(variants, best, "test_bce"), num(variants, best, "test_bce_std"),
+                                seeds, "test BCE", higher_is_better=False, what=f"skip connections ({best})")
+    else:
+        verdict, text = UNKNOWN, "needs the skip = none run and at least one skip variant (--skip all)"
+    floor = num(s, "baselines", "mean_image", "bce")
+    best_bce = min((v for v in (num(e, "test_bce") for e in variants.values()) if v is not None), default=None)
+    if floor is not None and best_bce is not None and best_bce >= floor:
+        verdict = INCONCLUSIVE
+        text += f"; no model beats the mean-image baseline (BCE {floor:.4f}) yet"
+    sec = Section("autoencoder", "Denoising autoencoder without and with skip connections (U-Net)",
+                  "Skip connections from encoder to decoder (a U-Net) let a denoising autoencoder reconstruct digits "
+                  "better than the plain encoder-decoder.", verdict, text,
+                  tables=[Table(["model", "params", "test BCE", "PSNR (dB)", "SSIM", "train s"], rows,
+                                f"{get(s, 'test_images', default='?')} noisy test digits (noise {get(s, 'noise')}, "
+                                f"{get(s, 'noise_dist')}), {get(s, 'epochs')} epochs, mean ± std over {seeds} seed(s)")])
+    iterate = get(s, "iterate")
+    if isinstance(iterate, dict):
+        passes = {k: v for k, v in iterate.items() if isinstance(v, list) and v}
+        if passes:
+            n = max(len(v) for v in passes.values())
+            it_rows = [[f"skip = {k}"] + [fmt(num(v, i, "bce")) for i in range(n)] for k, v in passes.items()]
+            sec.tables.append(Table(["denoiser fed its own output"] + [f"pass {i + 1}" for i in range(n)], it_rows,
+                                    "test BCE after each pass (the lecture's A/B/C question)"))
+            sec.notes.append(iterate_answer(passes, num(iterate, "clean_mean_intensity")))
+    return with_figures(sec, run, ("reconstructions.png", "loss_curves.png", "iterate.png"))
+
+
+def iterate_answer(passes: dict, clean_intensity: float | None) -> str:
+    parts = []
+    for name, per_pass in passes.items():
+        first, last = num(per_pass, 0, "bce"), num(per_pass, -1, "bce")
+        if first is None or last is None or len(per_pass) < 2:
+            continue
+        trend = "gets worse" if last > first * 1.01 else ("improves" if last < first * 0.99 else "stays put")
+        parts.append(f"skip = {name}: BCE {first:.4f} → {last:.4f} over {len(per_pass)} passes ({trend})")
+    if not parts:
+        return "feeding the output back: not measured"
+    return "feeding the denoised output back in: " + "; ".join(parts) + (
+        f"; clean digits' mean intensity {clean_intensity:.3f}" if clean_intensity is not None else "")

@@ -19,17 +19,21 @@ then scored. The run folder:
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from connlab.experiments.common import TrainingSettings
+from connlab.experiments.section import (INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, UNKNOWN, Run, Section, Table,
+                                         fmt, get, num, pct, with_figures)
 
 DEFAULT_DEPTHS = (2, 8, 20)
 FULL_DEPTHS = (2, 8, 20, 32, 56)
 DEFAULT_LIMIT = 2000       # training images by default on a CPU; --full uses the whole set
 TRAIN_EVAL_SIZE = 2000     # training images re-scored in eval mode at the end
 KINDS = ("plain", "residual")
+LEARNED = 0.9 * math.log(10)  # a net whose training loss stays above 0.9 x a uniform guess's (ln 10) learned nothing
 
 
 @dataclass(frozen=True)
@@ -145,20 +149,39 @@ def run_experiment(cfg: DepthExperiment, out: Path, resume: bool = False) -> dic
 
 
 def verdict(results: dict, depths) -> dict:
-    """Did the deepest residual net reach a lower final training loss than the deepest plain net?"""
-    deepest, shallowest = str(max(depths)), str(min(depths))
-    plain, res = results["plain"][deepest]["final_train_loss"], results["residual"][deepest]["final_train_loss"]
-    better = res < plain
-    text = (f"depth {deepest} ({results['plain'][deepest]['weighted_layers']} weighted layers): residual final "
-            f"training loss {res:.4f} vs plain {plain:.4f} — the residual net "
+    """The summary's verdict: ``judge`` on the final training losses."""
+    losses = {kind: {str(d): results[kind][str(d)]["final_train_loss"] for d in depths} for kind in KINDS}
+    deepest = str(max(depths))
+    return {"residual_beats_plain_at_deepest": losses["residual"][deepest] < losses["plain"][deepest],
+            "verdict": judge(losses["plain"], losses["residual"])[1]}
+
+
+def judge(plain: dict[str, float | None], residual: dict[str, float | None]) -> tuple[str, str]:
+    """The claim's rule: the deepest residual net reaches a lower final training loss than the deepest
+    plain net (inconclusive when neither learned); the text adds whether the plain net degrades with depth.
+
+    ``plain`` and ``residual`` map depth (a str) to final training loss (None: not measured).
+    """
+    depths = sorted(set(plain) | set(residual), key=int)
+    if not depths:
+        return UNKNOWN, "the deepest plain or residual net was not measured"
+    deepest = depths[-1]
+    p, r = plain.get(deepest), residual.get(deepest)
+    if p is None or r is None:
+        return UNKNOWN, "the deepest plain or residual net was not measured"
+    better = r < p
+    verdict = SUPPORTED if better else NOT_SUPPORTED
+    if min(r, p) > LEARNED:
+        verdict = INCONCLUSIVE
+    text = (f"depth {deepest} (blocks): residual final training loss {r:.4f} vs plain {p:.4f} — the residual net "
             + ("trained to a LOWER training loss" if better else "did NOT train to a lower training loss at this budget"))
-    if deepest != shallowest:
-        losses = {d: results["plain"][str(d)]["final_train_loss"] for d in depths}
-        best = min(losses, key=losses.get)
-        text += (f"; the plain net degrades with depth (training loss {losses[best]:.4f} at depth {best}, its best, "
-                 f"-> {plain:.4f} at depth {deepest})" if str(best) != deepest
+    known = {d: v for d, v in plain.items() if v is not None}
+    if len(known) > 1:
+        best = min(known, key=known.get)
+        text += (f"; the plain net degrades with depth (training loss {known[best]:.4f} at depth {best}, its best, "
+                 f"-> {p:.4f} at depth {deepest})" if best != deepest
                  else f"; the plain net does not degrade with depth here (depth {deepest} is its best)")
-    return {"residual_beats_plain_at_deepest": better, "verdict": text}
+    return verdict, text
 
 
 def depth_figure(summary: dict, out: Path) -> None:
@@ -212,3 +235,24 @@ def format_table(summary: dict) -> str:
         lines.append(f"| {d} | {p['weighted_layers']} | {p['final_train_loss']:.4f} | {r['final_train_loss']:.4f} | "
                      f"{100 * p['test_error']:.2f}% | {100 * r['test_error']:.2f}% |")
     return "\n".join(lines)
+
+
+# --- the report's section: the lecture's claim, its rule, the numbers -------------------------------
+
+def section(run: Run) -> Section:
+    s = run.summary
+    depths = [str(d) for d in get(s, "depths", default=[]) or []]
+    rows = []
+    for d in depths:
+        p, r = get(s, "results", "plain", d, default={}), get(s, "results", "residual", d, default={})
+        rows.append([d, fmt(num(p, "weighted_layers"), ".0f"), fmt(num(p, "final_train_loss")),
+                     fmt(num(r, "final_train_loss")), fmt(pct(num(p, "test_error")), ".2f"),
+                     fmt(pct(num(r, "test_error")), ".2f")])
+    verdict, text = judge(*({d: num(s, "results", kind, d, "final_train_loss") for d in depths} for kind in KINDS))
+    sec = Section("depth", "Can we keep adding layers? Plain vs residual networks",
+                  "Deeper plain networks train to a higher training loss (degradation); residual connections remove "
+                  "that, so the deepest residual net trains better than the deepest plain one.", verdict, text,
+                  tables=[Table(["depth (blocks)", "layers", "plain train loss", "residual train loss",
+                                 "plain test error (%)", "residual test error (%)"], rows,
+                                f"{get(s, 'train_images', default='?')} training images, {get(s, 'epochs')} epochs")])
+    return with_figures(sec, run, ("depth.png", "curves.png"))

@@ -53,6 +53,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from connlab.experiments.common import TrainingSettings
+from connlab.experiments.section import (NOT_MEASURED, NOT_SUPPORTED, PARTLY, SUPPORTED, UNKNOWN, Run, Section,
+                                         Table, fmt, get, num, with_figures)
 
 # Presets fill every flag not given on the command line.  "default": the CPU default (see the
 # module docstring); "demo": its short cut for the lab demo; "pixel": the issue's reference,
@@ -393,7 +395,7 @@ def run_sample(args: argparse.Namespace) -> int:
         raise UserError(f"--save-npz {args.save_npz}: folder {Path(args.save_npz).parent} does not exist")
     ladder = None
     if args.ladder_run is not None:  # checked before any sampling
-        from connlab.diffusion.sidebyside import load_ladder
+        from connlab.experiments.ladder import load_ladder
 
         ladder = load_ladder(args.ladder_run, args.ladder_variant, device)
     t0 = time.perf_counter()
@@ -411,7 +413,7 @@ def run_sample(args: argparse.Namespace) -> int:
           f"({args.num / seconds:.1f} images/s); grid: {Path(args.run_dir) / f'samples-{tag}.png'}"
           + (f"; npz: {args.save_npz}" if args.save_npz else ""))
     if ladder is not None:
-        from connlab.diffusion.sidebyside import write_side_by_side
+        from connlab.report.sidebyside import write_side_by_side
 
         t0 = time.perf_counter()
         page = write_side_by_side(gen, ladder, Path(args.run_dir), sampler=args.sampler, steps=steps, eta=args.eta,
@@ -445,3 +447,49 @@ def run_eval(args: argparse.Namespace) -> int:
     atomic_write_text(Path(args.run_dir) / "eval.md", table + "\n")
     print(table)
     return 0
+
+
+# --- the report's section: the lecture's claim, its rule, the numbers -------------------------------
+
+def section(run: Run) -> Section:
+    s = run.summary
+    q = get(s, "quality", default={}) or {}
+    dist, floor = num(q, "frechet_distance"), num(s, "frechet_floor")
+    conf, confident, classes = num(q, "mean_confidence"), num(q, "confident_fraction"), num(q, "classes_covered")
+    rows = [["Fréchet distance to real test digits (classifier features)", fmt(dist, ".2f")],
+            ["floor: real train vs real test, same N", fmt(floor, ".2f")],
+            ["classifier's mean confidence on samples", fmt(conf, ".3f")],
+            ["confidently labelled (> 0.9)", fmt(confident, ".1%")],
+            ["classes covered (of 10)", fmt(classes, ".0f")],
+            ["samples scored", fmt(num(q, "num_samples"), ".0f")],
+            ["U-Net parameters", fmt(num(s, "unet_params"), ",.0f")],
+            ["training seconds (autoencoder + U-Net)", fmt(num(s, "train_seconds"), ".0f")],
+            ["quality classifier's test accuracy", fmt(num(s, "classifier", "test_accuracy"), ".2%")]]
+    if dist is None or conf is None or classes is None:
+        verdict, text = UNKNOWN, "sample quality was not measured"
+    else:
+        if classes >= 10 and conf >= 0.8:
+            verdict = SUPPORTED
+        elif classes >= 8 and conf >= 0.5:
+            verdict = PARTLY
+        else:
+            verdict = NOT_SUPPORTED
+        text = (f"from pure noise, DDIM-{get(q, 'steps', default='?')} samples cover {classes:.0f}/10 classes with mean "
+                f"classifier confidence {conf:.2f}; Fréchet distance {dist:.1f} vs the real-data floor "
+                + (f"{floor:.1f} ({dist / floor:.0f}× the floor)" if floor else NOT_MEASURED)
+                + " (supported: all 10 classes and confidence ≥ 0.8; partly: ≥ 8 classes and ≥ 0.5)")
+    sec = Section("diffusion", "DDPM / DDIM: generating digits by repeated denoising",
+                  "A network trained to predict the noise turns pure noise into digits step by step — early steps lay "
+                  "down structure, late steps detail — and DDIM samples with far fewer steps.", verdict, text,
+                  tables=[Table(["quantity", "value"], rows, f"{get(s, 'config', 'space', default='')} diffusion, "
+                                                             f"{get(s, 'train_images', default='?')} training digits")])
+    ev = run.extra.get("eval.json", {})
+    if get(ev, "rows"):
+        ev_rows = [[str(get(r, "sampler", default="?")).upper(), str(get(r, "steps", default="?")),
+                    fmt(num(r, "frechet_distance"), ".2f"), fmt(num(r, "mean_confidence"), ".3f"),
+                    fmt(num(r, "classes_covered"), ".0f"), fmt(num(r, "seconds"), ".1f")] for r in ev["rows"]]
+        ev_rows.append(["real train vs test (floor)", "", fmt(num(ev, "frechet_floor"), ".2f"), "", "", ""])
+        sec.tables.append(Table(["sampler", "steps", "Fréchet distance", "confidence", "classes", "seconds"], ev_rows,
+                                f"quality vs sampling steps, {get(ev, 'num', default='?')} samples each"))
+    samples = sorted(p.name for p in run.folder.glob("samples-*.png"))
+    return with_figures(sec, run, ("samples.png", "trajectory.png", *samples))

@@ -24,6 +24,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from connlab.experiments.section import Run, Section, Table, checks_verdict, fmt, get, num, with_figures
+
 BUMP_EDGES = (-1.0, 1.0)                 # a, b: the bump's edges for the weight sweep
 BUMP_WEIGHTS = (0.5, 1.0, 2.0, 5.0, 20.0)
 BUMP_SPACINGS = (0.5, 1.0, 2.0, 4.0)     # b - a at a steep weight
@@ -31,6 +33,7 @@ STEEP = 10.0
 GATE_WEIGHT = 2.0                         # the gate σ(2 x1) in the product-gate figure
 GRID = 201                                # points per axis of the heatmaps
 SAMPLE_SEED = 99                          # the MoE's training / test points
+SHUT = 0.05                               # a shut gate passes at most this much (|out|)
 
 
 @dataclass(frozen=True)
@@ -336,3 +339,28 @@ def run_experiment(cfg: GatesExperiment, out: Path, resume: bool = False) -> dic
                "softmax_gate": softmax_gate_figure(cfg, out, resume)}
     write_summary(out, summary)
     return summary
+
+
+# --- the report's section: the lecture's claim, its rule, the numbers -------------------------------
+
+def section(run: Run) -> Section:
+    s = run.summary
+    closed = num(s, "product_gate", "linear", "max_abs_out_gate_closed")
+    open_err = num(s, "product_gate", "linear", "max_abs_error_gate_open")
+    moe, one = num(s, "softmax_gate", "test_mse"), num(s, "softmax_gate", "one_expert_test_mse")
+    agree, k = num(s, "softmax_gate", "sector_agreement"), get(s, "softmax_gate", "k")
+    by_w = get(s, "bump", "width_vs_weight", default=[]) or []
+    rows = [[f"bump peak, w = {get(r, 'w')}", fmt(num(r, "peak"), ".3f")] for r in by_w[:1] + by_w[-1:]]
+    rows += [["product gate, gate shut (x1 = −4): max |out|", fmt(closed, ".4f")],
+             ["product gate, gate open (x1 = +4): max |out − h(x2)|", fmt(open_err, ".4f")],
+             [f"softmax gate: test MSE, {k} experts", fmt(moe, ".4f")],
+             ["softmax gate: test MSE, one expert", fmt(one, ".4f")],
+             ["softmax gate: winning expert agrees with the true sector", fmt(agree, ".1%")]]
+    checks = {"the shut gate passes (almost) nothing": None if closed is None else closed < SHUT,
+              "the mixture beats one expert": None if moe is None or one is None else moe < one}
+    verdict, text = checks_verdict(checks)
+    return with_figures(Section("gates", "Logistic units and gates",
+                                "Two logistic units summed make a bump, one unit multiplied by another gates it, and a "
+                                "softmax gate divides the input space among experts.", verdict, text,
+                                tables=[Table(["quantity", "value"], rows)]),
+                        run, ("bump.png", "product_gate.png", "softmax_gate.png"))

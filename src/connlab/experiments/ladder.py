@@ -25,6 +25,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from connlab.experiments.common import TrainingSettings
+from connlab.experiments.section import (NOT_MEASURED, NOT_SUPPORTED, SUPPORTED, UNKNOWN, Run, Section, Table,
+                                         fmt, get, num, with_figures)
 
 CONDITION_CHOICES = ("none", "learned", "sinusoidal", "all")
 EVAL_SEED = 1234    # the noised test digits and the random starts are the same for every variant
@@ -116,7 +118,8 @@ def run_experiment(cfg: LadderExperiment, out: Path, resume: bool = False) -> di
     from connlab.checkpoint import atomic_write_text
     from connlab.data import load_dataset, stratified_first, to_unit
     from connlab.distributed import batch_rows, is_main, own_rows
-    from connlab.diffusion.ladder import LadderSchedule, full_ladder, ladder_pair, materialize, materialize_bytes
+    from connlab.diffusion.ladder import (LadderSchedule, full_ladder, ladder_pair, materialize, materialize_bytes,
+                                         run_chain)
     from connlab.models.autoencoder import count_parameters
     from connlab.models.step_conditioned import StepConditionConfig, StepConditionedUNet
     from connlab.runs import write_summary
@@ -210,17 +213,37 @@ def run_experiment(cfg: LadderExperiment, out: Path, resume: bool = False) -> di
     return summary
 
 
-def run_chain(model, x_top, T: int):
-    """x̂_T = x_top, then x̂_{t−1} = sigmoid(net(x̂_t, t)) down to t = 1: list of T+1 tensors (B, 1, 28, 28)."""
-    import torch
+def load_ladder(run: Path, variant: str | None, device) -> Ladder:
+    """A finished ladder run's model (``variant``, or the one its figures show); a UserError otherwise."""
+    import json
+    from dataclasses import asdict
 
-    xs = [x_top]
-    for t in range(T, 0, -1):
-        x = xs[-1]
-        steps = torch.full((len(x),), t, device=x.device, dtype=torch.long)
-        xs.append(torch.cat([torch.sigmoid(model(part, s).float())
-                             for part, s in zip(x.split(500), steps.split(500))]))
-    return xs
+    from connlab.checkpoint import load_weights, model_signature
+    from connlab.diffusion.sidebyside import Ladder
+    from connlab.errors import UserError
+    from connlab.models.step_conditioned import StepConditionConfig, StepConditionedUNet
+    from connlab.runs import read_config
+
+    run = Path(run)
+    saved = read_config(run)
+    if saved.get("experiment") != "ladder":
+        raise UserError(f"--ladder-run {run}: a {saved.get('experiment')!r} run, not a ladder run (connlab ladder)")
+    try:
+        summary = json.loads((run / "summary.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        raise UserError(f"--ladder-run {run}: no readable summary.json — its training did not finish") from None
+    variants = summary.get("variants") or {}
+    name = variant or summary.get("shown_variant")
+    if name not in variants:
+        raise UserError(f"--ladder-variant {name!r}: {run} holds {', '.join(variants) or 'no variants'}")
+    entry = variants[name]
+    model_cfg = StepConditionConfig(entry["condition"], entry["steps"])
+    model = StepConditionedUNet(model_cfg)
+    weights = run / "variants" / name / "model.safetensors"
+    if not weights.is_file():
+        raise UserError(f"--ladder-run {run}: no {weights.relative_to(run)} — the ladder training did not finish")
+    load_weights(model, weights, model_signature(model, asdict(model_cfg)))
+    return Ladder(model.to(device).eval(), name, entry["steps"], run, saved.get("config", {}))
 
 
 def psnr(x, clean) -> float:
@@ -270,3 +293,36 @@ def format_table(summary: dict) -> str:
                      f"{e['final_psnr']:.2f} | {e['final_bce']:.4f} | {e['psnr_rises_in_steps']} | "
                      f"{e['train_seconds']:.1f} | {e['train_images_per_second']:.0f} |")
     return "\n".join(lines)
+
+
+# --- the report's section: the lecture's claim, its rule, the numbers -------------------------------
+
+def section(run: Run) -> Section:
+    s = run.summary
+    chain = [v for v in get(s, "chain_psnr", default=[]) or [] if isinstance(v, (int, float))]
+    rows = []
+    for name, e in (get(s, "variants", default={}) or {}).items():
+        rows.append([name, fmt(num(e, "start_psnr"), ".2f"), fmt(num(e, "final_psnr"), ".2f"),
+                     str(get(e, "psnr_rises_in_steps", default=NOT_MEASURED)), fmt(num(e, "train_seconds"), ".0f"),
+                     fmt(num(e, "from_noise", "per_step", -1, "ink_fraction"), ".1%"),
+                     fmt(num(e, "from_noise", "real_digits", "ink_fraction"), ".1%")])
+    if len(chain) >= 2:
+        rises = sum(b > a for a, b in zip(chain, chain[1:]))
+        steps = len(chain) - 1
+        ok = chain[-1] > chain[0] and rises >= steps / 2
+        verdict = SUPPORTED if ok else NOT_SUPPORTED
+        text = (f"PSNR against the clean digit goes {chain[0]:.2f} → {chain[-1]:.2f} dB along the chain "
+                f"x_{steps} → x̂_0 and rises in {rises} of {steps} steps")
+    else:
+        verdict, text = UNKNOWN, "the chain's PSNR was not measured"
+    sec = Section("ladder", "Incremental denoising with T steps",
+                  "A network trained to undo one small step of noise, applied T times, walks a noised digit back "
+                  "towards the clean one: PSNR rises along the chain.", verdict, text,
+                  tables=[Table(["variant", "PSNR x_T (dB)", "PSNR x̂_0 (dB)", "PSNR rises", "train s",
+                                 "ink from noise", "ink, real digits"], rows,
+                                f"{get(s, 'eval_images', default='?')} test digits; {get(s, 'schedule')} schedule, "
+                                f"{get(s, 'dist')} noise, magnitude {get(s, 'mag')}")])
+    if chain:
+        sec.tables.append(Table(["step k"] + [str(k) for k in range(len(chain))],
+                                [["PSNR (dB)"] + [f"{v:.2f}" for v in chain]], "PSNR along the chain, k steps applied"))
+    return with_figures(sec, run, ("chain.png", "chain_psnr.png", "from_noise.png"))

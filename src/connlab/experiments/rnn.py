@@ -26,12 +26,16 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from connlab.experiments.section import (INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, UNKNOWN, Run, Section, Table,
+                                         fmt, get, num, with_figures)
+
 MODELS = ("rnn", "gru", "lstm")
 LABELS = {"rnn": "plain RNN (connlab)", "gru": "GRU (connlab)", "lstm": "LSTM (torch reference)"}
 DEFAULT_LENGTHS = (10, 50, 100)
 FULL_LENGTHS = (10, 50, 100, 200, 400)
 TEST_SEED = 4321     # the test sequences are the same for every model
 CLEAR_MARGIN = 0.5   # "clear": the GRU's MSE is below half the plain RNN's
+LEARNED = 0.8        # a model whose MSE stays above this fraction of the baseline's has not learned the task
 
 
 @dataclass(frozen=True)
@@ -224,20 +228,31 @@ def run_experiment(cfg: RNNExperiment, out: Path, resume: bool = False) -> dict:
 
 
 def verdict(results: dict, baselines: dict, lengths) -> str:
-    """Does the GRU beat the plain RNN at the longest length by a clear margin? Said from the numbers."""
+    """The summary's verdict line: ``judge`` at the longest length."""
     longest = str(max(lengths))
     if "gru" not in results or "rnn" not in results:
         return "no verdict: the comparison needs both the rnn and the gru model"
-    gru, plain, base = results["gru"][longest]["test_mse"], results["rnn"][longest]["test_mse"], baselines[longest]
-    numbers = f"at L = {longest}: GRU test MSE {gru:.4f}, plain RNN {plain:.4f}, baseline {base:.4f}"
+    return judge(results["gru"][longest]["test_mse"], results["rnn"][longest]["test_mse"], baselines[longest],
+                 longest)[1]
+
+
+def judge(gru: float, plain: float, base: float | None, longest) -> tuple[str, str]:
+    """The claim's rule: at the longest length the GRU's test MSE is under ``CLEAR_MARGIN`` × the plain RNN's.
+
+    Not met while neither model gets below ``LEARNED`` × the baseline MSE: inconclusive (nothing learned).
+    """
+    numbers = (f"at L = {longest}: GRU test MSE {gru:.4f}, plain RNN {plain:.4f}"
+               + (f", baseline {base:.4f}" if base is not None else ""))
     if gru < CLEAR_MARGIN * plain:
-        text = f"{numbers}: the GRU beats the plain RNN by a clear margin ({plain / max(gru, 1e-12):.1f}x lower MSE)"
-    else:
-        text = (f"{numbers}: the GRU did NOT beat the plain RNN by a clear margin (under half its MSE) "
-                f"at this budget; try more --epochs or --train-size")
-    if plain > 0.8 * base:
+        return SUPPORTED, (f"{numbers}: the GRU beats the plain RNN by a clear margin "
+                           f"({plain / max(gru, 1e-12):.1f}x lower MSE; 'clear' means under half)")
+    text = (f"{numbers}: the GRU did NOT beat the plain RNN by a clear margin (under half its MSE) "
+            f"at this budget; try more --epochs or --train-size")
+    if base is not None and min(gru, plain) >= LEARNED * base:
+        return INCONCLUSIVE, text + "; neither model gets clearly below the baseline"
+    if base is not None and plain >= LEARNED * base:
         text += "; the plain RNN does not get clearly below the baseline (it has not learned to carry the marked values)"
-    return text
+    return NOT_SUPPORTED, text
 
 
 def format_table(summary: dict) -> str:
@@ -249,3 +264,24 @@ def format_table(summary: dict) -> str:
     lines.append("| baseline: predict the mean | " +
                  " | ".join(f"{summary['baseline_mse'][str(L)]:.4f}" for L in lengths) + " |")
     return "\n".join(lines)
+
+
+# --- the report's section: the lecture's claim, its rule, the numbers -------------------------------
+
+def section(run: Run) -> Section:
+    s = run.summary
+    lengths = [str(x) for x in get(s, "lengths", default=[]) or []]
+    models = get(s, "models", default={}) or {}
+    header = ["model"] + [f"L = {L}" for L in lengths]
+    rows = [[label] + [fmt(num(s, "test_mse", kind, L)) for L in lengths] for kind, label in models.items()]
+    rows.append(["baseline: predict the mean"] + [fmt(num(s, "baseline_mse", L)) for L in lengths])
+    longest = str(max(int(L) for L in lengths)) if lengths else None
+    gru, plain = num(s, "test_mse", "gru", longest), num(s, "test_mse", "rnn", longest)
+    if gru is None or plain is None:
+        verdict, text = UNKNOWN, "the GRU or the plain RNN was not measured"
+    else:
+        verdict, text = judge(gru, plain, num(s, "baseline_mse", longest), longest)
+    sec = Section("rnn", "Gated recurrent unit vs plain RNN",
+                  "A GRU's gates let it carry information across a long sequence, where a plain RNN forgets it.",
+                  verdict, text, tables=[Table(header, rows, "test MSE on the adding problem")])
+    return with_figures(sec, run, ("mse_vs_length.png", "curves.png"))

@@ -21,8 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from connlab.experiments.common import TrainingSettings
+from connlab.experiments.section import (INCONCLUSIVE, Run, Section, Table, compare, fmt, get, num, pct, pm,
+                                         with_figures)
 
 KINDS = ("plain", "skip")
+LEARNED = 0.5  # test accuracy both models must pass for the comparison to mean anything
 
 
 @dataclass(frozen=True)
@@ -119,22 +122,23 @@ def run_experiment(cfg: SkipMLPExperiment, out: Path, resume: bool = False) -> d
     summary = {"experiment": "skipmlp", "dataset": data.name, "data_source": data.source, "device": str(device),
                "train_images": len(data.train_images), "test_images": len(data.test_images),
                "hidden": cfg.hidden, "layers": cfg.layers, "epochs": cfg.epochs, "seeds": cfg.seeds,
-               "variants": variants, "verdict": verdict(variants, cfg.seeds)}
+               "variants": variants, "verdict": verdict(variants, cfg.seeds)[1]}
     write_summary(out, summary)
     curves_figure(summary, out)
     return summary
 
 
-def verdict(variants: dict, seeds: int) -> str:
-    plain, skip = variants["plain"], variants["skip"]
-    diff = skip["test_accuracy"] - plain["test_accuracy"]
-    spread = skip["test_accuracy_std"] + plain["test_accuracy_std"]
-    text = (f"carrying the input forward changes test accuracy by {100 * diff:+.2f} points "
-            f"({100 * plain['test_accuracy']:.2f}% -> {100 * skip['test_accuracy']:.2f}%)")
-    if seeds < 2:
-        return text + "; one seed: no spread to compare with (use --seeds K)"
-    return text + (f", beyond the seed spread ({100 * spread:.2f})" if abs(diff) > spread
-                   else f", within the seed spread ({100 * spread:.2f})")
+def verdict(variants: dict, seeds) -> tuple[str, str]:
+    """The claim's rule: the input carried forward raises test accuracy beyond the seed spread
+    (``section.compare``); inconclusive while both models stay below ``LEARNED``."""
+    acc = lambda kind, key="test_accuracy": num(variants, kind, key)  # noqa: E731
+    verdict_, text = compare(acc("plain"), acc("plain", "test_accuracy_std"), acc("skip"),
+                             acc("skip", "test_accuracy_std"), seeds, "test accuracy", higher_is_better=True,
+                             scale=100, unit=" %", what="carrying the input forward")
+    accs = [acc(k) for k in KINDS]
+    if all(a is not None for a in accs) and max(accs) < LEARNED:
+        verdict_, text = INCONCLUSIVE, text + f"; both models stay below {LEARNED:.0%} accuracy"
+    return verdict_, text
 
 
 def curves_figure(summary: dict, out: Path) -> None:
@@ -164,3 +168,24 @@ def curves_figure(summary: dict, out: Path) -> None:
     from connlab.plots import save_figure  # rank 0 only under torchrun
 
     save_figure(fig, out / "curves.png", dpi=90)
+
+
+# --- the report's section: the lecture's claim, its rule, the numbers -------------------------------
+
+def section(run: Run) -> Section:
+    s = run.summary
+    seeds = get(s, "seeds")
+    rows = []
+    for kind in KINDS:
+        rows.append([{"plain": "without carried input", "skip": "input carried forward (concat)"}[kind],
+                     fmt(num(s, "variants", kind, "params"), ",.0f"),
+                     pm(pct(num(s, "variants", kind, "test_accuracy")),
+                        pct(num(s, "variants", kind, "test_accuracy_std")), ".2f"),
+                     pm(num(s, "variants", kind, "final_train_loss"), num(s, "variants", kind, "final_train_loss_std"))])
+    verdict_, text = verdict(get(s, "variants", default={}), seeds)
+    return with_figures(Section("skipmlp", "Carrying the input forward",
+                                "Concatenating the input (and every earlier layer) into later layers helps an MLP "
+                                "classify digits.", verdict_, text,
+                                tables=[Table(["model", "params", "test accuracy (%)", "final train loss"], rows,
+                                              f"mean ± std over {seeds} seed(s)")]),
+                        run, ("curves.png",))
