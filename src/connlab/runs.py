@@ -77,15 +77,36 @@ def _create_run(out: Path | None, experiment: str, config) -> Path:
     out = Path(out) if out is not None else default_out(experiment)
     if (out / "config.json").exists():
         raise UserError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / "config.json", {"experiment": experiment, "connlab_version": __version__,
-                                            "config": asdict(config),
-                                            "distributed": distributed.describe(getattr(config, "batch_size", None))})
+    make_folder(out)
+    try:
+        atomic_write_json(out / "config.json", {"experiment": experiment, "connlab_version": __version__,
+                                                "config": asdict(config),
+                                                "distributed": distributed.describe(getattr(config, "batch_size", None))})
+    except OSError as err:
+        raise UserError(f"--out {out}: cannot write config.json there ({err.strerror or err})") from None
     return out
 
 
 def _tuple(v):
     return tuple(v) if isinstance(v, list) else v
+
+
+def resumable(folder: Path, resume: bool) -> bool:
+    """Whether a training run in ``folder`` continues from a checkpoint: only with ``--resume`` and when
+    one was written. A run killed before its first checkpoint (a requeued job) starts from the beginning."""
+    from connlab.checkpoint import list_checkpoints
+
+    return bool(resume) and bool(list_checkpoints(Path(folder) / "checkpoints"))
+
+
+def make_folder(path: Path, flag: str = "--out") -> Path:
+    """``mkdir -p path``, or a UserError naming the flag when it cannot be made (``--out /proc/x``)."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"{flag} {path}: cannot create the folder ({err.strerror or err})") from None
+    return path
 
 
 def write_summary(out: Path, summary: dict) -> None:

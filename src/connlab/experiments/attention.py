@@ -148,17 +148,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from connlab.errors import UserError
+    from connlab.experiments.common import from_flags
     from connlab.runs import prepare_run
 
     if args.warmup_steps < 0:
-        raise ValueError(f"--warmup-steps must be >= 0, got {args.warmup_steps}")
+        raise UserError(f"--warmup-steps must be >= 0, got {args.warmup_steps}")
     cfg = AttentionExperiment(
         task=args.task, length=args.length, dim=args.dim, depth=args.depth, heads=args.heads,
         mlp_ratio=args.mlp_ratio, train_size=args.train_size, test_size=args.test_size, epochs=args.epochs,
         batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay, warmup_steps=args.warmup_steps,
         seed=args.seed, device=args.device, precision=args.precision, compile=args.compile,
         checkpoint_every=args.checkpoint_every)
-    cfg.model_config()  # validates dim / heads before anything is written
+    from_flags(cfg.model_config)  # validates dim / heads before anything is written
     out, cfg = prepare_run(args.out, "attention", cfg, args.resume)
     s = run_experiment(cfg, out, resume=args.resume)
     print(f"{cfg.task} (length {cfg.length}): token accuracy {s['test_accuracy']:.4f}, "
@@ -171,7 +173,7 @@ def run_experiment(cfg: AttentionExperiment, out: Path, resume: bool = False) ->
     import torch.nn.functional as F
 
     from connlab import plots
-    from connlab.runs import write_summary
+    from connlab.runs import resumable, write_summary
     from connlab.train import TrainConfig, fit, pick_device, seed_everything
 
     device = pick_device(cfg.device)
@@ -196,7 +198,7 @@ def run_experiment(cfg: AttentionExperiment, out: Path, resume: bool = False) ->
                             checkpoint_every=cfg.checkpoint_every, optimizer="adamw",
                             weight_decay=cfg.weight_decay, lr_schedule="cosine", warmup_steps=cfg.warmup_steps)
     result = fit(model, loss_fn, tuple(t.to(device) for t in train), train_cfg, out,
-                 model_config=asdict(model_cfg), evaluate=accuracies, resume=resume, label=cfg.task)
+                 model_config=asdict(model_cfg), evaluate=accuracies, resume=resumable(out, resume), label=cfg.task)
     model.eval()
     with torch.no_grad():
         scores = accuracies(model)

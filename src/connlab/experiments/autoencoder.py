@@ -101,7 +101,7 @@ def run_experiment(cfg: AutoencoderExperiment, out: Path, resume: bool = False) 
     from connlab.metrics import image_metrics, mean_std
     from connlab.models.autoencoder import AutoencoderConfig, DenoisingAutoencoder, count_parameters
     from connlab.metrics import bce
-    from connlab.runs import write_summary
+    from connlab.runs import resumable, write_summary
     from connlab.train import fit, pick_device, seed_everything
 
     check_noise(cfg.noise, cfg.noise_dist)
@@ -134,7 +134,7 @@ def run_experiment(cfg: AutoencoderExperiment, out: Path, resume: bool = False) 
             train_cfg = cfg.train_config(seed=seed)
             folder = out / "variants" / f"{skip}-seed{seed}"
             result = fit(model, loss_fn, (data.train_images,), train_cfg, folder, model_config=asdict(model_cfg),
-                         evaluate=evaluate, resume=resume and (folder / "checkpoints").is_dir(),
+                         evaluate=evaluate, resume=resumable(folder, resume),
                          label=f"{skip} seed {seed}")
             with torch.no_grad():
                 scores = image_metrics(reconstruct(model, noisy_test), clean_test)

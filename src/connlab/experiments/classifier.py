@@ -66,7 +66,7 @@ def run_experiment(cfg: ClassifierExperiment, out: Path, resume: bool = False, d
     from connlab.data import load_dataset, to_unit
     from connlab.errors import UserError
     from connlab.models.classifier import ClassifierConfig, MnistClassifier, count_parameters
-    from connlab.runs import write_summary
+    from connlab.runs import resumable, write_summary
     from connlab.train import fit, pick_device, seed_everything
 
     device = pick_device(cfg.device)
@@ -89,7 +89,8 @@ def run_experiment(cfg: ClassifierExperiment, out: Path, resume: bool = False, d
 
     train_cfg = cfg.train_config(optimizer="adamw", weight_decay=1e-4, lr_schedule="cosine", warmup_steps=50)
     result = fit(model, loss_fn, (data.train_images, data.train_labels), train_cfg, out,
-                 model_config=json.loads(json.dumps(asdict(model_cfg))), evaluate=evaluate, resume=resume, label="classifier")
+                 model_config=json.loads(json.dumps(asdict(model_cfg))), evaluate=evaluate,
+                 resume=resumable(out, resume), label="classifier")
     with torch.no_grad():
         pred = predict(model, data.test_images)
     per_class = [(pred[data.test_labels == c] == c).float().mean().item() for c in range(10)]

@@ -54,6 +54,20 @@ class TrainingSettings:
         return TrainConfig(**{**base, **overrides})
 
 
+def from_flags(build, *args, **kwargs):
+    """``build(*args, **kwargs)`` for a config made from user flags (a model's, a noise ladder's):
+    its ValueError names a bad flag value, so it becomes a UserError (one line, exit 2).
+    Everywhere else a ValueError is a bug and keeps its traceback."""
+    from connlab.errors import UserError
+
+    try:
+        return build(*args, **kwargs)
+    except UserError:
+        raise
+    except ValueError as err:
+        raise UserError(str(err)) from None
+
+
 def positive_int(text: str) -> int:
     try:
         value = int(text)

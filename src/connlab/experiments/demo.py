@@ -81,7 +81,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from connlab.errors import UserError
-    from connlab.runs import default_out
+    from connlab.runs import default_out, make_folder
 
     out = Path(args.out) if args.out is not None else default_out("demo")
     record_path = out / "demo.json"
@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
         if unknown:
             raise UserError(f"--only: unknown part {unknown[0]!r}; parts: {', '.join(p.name for p in parts)}")
         parts = [p for p in parts if p.name in wanted]
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)
     old = {r["name"]: r for r in previous.get("parts", [])}
     record = {"experiment": "demo", "options": options, "started": previous.get("started", _now()),
               "environment": environment(options["device"]), "parts": [dict(old[p.name]) for p in plan(

@@ -94,7 +94,7 @@ def run_experiment(cfg: DepthExperiment, out: Path, resume: bool = False) -> dic
 
     from connlab.data import load_dataset, to_unit
     from connlab.models.resnet import ResNet, ResNetConfig
-    from connlab.runs import write_summary
+    from connlab.runs import resumable, write_summary
     from connlab.train import fit, pick_device, seed_everything
 
     device = pick_device(cfg.device)
@@ -122,7 +122,7 @@ def run_experiment(cfg: DepthExperiment, out: Path, resume: bool = False) -> dic
             folder = out / "variants" / f"{kind}-d{depth}"
             result = fit(model, loss_fn, (data.train_images, data.train_labels), train_cfg, folder,
                          model_config=asdict(model_cfg), evaluate=evaluate,
-                         resume=resume and (folder / "checkpoints").is_dir(), label=f"{kind} depth {depth}")
+                         resume=resumable(folder, resume), label=f"{kind} depth {depth}")
             with torch.no_grad():
                 train_scores = score(model, data.train_images[:TRAIN_EVAL_SIZE], data.train_labels[:TRAIN_EVAL_SIZE])
                 test_scores = score(model, data.test_images, data.test_labels)

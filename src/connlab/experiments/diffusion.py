@@ -242,6 +242,7 @@ def _set_threads(threads: int, device) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     from connlab.errors import UserError
+    from connlab.experiments.common import from_flags
     from connlab.runs import prepare_run
 
     cfg = config_from_args(args)
@@ -249,7 +250,7 @@ def run_train(args: argparse.Namespace) -> int:
         raise UserError(f"--ema-decay must be < 1, got {cfg.ema_decay}")
     if not cfg.label_dropout < 1:
         raise UserError(f"--label-dropout must be < 1, got {cfg.label_dropout}")
-    cfg.unet_config()  # validates the U-Net flags before any work
+    from_flags(cfg.unet_config)  # validates the U-Net flags before any work
     out, cfg = prepare_run(args.out, "diffusion", cfg, args.resume)
     summary = train(cfg, out, resume=args.resume)
     q = summary["quality"]
@@ -270,7 +271,7 @@ def train(cfg: DiffusionExperiment, out: Path, resume: bool = False) -> dict:
     from connlab.diffusion.evaluate import EVAL_SEED, find_classifier, floor, score
     from connlab.diffusion.generate import Generator, SamplingSpeed, plain_config
     from connlab.models.diffusion_unet import DiffusionUNet
-    from connlab.runs import write_summary
+    from connlab.runs import resumable, write_summary
     from connlab.train import fit, pick_device, seed_everything
 
     device = pick_device(cfg.device)
@@ -314,7 +315,7 @@ def train(cfg: DiffusionExperiment, out: Path, resume: bool = False) -> dict:
 
     train_cfg = cfg.train_config(optimizer="adamw", lr_schedule="cosine", warmup_steps=100, grad_clip=1.0)
     result = fit(model, loss_fn, (x0_train, data.train_labels), train_cfg, out, model_config=plain_config(unet_cfg),
-                 ema=ema, resume=resume and (out / "checkpoints").is_dir(), label=f"{cfg.space} DDPM")
+                 ema=ema, resume=resumable(out, resume), label=f"{cfg.space} DDPM")
     summary.update({"unet_params": sum(p.numel() for p in model.parameters()), "steps": result.steps,
                     "unet_train_seconds": result.train_seconds, "autoencoder_train_seconds": ae_seconds,
                     "train_seconds": round(result.train_seconds + ae_seconds, 3),
@@ -348,6 +349,7 @@ def train_autoencoder(cfg: DiffusionExperiment, out: Path, data, resume: bool):
     from connlab.data import to_unit
     from connlab.metrics import image_metrics
     from connlab.models.latent_ae import LatentAEConfig, LatentAutoencoder
+    from connlab.runs import resumable
     from connlab.train import fit
 
     ae_cfg = LatentAEConfig(latent_channels=cfg.latent_channels)
@@ -360,7 +362,7 @@ def train_autoencoder(cfg: DiffusionExperiment, out: Path, data, resume: bool):
     train_cfg = cfg.train_config(epochs=cfg.ae_epochs, lr=2e-3, optimizer="adamw", lr_schedule="cosine",
                                  warmup_steps=50)
     result = fit(ae, lambda m, batch, g: m.loss(to_unit(batch[0]), g), (data.train_images,), train_cfg, out,
-                 model_config=asdict(ae_cfg), resume=resume and (out / "checkpoints").is_dir(),
+                 model_config=asdict(ae_cfg), resume=resumable(out, resume),
                  label="latent autoencoder")
     ae.eval()
     ae.fit_latent_stats(to_unit(data.train_images))

@@ -255,6 +255,7 @@ def sector_directions(k: int):
 
 def fit_mixture(cfg: GatesExperiment, k: int, data, folder: Path, resume: bool, device):
     from connlab.nn import MixtureOfExperts
+    from connlab.runs import resumable
     from connlab.train import TrainConfig, fit, seed_everything
 
     seed_everything(cfg.seed)
@@ -267,7 +268,7 @@ def fit_mixture(cfg: GatesExperiment, k: int, data, folder: Path, resume: bool, 
     train_cfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed,
                             device=cfg.device, precision="fp32", compile="off")
     fit(model, loss_fn, data, train_cfg, folder, model_config={"in": 2, "out": 1, "k": k},
-        resume=resume and (folder / "checkpoints").is_dir(), label=f"mixture of {k} experts")
+        resume=resumable(folder, resume), label=f"mixture of {k} experts")
     return model
 
 

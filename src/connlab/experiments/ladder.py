@@ -98,11 +98,12 @@ def config_from_args(args: argparse.Namespace) -> LadderExperiment:
 
 def run(args: argparse.Namespace) -> int:
     from connlab.diffusion.ladder import LadderSchedule
+    from connlab.experiments.common import from_flags
     from connlab.runs import prepare_run
 
     cfg = config_from_args(args)
     for T in cfg.step_counts:  # reject bad values before a run folder exists
-        LadderSchedule(cfg.schedule, T, cfg.mag, cfg.dist)
+        from_flags(LadderSchedule, cfg.schedule, T, cfg.mag, cfg.dist)
     out, cfg = prepare_run(args.out, "ladder", cfg, args.resume)
     summary = run_experiment(cfg, out, resume=args.resume)
     print(format_table(summary))
@@ -122,7 +123,7 @@ def run_experiment(cfg: LadderExperiment, out: Path, resume: bool = False) -> di
                                          run_chain)
     from connlab.models.autoencoder import count_parameters
     from connlab.models.step_conditioned import StepConditionConfig, StepConditionedUNet
-    from connlab.runs import write_summary
+    from connlab.runs import resumable, write_summary
     from connlab.train import fit, pick_device, seed_everything
 
     device = pick_device(cfg.device)
@@ -162,7 +163,7 @@ def run_experiment(cfg: LadderExperiment, out: Path, resume: bool = False) -> di
             train_cfg = cfg.train_config()
             folder = out / "variants" / name
             result = fit(model, loss_fn, (torch.arange(n, device=device),), train_cfg, folder,
-                         model_config=asdict(model_cfg), resume=resume and (folder / "checkpoints").is_dir(),
+                         model_config=asdict(model_cfg), resume=resumable(folder, resume),
                          label=name)
             with torch.no_grad():
                 chain = run_chain(model, test_ladder[T], T)

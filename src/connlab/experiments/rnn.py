@@ -159,7 +159,7 @@ def run_experiment(cfg: RNNExperiment, out: Path, resume: bool = False) -> dict:
     import torch
 
     from connlab import plots
-    from connlab.runs import write_summary
+    from connlab.runs import resumable, write_summary
     from connlab.train import TrainConfig, fit, pick_device, seed_everything
 
     device = pick_device(cfg.device)
@@ -188,7 +188,7 @@ def run_experiment(cfg: RNNExperiment, out: Path, resume: bool = False) -> dict:
             folder = out / "variants" / f"{kind}-L{length}"
             result = fit(model, loss_fn, (x_train, y_train), train_cfg, folder,
                          model_config={"kind": kind, "hidden": cfg.hidden, "length": length},
-                         evaluate=evaluate, resume=resume and (folder / "checkpoints").is_dir(),
+                         evaluate=evaluate, resume=resumable(folder, resume),
                          label=f"{kind} L={length}")
             with torch.no_grad():
                 test_mse = evaluate(model)["test_mse"]

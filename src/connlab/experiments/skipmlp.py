@@ -81,7 +81,7 @@ def run_experiment(cfg: SkipMLPExperiment, out: Path, resume: bool = False) -> d
     from connlab import plots
     from connlab.data import load_dataset, to_unit
     from connlab.metrics import mean_std
-    from connlab.runs import write_summary
+    from connlab.runs import resumable, write_summary
     from connlab.train import fit, pick_device, seed_everything
 
     device = pick_device(cfg.device)
@@ -107,7 +107,7 @@ def run_experiment(cfg: SkipMLPExperiment, out: Path, resume: bool = False) -> d
             folder = out / "variants" / f"{kind}-seed{seed}"
             result = fit(model, loss_fn, (data.train_images, data.train_labels), train_cfg, folder,
                          model_config={"kind": kind, "hidden": cfg.hidden, "layers": cfg.layers}, evaluate=evaluate,
-                         resume=resume and (folder / "checkpoints").is_dir(), label=f"{kind} seed {seed}")
+                         resume=resumable(folder, resume), label=f"{kind} seed {seed}")
             runs[kind].append({"seed": seed, "test_accuracy": result.history[-1]["test_accuracy"],
                                "final_train_loss": result.final_train_loss, "train_seconds": result.train_seconds,
                                "history": [{"epoch": h["epoch"], "train_loss": h["train_loss"],

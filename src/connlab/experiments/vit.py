@@ -94,6 +94,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> ViTExperiment:
+    from connlab.errors import UserError
+    from connlab.experiments.common import from_flags
+
     cfg = ViTExperiment.from_args(
         args, patch_size=args.patch_size, dim=args.dim, depth=args.depth, heads=args.heads,
         mlp_ratio=args.mlp_ratio, pool=args.pool, stem_channels=args.stem_channels, dropout=args.dropout,
@@ -106,8 +109,8 @@ def config_from_args(args: argparse.Namespace) -> ViTExperiment:
     if cfg.label_smoothing >= 1:
         raise ValueError(f"--label-smoothing must be in [0, 1), got {cfg.label_smoothing}")
     if cfg.warmup_steps < 0:
-        raise ValueError(f"--warmup-steps must be >= 0, got {cfg.warmup_steps}")
-    cfg.model_config()  # validates patch size / heads before any data is loaded
+        raise UserError(f"--warmup-steps must be >= 0, got {cfg.warmup_steps}")
+    from_flags(cfg.model_config)  # validates patch size / heads before any data is loaded
     return cfg
 
 
@@ -148,7 +151,7 @@ def run_experiment(cfg: ViTExperiment, out: Path, resume: bool = False) -> dict:
 
     from connlab.data import load_dataset, to_unit
     from connlab.models.vit import ViT, attention_rollout, patch_relevance
-    from connlab.runs import write_summary
+    from connlab.runs import resumable, write_summary
     from connlab.train import fit, pick_device, seed_everything
 
     device = pick_device(cfg.device)
@@ -174,7 +177,7 @@ def run_experiment(cfg: ViTExperiment, out: Path, resume: bool = False) -> dict:
     train_cfg = cfg.train_config(optimizer="adamw", weight_decay=cfg.weight_decay, lr_schedule="cosine",
                                  warmup_steps=cfg.warmup_steps)
     result = fit(model, loss_fn, (data.train_images, data.train_labels), train_cfg, out,
-                 model_config=asdict(model_cfg), evaluate=evaluate, resume=resume, label="vit")
+                 model_config=asdict(model_cfg), evaluate=evaluate, resume=resumable(out, resume), label="vit")
     model.eval()
     with torch.no_grad():
         accuracy = evaluate(model)["test_accuracy"]

@@ -139,10 +139,11 @@ def environment(runs: list[Run], demo: dict | None) -> dict:
 def build_report(folders: list[Path], out: Path, demo: dict | None = None) -> Path:
     """Write the page for these run folders (in the lecture's order) to ``out``; returns ``out``."""
     from connlab.checkpoint import atomic_write_text
+    from connlab.runs import make_folder
 
     runs = sorted((load_run(f) for f in folders), key=lambda r: lecture_rank(r.experiment))
     sections = [build_section(r) for r in runs]
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(out.parent)
     atomic_write_text(out, render(sections, demo, environment(runs, demo)))
     return out
