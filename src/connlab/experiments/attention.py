@@ -28,6 +28,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from connlab.experiments.common import (TrainingSettings, add_config_flags, nonnegative_float, nonnegative_int,
+                                        positive_int)
+from connlab.experiments.config import flag
 from connlab.nn.attention import TransformerBlock
 from connlab.experiments.section import (Run, Section, Table, fmt, get, num, target, with_figures)
 
@@ -95,73 +98,35 @@ def source_positions(task: str, x: torch.Tensor) -> torch.Tensor:
 
 
 @dataclass(frozen=True)
-class AttentionExperiment:
-    task: str = "reverse"
-    length: int = 8
-    dim: int = 64
-    depth: int = 2
-    heads: int = 2
-    mlp_ratio: int = 2
-    train_size: int = 10000
-    test_size: int = 1000
+class AttentionExperiment(TrainingSettings):
+    task: str = flag("reverse", "reverse or sort the digits", choices=TASKS)
+    length: int = flag(8, "sequence length", type=positive_int)
+    dim: int = flag(64, "embedding size", type=positive_int)
+    depth: int = flag(2, "transformer blocks", type=positive_int)
+    heads: int = flag(2, "attention heads", type=positive_int)
+    mlp_ratio: int = flag(2, "", type=positive_int)
+    train_size: int = flag(10000, "training sequences", type=positive_int)
+    test_size: int = flag(1000, "test sequences", type=positive_int)
+    weight_decay: float = flag(0.01, "AdamW weight decay", type=nonnegative_float)
+    warmup_steps: int = flag(100, "linear warm-up before cosine decay", type=nonnegative_int)
     epochs: int = 15
-    batch_size: int = 128
     lr: float = 2e-3
-    weight_decay: float = 0.01
-    warmup_steps: int = 100
-    seed: int = 0
-    device: str = "auto"
-    precision: str = "auto"
-    compile: str = "auto"
-    checkpoint_every: int = 500
 
     def model_config(self) -> SequenceModelConfig:
         return SequenceModelConfig(self.length, VOCAB, self.dim, self.depth, self.heads, self.mlp_ratio)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from connlab.experiments.common import nonnegative_float, positive_float, positive_int
-
-    d = AttentionExperiment()
-    p.add_argument("--task", choices=TASKS, default=d.task, help="reverse (default) or sort the digits")
-    p.add_argument("--length", type=positive_int, default=d.length, help=f"sequence length (default {d.length})")
-    p.add_argument("--dim", type=positive_int, default=d.dim, help=f"embedding size (default {d.dim})")
-    p.add_argument("--depth", type=positive_int, default=d.depth, help=f"transformer blocks (default {d.depth})")
-    p.add_argument("--heads", type=positive_int, default=d.heads, help=f"attention heads (default {d.heads})")
-    p.add_argument("--mlp-ratio", type=positive_int, default=d.mlp_ratio)
-    p.add_argument("--train-size", type=positive_int, default=d.train_size, help="training sequences")
-    p.add_argument("--test-size", type=positive_int, default=d.test_size, help="test sequences")
-    p.add_argument("--weight-decay", type=nonnegative_float, default=d.weight_decay)
-    p.add_argument("--warmup-steps", type=int, default=d.warmup_steps)
-    g = p.add_argument_group("common training flags")
-    g.add_argument("--epochs", type=positive_int, default=d.epochs, help=f"(default {d.epochs})")
-    g.add_argument("--batch-size", type=positive_int, default=d.batch_size)
-    g.add_argument("--lr", type=positive_float, default=d.lr, help=f"(default {d.lr})")
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda, cuda:N, mps")
-    g.add_argument("--out", type=Path, default=None, help="run folder (default runs/attention-<timestamp>)")
-    g.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    g.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"))
-    g.add_argument("--compile", default="auto", choices=("auto", "on", "off"))
-    g.add_argument("--checkpoint-every", type=positive_int, default=d.checkpoint_every)
-    p.set_defaults(run=run)
+    add_config_flags(p, AttentionExperiment, "attention", run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from connlab.errors import UserError
     from connlab.experiments.common import from_flags
     from connlab.runs import prepare_run
 
-    if args.warmup_steps < 0:
-        raise UserError(f"--warmup-steps must be >= 0, got {args.warmup_steps}")
-    cfg = AttentionExperiment(
-        task=args.task, length=args.length, dim=args.dim, depth=args.depth, heads=args.heads,
-        mlp_ratio=args.mlp_ratio, train_size=args.train_size, test_size=args.test_size, epochs=args.epochs,
-        batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay, warmup_steps=args.warmup_steps,
-        seed=args.seed, device=args.device, precision=args.precision, compile=args.compile,
-        checkpoint_every=args.checkpoint_every)
+    cfg = AttentionExperiment.from_args(args)
     from_flags(cfg.model_config)  # validates dim / heads before anything is written
-    out, cfg = prepare_run(args.out, "attention", cfg, args.resume)
+    out, cfg = prepare_run(args.out, "attention", cfg, args.resume, AttentionExperiment.given(args))
     s = run_experiment(cfg, out, resume=args.resume)
     print(f"{cfg.task} (length {cfg.length}): token accuracy {s['test_accuracy']:.4f}, "
           f"sequence accuracy {s['sequence_accuracy']:.4f} ({s['train_seconds']:.0f} s training)")
@@ -174,7 +139,7 @@ def run_experiment(cfg: AttentionExperiment, out: Path, resume: bool = False) ->
 
     from connlab import plots
     from connlab.runs import resumable, write_summary
-    from connlab.train import TrainConfig, fit, pick_device, seed_everything
+    from connlab.train import fit, pick_device, seed_everything
 
     device = pick_device(cfg.device)
     train = make_task(cfg.task, cfg.train_size, cfg.length, torch.Generator().manual_seed(cfg.seed))
@@ -193,10 +158,7 @@ def run_experiment(cfg: AttentionExperiment, out: Path, resume: bool = False) ->
     seed_everything(cfg.seed)
     model_cfg = cfg.model_config()
     model = SequenceTransformer(model_cfg).to(device)
-    train_cfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed,
-                            device=cfg.device, precision=cfg.precision, compile=cfg.compile,
-                            checkpoint_every=cfg.checkpoint_every, optimizer="adamw",
-                            weight_decay=cfg.weight_decay, lr_schedule="cosine", warmup_steps=cfg.warmup_steps)
+    train_cfg = cfg.train_config(optimizer="adamw", lr_schedule="cosine")  # weight_decay, warmup_steps: shared names
     result = fit(model, loss_fn, tuple(t.to(device) for t in train), train_cfg, out,
                  model_config=asdict(model_cfg), evaluate=accuracies, resume=resumable(out, resume), label=cfg.task)
     model.eval()

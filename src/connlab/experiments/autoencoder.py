@@ -20,7 +20,9 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from connlab.experiments.common import TrainingSettings
+from connlab.experiments.common import (DataSettings, TrainingSettings, add_config_flags, nonnegative_float,
+                                        positive_int)
+from connlab.experiments.config import flag
 from connlab.experiments.section import (INCONCLUSIVE, UNKNOWN, Run, Section, Table, beyond_seed_spread, compare,
                                          fmt, get, num, pm, with_figures)
 
@@ -30,13 +32,15 @@ SHOWN = 10        # test digits in the figures
 
 
 @dataclass(frozen=True)
-class AutoencoderExperiment(TrainingSettings):
-    skip: str = "all"
-    upsample: str = "nearest"
-    noise: float = 0.5
-    noise_dist: str = "norm"
-    seeds: int = 1
-    iterate: int = 0
+class AutoencoderExperiment(TrainingSettings, DataSettings):
+    skip: str = flag("all", "skip connections (all: compare)", choices=SKIP_CHOICES)
+    upsample: str = flag("nearest", "UpSampling2D (nearest) or Conv2DTranspose(kernel 2, stride 2)",
+                         choices=("nearest", "transpose"))
+    noise: float = flag(0.5, "noise magnitude", type=nonnegative_float)
+    noise_dist: str = flag("norm", "noise distribution", choices=("norm", "uniform"))
+    seeds: int = flag(1, "repeat each variant with K seeds", type=positive_int)
+    iterate: int = flag(0, "feed the denoised output back K times and measure each pass (0: off)",
+                        type=positive_int, show_default=False)
     epochs: int = 3
 
     @property
@@ -45,35 +49,18 @@ class AutoencoderExperiment(TrainingSettings):
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from connlab.experiments.common import add_common, nonnegative_float, positive_int
-
-    p.add_argument("--skip", default="all", choices=SKIP_CHOICES, help="skip connections (default all: compare)")
-    p.add_argument("--upsample", default="nearest", choices=("nearest", "transpose"),
-                   help="UpSampling2D (nearest) or Conv2DTranspose(kernel 2, stride 2)")
-    p.add_argument("--noise", type=nonnegative_float, default=0.5, help="noise magnitude (default 0.5)")
-    p.add_argument("--noise-dist", default="norm", choices=("norm", "uniform"), help="noise distribution")
-    p.add_argument("--seeds", type=positive_int, default=1, help="repeat each variant with K seeds")
-    p.add_argument("--iterate", type=positive_int, default=None,
-                   help="feed the denoised output back K times and measure each pass")
     p.add_argument("--summary", action="store_true", help="print the model summary table and exit")
-    add_common(p, epochs=3)
-    p.set_defaults(run=run)
-
-
-def config_from_args(args: argparse.Namespace) -> AutoencoderExperiment:
-    return AutoencoderExperiment.from_args(
-        args, skip=args.skip, upsample=args.upsample, noise=args.noise, noise_dist=args.noise_dist,
-        seeds=args.seeds, iterate=args.iterate or 0)
+    add_config_flags(p, AutoencoderExperiment, "autoencoder", run)
 
 
 def run(args: argparse.Namespace) -> int:
-    cfg = config_from_args(args)
+    cfg = AutoencoderExperiment.from_args(args)
     if args.summary:
         print_summaries(cfg)
         return 0
     from connlab.runs import prepare_run
 
-    out, cfg = prepare_run(args.out, "autoencoder", cfg, args.resume)
+    out, cfg = prepare_run(args.out, "autoencoder", cfg, args.resume, AutoencoderExperiment.given(args))
     summary = run_experiment(cfg, out, resume=args.resume)
     print(format_table(summary))
     print(f"run folder: {out}", file=sys.stderr)

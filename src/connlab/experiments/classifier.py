@@ -22,35 +22,32 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from connlab.experiments.common import TrainingSettings
+from connlab.experiments.common import DataSettings, TrainingSettings, add_config_flags, positive_int
+from connlab.experiments.config import flag
 
 FULL_EPOCHS = 6
 
 
 @dataclass(frozen=True)
-class ClassifierExperiment(TrainingSettings):
+class ClassifierExperiment(TrainingSettings, DataSettings):
+    PRESETS = {"full": dict(epochs=FULL_EPOCHS)}
+    PRESET_FIELD = "full"
+
     lr: float = 2e-3
-    full: bool = False
-    feature_dim: int = 64
+    full: bool = flag(False, "the >= 99 %% recipe: full MNIST (not the embedded subset; error if only that is "
+                             "found)")
+    feature_dim: int = flag(64, "width of the feature layer", type=positive_int)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from connlab.experiments.common import add_common, positive_int
-
-    p.add_argument("--full", action="store_true",
-                   help=f"the >= 99 %% recipe: full MNIST (not the embedded subset; error if only that is found), "
-                        f"{FULL_EPOCHS} epochs")
-    p.add_argument("--feature-dim", type=positive_int, default=64, help="width of the feature layer (default 64)")
-    add_common(p, epochs=5, lr=2e-3)
-    p.set_defaults(run=run)
+    add_config_flags(p, ClassifierExperiment, "classifier", run)
 
 
 def run(args: argparse.Namespace) -> int:
     from connlab.runs import prepare_run
 
-    cfg = ClassifierExperiment.from_args(args, epochs=FULL_EPOCHS if args.full else args.epochs, full=args.full,
-                                         feature_dim=args.feature_dim)
-    out, cfg = prepare_run(args.out, "classifier", cfg, args.resume)
+    cfg = ClassifierExperiment.from_args(args)
+    out, cfg = prepare_run(args.out, "classifier", cfg, args.resume, ClassifierExperiment.given(args))
     summary = run_experiment(cfg, out, resume=args.resume)
     print(f"test accuracy {summary['test_accuracy']:.2%} on {summary['test_images']:,} {summary['data_source']} "
           f"test images ({summary['params']:,} parameters, {summary['train_seconds']:.0f} s)")

@@ -24,7 +24,8 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from connlab.experiments.common import TrainingSettings
+from connlab.experiments.common import DataSettings, TrainingSettings, add_config_flags, positive_int
+from connlab.experiments.config import flag
 from connlab.experiments.section import (INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, UNKNOWN, Run, Section, Table,
                                          fmt, get, num, pct, with_figures)
 
@@ -34,15 +35,6 @@ DEFAULT_LIMIT = 2000       # training images by default on a CPU; --full uses th
 TRAIN_EVAL_SIZE = 2000     # training images re-scored in eval mode at the end
 KINDS = ("plain", "residual")
 LEARNED = 0.9 * math.log(10)  # a net whose training loss stays above 0.9 x a uniform guess's (ln 10) learned nothing
-
-
-@dataclass(frozen=True)
-class DepthExperiment(TrainingSettings):
-    depths: tuple[int, ...] = DEFAULT_DEPTHS
-    width: int = 8
-    epochs: int = 3
-    batch_size: int = 64
-    limit: int | None = DEFAULT_LIMIT
 
 
 def depth_list(text: str) -> tuple[int, ...]:
@@ -59,28 +51,28 @@ def depth_list(text: str) -> tuple[int, ...]:
     return values
 
 
+@dataclass(frozen=True)
+class DepthExperiment(TrainingSettings, DataSettings):
+    PRESETS = {"full": dict(depths=FULL_DEPTHS, limit=None)}   # the deep sweep on the whole training set
+    PRESET_FIELD = "full"
+
+    depths: tuple[int, ...] = flag(DEFAULT_DEPTHS, "numbers of blocks, each two 3x3 convs", type=depth_list)
+    width: int = flag(8, "channels of the first stage", type=positive_int)
+    full: bool = flag(False, "the deep sweep on the whole training set (for a GPU)")
+    epochs: int = 3
+    batch_size: int = 64
+    limit: int | None = DEFAULT_LIMIT
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from connlab.experiments.common import add_common, positive_int
-
-    p.add_argument("--depths", type=depth_list, default=None,
-                   help=f"numbers of blocks, each two 3x3 convs (default {','.join(map(str, DEFAULT_DEPTHS))}; "
-                        f"--full: {','.join(map(str, FULL_DEPTHS))})")
-    p.add_argument("--width", type=positive_int, default=8, help="channels of the first stage (default 8)")
-    p.add_argument("--full", action="store_true", help="the deep sweep on the whole training set (for a GPU)")
-    add_common(p, epochs=3, batch_size=64)
-    p.set_defaults(run=run)
-
-
-def config_from_args(args: argparse.Namespace) -> DepthExperiment:
-    return DepthExperiment.from_args(
-        args, depths=args.depths or (FULL_DEPTHS if args.full else DEFAULT_DEPTHS), width=args.width,
-        limit=args.limit or (None if args.full else DEFAULT_LIMIT))
+    add_config_flags(p, DepthExperiment, "depth", run)
 
 
 def run(args: argparse.Namespace) -> int:
     from connlab.runs import prepare_run
 
-    out, cfg = prepare_run(args.out, "depth", config_from_args(args), args.resume)
+    out, cfg = prepare_run(args.out, "depth", DepthExperiment.from_args(args), args.resume,
+                           DepthExperiment.given(args))
     summary = run_experiment(cfg, out, resume=args.resume)
     print(format_table(summary))
     print(summary["verdict"])

@@ -49,53 +49,75 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from connlab.experiments.common import TrainingSettings
+from connlab.experiments.common import (DataSettings, TrainingSettings, add_config_flags, nonnegative_float,
+                                        nonnegative_int, positive_int)
+from connlab.experiments.config import flag
 from connlab.experiments.section import (NOT_MEASURED, NOT_SUPPORTED, PARTLY, SUPPORTED, UNKNOWN, Run, Section,
                                          Table, fmt, get, num, with_figures)
 
-# Presets fill every flag not given on the command line.  "default": the CPU default (see the
-# module docstring); "demo": its short cut for the lab demo; "pixel": the issue's reference,
-# a plain pixel-space ε / linear DDPM.
-PRESETS = {
-    "default": dict(space="latent", schedule="cosine", prediction="v", timesteps=1000, base_channels=32,
-                    channel_mults=(1, 2), attention=True, epochs=40, batch_size=128, lr=2e-3, ema_decay=0.999,
-                    ae_epochs=16, class_cond=True, guidance=1.0),
-    "demo": dict(space="latent", schedule="cosine", prediction="v", timesteps=1000, base_channels=32,
-                 channel_mults=(1, 2), attention=True, epochs=4, batch_size=128, lr=2e-3, ema_decay=0.995,
-                 ae_epochs=3, class_cond=True, guidance=2.0),
-    "pixel": dict(space="pixel", schedule="linear", prediction="eps", timesteps=1000, base_channels=16,
-                  channel_mults=(1, 2, 2), attention=True, epochs=8, batch_size=128, lr=1e-3, ema_decay=0.999,
-                  ae_epochs=0, class_cond=False, guidance=None),
-}
+def int_tuple(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: need positive integers")
+    return values
+
+
+TRAIN = "model and recipe"
 
 
 @dataclass(frozen=True)
-class DiffusionExperiment(TrainingSettings):
-    preset: str = "default"
-    space: str = "latent"
-    schedule: str = "cosine"
-    prediction: str = "v"
-    timesteps: int = 1000
-    base_channels: int = 32
-    channel_mults: tuple[int, ...] = (1, 2)
-    num_res_blocks: int = 1
-    attention: bool = True
-    dropout: float = 0.0
-    ema_decay: float = 0.999
-    class_cond: bool = False     # False / None for runs saved before the presets set them
-    label_dropout: float = 0.1   # p(y → ∅) in training, for classifier-free guidance
-    guidance: float | None = None  # the run's default w for sampling and scoring (class-conditional runs)
-    ae_epochs: int = 16
+class DiffusionExperiment(TrainingSettings, DataSettings):
+    # Presets fill every flag not given on the command line.  "default": the CPU default (see the
+    # module docstring); "demo": its short cut for the lab demo; "pixel": the issue's reference,
+    # a plain pixel-space ε / linear DDPM (it trains no autoencoder: its ae_epochs is unused).
+    PRESETS = {
+        "default": dict(space="latent", schedule="cosine", prediction="v", timesteps=1000, base_channels=32,
+                        channel_mults=(1, 2), attention=True, epochs=40, batch_size=128, lr=2e-3, ema_decay=0.999,
+                        ae_epochs=16, class_cond=True, guidance=1.0),
+        "demo": dict(space="latent", schedule="cosine", prediction="v", timesteps=1000, base_channels=32,
+                     channel_mults=(1, 2), attention=True, epochs=4, batch_size=128, lr=2e-3, ema_decay=0.995,
+                     ae_epochs=3, class_cond=True, guidance=2.0),
+        "pixel": dict(space="pixel", schedule="linear", prediction="eps", timesteps=1000, base_channels=16,
+                      channel_mults=(1, 2, 2), attention=True, epochs=8, batch_size=128, lr=1e-3, ema_decay=0.999,
+                      ae_epochs=1, class_cond=False, guidance=None),
+    }
+    PRESET_FIELD = "preset"
+
+    preset: str = flag("default", "default: the CPU default (~14 min on 2 cores); demo: a short cut (~1.5 min); "
+                                  "pixel: plain pixel ε-DDPM", choices=("default", "demo", "pixel"), group=TRAIN)
+    space: str = flag("latent", "diffuse pixels or AE latents", choices=("pixel", "latent"), group=TRAIN)
+    schedule: str = flag("cosine", "β schedule", choices=("linear", "cosine"), group=TRAIN)
+    prediction: str = flag("v", "what the network predicts", choices=("eps", "x0", "v"), group=TRAIN)
+    timesteps: int = flag(1000, "T, the number of diffusion steps", type=positive_int, group=TRAIN)
+    base_channels: int = flag(32, "U-Net width (multiple of 8)", type=positive_int, group=TRAIN)
+    channel_mults: tuple[int, ...] = flag((1, 2), "U-Net levels, e.g. 1,2,2", type=int_tuple, group=TRAIN)
+    num_res_blocks: int = flag(1, "residual blocks per level", type=positive_int, group=TRAIN)
+    attention: bool = flag(True, "no self-attention at the lowest resolution", negative="--no-attention",
+                           group=TRAIN)
+    dropout: float = flag(0.0, "dropout in residual blocks", type=nonnegative_float, group=TRAIN)
+    ema_decay: float = flag(0.999, "EMA decay (with warm-up)", type=nonnegative_float, group=TRAIN)
+    class_cond: bool = flag(False, "condition on the label, for classifier-free guidance (the default preset does)",
+                            optional_bool=True, group=TRAIN)  # False for runs saved before the presets set it
+    label_dropout: float = flag(0.1, "p of replacing the label by ∅ in training (classifier-free guidance)",
+                                type=nonnegative_float, group=TRAIN)
+    guidance: float | None = flag(None, "the run's default guidance weight w for sample, eval and the final score "
+                                        "(class-cond only)", type=nonnegative_float, group=TRAIN)
+    ae_epochs: int = flag(16, "latent space: autoencoder epochs", type=positive_int, group=TRAIN)
     latent_channels: int = 4
+    threads: int = flag(0, "intra-op CPU threads (0: all cores; 1 is faster on a busy machine)",
+                        type=nonnegative_int, group=TRAIN)
+    classifier: str | None = flag(None, "a `connlab classifier` run for the quality metric (default: train one on "
+                                        "the fly)", type=str, group=TRAIN)
+    eval_num: int = flag(500, "samples scored after training", type=positive_int, group=TRAIN)
+    eval_steps: int = flag(50, "DDIM steps for that score", type=positive_int, group=TRAIN)
     epochs: int = 40
     lr: float = 2e-3
-    threads: int = 0             # 0: torch's default (all cores)
-    classifier: str | None = None
-    eval_num: int = 500          # samples scored at the end of training
-    eval_steps: int = 50         # DDIM steps for that score
 
     def unet_config(self):
         from connlab.models.diffusion_unet import DiffusionUNetConfig
@@ -115,39 +137,12 @@ class DiffusionExperiment(TrainingSettings):
 # --- command line -------------------------------------------------------------------------------
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from connlab.experiments.common import add_common, nonnegative_float, positive_int
+    from connlab.experiments.common import nonnegative_float, positive_int
 
     sub = p.add_subparsers(dest="action", metavar="ACTION", parser_class=type(p), required=True)
 
     t = sub.add_parser("train", help="train a DDPM (pixel or latent space)")
-    t.add_argument("--preset", default="default", choices=tuple(PRESETS),
-                   help="default: the CPU default (~14 min on 2 cores); demo: a short cut (~1.5 min); "
-                        "pixel: plain pixel ε-DDPM")
-    t.add_argument("--space", choices=("pixel", "latent"), default=None, help="diffuse pixels or AE latents")
-    t.add_argument("--schedule", choices=("linear", "cosine"), default=None, help="β schedule")
-    t.add_argument("--prediction", choices=("eps", "x0", "v"), default=None, help="what the network predicts")
-    t.add_argument("--timesteps", type=positive_int, default=None, help="T, the number of diffusion steps")
-    t.add_argument("--base-channels", type=positive_int, default=None, help="U-Net width (multiple of 8)")
-    t.add_argument("--channel-mults", type=_int_tuple, default=None, help="U-Net levels, e.g. 1,2,2")
-    t.add_argument("--num-res-blocks", type=positive_int, default=1, help="residual blocks per level")
-    t.add_argument("--no-attention", dest="attention", action="store_false", default=None,
-                   help="no self-attention at the lowest resolution")
-    t.add_argument("--dropout", type=nonnegative_float, default=0.0, help="dropout in residual blocks")
-    t.add_argument("--ema-decay", type=nonnegative_float, default=None, help="EMA decay (with warm-up)")
-    t.add_argument("--class-cond", action=argparse.BooleanOptionalAction, default=None,
-                   help="condition on the label, for classifier-free guidance (the default preset does)")
-    t.add_argument("--label-dropout", type=nonnegative_float, default=0.1,
-                   help="p of replacing the label by ∅ in training (classifier-free guidance)")
-    t.add_argument("--guidance", type=nonnegative_float, default=None,
-                   help="the run's default guidance weight w for sample, eval and the final score (class-cond only)")
-    t.add_argument("--ae-epochs", type=positive_int, default=None, help="latent space: autoencoder epochs")
-    t.add_argument("--threads", type=int, default=0, help="intra-op CPU threads (default 0: all cores; 1 is faster on a busy machine)")
-    t.add_argument("--classifier", type=Path, default=None,
-                   help="a `connlab classifier` run for the quality metric (default: train one on the fly)")
-    t.add_argument("--eval-num", type=positive_int, default=500, help="samples scored after training")
-    t.add_argument("--eval-steps", type=positive_int, default=50, help="DDIM steps for that score")
-    add_common(t, epochs=40, lr=2e-3)
-    t.set_defaults(epochs=None, lr=None, batch_size=None, run=run_train)
+    add_config_flags(t, DiffusionExperiment, "diffusion", run_train)
 
     s = sub.add_parser("sample", help="sample digits from a trained run")
     s.add_argument("--run", dest="run_dir", type=Path, required=True, help="a `connlab diffusion train` run folder")
@@ -199,33 +194,14 @@ def _speed(args: argparse.Namespace):
                          cuda_graph=args.cuda_graph)
 
 
-def _int_tuple(text: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers") from None
-    if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: need positive integers")
-    return values
-
-
 def config_from_args(args: argparse.Namespace) -> DiffusionExperiment:
+    """The preset, then the given flags; a preset's guidance w applies to its class-conditional model only."""
     from connlab.errors import UserError
 
-    preset = PRESETS[args.preset]
-    pick = lambda name: getattr(args, name) if getattr(args, name) is not None else preset[name]  # noqa: E731
-    class_cond = pick("class_cond")
-    if args.guidance is not None and not class_cond:
+    cfg = DiffusionExperiment.from_args(args)
+    if getattr(args, "guidance", None) is not None and not cfg.class_cond:
         raise UserError("--guidance needs a class-conditional run (add --class-cond)")
-    guidance = pick("guidance") if class_cond else None  # a preset's w applies to its class-conditional model only
-    return DiffusionExperiment.from_args(
-        args, preset=args.preset, space=pick("space"), schedule=pick("schedule"), prediction=pick("prediction"),
-        timesteps=pick("timesteps"), base_channels=pick("base_channels"), channel_mults=tuple(pick("channel_mults")),
-        num_res_blocks=args.num_res_blocks, attention=pick("attention"), dropout=args.dropout,
-        ema_decay=pick("ema_decay"), class_cond=class_cond, guidance=guidance, label_dropout=args.label_dropout,
-        ae_epochs=pick("ae_epochs") or 1, epochs=pick("epochs"), batch_size=pick("batch_size"), lr=pick("lr"),
-        threads=args.threads, classifier=str(args.classifier) if args.classifier else None,
-        eval_num=args.eval_num, eval_steps=args.eval_steps)
+    return replace(cfg, guidance=cfg.guidance if cfg.class_cond else None)
 
 
 def _set_threads(threads: int, device) -> None:
@@ -251,7 +227,7 @@ def run_train(args: argparse.Namespace) -> int:
     if not cfg.label_dropout < 1:
         raise UserError(f"--label-dropout must be < 1, got {cfg.label_dropout}")
     from_flags(cfg.unet_config)  # validates the U-Net flags before any work
-    out, cfg = prepare_run(args.out, "diffusion", cfg, args.resume)
+    out, cfg = prepare_run(args.out, "diffusion", cfg, args.resume, DiffusionExperiment.given(args))
     summary = train(cfg, out, resume=args.resume)
     q = summary["quality"]
     w = f", guidance w = {cfg.guidance:g}" if cfg.guidance is not None else ""

@@ -24,6 +24,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from connlab.experiments.common import TrainingSettings, add_config_flags, positive_int
+from connlab.experiments.config import flag
 from connlab.experiments.section import Run, Section, Table, checks_verdict, fmt, get, num, with_figures
 
 BUMP_EDGES = (-1.0, 1.0)                 # a, b: the bump's edges for the weight sweep
@@ -37,37 +39,24 @@ SHUT = 0.05                               # a shut gate passes at most this much
 
 
 @dataclass(frozen=True)
-class GatesExperiment:
-    k: int = 3
+class GatesExperiment(TrainingSettings):
+    k: int = flag(3, "softmax gate: number of expert groups", type=positive_int)
+    train_points: int = flag(4000, "points in the mixture-of-experts fit's training set", type=positive_int)
     epochs: int = 40
-    batch_size: int = 128
     lr: float = 1e-2
-    train_points: int = 4000
-    seed: int = 0
-    device: str = "auto"
+    precision: str = "fp32"   # a 2-input mixture: autocast and compile do not pay
+    compile: str = "off"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from connlab.experiments.common import positive_float, positive_int
-
-    p.add_argument("--k", type=positive_int, default=3, help="softmax gate: number of expert groups (default 3)")
-    p.add_argument("--epochs", type=positive_int, default=40, help="epochs of the mixture-of-experts fit (default 40)")
-    p.add_argument("--batch-size", type=positive_int, default=128, help="(default 128)")
-    p.add_argument("--lr", type=positive_float, default=1e-2, help="Adam learning rate of the fit (default 1e-2)")
-    p.add_argument("--train-points", type=positive_int, default=4000, help="points in the fit's training set")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N, mps")
-    p.add_argument("--out", type=Path, default=None, help="run folder (default runs/gates-<timestamp>)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out")
-    p.set_defaults(run=run)
+    add_config_flags(p, GatesExperiment, "gates", run)
 
 
 def run(args: argparse.Namespace) -> int:
     from connlab.runs import prepare_run
 
-    cfg = GatesExperiment(k=args.k, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                          train_points=args.train_points, seed=args.seed, device=args.device)
-    out, cfg = prepare_run(args.out, "gates", cfg, args.resume)
+    cfg = GatesExperiment.from_args(args)
+    out, cfg = prepare_run(args.out, "gates", cfg, args.resume, GatesExperiment.given(args))
     summary = run_experiment(cfg, out, resume=args.resume)
     b, s = summary["bump"], summary["softmax_gate"]
     print(f"bump: half-height width {b['width_vs_spacing'][-1]['fwhm']:.2f} for edges {b['spacing_edges'][-1]}; "
@@ -256,7 +245,7 @@ def sector_directions(k: int):
 def fit_mixture(cfg: GatesExperiment, k: int, data, folder: Path, resume: bool, device):
     from connlab.nn import MixtureOfExperts
     from connlab.runs import resumable
-    from connlab.train import TrainConfig, fit, seed_everything
+    from connlab.train import fit, seed_everything
 
     seed_everything(cfg.seed)
     model = MixtureOfExperts(2, 1, k).to(device)
@@ -265,8 +254,7 @@ def fit_mixture(cfg: GatesExperiment, k: int, data, folder: Path, resume: bool, 
         x, y = batch
         return ((model(x) - y) ** 2).mean()
 
-    train_cfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed,
-                            device=cfg.device, precision="fp32", compile="off")
+    train_cfg = cfg.train_config()
     fit(model, loss_fn, data, train_cfg, folder, model_config={"in": 2, "out": 1, "k": k},
         resume=resumable(folder, resume), label=f"mixture of {k} experts")
     return model

@@ -24,7 +24,10 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from connlab.experiments.common import TrainingSettings
+from connlab.diffusion.ladder import SCHEDULES
+from connlab.experiments.common import (DataSettings, TrainingSettings, add_config_flags, nonnegative_float,
+                                        positive_int)
+from connlab.experiments.config import flag
 from connlab.experiments.section import (NOT_MEASURED, NOT_SUPPORTED, SUPPORTED, UNKNOWN, Run, Section, Table,
                                          fmt, get, num, with_figures)
 
@@ -34,16 +37,27 @@ EVAL_IMAGES = 500   # default number of test digits the chain is measured on
 SHOWN = 10          # columns in the figures
 
 
+def step_list(text: str) -> tuple[int, ...]:
+    steps = tuple(dict.fromkeys(positive_int(part.strip()) for part in text.split(",") if part.strip()))
+    if not steps:
+        raise argparse.ArgumentTypeError(f"{text!r} holds no step counts")
+    return steps
+
+
 @dataclass(frozen=True)
-class LadderExperiment(TrainingSettings):
-    steps: int = 10
-    dist: str = "norm"
-    mag: float = 1.0
-    schedule: str = "notebook"
-    condition: str = "none"
-    sweep: tuple[int, ...] = ()
-    materialize: bool = False
-    eval_images: int = EVAL_IMAGES
+class LadderExperiment(TrainingSettings, DataSettings):
+    steps: int = flag(10, "T, rungs of the ladder (steps2use)", type=positive_int)
+    dist: str = flag("norm", "noise distribution (dist2try)", choices=("norm", "uniform"))
+    mag: float = flag(1.0, "noise magnitude (mag2use)", type=nonnegative_float)
+    schedule: str = flag("notebook", "how noise grows with t: notebook (x_t = x_{t-1} + mag/T z), ve, vp",
+                         choices=SCHEDULES)
+    condition: str = flag("none", "tell the network t: none (the notebook), learned, sinusoidal, all (compare)",
+                          choices=CONDITION_CHOICES)
+    sweep: tuple[int, ...] = flag((), "train one model per T and tabulate quality and time, e.g. 1,5,10,20",
+                                  type=step_list, metavar="T1,T2,...", show_default=False)
+    materialize: bool = flag(False, "store the N x (T+1) ladder like the notebook (one fixed noise draw, "
+                                    "(T+1)*N*3136 bytes)")
+    eval_images: int = flag(EVAL_IMAGES, "test digits the chain is measured on", type=positive_int)
     epochs: int = 2
 
     @property
@@ -60,40 +74,8 @@ class LadderExperiment(TrainingSettings):
         return self.steps if self.steps in self.step_counts else self.step_counts[0]
 
 
-def step_list(text: str) -> tuple[int, ...]:
-    from connlab.experiments.common import positive_int
-
-    steps = tuple(dict.fromkeys(positive_int(part.strip()) for part in text.split(",") if part.strip()))
-    if not steps:
-        raise argparse.ArgumentTypeError(f"{text!r} holds no step counts")
-    return steps
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from connlab.diffusion.ladder import SCHEDULES
-    from connlab.experiments.common import add_common, nonnegative_float, positive_int
-
-    p.add_argument("--steps", type=positive_int, default=10, help="T, rungs of the ladder (steps2use, default 10)")
-    p.add_argument("--dist", default="norm", choices=("norm", "uniform"), help="noise distribution (dist2try)")
-    p.add_argument("--mag", type=nonnegative_float, default=1.0, help="noise magnitude (mag2use, default 1)")
-    p.add_argument("--schedule", default="notebook", choices=SCHEDULES,
-                   help="how noise grows with t: notebook (x_t = x_{t-1} + mag/T z), ve, vp")
-    p.add_argument("--condition", default="none", choices=CONDITION_CHOICES,
-                   help="tell the network t: none (the notebook), learned, sinusoidal, all (compare)")
-    p.add_argument("--sweep", type=step_list, default=None, metavar="T1,T2,...",
-                   help="train one model per T and tabulate quality and time, e.g. 1,5,10,20")
-    p.add_argument("--materialize", action="store_true",
-                   help="store the N x (T+1) ladder like the notebook (one fixed noise draw, (T+1)*N*3136 bytes)")
-    p.add_argument("--eval-images", type=positive_int, default=EVAL_IMAGES,
-                   help=f"test digits the chain is measured on (default {EVAL_IMAGES})")
-    add_common(p, epochs=2)
-    p.set_defaults(run=run)
-
-
-def config_from_args(args: argparse.Namespace) -> LadderExperiment:
-    return LadderExperiment.from_args(
-        args, steps=args.steps, dist=args.dist, mag=args.mag, schedule=args.schedule, condition=args.condition,
-        sweep=args.sweep or (), materialize=args.materialize, eval_images=args.eval_images)
+    add_config_flags(p, LadderExperiment, "ladder", run)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -101,10 +83,10 @@ def run(args: argparse.Namespace) -> int:
     from connlab.experiments.common import from_flags
     from connlab.runs import prepare_run
 
-    cfg = config_from_args(args)
+    cfg = LadderExperiment.from_args(args)
     for T in cfg.step_counts:  # reject bad values before a run folder exists
         from_flags(LadderSchedule, cfg.schedule, T, cfg.mag, cfg.dist)
-    out, cfg = prepare_run(args.out, "ladder", cfg, args.resume)
+    out, cfg = prepare_run(args.out, "ladder", cfg, args.resume, LadderExperiment.given(args))
     summary = run_experiment(cfg, out, resume=args.resume)
     print(format_table(summary))
     print(f"run folder: {out}", file=sys.stderr)

@@ -26,6 +26,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from connlab.experiments.common import (TrainingSettings, add_config_flags, nonnegative_float,
+                                        positive_int)
+from connlab.experiments.config import flag
 from connlab.experiments.section import (INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, UNKNOWN, Run, Section, Table,
                                          fmt, get, num, with_figures)
 
@@ -36,22 +39,6 @@ FULL_LENGTHS = (10, 50, 100, 200, 400)
 TEST_SEED = 4321     # the test sequences are the same for every model
 CLEAR_MARGIN = 0.5   # "clear": the GRU's MSE is below half the plain RNN's
 LEARNED = 0.8        # a model whose MSE stays above this fraction of the baseline's has not learned the task
-
-
-@dataclass(frozen=True)
-class RNNExperiment:
-    lengths: tuple[int, ...] = DEFAULT_LENGTHS
-    models: tuple[str, ...] = MODELS
-    hidden: int = 32
-    train_size: int = 12800
-    test_size: int = 1000
-    epochs: int = 5
-    batch_size: int = 64
-    lr: float = 3e-3
-    grad_clip: float = 1.0
-    seed: int = 0
-    device: str = "auto"
-    checkpoint_every: int = 500
 
 
 def length_list(text: str) -> tuple[int, ...]:
@@ -76,41 +63,33 @@ def model_list(text: str) -> tuple[str, ...]:
     return values
 
 
+@dataclass(frozen=True)
+class RNNExperiment(TrainingSettings):
+    PRESETS = {"full": dict(lengths=FULL_LENGTHS, epochs=10)}   # the long sweep, with twice the epochs
+    PRESET_FIELD = "full"
+
+    lengths: tuple[int, ...] = flag(DEFAULT_LENGTHS, "sequence lengths L", type=length_list)
+    models: tuple[str, ...] = flag(MODELS, "subset of rnn,gru,lstm", type=model_list)
+    full: bool = flag(False, "the long sweep, with twice the epochs (for a GPU)")
+    hidden: int = flag(32, "hidden units", type=positive_int)
+    train_size: int = flag(12800, "training sequences", type=positive_int)
+    test_size: int = flag(1000, "test sequences", type=positive_int)
+    grad_clip: float = flag(1.0, "gradient norm clip, 0 = off", type=nonnegative_float)
+    epochs: int = 5
+    batch_size: int = 64
+    lr: float = 3e-3
+    precision: str = "fp32"   # small recurrent steps: autocast and compile do not pay
+    compile: str = "off"
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from connlab.experiments.common import nonnegative_float, positive_float, positive_int
-
-    p.add_argument("--lengths", type=length_list, default=None,
-                   help=f"sequence lengths L (default {','.join(map(str, DEFAULT_LENGTHS))}; "
-                        f"--full: {','.join(map(str, FULL_LENGTHS))})")
-    p.add_argument("--models", type=model_list, default=MODELS, help="subset of rnn,gru,lstm (default all)")
-    p.add_argument("--full", action="store_true", help="the long sweep, with twice the epochs (for a GPU)")
-    p.add_argument("--hidden", type=positive_int, default=32, help="hidden units (default 32)")
-    p.add_argument("--train-size", type=positive_int, default=12800, help="training sequences (default 12800)")
-    p.add_argument("--test-size", type=positive_int, default=1000, help="test sequences (default 1000)")
-    p.add_argument("--grad-clip", type=nonnegative_float, default=1.0, help="gradient norm clip, 0 = off (default 1)")
-    p.add_argument("--epochs", type=positive_int, default=None, help="passes over the training set (default 5; --full 10)")
-    p.add_argument("--batch-size", type=positive_int, default=64, help="(default 64)")
-    p.add_argument("--lr", type=positive_float, default=3e-3, help="Adam learning rate (default 3e-3)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda, cuda:N, mps")
-    p.add_argument("--out", type=Path, default=None, help="run folder (default runs/rnn-<timestamp>)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoints")
-    p.add_argument("--checkpoint-every", type=positive_int, default=500, help="steps between checkpoints")
-    p.set_defaults(run=run)
-
-
-def config_from_args(args: argparse.Namespace) -> RNNExperiment:
-    return RNNExperiment(
-        lengths=args.lengths or (FULL_LENGTHS if args.full else DEFAULT_LENGTHS), models=args.models,
-        hidden=args.hidden, train_size=args.train_size, test_size=args.test_size,
-        epochs=args.epochs or (10 if args.full else 5), batch_size=args.batch_size, lr=args.lr,
-        grad_clip=args.grad_clip, seed=args.seed, device=args.device, checkpoint_every=args.checkpoint_every)
+    add_config_flags(p, RNNExperiment, "rnn", run)
 
 
 def run(args: argparse.Namespace) -> int:
     from connlab.runs import prepare_run
 
-    out, cfg = prepare_run(args.out, "rnn", config_from_args(args), args.resume)
+    out, cfg = prepare_run(args.out, "rnn", RNNExperiment.from_args(args), args.resume, RNNExperiment.given(args))
     summary = run_experiment(cfg, out, resume=args.resume)
     print(format_table(summary))
     print(summary["verdict"])
@@ -160,7 +139,7 @@ def run_experiment(cfg: RNNExperiment, out: Path, resume: bool = False) -> dict:
 
     from connlab import plots
     from connlab.runs import resumable, write_summary
-    from connlab.train import TrainConfig, fit, pick_device, seed_everything
+    from connlab.train import fit, pick_device, seed_everything
 
     device = pick_device(cfg.device)
     results: dict[str, dict[str, dict]] = {m: {} for m in cfg.models}
@@ -182,9 +161,7 @@ def run_experiment(cfg: RNNExperiment, out: Path, resume: bool = False) -> dict:
         for kind in cfg.models:
             seed_everything(cfg.seed)
             model = make_regressor(kind, cfg.hidden).to(device)
-            train_cfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed,
-                                    device=cfg.device, precision="fp32", compile="off", grad_clip=cfg.grad_clip,
-                                    checkpoint_every=cfg.checkpoint_every)
+            train_cfg = cfg.train_config()
             folder = out / "variants" / f"{kind}-L{length}"
             result = fit(model, loss_fn, (x_train, y_train), train_cfg, folder,
                          model_config={"kind": kind, "hidden": cfg.hidden, "length": length},

@@ -20,7 +20,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from connlab.experiments.common import TrainingSettings
+from connlab.experiments.common import DataSettings, TrainingSettings, add_config_flags, positive_int
+from connlab.experiments.config import flag
 from connlab.experiments.section import (INCONCLUSIVE, Run, Section, Table, compare, fmt, get, num, pct, pm,
                                          with_figures)
 
@@ -29,28 +30,21 @@ LEARNED = 0.5  # test accuracy both models must pass for the comparison to mean 
 
 
 @dataclass(frozen=True)
-class SkipMLPExperiment(TrainingSettings):
-    hidden: int = 32
-    layers: int = 2
-    seeds: int = 2
+class SkipMLPExperiment(TrainingSettings, DataSettings):
+    hidden: int = flag(32, "units per hidden layer", type=positive_int, aliases=("--width",))
+    layers: int = flag(2, "hidden layers", type=positive_int)
+    seeds: int = flag(2, "repeat each variant with K seeds", type=positive_int)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from connlab.experiments.common import add_common, positive_int
-
-    p.add_argument("--hidden", "--width", dest="hidden", type=positive_int, default=32,
-                   help="units per hidden layer (default 32)")
-    p.add_argument("--layers", type=positive_int, default=2, help="hidden layers (default 2)")
-    p.add_argument("--seeds", type=positive_int, default=2, help="repeat each variant with K seeds (default 2)")
-    add_common(p, epochs=5)
-    p.set_defaults(run=run)
+    add_config_flags(p, SkipMLPExperiment, "skipmlp", run)
 
 
 def run(args: argparse.Namespace) -> int:
     from connlab.runs import prepare_run
 
-    cfg = SkipMLPExperiment.from_args(args, hidden=args.hidden, layers=args.layers, seeds=args.seeds)
-    out, cfg = prepare_run(args.out, "skipmlp", cfg, args.resume)
+    out, cfg = prepare_run(args.out, "skipmlp", SkipMLPExperiment.from_args(args), args.resume,
+                           SkipMLPExperiment.given(args))
     summary = run_experiment(cfg, out, resume=args.resume)
     for kind, e in summary["variants"].items():
         print(f"{kind:6s} params {e['params']:7,d}  test accuracy {100 * e['test_accuracy']:.2f}% "
