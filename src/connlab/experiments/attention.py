@@ -21,7 +21,6 @@ Run folder:
 from __future__ import annotations
 
 import argparse
-import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -29,7 +28,7 @@ import torch
 from torch import nn
 
 from connlab.experiments.common import (TrainingSettings, add_config_flags, nonnegative_float, nonnegative_int,
-                                        positive_int)
+                                        positive_int, run_training)
 from connlab.experiments.config import flag
 from connlab.nn.attention import TransformerBlock
 from connlab.experiments.section import (Run, Section, Table, fmt, get, num, target, with_figures)
@@ -122,16 +121,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from connlab.experiments.common import from_flags
-    from connlab.runs import prepare_run
 
     cfg = AttentionExperiment.from_args(args)
     from_flags(cfg.model_config)  # validates dim / heads before anything is written
-    out, cfg = prepare_run(args.out, "attention", cfg, args.resume, AttentionExperiment.given(args))
-    s = run_experiment(cfg, out, resume=args.resume)
-    print(f"{cfg.task} (length {cfg.length}): token accuracy {s['test_accuracy']:.4f}, "
-          f"sequence accuracy {s['sequence_accuracy']:.4f} ({s['train_seconds']:.0f} s training)")
-    print(f"run folder: {out}", file=sys.stderr)
-    return 0
+    return run_training(args, "attention", cfg, run_experiment, describe)
+
+
+def describe(s: dict, cfg: AttentionExperiment) -> str:
+    return (f"{cfg.task} (length {cfg.length}): token accuracy {s['test_accuracy']:.4f}, "
+            f"sequence accuracy {s['sequence_accuracy']:.4f} ({s['train_seconds']:.0f} s training)")
 
 
 def run_experiment(cfg: AttentionExperiment, out: Path, resume: bool = False) -> dict:

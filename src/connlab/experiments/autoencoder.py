@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from connlab.experiments.common import (DataSettings, TrainingSettings, add_config_flags, nonnegative_float,
-                                        positive_int)
+                                        positive_int, run_training)
 from connlab.experiments.config import flag
 from connlab.experiments.section import (INCONCLUSIVE, UNKNOWN, Run, Section, Table, beyond_seed_spread, compare,
                                          fmt, get, num, pm, with_figures)
@@ -58,13 +57,9 @@ def run(args: argparse.Namespace) -> int:
     if args.summary:
         print_summaries(cfg)
         return 0
-    from connlab.runs import prepare_run
+    return run_training(args, "autoencoder", cfg, run_experiment, lambda summary, cfg: format_table(summary))
 
-    out, cfg = prepare_run(args.out, "autoencoder", cfg, args.resume, AutoencoderExperiment.given(args))
-    summary = run_experiment(cfg, out, resume=args.resume)
-    print(format_table(summary))
-    print(f"run folder: {out}", file=sys.stderr)
-    return 0
+
 
 
 def print_summaries(cfg: AutoencoderExperiment) -> None:
@@ -85,11 +80,11 @@ def run_experiment(cfg: AutoencoderExperiment, out: Path, resume: bool = False) 
 
     from connlab import plots
     from connlab.data import check_noise, corrupt, load_dataset, to_unit
-    from connlab.metrics import image_metrics, mean_std
+    from connlab.experiments.variants import mean_spread, over_seeds, train_variant
+    from connlab.metrics import bce, image_metrics
     from connlab.models.autoencoder import AutoencoderConfig, DenoisingAutoencoder, count_parameters
-    from connlab.metrics import bce
-    from connlab.runs import resumable, write_summary
-    from connlab.train import fit, pick_device, seed_everything
+    from connlab.runs import write_summary
+    from connlab.train import pick_device
 
     check_noise(cfg.noise, cfg.noise_dist)
     device = pick_device(cfg.device)
@@ -110,40 +105,27 @@ def run_experiment(cfg: AutoencoderExperiment, out: Path, resume: bool = False) 
     def evaluate(model):
         return {"test_bce": bce(reconstruct(model, noisy_test), clean_test).item()}
 
-    runs: dict[str, list[dict]] = {}
-    models: dict[str, torch.nn.Module] = {}
-    for skip in cfg.variants:
-        for k in range(cfg.seeds):
-            seed = cfg.seed + k
-            seed_everything(seed)
-            model_cfg = AutoencoderConfig(skip, cfg.upsample)
-            model = DenoisingAutoencoder(model_cfg).to(device)
-            train_cfg = cfg.train_config(seed=seed)
-            folder = out / "variants" / f"{skip}-seed{seed}"
-            result = fit(model, loss_fn, (data.train_images,), train_cfg, folder, model_config=asdict(model_cfg),
-                         evaluate=evaluate, resume=resumable(folder, resume),
-                         label=f"{skip} seed {seed}")
-            with torch.no_grad():
-                scores = image_metrics(reconstruct(model, noisy_test), clean_test)
-            runs.setdefault(skip, []).append({
-                "seed": seed, **{f"test_{k2}": v for k2, v in scores.items()},
-                "train_seconds": result.train_seconds, "train_images_per_second": result.train_images_per_second,
-                "history": result.history,
-            })
-            if k == 0:
-                models[skip] = model
+    models: dict[str, torch.nn.Module] = {}  # the first seed's model of each variant, for the figures
 
+    def train_one(skip: str, seed: int) -> dict:
+        model_cfg = AutoencoderConfig(skip, cfg.upsample)
+        model, result = train_variant(cfg, out, f"{skip}-seed{seed}", lambda: DenoisingAutoencoder(model_cfg),
+                                      loss_fn, (data.train_images,), device, model_config=asdict(model_cfg),
+                                      seed=seed, evaluate=evaluate, resume=resume, label=f"{skip} seed {seed}")
+        models.setdefault(skip, model)
+        with torch.no_grad():
+            scores = image_metrics(reconstruct(model, noisy_test), clean_test)
+        return {"seed": seed, **{f"test_{k}": v for k, v in scores.items()}, "train_seconds": result.train_seconds,
+                "train_images_per_second": result.train_images_per_second, "history": result.history}
+
+    runs = over_seeds(cfg.variants, range(cfg.seed, cfg.seed + cfg.seeds), train_one)
     baselines = {"noisy_input": image_metrics(noisy_test, clean_test),
                  "mean_image": image_metrics(mean_image, clean_test)}
-    variants = {}
-    for skip, per_seed in runs.items():
-        entry = {"params": count_parameters(models[skip])}
-        for key in ("test_bce", "test_mse", "test_psnr", "test_ssim", "train_seconds", "train_images_per_second"):
-            mean, std = mean_std([r[key] for r in per_seed])
-            entry[key] = mean
-            entry[f"{key}_std"] = std
-        entry["seeds"] = [{k2: v for k2, v in r.items() if k2 != "history"} for r in per_seed]
-        variants[skip] = entry
+    variants = {skip: {"params": count_parameters(models[skip]),
+                       **mean_spread(per_seed, ("test_bce", "test_mse", "test_psnr", "test_ssim", "train_seconds",
+                                                "train_images_per_second")),
+                       "seeds": [{k: v for k, v in r.items() if k != "history"} for r in per_seed]}
+                for skip, per_seed in runs.items()}
 
     summary = {
         "experiment": "autoencoder", "dataset": data.name, "data_source": data.source, "device": str(device),

@@ -18,11 +18,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from connlab.experiments.common import DataSettings, TrainingSettings, add_config_flags, positive_int
+from connlab.experiments.common import DataSettings, TrainingSettings, add_config_flags, positive_int, run_training
 from connlab.experiments.config import flag
 
 FULL_EPOCHS = 6
@@ -44,15 +43,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from connlab.runs import prepare_run
+    return run_training(args, "classifier", ClassifierExperiment.from_args(args), run_experiment, describe)
 
-    cfg = ClassifierExperiment.from_args(args)
-    out, cfg = prepare_run(args.out, "classifier", cfg, args.resume, ClassifierExperiment.given(args))
-    summary = run_experiment(cfg, out, resume=args.resume)
-    print(f"test accuracy {summary['test_accuracy']:.2%} on {summary['test_images']:,} {summary['data_source']} "
-          f"test images ({summary['params']:,} parameters, {summary['train_seconds']:.0f} s)")
-    print(f"run folder: {out}", file=sys.stderr)
-    return 0
+
+def describe(summary: dict, cfg: ClassifierExperiment) -> str:
+    return (f"test accuracy {summary['test_accuracy']:.2%} on {summary['test_images']:,} {summary['data_source']} "
+            f"test images ({summary['params']:,} parameters, {summary['train_seconds']:.0f} s)")
 
 
 def run_experiment(cfg: ClassifierExperiment, out: Path, resume: bool = False, data=None) -> dict:

@@ -122,6 +122,21 @@ def add_run_flags(p: argparse.ArgumentParser, experiment: str) -> None:
                         "a flag that differs from it is refused)")
 
 
+def run_training(args: argparse.Namespace, experiment: str, cfg, run_experiment, describe) -> int:
+    """A training command once its config is built (and checked): open the run folder (a new one, or
+    with ``--resume`` the saved run, refusing flags that differ from it), ``run_experiment(cfg, out,
+    resume)``, then print ``describe(summary, cfg)`` and the folder."""
+    import sys
+
+    from connlab.runs import prepare_run
+
+    out, cfg = prepare_run(args.out, experiment, cfg, args.resume, type(cfg).given(args))
+    summary = run_experiment(cfg, out, resume=args.resume)
+    print(describe(summary, cfg))
+    print(f"run folder: {out}", file=sys.stderr)
+    return 0
+
+
 def add_config_flags(p: argparse.ArgumentParser, cls, experiment: str, run) -> None:
     """The command's flags: its config's fields, then ``--out``/``--resume``; ``run`` is called with the args."""
     cls.add_flags(p)

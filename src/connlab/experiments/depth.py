@@ -20,11 +20,10 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from connlab.experiments.common import DataSettings, TrainingSettings, add_config_flags, positive_int
+from connlab.experiments.common import DataSettings, TrainingSettings, add_config_flags, positive_int, run_training
 from connlab.experiments.config import flag
 from connlab.experiments.section import (INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, UNKNOWN, Run, Section, Table,
                                          fmt, get, num, pct, with_figures)
@@ -69,15 +68,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from connlab.runs import prepare_run
+    return run_training(args, "depth", DepthExperiment.from_args(args), run_experiment, describe)
 
-    out, cfg = prepare_run(args.out, "depth", DepthExperiment.from_args(args), args.resume,
-                           DepthExperiment.given(args))
-    summary = run_experiment(cfg, out, resume=args.resume)
-    print(format_table(summary))
-    print(summary["verdict"])
-    print(f"run folder: {out}", file=sys.stderr)
-    return 0
+
+def describe(summary: dict, cfg: DepthExperiment) -> str:
+    return format_table(summary) + "\n" + summary["verdict"]
 
 
 def run_experiment(cfg: DepthExperiment, out: Path, resume: bool = False) -> dict:
@@ -86,8 +81,9 @@ def run_experiment(cfg: DepthExperiment, out: Path, resume: bool = False) -> dic
 
     from connlab.data import load_dataset, to_unit
     from connlab.models.resnet import ResNet, ResNetConfig
-    from connlab.runs import resumable, write_summary
-    from connlab.train import fit, pick_device, seed_everything
+    from connlab.experiments.variants import train_variant
+    from connlab.runs import write_summary
+    from connlab.train import pick_device
 
     device = pick_device(cfg.device)
     data = load_dataset(cfg.dataset, cfg.data_dir, cfg.limit).to(device)
@@ -107,14 +103,11 @@ def run_experiment(cfg: DepthExperiment, out: Path, resume: bool = False) -> dic
     results: dict[str, dict[str, dict]] = {k: {} for k in KINDS}
     for depth in cfg.depths:
         for kind in KINDS:
-            seed_everything(cfg.seed)
             model_cfg = ResNetConfig(depth, cfg.width, residual=kind == "residual")
-            model = ResNet(model_cfg).to(device)
-            train_cfg = cfg.train_config()
-            folder = out / "variants" / f"{kind}-d{depth}"
-            result = fit(model, loss_fn, (data.train_images, data.train_labels), train_cfg, folder,
-                         model_config=asdict(model_cfg), evaluate=evaluate,
-                         resume=resumable(folder, resume), label=f"{kind} depth {depth}")
+            model, result = train_variant(cfg, out, f"{kind}-d{depth}", lambda: ResNet(model_cfg), loss_fn,
+                                          (data.train_images, data.train_labels), device,
+                                          model_config=asdict(model_cfg), evaluate=evaluate, resume=resume,
+                                          label=f"{kind} depth {depth}")
             with torch.no_grad():
                 train_scores = score(model, data.train_images[:TRAIN_EVAL_SIZE], data.train_labels[:TRAIN_EVAL_SIZE])
                 test_scores = score(model, data.test_images, data.test_labels)

@@ -53,7 +53,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from connlab.experiments.common import (DataSettings, TrainingSettings, add_config_flags, nonnegative_float,
-                                        nonnegative_int, positive_int)
+                                        nonnegative_int, positive_int, run_training)
 from connlab.experiments.config import flag
 from connlab.experiments.section import (NOT_MEASURED, NOT_SUPPORTED, PARTLY, SUPPORTED, UNKNOWN, Run, Section,
                                          Table, fmt, get, num, with_figures)
@@ -219,7 +219,6 @@ def _set_threads(threads: int, device) -> None:
 def run_train(args: argparse.Namespace) -> int:
     from connlab.errors import UserError
     from connlab.experiments.common import from_flags
-    from connlab.runs import prepare_run
 
     cfg = config_from_args(args)
     if cfg.ema_decay >= 1:
@@ -227,16 +226,16 @@ def run_train(args: argparse.Namespace) -> int:
     if not cfg.label_dropout < 1:
         raise UserError(f"--label-dropout must be < 1, got {cfg.label_dropout}")
     from_flags(cfg.unet_config)  # validates the U-Net flags before any work
-    out, cfg = prepare_run(args.out, "diffusion", cfg, args.resume, DiffusionExperiment.given(args))
-    summary = train(cfg, out, resume=args.resume)
+    return run_training(args, "diffusion", cfg, train, describe)
+
+
+def describe(summary: dict, cfg: DiffusionExperiment) -> str:
     q = summary["quality"]
     w = f", guidance w = {cfg.guidance:g}" if cfg.guidance is not None else ""
-    print(f"{cfg.space} DDPM, {summary['unet_params']:,} U-Net parameters, trained {summary['train_seconds']:.0f} s; "
-          f"DDIM-{q['steps']}{w} ({q['num_samples']} samples): distance {q['frechet_distance']:.2f} "
-          f"(floor {summary['frechet_floor']:.2f}), confidence {q['mean_confidence']:.3f}, "
-          f"classes covered {q['classes_covered']}/10")
-    print(f"run folder: {out}", file=sys.stderr)
-    return 0
+    return (f"{cfg.space} DDPM, {summary['unet_params']:,} U-Net parameters, trained {summary['train_seconds']:.0f} s; "
+            f"DDIM-{q['steps']}{w} ({q['num_samples']} samples): distance {q['frechet_distance']:.2f} "
+            f"(floor {summary['frechet_floor']:.2f}), confidence {q['mean_confidence']:.3f}, "
+            f"classes covered {q['classes_covered']}/10")
 
 
 def train(cfg: DiffusionExperiment, out: Path, resume: bool = False) -> dict:

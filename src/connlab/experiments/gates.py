@@ -20,11 +20,10 @@ from __future__ import annotations
 import argparse
 import itertools
 import math
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from connlab.experiments.common import TrainingSettings, add_config_flags, positive_int
+from connlab.experiments.common import TrainingSettings, add_config_flags, positive_int, run_training
 from connlab.experiments.config import flag
 from connlab.experiments.section import Run, Section, Table, checks_verdict, fmt, get, num, with_figures
 
@@ -53,21 +52,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from connlab.runs import prepare_run
+    return run_training(args, "gates", GatesExperiment.from_args(args), run_experiment, describe)
 
-    cfg = GatesExperiment.from_args(args)
-    out, cfg = prepare_run(args.out, "gates", cfg, args.resume, GatesExperiment.given(args))
-    summary = run_experiment(cfg, out, resume=args.resume)
+
+def describe(summary: dict, cfg: GatesExperiment) -> str:
     b, s = summary["bump"], summary["softmax_gate"]
-    print(f"bump: half-height width {b['width_vs_spacing'][-1]['fwhm']:.2f} for edges {b['spacing_edges'][-1]}; "
-          f"peak {b['width_vs_weight'][0]['peak']:.2f} at w={BUMP_WEIGHTS[0]} vs "
-          f"{b['width_vs_weight'][-1]['peak']:.2f} at w={BUMP_WEIGHTS[-1]}")
-    print(f"product gate: |out| <= {summary['product_gate']['linear']['max_abs_out_gate_closed']:.3f} "
-          f"with the gate closed (x1 = -4), linear h")
-    print(f"softmax gate: k={cfg.k}, sector agreement {s['sector_agreement']:.1%}, test MSE {s['test_mse']:.4f} "
-          f"(one expert: {s['one_expert_test_mse']:.4f})")
-    print(f"run folder: {out}", file=sys.stderr)
-    return 0
+    return (f"bump: half-height width {b['width_vs_spacing'][-1]['fwhm']:.2f} for edges {b['spacing_edges'][-1]}; "
+            f"peak {b['width_vs_weight'][0]['peak']:.2f} at w={BUMP_WEIGHTS[0]} vs "
+            f"{b['width_vs_weight'][-1]['peak']:.2f} at w={BUMP_WEIGHTS[-1]}\n"
+            f"product gate: |out| <= {summary['product_gate']['linear']['max_abs_out_gate_closed']:.3f} "
+            f"with the gate closed (x1 = -4), linear h\n"
+            f"softmax gate: k={cfg.k}, sector agreement {s['sector_agreement']:.1%}, test MSE {s['test_mse']:.4f} "
+            f"(one expert: {s['one_expert_test_mse']:.4f})")
 
 
 def _plt():

@@ -20,16 +20,19 @@ noise each epoch; the notebook's epoch over N × T stored pairs is T of these.
 from __future__ import annotations
 
 import argparse
-import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from connlab.diffusion.ladder import SCHEDULES
 from connlab.experiments.common import (DataSettings, TrainingSettings, add_config_flags, nonnegative_float,
-                                        positive_int)
+                                        positive_int, run_training)
 from connlab.experiments.config import flag
 from connlab.experiments.section import (NOT_MEASURED, NOT_SUPPORTED, SUPPORTED, UNKNOWN, Run, Section, Table,
                                          fmt, get, num, with_figures)
+
+if TYPE_CHECKING:
+    from connlab.diffusion.sidebyside import Ladder
 
 CONDITION_CHOICES = ("none", "learned", "sinusoidal", "all")
 EVAL_SEED = 1234    # the noised test digits and the random starts are the same for every variant
@@ -81,16 +84,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from connlab.diffusion.ladder import LadderSchedule
     from connlab.experiments.common import from_flags
-    from connlab.runs import prepare_run
 
     cfg = LadderExperiment.from_args(args)
     for T in cfg.step_counts:  # reject bad values before a run folder exists
         from_flags(LadderSchedule, cfg.schedule, T, cfg.mag, cfg.dist)
-    out, cfg = prepare_run(args.out, "ladder", cfg, args.resume, LadderExperiment.given(args))
-    summary = run_experiment(cfg, out, resume=args.resume)
-    print(format_table(summary))
-    print(f"run folder: {out}", file=sys.stderr)
-    return 0
+    return run_training(args, "ladder", cfg, run_experiment, lambda summary, cfg: format_table(summary))
+
+
 
 
 def run_experiment(cfg: LadderExperiment, out: Path, resume: bool = False) -> dict:
@@ -105,8 +105,9 @@ def run_experiment(cfg: LadderExperiment, out: Path, resume: bool = False) -> di
                                          run_chain)
     from connlab.models.autoencoder import count_parameters
     from connlab.models.step_conditioned import StepConditionConfig, StepConditionedUNet
-    from connlab.runs import resumable, write_summary
-    from connlab.train import fit, pick_device, seed_everything
+    from connlab.experiments.variants import train_variant
+    from connlab.runs import write_summary
+    from connlab.train import pick_device
 
     device = pick_device(cfg.device)
     data = load_dataset(cfg.dataset, cfg.data_dir, cfg.limit).to(device)
@@ -139,14 +140,11 @@ def run_experiment(cfg: LadderExperiment, out: Path, resume: bool = False) -> di
 
         for condition in cfg.conditions:
             name = f"T{T}-{condition}"
-            seed_everything(cfg.seed)
             model_cfg = StepConditionConfig(condition, T)
-            model = StepConditionedUNet(model_cfg).to(device)
-            train_cfg = cfg.train_config()
+            model, result = train_variant(cfg, out, name, lambda: StepConditionedUNet(model_cfg), loss_fn,
+                                          (torch.arange(n, device=device),), device, model_config=asdict(model_cfg),
+                                          resume=resume)
             folder = out / "variants" / name
-            result = fit(model, loss_fn, (torch.arange(n, device=device),), train_cfg, folder,
-                         model_config=asdict(model_cfg), resume=resumable(folder, resume),
-                         label=name)
             with torch.no_grad():
                 chain = run_chain(model, test_ladder[T], T)
                 noise_chain = run_chain(model, starts, T)

@@ -22,12 +22,10 @@ clipping, and is scored on a fixed test set. The run folder:
 from __future__ import annotations
 
 import argparse
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from connlab.experiments.common import (TrainingSettings, add_config_flags, nonnegative_float,
-                                        positive_int)
+from connlab.experiments.common import TrainingSettings, add_config_flags, nonnegative_float, positive_int, run_training
 from connlab.experiments.config import flag
 from connlab.experiments.section import (INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, UNKNOWN, Run, Section, Table,
                                          fmt, get, num, with_figures)
@@ -87,14 +85,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from connlab.runs import prepare_run
+    return run_training(args, "rnn", RNNExperiment.from_args(args), run_experiment, describe)
 
-    out, cfg = prepare_run(args.out, "rnn", RNNExperiment.from_args(args), args.resume, RNNExperiment.given(args))
-    summary = run_experiment(cfg, out, resume=args.resume)
-    print(format_table(summary))
-    print(summary["verdict"])
-    print(f"run folder: {out}", file=sys.stderr)
-    return 0
+
+def describe(summary: dict, cfg: RNNExperiment) -> str:
+    return format_table(summary) + "\n" + summary["verdict"]
 
 
 def adding_problem(n: int, length: int, generator):
@@ -138,8 +133,9 @@ def run_experiment(cfg: RNNExperiment, out: Path, resume: bool = False) -> dict:
     import torch
 
     from connlab import plots
-    from connlab.runs import resumable, write_summary
-    from connlab.train import fit, pick_device, seed_everything
+    from connlab.experiments.variants import train_variant
+    from connlab.runs import write_summary
+    from connlab.train import pick_device
 
     device = pick_device(cfg.device)
     results: dict[str, dict[str, dict]] = {m: {} for m in cfg.models}
@@ -159,14 +155,10 @@ def run_experiment(cfg: RNNExperiment, out: Path, resume: bool = False) -> dict:
             return {"test_mse": ((pred - y_test) ** 2).mean().item()}
 
         for kind in cfg.models:
-            seed_everything(cfg.seed)
-            model = make_regressor(kind, cfg.hidden).to(device)
-            train_cfg = cfg.train_config()
-            folder = out / "variants" / f"{kind}-L{length}"
-            result = fit(model, loss_fn, (x_train, y_train), train_cfg, folder,
-                         model_config={"kind": kind, "hidden": cfg.hidden, "length": length},
-                         evaluate=evaluate, resume=resumable(folder, resume),
-                         label=f"{kind} L={length}")
+            model, result = train_variant(cfg, out, f"{kind}-L{length}", lambda: make_regressor(kind, cfg.hidden),
+                                          loss_fn, (x_train, y_train), device,
+                                          model_config={"kind": kind, "hidden": cfg.hidden, "length": length},
+                                          evaluate=evaluate, resume=resume, label=f"{kind} L={length}")
             with torch.no_grad():
                 test_mse = evaluate(model)["test_mse"]
             results[kind][str(length)] = {

@@ -16,11 +16,10 @@ run folder: summary.json (final test accuracy, mean ± std over seeds, params), 
 from __future__ import annotations
 
 import argparse
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from connlab.experiments.common import DataSettings, TrainingSettings, add_config_flags, positive_int
+from connlab.experiments.common import DataSettings, TrainingSettings, add_config_flags, positive_int, run_training
 from connlab.experiments.config import flag
 from connlab.experiments.section import (INCONCLUSIVE, Run, Section, Table, compare, fmt, get, num, pct, pm,
                                          with_figures)
@@ -41,17 +40,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from connlab.runs import prepare_run
+    return run_training(args, "skipmlp", SkipMLPExperiment.from_args(args), run_experiment, describe)
 
-    out, cfg = prepare_run(args.out, "skipmlp", SkipMLPExperiment.from_args(args), args.resume,
-                           SkipMLPExperiment.given(args))
-    summary = run_experiment(cfg, out, resume=args.resume)
-    for kind, e in summary["variants"].items():
-        print(f"{kind:6s} params {e['params']:7,d}  test accuracy {100 * e['test_accuracy']:.2f}% "
-              f"± {100 * e['test_accuracy_std']:.2f}  (final train loss {e['final_train_loss']:.4f})")
-    print(summary["verdict"])
-    print(f"run folder: {out}", file=sys.stderr)
-    return 0
+
+def describe(summary: dict, cfg: SkipMLPExperiment) -> str:
+    lines = [f"{kind:6s} params {e['params']:7,d}  test accuracy {100 * e['test_accuracy']:.2f}% "
+             f"± {100 * e['test_accuracy_std']:.2f}  (final train loss {e['final_train_loss']:.4f})"
+             for kind, e in summary["variants"].items()]
+    return "\n".join(lines + [summary["verdict"]])
 
 
 def make_mlp(kind: str, hidden: int, layers: int):
@@ -72,11 +68,10 @@ def run_experiment(cfg: SkipMLPExperiment, out: Path, resume: bool = False) -> d
     import torch
     import torch.nn.functional as F
 
-    from connlab import plots
     from connlab.data import load_dataset, to_unit
-    from connlab.metrics import mean_std
-    from connlab.runs import resumable, write_summary
-    from connlab.train import fit, pick_device, seed_everything
+    from connlab.experiments.variants import mean_spread, over_seeds, train_variant
+    from connlab.runs import write_summary
+    from connlab.train import pick_device
 
     device = pick_device(cfg.device)
     data = load_dataset(cfg.dataset, cfg.data_dir, cfg.limit).to(device)
@@ -89,30 +84,22 @@ def run_experiment(cfg: SkipMLPExperiment, out: Path, resume: bool = False) -> d
         logits = torch.cat([model(to_unit(chunk)).float() for chunk in data.test_images.split(1000)])
         return {"test_accuracy": (logits.argmax(dim=1) == data.test_labels).float().mean().item()}
 
-    runs: dict[str, list[dict]] = {k: [] for k in KINDS}
     params = {}
-    for kind in KINDS:
-        for s in range(cfg.seeds):
-            seed = cfg.seed + s
-            seed_everything(seed)
-            model = make_mlp(kind, cfg.hidden, cfg.layers).to(device)
-            params[kind] = sum(p.numel() for p in model.parameters())
-            train_cfg = cfg.train_config(seed=seed)
-            folder = out / "variants" / f"{kind}-seed{seed}"
-            result = fit(model, loss_fn, (data.train_images, data.train_labels), train_cfg, folder,
-                         model_config={"kind": kind, "hidden": cfg.hidden, "layers": cfg.layers}, evaluate=evaluate,
-                         resume=resumable(folder, resume), label=f"{kind} seed {seed}")
-            runs[kind].append({"seed": seed, "test_accuracy": result.history[-1]["test_accuracy"],
-                               "final_train_loss": result.final_train_loss, "train_seconds": result.train_seconds,
-                               "history": [{"epoch": h["epoch"], "train_loss": h["train_loss"],
-                                            "test_accuracy": h["test_accuracy"]} for h in result.history]})
 
-    variants = {}
-    for kind, per_seed in runs.items():
-        acc, acc_std = mean_std([r["test_accuracy"] for r in per_seed])
-        loss, loss_std = mean_std([r["final_train_loss"] for r in per_seed])
-        variants[kind] = {"params": params[kind], "test_accuracy": acc, "test_accuracy_std": acc_std,
-                          "final_train_loss": loss, "final_train_loss_std": loss_std, "seeds": per_seed}
+    def train_one(kind: str, seed: int) -> dict:
+        model, result = train_variant(cfg, out, f"{kind}-seed{seed}", lambda: make_mlp(kind, cfg.hidden, cfg.layers),
+                                      loss_fn, (data.train_images, data.train_labels), device,
+                                      model_config={"kind": kind, "hidden": cfg.hidden, "layers": cfg.layers},
+                                      seed=seed, evaluate=evaluate, resume=resume, label=f"{kind} seed {seed}")
+        params[kind] = sum(p.numel() for p in model.parameters())
+        return {"seed": seed, "test_accuracy": result.history[-1]["test_accuracy"],
+                "final_train_loss": result.final_train_loss, "train_seconds": result.train_seconds,
+                "history": [{"epoch": h["epoch"], "train_loss": h["train_loss"], "test_accuracy": h["test_accuracy"]}
+                            for h in result.history]}
+
+    runs = over_seeds(KINDS, range(cfg.seed, cfg.seed + cfg.seeds), train_one)
+    variants = {kind: {"params": params[kind], **mean_spread(per_seed, ("test_accuracy", "final_train_loss")),
+                       "seeds": per_seed} for kind, per_seed in runs.items()}
     summary = {"experiment": "skipmlp", "dataset": data.name, "data_source": data.source, "device": str(device),
                "train_images": len(data.train_images), "test_images": len(data.test_images),
                "hidden": cfg.hidden, "layers": cfg.layers, "epochs": cfg.epochs, "seeds": cfg.seeds,

@@ -22,12 +22,11 @@ below).
 from __future__ import annotations
 
 import argparse
-import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from connlab.experiments.common import (DataSettings, TrainingSettings, add_config_flags, nonnegative_float,
-                                        nonnegative_int, positive_int)
+                                        nonnegative_int, positive_int, run_training)
 from connlab.experiments.config import flag
 from connlab.experiments.section import (NOT_MEASURED, Run, Section, Table, fmt, get, num, target,
                                          with_figures)
@@ -92,14 +91,12 @@ def config_from_args(args: argparse.Namespace) -> ViTExperiment:
 
 
 def run(args: argparse.Namespace) -> int:
-    from connlab.runs import prepare_run
+    return run_training(args, "vit", config_from_args(args), run_experiment, describe)
 
-    out, cfg = prepare_run(args.out, "vit", config_from_args(args), args.resume, ViTExperiment.given(args))
-    summary = run_experiment(cfg, out, resume=args.resume)
-    print(f"ViT: test accuracy {summary['test_accuracy']:.4f} ({summary['params']:,} parameters, "
-          f"{summary['train_seconds']:.0f} s training on {summary['device']})")
-    print(f"run folder: {out}", file=sys.stderr)
-    return 0
+
+def describe(summary: dict, cfg: ViTExperiment) -> str:
+    return (f"ViT: test accuracy {summary['test_accuracy']:.4f} ({summary['params']:,} parameters, "
+            f"{summary['train_seconds']:.0f} s training on {summary['device']})")
 
 
 def random_shift(x, max_shift: float, generator):
