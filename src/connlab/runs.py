@@ -86,9 +86,9 @@ def _create_run(out: Path | None, experiment: str, config) -> Path:
         raise UserError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
     make_folder(out)
     try:
+        spread = distributed.describe(getattr(config, "batch_size", None))
         atomic_write_json(out / "config.json", {"experiment": experiment, "connlab_version": __version__,
-                                                "config": config_to_json(config),
-                                                "distributed": distributed.describe(getattr(config, "batch_size", None))})
+                                                "config": config_to_json(config), "distributed": spread})
     except OSError as err:
         raise UserError(f"--out {out}: cannot write config.json there ({err.strerror or err})") from None
     return out

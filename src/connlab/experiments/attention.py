@@ -27,8 +27,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from connlab.experiments.common import (TrainingSettings, add_config_flags, nonnegative_float, nonnegative_int,
-                                        positive_int, run_training)
+from connlab.experiments.common import (TrainingSettings, add_training_command, nonnegative_float, nonnegative_int,
+                                        positive_int)
 from connlab.experiments.config import flag
 from connlab.nn.attention import TransformerBlock
 from connlab.experiments.section import (Run, Section, Table, fmt, get, num, target, with_figures)
@@ -116,15 +116,15 @@ class AttentionExperiment(TrainingSettings):
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    add_config_flags(p, AttentionExperiment, "attention", run)
+    add_training_command(p, AttentionExperiment, "attention", run_experiment, describe, config=config_from_args)
 
 
-def run(args: argparse.Namespace) -> int:
+def config_from_args(args: argparse.Namespace) -> AttentionExperiment:
     from connlab.experiments.common import from_flags
 
     cfg = AttentionExperiment.from_args(args)
     from_flags(cfg.model_config)  # validates dim / heads before anything is written
-    return run_training(args, "attention", cfg, run_experiment, describe)
+    return cfg
 
 
 def describe(s: dict, cfg: AttentionExperiment) -> str:

@@ -79,16 +79,14 @@ def run_experiment(cfg: AutoencoderExperiment, out: Path, resume: bool = False) 
     import torch.nn.functional as F
 
     from connlab import plots
-    from connlab.data import check_noise, corrupt, load_dataset, to_unit
-    from connlab.experiments.variants import mean_spread, over_seeds, train_variant
+    from connlab.data import check_noise, corrupt, to_unit
+    from connlab.experiments.variants import load_images, mean_spread, over_seeds, train_variant
     from connlab.metrics import bce, image_metrics
     from connlab.models.autoencoder import AutoencoderConfig, DenoisingAutoencoder, count_parameters
     from connlab.runs import write_summary
-    from connlab.train import pick_device
 
     check_noise(cfg.noise, cfg.noise_dist)
-    device = pick_device(cfg.device)
-    data = load_dataset(cfg.dataset, cfg.data_dir, cfg.limit).to(device)
+    device, data = load_images(cfg)
     clean_test = to_unit(data.test_images)
     noisy_test = corrupt(clean_test, cfg.noise, cfg.noise_dist,
                          torch.Generator(device=device).manual_seed(EVAL_SEED))

@@ -21,7 +21,7 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from connlab.experiments.common import DataSettings, TrainingSettings, add_config_flags, positive_int, run_training
+from connlab.experiments.common import DataSettings, TrainingSettings, add_training_command, positive_int
 from connlab.experiments.config import flag
 
 FULL_EPOCHS = 6
@@ -39,11 +39,7 @@ class ClassifierExperiment(TrainingSettings, DataSettings):
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    add_config_flags(p, ClassifierExperiment, "classifier", run)
-
-
-def run(args: argparse.Namespace) -> int:
-    return run_training(args, "classifier", ClassifierExperiment.from_args(args), run_experiment, describe)
+    add_training_command(p, ClassifierExperiment, "classifier", run_experiment, describe)
 
 
 def describe(summary: dict, cfg: ClassifierExperiment) -> str:
@@ -54,11 +50,11 @@ def describe(summary: dict, cfg: ClassifierExperiment) -> str:
 def run_experiment(cfg: ClassifierExperiment, out: Path, resume: bool = False, data=None) -> dict:
     """Train and evaluate; ``data`` (an ``ImageData``) skips loading when the caller has it."""
     import torch
-    import torch.nn.functional as F
 
-    from connlab.data import load_dataset, to_unit
+    from connlab.data import load_dataset
     from connlab.errors import UserError
     from connlab.models.classifier import ClassifierConfig, MnistClassifier, count_parameters
+    from connlab.experiments.variants import classification_loss
     from connlab.runs import resumable, write_summary
     from connlab.train import fit, pick_device, seed_everything
 
@@ -73,9 +69,7 @@ def run_experiment(cfg: ClassifierExperiment, out: Path, resume: bool = False, d
     model_cfg = ClassifierConfig(feature_dim=cfg.feature_dim)
     model = MnistClassifier(model_cfg).to(device)
 
-    def loss_fn(model, batch, generator):
-        images, labels = batch
-        return F.cross_entropy(model(to_unit(images)).float(), labels)
+    loss_fn = classification_loss
 
     def evaluate(model):
         return {"test_accuracy": accuracy(model, data.test_images, data.test_labels)}

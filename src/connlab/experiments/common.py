@@ -27,24 +27,41 @@ def from_flags(build, *args, **kwargs):
         raise UserError(str(err)) from None
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
+def int_at_least(minimum: int):
+    """A flag parser: an integer >= ``minimum``, else argparse's one-line error."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+
+    return parse
 
 
-def nonnegative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
+positive_int = int_at_least(1)
+nonnegative_int = int_at_least(0)
+
+
+def int_list(minimum: int, what: str):
+    """A flag parser: ``2,8,20`` -> (2, 8, 20), each >= ``minimum``; ``what`` names the values in errors."""
+
+    def parse(text: str) -> tuple[int, ...]:
+        try:
+            values = tuple(int(v) for v in text.split(",") if v.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers") from None
+        if not values:
+            raise argparse.ArgumentTypeError(f"give at least one of the {what}")
+        bad = [v for v in values if v < minimum]
+        if bad:
+            raise argparse.ArgumentTypeError(f"{what} must be >= {minimum}, got {bad[0]}")
+        return values
+
+    return parse
 
 
 def nonnegative_float(text: str) -> float:
@@ -135,6 +152,17 @@ def run_training(args: argparse.Namespace, experiment: str, cfg, run_experiment,
     print(describe(summary, cfg))
     print(f"run folder: {out}", file=sys.stderr)
     return 0
+
+
+def add_training_command(p: argparse.ArgumentParser, cls, experiment: str, run_experiment, describe,
+                         config=None) -> None:
+    """The usual training command: ``cls``'s flags, and a ``run`` that builds the config
+    (``config(args)``, which may check it, default ``cls.from_args``) and hands it to ``run_training``."""
+
+    def run(args: argparse.Namespace) -> int:
+        return run_training(args, experiment, (config or cls.from_args)(args), run_experiment, describe)
+
+    add_config_flags(p, cls, experiment, run)
 
 
 def add_config_flags(p: argparse.ArgumentParser, cls, experiment: str, run) -> None:

@@ -80,7 +80,8 @@ class Config:
             default = f.default
             help_text = spec["help"]
             preset = cls._preset_note(f.name)
-            if spec["show_default"] and default is not MISSING and default is not None and not isinstance(default, bool):
+            shown = default is not MISSING and default is not None and not isinstance(default, bool)
+            if spec["show_default"] and shown:
                 help_text += f" (default {_shown(default)}{preset})"
             elif preset:
                 help_text += f" ({preset.lstrip('; ')})"

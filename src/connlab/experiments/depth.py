@@ -23,7 +23,7 @@ import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from connlab.experiments.common import DataSettings, TrainingSettings, add_config_flags, positive_int, run_training
+from connlab.experiments.common import DataSettings, TrainingSettings, add_training_command, int_list, positive_int
 from connlab.experiments.config import flag
 from connlab.experiments.section import (INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, UNKNOWN, Run, Section, Table,
                                          fmt, get, num, pct, with_figures)
@@ -36,18 +36,7 @@ KINDS = ("plain", "residual")
 LEARNED = 0.9 * math.log(10)  # a net whose training loss stays above 0.9 x a uniform guess's (ln 10) learned nothing
 
 
-def depth_list(text: str) -> tuple[int, ...]:
-    """``2,8,20`` -> (2, 8, 20); every depth must be >= 1 block."""
-    try:
-        values = tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers") from None
-    if not values:
-        raise argparse.ArgumentTypeError("give at least one depth")
-    bad = [v for v in values if v < 1]
-    if bad:
-        raise argparse.ArgumentTypeError(f"depths (numbers of blocks) must be >= 1, got {bad[0]}")
-    return values
+depth_list = int_list(1, "depths (numbers of blocks)")
 
 
 @dataclass(frozen=True)
@@ -64,11 +53,7 @@ class DepthExperiment(TrainingSettings, DataSettings):
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    add_config_flags(p, DepthExperiment, "depth", run)
-
-
-def run(args: argparse.Namespace) -> int:
-    return run_training(args, "depth", DepthExperiment.from_args(args), run_experiment, describe)
+    add_training_command(p, DepthExperiment, "depth", run_experiment, describe)
 
 
 def describe(summary: dict, cfg: DepthExperiment) -> str:
@@ -79,18 +64,14 @@ def run_experiment(cfg: DepthExperiment, out: Path, resume: bool = False) -> dic
     import torch
     import torch.nn.functional as F
 
-    from connlab.data import load_dataset, to_unit
+    from connlab.data import to_unit
     from connlab.models.resnet import ResNet, ResNetConfig
-    from connlab.experiments.variants import train_variant
+    from connlab.experiments.variants import classification_loss, load_images, train_variant
     from connlab.runs import write_summary
-    from connlab.train import pick_device
 
-    device = pick_device(cfg.device)
-    data = load_dataset(cfg.dataset, cfg.data_dir, cfg.limit).to(device)
+    device, data = load_images(cfg)
 
-    def loss_fn(model, batch, generator):
-        images, labels = batch
-        return F.cross_entropy(model(to_unit(images)).float(), labels)
+    loss_fn = classification_loss
 
     def score(model, images, labels) -> dict:
         logits = torch.cat([model(to_unit(chunk)).float() for chunk in images.split(500)])
@@ -159,7 +140,8 @@ def judge(plain: dict[str, float | None], residual: dict[str, float | None]) -> 
     if min(r, p) > LEARNED:
         verdict = INCONCLUSIVE
     text = (f"depth {deepest} (blocks): residual final training loss {r:.4f} vs plain {p:.4f} — the residual net "
-            + ("trained to a LOWER training loss" if better else "did NOT train to a lower training loss at this budget"))
+            + ("trained to a LOWER training loss" if better
+               else "did NOT train to a lower training loss at this budget"))
     known = {d: v for d, v in plain.items() if v is not None}
     if len(known) > 1:
         best = min(known, key=known.get)

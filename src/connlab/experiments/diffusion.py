@@ -52,20 +52,13 @@ import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from connlab.experiments.common import (DataSettings, TrainingSettings, add_config_flags, nonnegative_float,
-                                        nonnegative_int, positive_int, run_training)
+from connlab.experiments.common import (DataSettings, TrainingSettings, add_training_command, int_list,
+                                        nonnegative_float, nonnegative_int, positive_int)
 from connlab.experiments.config import flag
 from connlab.experiments.section import (NOT_MEASURED, NOT_SUPPORTED, PARTLY, SUPPORTED, UNKNOWN, Run, Section,
                                          Table, fmt, get, num, with_figures)
 
-def int_tuple(text: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers") from None
-    if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: need positive integers")
-    return values
+int_tuple = int_list(1, "U-Net levels (channel multipliers)")
 
 
 TRAIN = "model and recipe"
@@ -142,7 +135,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="action", metavar="ACTION", parser_class=type(p), required=True)
 
     t = sub.add_parser("train", help="train a DDPM (pixel or latent space)")
-    add_config_flags(t, DiffusionExperiment, "diffusion", run_train)
+    add_training_command(t, DiffusionExperiment, "diffusion", train, describe, config=checked_config)
 
     s = sub.add_parser("sample", help="sample digits from a trained run")
     s.add_argument("--run", dest="run_dir", type=Path, required=True, help="a `connlab diffusion train` run folder")
@@ -216,7 +209,8 @@ def _set_threads(threads: int, device) -> None:
 
 # --- train -------------------------------------------------------------------------------------
 
-def run_train(args: argparse.Namespace) -> int:
+def checked_config(args: argparse.Namespace) -> DiffusionExperiment:
+    """``config_from_args``, with the U-Net's and the recipe's values checked before any work."""
     from connlab.errors import UserError
     from connlab.experiments.common import from_flags
 
@@ -225,8 +219,8 @@ def run_train(args: argparse.Namespace) -> int:
         raise UserError(f"--ema-decay must be < 1, got {cfg.ema_decay}")
     if not cfg.label_dropout < 1:
         raise UserError(f"--label-dropout must be < 1, got {cfg.label_dropout}")
-    from_flags(cfg.unet_config)  # validates the U-Net flags before any work
-    return run_training(args, "diffusion", cfg, train, describe)
+    from_flags(cfg.unet_config)
+    return cfg
 
 
 def describe(summary: dict, cfg: DiffusionExperiment) -> str:

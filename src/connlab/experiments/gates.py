@@ -23,7 +23,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from connlab.experiments.common import TrainingSettings, add_config_flags, positive_int, run_training
+from connlab.experiments.common import TrainingSettings, add_training_command, positive_int
 from connlab.experiments.config import flag
 from connlab.experiments.section import Run, Section, Table, checks_verdict, fmt, get, num, with_figures
 
@@ -48,11 +48,7 @@ class GatesExperiment(TrainingSettings):
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    add_config_flags(p, GatesExperiment, "gates", run)
-
-
-def run(args: argparse.Namespace) -> int:
-    return run_training(args, "gates", GatesExperiment.from_args(args), run_experiment, describe)
+    add_training_command(p, GatesExperiment, "gates", run_experiment, describe)
 
 
 def describe(summary: dict, cfg: GatesExperiment) -> str:

@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from connlab.diffusion.ladder import SCHEDULES
-from connlab.experiments.common import (DataSettings, TrainingSettings, add_config_flags, nonnegative_float,
-                                        positive_int, run_training)
+from connlab.experiments.common import (DataSettings, TrainingSettings, add_training_command, nonnegative_float,
+                                        positive_int)
 from connlab.experiments.config import flag
 from connlab.experiments.section import (NOT_MEASURED, NOT_SUPPORTED, SUPPORTED, UNKNOWN, Run, Section, Table,
                                          fmt, get, num, with_figures)
@@ -78,17 +78,18 @@ class LadderExperiment(TrainingSettings, DataSettings):
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    add_config_flags(p, LadderExperiment, "ladder", run)
+    add_training_command(p, LadderExperiment, "ladder", run_experiment, lambda summary, cfg: format_table(summary),
+                         config=config_from_args)
 
 
-def run(args: argparse.Namespace) -> int:
+def config_from_args(args: argparse.Namespace) -> LadderExperiment:
     from connlab.diffusion.ladder import LadderSchedule
     from connlab.experiments.common import from_flags
 
     cfg = LadderExperiment.from_args(args)
     for T in cfg.step_counts:  # reject bad values before a run folder exists
         from_flags(LadderSchedule, cfg.schedule, T, cfg.mag, cfg.dist)
-    return run_training(args, "ladder", cfg, run_experiment, lambda summary, cfg: format_table(summary))
+    return cfg
 
 
 
@@ -99,18 +100,16 @@ def run_experiment(cfg: LadderExperiment, out: Path, resume: bool = False) -> di
 
     from connlab import plots
     from connlab.checkpoint import atomic_write_text
-    from connlab.data import load_dataset, stratified_first, to_unit
+    from connlab.data import stratified_first, to_unit
     from connlab.distributed import batch_rows, is_main, own_rows
     from connlab.diffusion.ladder import (LadderSchedule, full_ladder, ladder_pair, materialize, materialize_bytes,
                                          run_chain)
     from connlab.models.autoencoder import count_parameters
     from connlab.models.step_conditioned import StepConditionConfig, StepConditionedUNet
-    from connlab.experiments.variants import train_variant
+    from connlab.experiments.variants import load_images, train_variant
     from connlab.runs import write_summary
-    from connlab.train import pick_device
 
-    device = pick_device(cfg.device)
-    data = load_dataset(cfg.dataset, cfg.data_dir, cfg.limit).to(device)
+    device, data = load_images(cfg)
     train = data.train_images
     n = len(train)
     # test sets are sorted by class: take the first digits of every class, in proportion

@@ -25,7 +25,7 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
-from connlab.experiments.common import TrainingSettings, add_config_flags, nonnegative_float, positive_int, run_training
+from connlab.experiments.common import TrainingSettings, add_training_command, int_list, nonnegative_float, positive_int
 from connlab.experiments.config import flag
 from connlab.experiments.section import (INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, UNKNOWN, Run, Section, Table,
                                          fmt, get, num, with_figures)
@@ -39,18 +39,7 @@ CLEAR_MARGIN = 0.5   # "clear": the GRU's MSE is below half the plain RNN's
 LEARNED = 0.8        # a model whose MSE stays above this fraction of the baseline's has not learned the task
 
 
-def length_list(text: str) -> tuple[int, ...]:
-    """``10,50,100`` -> (10, 50, 100); every length must be >= 2 (one marker per half)."""
-    try:
-        values = tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers") from None
-    if not values:
-        raise argparse.ArgumentTypeError("give at least one length")
-    bad = [v for v in values if v < 2]
-    if bad:
-        raise argparse.ArgumentTypeError(f"sequence lengths must be >= 2 (one marker in each half), got {bad[0]}")
-    return values
+length_list = int_list(2, "sequence lengths (one marker in each half)")
 
 
 def model_list(text: str) -> tuple[str, ...]:
@@ -81,11 +70,7 @@ class RNNExperiment(TrainingSettings):
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    add_config_flags(p, RNNExperiment, "rnn", run)
-
-
-def run(args: argparse.Namespace) -> int:
-    return run_training(args, "rnn", RNNExperiment.from_args(args), run_experiment, describe)
+    add_training_command(p, RNNExperiment, "rnn", run_experiment, describe)
 
 
 def describe(summary: dict, cfg: RNNExperiment) -> str:
@@ -220,7 +205,8 @@ def judge(gru: float, plain: float, base: float | None, longest) -> tuple[str, s
     if base is not None and min(gru, plain) >= LEARNED * base:
         return INCONCLUSIVE, text + "; neither model gets clearly below the baseline"
     if base is not None and plain >= LEARNED * base:
-        text += "; the plain RNN does not get clearly below the baseline (it has not learned to carry the marked values)"
+        text += ("; the plain RNN does not get clearly below the baseline "
+                 "(it has not learned to carry the marked values)")
     return NOT_SUPPORTED, text
 
 

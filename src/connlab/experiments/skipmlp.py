@@ -19,7 +19,7 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
-from connlab.experiments.common import DataSettings, TrainingSettings, add_config_flags, positive_int, run_training
+from connlab.experiments.common import DataSettings, TrainingSettings, add_training_command, positive_int
 from connlab.experiments.config import flag
 from connlab.experiments.section import (INCONCLUSIVE, Run, Section, Table, compare, fmt, get, num, pct, pm,
                                          with_figures)
@@ -36,11 +36,7 @@ class SkipMLPExperiment(TrainingSettings, DataSettings):
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    add_config_flags(p, SkipMLPExperiment, "skipmlp", run)
-
-
-def run(args: argparse.Namespace) -> int:
-    return run_training(args, "skipmlp", SkipMLPExperiment.from_args(args), run_experiment, describe)
+    add_training_command(p, SkipMLPExperiment, "skipmlp", run_experiment, describe)
 
 
 def describe(summary: dict, cfg: SkipMLPExperiment) -> str:
@@ -66,19 +62,14 @@ def make_mlp(kind: str, hidden: int, layers: int):
 
 def run_experiment(cfg: SkipMLPExperiment, out: Path, resume: bool = False) -> dict:
     import torch
-    import torch.nn.functional as F
 
-    from connlab.data import load_dataset, to_unit
-    from connlab.experiments.variants import mean_spread, over_seeds, train_variant
+    from connlab.data import to_unit
+    from connlab.experiments.variants import classification_loss, load_images, mean_spread, over_seeds, train_variant
     from connlab.runs import write_summary
-    from connlab.train import pick_device
 
-    device = pick_device(cfg.device)
-    data = load_dataset(cfg.dataset, cfg.data_dir, cfg.limit).to(device)
+    device, data = load_images(cfg)
 
-    def loss_fn(model, batch, generator):
-        images, labels = batch
-        return F.cross_entropy(model(to_unit(images)).float(), labels)
+    loss_fn = classification_loss
 
     def evaluate(model):
         logits = torch.cat([model(to_unit(chunk)).float() for chunk in data.test_images.split(1000)])

@@ -14,6 +14,25 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 
+def load_images(cfg):
+    """The device a run trains on and its image data set (``DataSettings``), already on that device."""
+    from connlab.data import load_dataset
+    from connlab.train import pick_device
+
+    device = pick_device(cfg.device)
+    return device, load_dataset(cfg.dataset, cfg.data_dir, cfg.limit).to(device)
+
+
+def classification_loss(model, batch, generator):
+    """Cross-entropy of a digit classifier on a batch (uint8 images, labels); the trainer's ``loss_fn``."""
+    import torch.nn.functional as F
+
+    from connlab.data import to_unit
+
+    images, labels = batch
+    return F.cross_entropy(model(to_unit(images)).float(), labels)
+
+
 def train_variant(cfg, out: Path, name: str, build: Callable, loss_fn, data: tuple, device, *, model_config: dict,
                   seed: int | None = None, evaluate=None, resume: bool = False, label: str | None = None,
                   **recipe):

@@ -25,8 +25,8 @@ import argparse
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from connlab.experiments.common import (DataSettings, TrainingSettings, add_config_flags, nonnegative_float,
-                                        nonnegative_int, positive_int, run_training)
+from connlab.experiments.common import (DataSettings, TrainingSettings, add_training_command, nonnegative_float,
+                                        nonnegative_int, positive_int)
 from connlab.experiments.config import flag
 from connlab.experiments.section import (NOT_MEASURED, Run, Section, Table, fmt, get, num, target,
                                          with_figures)
@@ -76,7 +76,7 @@ class ViTExperiment(TrainingSettings, DataSettings):
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    add_config_flags(p, ViTExperiment, "vit", run)
+    add_training_command(p, ViTExperiment, "vit", run_experiment, describe, config=config_from_args)
 
 
 def config_from_args(args: argparse.Namespace) -> ViTExperiment:
@@ -88,10 +88,6 @@ def config_from_args(args: argparse.Namespace) -> ViTExperiment:
         raise UserError(f"--label-smoothing must be in [0, 1), got {cfg.label_smoothing}")
     from_flags(cfg.model_config)  # validates patch size / heads before any data is loaded
     return cfg
-
-
-def run(args: argparse.Namespace) -> int:
-    return run_training(args, "vit", config_from_args(args), run_experiment, describe)
 
 
 def describe(summary: dict, cfg: ViTExperiment) -> str:
