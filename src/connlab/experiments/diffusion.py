@@ -28,20 +28,12 @@ Run folder (train):
                                       and the chosen sampler's, from the same pure noise (the page is
                                       self-contained; the PNG is what ``connlab report`` shows)
 
-CPU default (2 CPU cores, embedded data; measured, see docs/diffusion-cpu-quality.md):
-- one training step at batch 128: pixel U-Net (base 16, levels 1,2,2, 208k params) 2.1 s on
-  busy cores; latent U-Net on 4×7×7 (base 32, levels 1,2, 545k params) 0.168 s on idle cores
-  (2 threads) — so the default is latent diffusion with v-prediction on the cosine schedule
-  (Salimans & Ho 2022), lr 2e-3 with warm-up, cosine decay and EMA with warm-up;
-- ``--preset default``: class-conditional, 16 AE + 40 U-Net epochs (2,840 steps; end to end
-  160 s + 641 s of training, 14.6 min for the whole command), sampled with classifier-free guidance w = 1 (Ho & Salimans 2022) unless told
-  otherwise.  DDIM-50 on 500 samples: Fréchet distance 9.6 (floor 5.6), mean confidence
-  0.999, all samples labelled with confidence > 0.9, all 10 classes.  The autoencoder's
-  epochs matter most for the distance (4 instead of 16: 24.7 at w = 2, its best), guidance
-  for the confidence (w = 0: 11.6 / 0.941); unconditional with 4 AE epochs 60.7 / 0.902; the
-  old 12-epoch unconditional default 88.5 / 0.847;
-- ``--preset demo`` (3 AE + 4 U-Net epochs, ~1.2 min on idle cores), also guided with w = 2:
-  72.3 / 0.974, 92.6 % > 0.9, all 10 classes.
+CPU default (2 CPU cores, embedded data): latent diffusion with v-prediction on the cosine
+schedule (Salimans & Ho 2022), lr 2e-3 with warm-up, cosine decay and EMA with warm-up, because a
+latent U-Net step costs a small fraction of a pixel U-Net's there; ``--preset default`` is
+class-conditional and sampled with classifier-free guidance w = 1 (Ho & Salimans 2022) unless
+told otherwise; ``--preset demo`` is its short cut (w = 2).  The measurements behind these
+choices, and each preset's quality and time: docs/diffusion-cpu-quality.md.
 """
 
 from __future__ import annotations
@@ -200,9 +192,9 @@ def config_from_args(args: argparse.Namespace) -> DiffusionExperiment:
 def _set_threads(threads: int, device) -> None:
     import torch
 
-    # 0 keeps torch's default (all cores). Measured on 2 idle cores: a 7×7 latent U-Net step at
-    # batch 128 took 168 ms with two threads and 254 ms with one; on cores busy with other work
-    # one thread can be much faster (--threads 1), since intra-op threads then wait on each other.
+    # 0 keeps torch's default (all cores): faster on idle cores; on cores busy with other work one
+    # thread can be much faster (--threads 1), since intra-op threads then wait on each other
+    # (docs/diffusion-cpu-quality.md).
     if threads > 0:
         torch.set_num_threads(threads)
 
