@@ -1,7 +1,8 @@
-"""``connlab COMMAND ...``: one subcommand per experiment.
+"""``connlab COMMAND ...``: one subcommand per entry of ``connlab.experiments.REGISTRY``.
 
 Only the chosen command's module is imported, so ``connlab --help`` is instant.
-User errors (bad flags, files, checkpoints) print one line and exit with code 2.
+User errors (``UserError``: bad flags, files, checkpoints; and argparse's) print one line and
+exit with code 2; any other exception is a bug and keeps its traceback.
 Under ``torchrun`` every rank runs ``main``; it joins the process group first
 (``connlab.distributed``), so every training command is data-parallel without changes.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+
 
 def single_process(name: str) -> bool:
     """Commands that are not one training run: under torchrun they would only repeat each other's work."""
