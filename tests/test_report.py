@@ -144,7 +144,8 @@ def test_autoencoder_verdict(numbers, verdict, tmp_path):
 
 
 def test_missing_numbers_read_as_not_measured(tmp_path):
-    """Summaries whose keys moved (experiments still being finished) give 'not measured', not a crash."""
+    """Summaries whose keys moved give 'not measured' from every builder. A builder that crashes on
+    them fails this test: the report does not catch a builder's exception (test_registry.py shows it)."""
     from connlab.report import NOT_MEASURED, build_report
 
     folders = [fake_run(tmp_path / name, name, {"experiment": name, "renamed_key": 1})
