@@ -115,11 +115,11 @@ def run_experiment(cfg: DepthExperiment, out: Path, resume: bool = False) -> dic
 
 
 def verdict(results: dict, depths) -> dict:
-    """The summary's verdict: ``judge`` on the final training losses."""
+    """The summary's verdict ("VERDICT: the numbers"): ``judge`` on the final training losses."""
     losses = {kind: {str(d): results[kind][str(d)]["final_train_loss"] for d in depths} for kind in KINDS}
     deepest = str(max(depths))
     return {"residual_beats_plain_at_deepest": losses["residual"][deepest] < losses["plain"][deepest],
-            "verdict": judge(losses["plain"], losses["residual"])[1]}
+            "verdict": ": ".join(judge(losses["plain"], losses["residual"]))}
 
 
 def judge(plain: dict[str, float | None], residual: dict[str, float | None]) -> tuple[str, str]:

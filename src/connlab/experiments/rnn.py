@@ -182,12 +182,12 @@ def run_experiment(cfg: RNNExperiment, out: Path, resume: bool = False) -> dict:
 
 
 def verdict(results: dict, baselines: dict, lengths) -> str:
-    """The summary's verdict line: ``judge`` at the longest length."""
+    """The summary's verdict line ("VERDICT: the numbers"): ``judge`` at the longest length."""
     longest = str(max(lengths))
     if "gru" not in results or "rnn" not in results:
         return "no verdict: the comparison needs both the rnn and the gru model"
-    return judge(results["gru"][longest]["test_mse"], results["rnn"][longest]["test_mse"], baselines[longest],
-                 longest)[1]
+    return ": ".join(judge(results["gru"][longest]["test_mse"], results["rnn"][longest]["test_mse"],
+                           baselines[longest], longest))
 
 
 def judge(gru: float, plain: float, base: float | None, longest) -> tuple[str, str]:

@@ -94,7 +94,7 @@ def run_experiment(cfg: SkipMLPExperiment, out: Path, resume: bool = False) -> d
     summary = {"experiment": "skipmlp", "dataset": data.name, "data_source": data.source, "device": str(device),
                "train_images": len(data.train_images), "test_images": len(data.test_images),
                "hidden": cfg.hidden, "layers": cfg.layers, "epochs": cfg.epochs, "seeds": cfg.seeds,
-               "variants": variants, "verdict": verdict(variants, cfg.seeds)[1]}
+               "variants": variants, "verdict": ": ".join(verdict(variants, cfg.seeds))}
     write_summary(out, summary)
     curves_figure(summary, out)
     return summary
