@@ -10,7 +10,8 @@ from pathlib import Path
 import torch
 
 
-def _plt():
+def pyplot():
+    """matplotlib.pyplot on the Agg backend (no display needed); imported on first use."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -25,13 +26,13 @@ def save_figure(fig, path: Path, dpi: int) -> Path:
 
     if is_main():
         fig.savefig(path, dpi=dpi)
-    _plt().close(fig)
+    pyplot().close(fig)
     return Path(path)
 
 
 def image_rows(rows: list[tuple[str, torch.Tensor]], path: Path, title: str | None = None) -> Path:
     """A grid of 28x28 images, one labelled row per entry; images (N, 1, H, W) in [0, 1]."""
-    plt = _plt()
+    plt = pyplot()
     n = max(len(images) for _, images in rows)
     fig, axes = plt.subplots(len(rows), n, figsize=(1.0 * n + 1.6, 1.05 * len(rows) + (0.4 if title else 0)),
                              squeeze=False)
@@ -54,17 +55,25 @@ def image_rows(rows: list[tuple[str, torch.Tensor]], path: Path, title: str | No
 def curves(series: dict[str, tuple[list[float], list[float]]], path: Path, xlabel: str, ylabel: str,
            title: str | None = None, logy: bool = False, styles: dict[str, str] | None = None) -> Path:
     """Line plot of named (x, y) series on one axis."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, (xs, ys) in series.items():
         ax.plot(xs, ys, (styles or {}).get(name, "-o"), label=name, markersize=3)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    if logy:
-        ax.set_yscale("log")
     if title:
         ax.set_title(title, fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    finish_axes(ax, xlabel, ylabel, logy=logy)
     fig.tight_layout()
     return save_figure(fig, path, dpi=90)
+
+
+def finish_axes(ax, xlabel: str | None, ylabel: str | None, *, logy: bool = False, legend: int | None = 8) -> None:
+    """The lab's plot style for one axis: labels, optional log y, a light grid, a legend of font size ``legend``."""
+    if xlabel:
+        ax.set_xlabel(xlabel)
+    if ylabel:
+        ax.set_ylabel(ylabel)
+    if logy:
+        ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    if legend:
+        ax.legend(fontsize=legend)

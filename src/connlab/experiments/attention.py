@@ -218,9 +218,9 @@ def head_values(model: SequenceTransformer, tokens: torch.Tensor, layer: int, he
 def attention_patterns(x: torch.Tensor, maps: list[torch.Tensor], source: torch.Tensor, path: Path,
                        task: str) -> Path:
     """Heatmaps: one row per example, one column per (layer, head); dots mark the true source."""
-    from connlab.plots import _plt
+    from connlab.plots import pyplot
 
-    plt = _plt()
+    plt = pyplot()
     n, heads, length = x.shape[0], maps[0].shape[1], x.shape[1]
     cols = len(maps) * heads
     fig, axes = plt.subplots(n, cols, figsize=(2.3 * cols + 0.5, 2.3 * n + 0.6), squeeze=False)
@@ -255,12 +255,12 @@ def softmax_gate(model, tokens, layer: int, head: int, query: int, path: Path, t
     Right: each value vector v_j (thin, shaded by α_j) and the gated sum o = Σ_j α_j v_j (thick);
     with a confident gate o lies on top of the one value it selected.
     """
-    from connlab.plots import _plt
+    from connlab.plots import pyplot
 
     weights, v, o = head_values(model, tokens, layer, head)
     alpha, out = weights[query], o[query]  # (L,), (d,)
     digits = tokens[0].tolist()
-    plt = _plt()
+    plt = pyplot()
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
     ax1.bar(range(len(alpha)), alpha.numpy(), color="tab:blue")
     ax1.set_xticks(range(len(alpha)), [f"{j}\n'{d}'" for j, d in enumerate(digits)], fontsize=7)

@@ -152,11 +152,9 @@ def judge(plain: dict[str, float | None], residual: dict[str, float | None]) -> 
 
 
 def depth_figure(summary: dict, out: Path) -> None:
-    import matplotlib
+    from connlab.plots import finish_axes, pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     depths = summary["depths"]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for kind, style in (("plain", "-o"), ("residual", "-s")):
@@ -166,15 +164,11 @@ def depth_figure(summary: dict, out: Path) -> None:
     axes[0].set_ylabel("training loss, last epoch (cross-entropy)")
     axes[1].set_ylabel("test error (%)")
     for ax in axes:
-        ax.set_xlabel("depth (blocks; weighted layers = 2·depth + 2)")
         ax.set_xticks(depths)
-        ax.grid(alpha=0.3)
-        ax.legend()
+        finish_axes(ax, "depth (blocks; weighted layers = 2·depth + 2)", None, legend=10)
     fig.suptitle(f"plain vs residual, {summary['dataset']} ({summary['train_images']} training images), "
                  f"{summary['epochs']} epochs each, width {summary['width']}", fontsize=10)
     fig.tight_layout()
-    from connlab.plots import save_figure  # rank 0 only under torchrun
-
     save_figure(fig, out / "depth.png", dpi=90)
 
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -183,14 +177,8 @@ def depth_figure(summary: dict, out: Path) -> None:
             hist = summary["results"][kind][str(d)]["history"]
             ax.plot([h["epoch"] for h in hist], [h["train_loss"] for h in hist], style, marker="o", markersize=3,
                     label=f"{kind} depth {d}")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("training loss")
-    ax.set_yscale("log")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    finish_axes(ax, "epoch", "training loss", logy=True, legend=7)
     fig.tight_layout()
-    from connlab.plots import save_figure  # rank 0 only under torchrun
-
     save_figure(fig, out / "curves.png", dpi=90)
 
 

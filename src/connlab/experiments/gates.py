@@ -62,15 +62,6 @@ def describe(summary: dict, cfg: GatesExperiment) -> str:
             f"(one expert: {s['one_expert_test_mse']:.4f})")
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def logistic_pair(w: float, a: float, b: float):
     """Two logistic units of one input with set weights: σ(w x - w a) and σ(-w x + w b)."""
     import torch
@@ -102,7 +93,9 @@ def half_height_width(x, y) -> float:
 def bump_figure(out: Path) -> dict:
     import torch
 
-    plt = _plt()
+    from connlab.plots import finish_axes, pyplot, save_figure
+
+    plt = pyplot()
     x = torch.linspace(-6, 6, 1201)
     a, b = BUMP_EDGES
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))
@@ -129,15 +122,11 @@ def bump_figure(out: Path) -> dict:
                            "fwhm": half_height_width(x, y)})
     axes[2].set_title(f"w = {STEEP:g}: the biases set the edges,\nso the width = b - a")
     for ax in axes:
-        ax.set_xlabel("input x")
-        ax.set_ylabel("output")
-        ax.grid(alpha=0.3)
+        finish_axes(ax, "input x", "output", legend=None)
         ax.legend(fontsize=8, loc="upper left")
         ax.set_ylim(-0.05, 1.25)
     fig.suptitle("a bump from two logistic units: y = σ(w(x - a)) + σ(-w(x - b)) - 1", fontsize=11)
     fig.tight_layout()
-    from connlab.plots import save_figure  # rank 0 only under torchrun
-
     save_figure(fig, out / "bump.png", dpi=90)
     return {
         "formula": "y = sigmoid(w (x - a)) + sigmoid(-w (x - b)) - 1; peak = tanh(w (b - a) / 4)",
@@ -166,7 +155,9 @@ def product_gate(h: str, x1, x2):
 def product_gate_figure(out: Path) -> dict:
     import torch
 
-    plt = _plt()
+    from connlab.plots import finish_axes, pyplot, save_figure
+
+    plt = pyplot()
     x1 = torch.linspace(-4, 4, GRID)
     x2 = torch.linspace(-4, 4, GRID)
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
@@ -192,15 +183,10 @@ def product_gate_figure(out: Path) -> dict:
         i = int(torch.argmin((x1 - v).abs()))
         ax.plot(x2, product_gate("linear", x1, x2)[:, i],
                 label=f"x1 = {v:g}: gate σ({GATE_WEIGHT:g}x1) = {torch.sigmoid(torch.tensor(GATE_WEIGHT * v)):.2f}")
-    ax.set_xlabel("x2")
-    ax.set_ylabel("output")
     ax.set_title("slices, h = linear:\nx1 sets the slope (gate 0 = shut, 1 = pass)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    finish_axes(ax, "x2", "output")
     fig.suptitle("X1 gates X2: two units multiplied", fontsize=11)
     fig.tight_layout()
-    from connlab.plots import save_figure  # rank 0 only under torchrun
-
     save_figure(fig, out / "product_gate.png", dpi=90)
     numbers["gate_weight"] = GATE_WEIGHT
     numbers["point"] = ("with x1 very negative the gate is ~0 and shuts x2 off whatever x2 is; with x1 very "
@@ -255,9 +241,10 @@ def fit_mixture(cfg: GatesExperiment, k: int, data, folder: Path, resume: bool, 
 def softmax_gate_figure(cfg: GatesExperiment, out: Path, resume: bool) -> dict:
     import torch
 
+    from connlab.plots import pyplot, save_figure
     from connlab.train import pick_device
 
-    plt = _plt()
+    plt = pyplot()
     device = pick_device(cfg.device)
     g = torch.Generator().manual_seed(SAMPLE_SEED + cfg.seed)
     x, _, y = sector_problem(cfg.train_points, cfg.k, g)
@@ -298,8 +285,6 @@ def softmax_gate_figure(cfg: GatesExperiment, out: Path, resume: bool) -> dict:
     fig.suptitle(f"softmax gate of a mixture of {cfg.k} tanh experts, fitted ({cfg.epochs} epochs) to a "
                  f"different ridge in each of {cfg.k} sectors", fontsize=10)
     fig.tight_layout()
-    from connlab.plots import save_figure  # rank 0 only under torchrun
-
     save_figure(fig, out / "softmax_gate.png", dpi=90)
     max_weight = weights.max(dim=-1).values
     return {

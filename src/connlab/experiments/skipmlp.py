@@ -114,11 +114,9 @@ def verdict(variants: dict, seeds) -> tuple[str, str]:
 
 
 def curves_figure(summary: dict, out: Path) -> None:
-    import matplotlib
+    from connlab.plots import finish_axes, pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for kind, style in (("plain", "--"), ("skip", "-")):
         for r in summary["variants"][kind]["seeds"]:
@@ -127,18 +125,11 @@ def curves_figure(summary: dict, out: Path) -> None:
             axes[0].plot(epochs, [h["train_loss"] for h in r["history"]], style, marker="o", markersize=3, label=label)
             axes[1].plot(epochs, [100 * h["test_accuracy"] for h in r["history"]], style, marker="o", markersize=3,
                          label=label)
-    axes[0].set_ylabel("training loss (cross-entropy)")
-    axes[0].set_yscale("log")
-    axes[1].set_ylabel("test accuracy (%)")
-    for ax in axes:
-        ax.set_xlabel("epoch")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+    finish_axes(axes[0], "epoch", "training loss (cross-entropy)", logy=True, legend=7)
+    finish_axes(axes[1], "epoch", "test accuracy (%)", legend=7)
     fig.suptitle(f"MLP, {summary['layers']} hidden layers of {summary['hidden']}, {summary['dataset']} "
                  f"({summary['train_images']} training images)", fontsize=10)
     fig.tight_layout()
-    from connlab.plots import save_figure  # rank 0 only under torchrun
-
     save_figure(fig, out / "curves.png", dpi=90)
 
 

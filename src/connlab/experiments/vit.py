@@ -195,9 +195,9 @@ def attention_overlays(images, maps: dict, grid: int, labels: list[str], path: P
     """One row per digit: the digit, then each named (B, grid*grid) map upsampled over it."""
     import torch.nn.functional as F
 
-    from connlab.plots import _plt
+    from connlab.plots import pyplot
 
-    plt = _plt()
+    plt = pyplot()
     n, cols = len(images), 1 + len(maps)
     fig, axes = plt.subplots(n, cols, figsize=(1.6 * cols + 0.4, 1.6 * n + 0.5), squeeze=False)
     for c, name in enumerate(["digit", *maps], start=0):
