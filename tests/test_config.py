@@ -113,3 +113,21 @@ def test_data_flags_only_where_images_are_read():
     for name in TRAINING:
         has_data = issubclass(REGISTRY[name].config_class, DataSettings)
         assert has_data == (name not in ("gates", "rnn", "attention")), name
+
+
+def test_the_demo_resumes_an_interrupted_part_with_its_own_flags(tmp_path, monkeypatch):
+    """The demo passes a part's flags again with --resume: equal to the saved config, so not refused."""
+    import json
+    from dataclasses import replace
+
+    from connlab.experiments import DemoStep
+
+    tiny = DemoStep(("--epochs", "2", "--train-points", "256", "--checkpoint-every", "1"), ())
+    monkeypatch.setitem(REGISTRY, "gates", replace(REGISTRY["gates"], demo=(tiny,)))
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--only", "gates", "--device", "cpu", "--no-report"]) == 0
+    (out / "gates" / "summary.json").unlink()  # as if killed after its checkpoints, before the end
+    assert main(["demo", "--out", str(out), "--only", "gates", "--resume", "--no-report"]) == 0
+    record = json.loads((out / "demo.json").read_text())
+    assert record["parts"][0]["status"] == "done" and "--resume" in record["parts"][0]["command"]
+    assert (out / "gates" / "summary.json").is_file()
