@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 NOT_MEASURED = "not measured"
-SUPPORTED, PARTLY, NOT_SUPPORTED, UNKNOWN = "supported", "partly supported", "not supported at this budget", NOT_MEASURED
+SUPPORTED, PARTLY, NOT_SUPPORTED = "supported", "partly supported", "not supported at this budget"
+UNKNOWN = NOT_MEASURED
 INCONCLUSIVE = "inconclusive: the models did not learn at this budget"
 SCREENSHOT = "report_screenshot.png"   # written by the browser test beside a report; never a figure
 
@@ -160,8 +161,8 @@ def compare(base, base_std, new, new_std, seeds, metric: str, *, higher_is_bette
     if base is None or new is None:
         return UNKNOWN, f"{metric} was not measured for both variants"
     spec = ".2f" if scale != 1 else ".4f"
-    text = (f"{what + ' ' if what else ''}changed {metric} from {pm(base * scale, (base_std or 0) * scale, spec)}{unit} "
-            f"to {pm(new * scale, (new_std or 0) * scale, spec)}{unit} over {seeds} seed(s)")
+    before, after = pm(base * scale, (base_std or 0) * scale, spec), pm(new * scale, (new_std or 0) * scale, spec)
+    text = f"{what + ' ' if what else ''}changed {metric} from {before}{unit} to {after}{unit} over {seeds} seed(s)"
     better = new > base if higher_is_better else new < base
     beyond = beyond_seed_spread(base, base_std, new, new_std, seeds)
     if beyond is None:
