@@ -237,7 +237,7 @@ def test_chains_start_from_the_same_noise(space):
 def test_side_by_side_page_is_self_contained(tmp_path):
     import re
 
-    from connlab.diffusion.sidebyside import COLUMNS, write_side_by_side
+    from connlab.report.sidebyside import COLUMNS, write_side_by_side
 
     gen, ladder = _in_memory("latent")
     page = write_side_by_side(gen, ladder, tmp_path, sampler="ddim", steps=5, num=2)

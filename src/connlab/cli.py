@@ -1,7 +1,8 @@
-"""``connlab COMMAND ...``: one subcommand per experiment.
+"""``connlab COMMAND ...``: one subcommand per entry of ``connlab.experiments.REGISTRY``.
 
 Only the chosen command's module is imported, so ``connlab --help`` is instant.
-User errors (bad flags, files, checkpoints) print one line and exit with code 2.
+User errors (``UserError``: bad flags, files, checkpoints; and argparse's) print one line and
+exit with code 2; any other exception is a bug and keeps its traceback.
 Under ``torchrun`` every rank runs ``main``; it joins the process group first
 (``connlab.distributed``), so every training command is data-parallel without changes.
 """
@@ -9,28 +10,16 @@ Under ``torchrun`` every rank runs ``main``; it joins the process group first
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 
-COMMANDS = {
-    "demo": ("connlab.experiments.demo", "the whole lab in one command: every experiment, then report.html"),
-    "report": ("connlab.report", "rebuild report.html from existing run folders"),
-    "data": ("connlab.experiments.data_info", "describe a data set as one JSON object"),
-    "autoencoder": ("connlab.experiments.autoencoder", "Exercise 1: denoising autoencoder without/with skips"),
-    "ladder": ("connlab.experiments.ladder", "Exercise 2: incremental denoising with T steps"),
-    "gates": ("connlab.experiments.gates", "logistic units, product gates, softmax gates: the lecture's plots"),
-    "rnn": ("connlab.experiments.rnn", "plain RNN vs GRU vs LSTM on the adding problem"),
-    "depth": ("connlab.experiments.depth", "plain vs residual networks as depth grows"),
-    "skipmlp": ("connlab.experiments.skipmlp", "an MLP with and without the input carried forward"),
-    "classifier": ("connlab.experiments.classifier", "the MNIST classifier behind the diffusion quality metric"),
-    "diffusion": ("connlab.experiments.diffusion", "DDPM / DDIM on MNIST: train, sample, eval"),
-    "vit": ("connlab.experiments.vit", "a small Vision Transformer on MNIST, with attention maps"),
-    "attention": ("connlab.experiments.attention", "a sequence task where the attention pattern is visible"),
-}
 
+def single_process(name: str) -> bool:
+    """Commands that are not one training run: under torchrun they would only repeat each other's work."""
+    from connlab.experiments import REGISTRY
 
-# Commands that are not one training run: under torchrun they would only repeat each other's work.
-SINGLE_PROCESS = ("demo", "report", "data", "diffusion sample", "diffusion eval")
+    command, _, action = name.partition(" ")
+    entry = REGISTRY.get(command)
+    return entry is not None and action in entry.single_process
 
 
 class Parser(argparse.ArgumentParser):
@@ -42,15 +31,16 @@ class Parser(argparse.ArgumentParser):
 
 def build_parser(argv: list[str]) -> Parser:
     from connlab import __version__
+    from connlab.experiments import REGISTRY
 
     top = Parser(prog="connlab", description="connlab: gates, skips, residuals, U-Nets, diffusion, attention "
                                              "— each idea as a runnable experiment on real MNIST.")
     top.add_argument("--version", action="version", version=f"connlab {__version__}")
     sub = top.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
-    for name, (module, help_text) in COMMANDS.items():
-        p = sub.add_parser(name, help=help_text, description=help_text)
-        if argv and argv[0] == name:
-            importlib.import_module(module).add_arguments(p)
+    for name, entry in REGISTRY.items():
+        p = sub.add_parser(name, help=entry.help, description=entry.help)
+        if argv and argv[0] == name:  # only the chosen command's module is imported
+            entry.add_arguments(p)
     return top
 
 
@@ -74,14 +64,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if distributed.init_from_env():
             where = f" (rank {distributed.rank()} of {distributed.world_size()})"
-            if name in SINGLE_PROCESS:
+            if single_process(name):
                 raise UserError(f"{name} runs in one process; start it without torchrun")
             distributed.quiet_followers()
         code = args.run(args) or 0
         distributed.barrier()  # no rank leaves before rank 0 has written everything
         distributed.cleanup()
         return code
-    except (UserError, ValueError) as err:
+    except UserError as err:  # any other exception is a bug and keeps its traceback
         print(f"connlab {args.command}{where}: error: {err}", file=sys.stderr)
         return 2
     except (TrainingDiverged, GraphCaptureFailed) as err:

@@ -64,13 +64,21 @@ def curves(series: dict[str, tuple[list[float], list[float]]], path: Path, xlabe
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, (xs, ys) in series.items():
         ax.plot(xs, ys, (styles or {}).get(name, "-o"), label=name, markersize=3)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    if logy:
-        ax.set_yscale("log")
     if title:
         ax.set_title(title, fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    finish_axes(ax, xlabel, ylabel, logy=logy)
     fig.tight_layout()
     return save_figure(fig, path, dpi=90)
+
+
+def finish_axes(ax, xlabel: str | None, ylabel: str | None, *, logy: bool = False, legend: int | None = 8) -> None:
+    """The lab's plot style for one axis: labels, optional log y, a light grid, a legend of font size ``legend``."""
+    if xlabel:
+        ax.set_xlabel(xlabel)
+    if ylabel:
+        ax.set_ylabel(ylabel)
+    if logy:
+        ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    if legend:
+        ax.legend(fontsize=legend)

@@ -36,11 +36,13 @@ def read_config(out: Path) -> dict:
         raise UserError(f"{path}: corrupt JSON ({err.msg} at line {err.lineno})") from None
 
 
-def prepare_run(out: Path | None, experiment: str, config, resume: bool):
+def prepare_run(out: Path | None, experiment: str, config, resume: bool, given: dict | None = None):
     """Create (or, with ``resume``, reopen) a run folder; returns (folder, config).
 
     A resumed run uses the config saved in its folder, so it continues exactly the
-    experiment it started; a new run refuses a folder that already holds one.
+    experiment it started; ``given`` (the flags given on the command line, field -> value) must
+    agree with it, else a UserError names the ones that differ. A new run refuses a folder that
+    already holds one.
     Under torchrun rank 0 creates the folder and the others learn its name from rank 0
     (a default name holds a timestamp); ``distributed`` records how the run is spread.
     """
@@ -52,8 +54,13 @@ def prepare_run(out: Path | None, experiment: str, config, resume: bool):
         saved = read_config(out)
         if saved.get("experiment") != experiment:
             raise UserError(f"{out}: a {saved.get('experiment')!r} run, not {experiment!r}")
-        names = {f.name for f in fields(config)}
-        config = type(config)(**{k: _tuple(v) for k, v in saved["config"].items() if k in names})
+        config = config_from_json(type(config), saved.get("config") or {})
+        differ = [k for k, v in (given or {}).items() if to_json(v) != to_json(getattr(config, k, None))]
+        if differ:
+            listed = ", ".join(f"--{k.replace('_', '-')} {to_json(given[k])} (saved: {to_json(getattr(config, k))})"
+                               for k in differ)
+            raise UserError(f"--resume continues {out} with its saved config.json; these flags differ from it: "
+                            f"{listed} — drop them, or start a new run with another --out")
         spread = distributed.describe(getattr(config, "batch_size", None))
         if saved.get("distributed", spread) != spread:  # resumed on another number of processes
             atomic_write_json(Path(out) / "config.json", {**saved, "distributed": spread})
@@ -77,15 +84,52 @@ def _create_run(out: Path | None, experiment: str, config) -> Path:
     out = Path(out) if out is not None else default_out(experiment)
     if (out / "config.json").exists():
         raise UserError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / "config.json", {"experiment": experiment, "connlab_version": __version__,
-                                            "config": asdict(config),
-                                            "distributed": distributed.describe(getattr(config, "batch_size", None))})
+    make_folder(out)
+    try:
+        spread = distributed.describe(getattr(config, "batch_size", None))
+        atomic_write_json(out / "config.json", {"experiment": experiment, "connlab_version": __version__,
+                                                "config": config_to_json(config), "distributed": spread})
+    except OSError as err:
+        raise UserError(f"--out {out}: cannot write config.json there ({err.strerror or err})") from None
     return out
 
 
-def _tuple(v):
-    return tuple(v) if isinstance(v, list) else v
+def config_to_json(config) -> dict:
+    """A config dataclass as config.json's ``"config"`` object (tuples become lists, paths strings)."""
+    return {k: to_json(v) for k, v in asdict(config).items()}
+
+
+def config_from_json(cls, saved: dict):
+    """The ``cls`` config from config.json's ``"config"`` object: keys ``cls`` does not know are dropped
+    (a run saved by another connlab version), missing ones take their defaults, lists become tuples."""
+    names = {f.name for f in fields(cls)}
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in saved.items() if k in names})
+
+
+def to_json(value):
+    if isinstance(value, (tuple, list)):
+        return [to_json(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def resumable(folder: Path, resume: bool) -> bool:
+    """Whether a training run in ``folder`` continues from a checkpoint: only with ``--resume`` and when
+    one was written. A run killed before its first checkpoint (a requeued job) starts from the beginning."""
+    from connlab.checkpoint import list_checkpoints
+
+    return bool(resume) and bool(list_checkpoints(Path(folder) / "checkpoints"))
+
+
+def make_folder(path: Path, flag: str = "--out") -> Path:
+    """``mkdir -p path``, or a UserError naming the flag when it cannot be made (``--out /proc/x``)."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"{flag} {path}: cannot create the folder ({err.strerror or err})") from None
+    return path
 
 
 def write_summary(out: Path, summary: dict) -> None:

@@ -199,3 +199,16 @@ def materialize(images: torch.Tensor, schedule: LadderSchedule, generator: torch
 def materialize_bytes(n: int, T: int, pixels: int = 28 * 28) -> int:
     """Bytes of the float32 (T+1, N, 1, 28, 28) stack that ``materialize`` builds."""
     return (T + 1) * n * pixels * 4
+
+
+def run_chain(model, x_top, T: int):
+    """x̂_T = x_top, then x̂_{t−1} = sigmoid(net(x̂_t, t)) down to t = 1: list of T+1 tensors (B, 1, 28, 28)."""
+    import torch
+
+    xs = [x_top]
+    for t in range(T, 0, -1):
+        x = xs[-1]
+        steps = torch.full((len(x),), t, device=x.device, dtype=torch.long)
+        xs.append(torch.cat([torch.sigmoid(model(part, s).float())
+                             for part, s in zip(x.split(500), steps.split(500))]))
+    return xs

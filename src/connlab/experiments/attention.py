@@ -21,17 +21,21 @@ Run folder:
 from __future__ import annotations
 
 import argparse
-import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 
+from connlab.experiments.common import (TrainingSettings, add_training_command, nonnegative_float, nonnegative_int,
+                                        positive_int)
+from connlab.experiments.config import flag
+from connlab.experiments.section import (Run, Section, Table, fmt, get, num, target, with_figures)
 from connlab.models.sequence import VOCAB, SequenceModelConfig, SequenceTransformer
 
 TASKS = ("reverse", "sort")
 TEST_SEED = 999  # the test sequences are the same for every run
 SHOWN = 3        # sequences in the pattern figure
+ATTENTION_TARGET = 0.95  # token accuracy on the sequence task
 
 
 def make_task(task: str, n: int, length: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -51,84 +55,47 @@ def source_positions(task: str, x: torch.Tensor) -> torch.Tensor:
 
 
 @dataclass(frozen=True)
-class AttentionExperiment:
-    task: str = "reverse"
-    length: int = 8
-    dim: int = 64
-    depth: int = 2
-    heads: int = 2
-    mlp_ratio: int = 2
-    train_size: int = 10000
-    test_size: int = 1000
+class AttentionExperiment(TrainingSettings):
+    task: str = flag("reverse", "reverse or sort the digits", choices=TASKS)
+    length: int = flag(8, "sequence length", type=positive_int)
+    dim: int = flag(64, "embedding size", type=positive_int)
+    depth: int = flag(2, "transformer blocks", type=positive_int)
+    heads: int = flag(2, "attention heads", type=positive_int)
+    mlp_ratio: int = flag(2, "", type=positive_int)
+    train_size: int = flag(10000, "training sequences", type=positive_int)
+    test_size: int = flag(1000, "test sequences", type=positive_int)
+    weight_decay: float = flag(0.01, "AdamW weight decay", type=nonnegative_float)
+    warmup_steps: int = flag(100, "linear warm-up before cosine decay", type=nonnegative_int)
     epochs: int = 15
-    batch_size: int = 128
     lr: float = 2e-3
-    weight_decay: float = 0.01
-    warmup_steps: int = 100
-    seed: int = 0
-    device: str = "auto"
-    precision: str = "auto"
-    compile: str = "auto"
-    checkpoint_every: int = 500
 
     def model_config(self) -> SequenceModelConfig:
         return SequenceModelConfig(self.length, VOCAB, self.dim, self.depth, self.heads, self.mlp_ratio)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from connlab.experiments.common import nonnegative_float, positive_float, positive_int
-
-    d = AttentionExperiment()
-    p.add_argument("--task", choices=TASKS, default=d.task, help="reverse (default) or sort the digits")
-    p.add_argument("--length", type=positive_int, default=d.length, help=f"sequence length (default {d.length})")
-    p.add_argument("--dim", type=positive_int, default=d.dim, help=f"embedding size (default {d.dim})")
-    p.add_argument("--depth", type=positive_int, default=d.depth, help=f"transformer blocks (default {d.depth})")
-    p.add_argument("--heads", type=positive_int, default=d.heads, help=f"attention heads (default {d.heads})")
-    p.add_argument("--mlp-ratio", type=positive_int, default=d.mlp_ratio)
-    p.add_argument("--train-size", type=positive_int, default=d.train_size, help="training sequences")
-    p.add_argument("--test-size", type=positive_int, default=d.test_size, help="test sequences")
-    p.add_argument("--weight-decay", type=nonnegative_float, default=d.weight_decay)
-    p.add_argument("--warmup-steps", type=int, default=d.warmup_steps)
-    g = p.add_argument_group("common training flags")
-    g.add_argument("--epochs", type=positive_int, default=d.epochs, help=f"(default {d.epochs})")
-    g.add_argument("--batch-size", type=positive_int, default=d.batch_size)
-    g.add_argument("--lr", type=positive_float, default=d.lr, help=f"(default {d.lr})")
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda, cuda:N, mps")
-    g.add_argument("--out", type=Path, default=None, help="run folder (default runs/attention-<timestamp>)")
-    g.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    g.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"))
-    g.add_argument("--compile", default="auto", choices=("auto", "on", "off"))
-    g.add_argument("--checkpoint-every", type=positive_int, default=d.checkpoint_every)
-    p.set_defaults(run=run)
+    add_training_command(p, AttentionExperiment, "attention", run_experiment, describe, config=config_from_args)
 
 
-def run(args: argparse.Namespace) -> int:
-    from connlab.runs import prepare_run
+def config_from_args(args: argparse.Namespace) -> AttentionExperiment:
+    from connlab.experiments.common import from_flags
 
-    if args.warmup_steps < 0:
-        raise ValueError(f"--warmup-steps must be >= 0, got {args.warmup_steps}")
-    cfg = AttentionExperiment(
-        task=args.task, length=args.length, dim=args.dim, depth=args.depth, heads=args.heads,
-        mlp_ratio=args.mlp_ratio, train_size=args.train_size, test_size=args.test_size, epochs=args.epochs,
-        batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay, warmup_steps=args.warmup_steps,
-        seed=args.seed, device=args.device, precision=args.precision, compile=args.compile,
-        checkpoint_every=args.checkpoint_every)
-    cfg.model_config()  # validates dim / heads before anything is written
-    out, cfg = prepare_run(args.out, "attention", cfg, args.resume)
-    s = run_experiment(cfg, out, resume=args.resume)
-    print(f"{cfg.task} (length {cfg.length}): token accuracy {s['test_accuracy']:.4f}, "
-          f"sequence accuracy {s['sequence_accuracy']:.4f} ({s['train_seconds']:.0f} s training)")
-    print(f"run folder: {out}", file=sys.stderr)
-    return 0
+    cfg = AttentionExperiment.from_args(args)
+    from_flags(cfg.model_config)  # validates dim / heads before anything is written
+    return cfg
+
+
+def describe(s: dict, cfg: AttentionExperiment) -> str:
+    return (f"{cfg.task} (length {cfg.length}): token accuracy {s['test_accuracy']:.4f}, "
+            f"sequence accuracy {s['sequence_accuracy']:.4f} ({s['train_seconds']:.0f} s training)")
 
 
 def run_experiment(cfg: AttentionExperiment, out: Path, resume: bool = False) -> dict:
     import torch.nn.functional as F
 
     from connlab import plots
-    from connlab.runs import write_summary
-    from connlab.train import TrainConfig, fit, pick_device, seed_everything
+    from connlab.runs import resumable, write_summary
+    from connlab.train import fit, pick_device, seed_everything
 
     device = pick_device(cfg.device)
     train = make_task(cfg.task, cfg.train_size, cfg.length, torch.Generator().manual_seed(cfg.seed))
@@ -147,12 +114,9 @@ def run_experiment(cfg: AttentionExperiment, out: Path, resume: bool = False) ->
     seed_everything(cfg.seed)
     model_cfg = cfg.model_config()
     model = SequenceTransformer(model_cfg).to(device)
-    train_cfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed,
-                            device=cfg.device, precision=cfg.precision, compile=cfg.compile,
-                            checkpoint_every=cfg.checkpoint_every, optimizer="adamw",
-                            weight_decay=cfg.weight_decay, lr_schedule="cosine", warmup_steps=cfg.warmup_steps)
+    train_cfg = cfg.train_config(optimizer="adamw", lr_schedule="cosine")  # weight_decay, warmup_steps: shared names
     result = fit(model, loss_fn, tuple(t.to(device) for t in train), train_cfg, out,
-                 model_config=asdict(model_cfg), evaluate=accuracies, resume=resume, label=cfg.task)
+                 model_config=asdict(model_cfg), evaluate=accuracies, resume=resumable(out, resume), label=cfg.task)
     model.eval()
     with torch.no_grad():
         scores = accuracies(model)
@@ -212,9 +176,9 @@ def head_values(model: SequenceTransformer, tokens: torch.Tensor, layer: int, he
 def attention_patterns(x: torch.Tensor, maps: list[torch.Tensor], source: torch.Tensor, path: Path,
                        task: str) -> Path:
     """Heatmaps: one row per example, one column per (layer, head); dots mark the true source."""
-    from connlab.plots import pyplot as _plt
+    from connlab.plots import pyplot
 
-    plt = _plt()
+    plt = pyplot()
     n, heads, length = x.shape[0], maps[0].shape[1], x.shape[1]
     cols = len(maps) * heads
     fig, axes = plt.subplots(n, cols, figsize=(2.3 * cols + 0.5, 2.3 * n + 0.6), squeeze=False)
@@ -249,12 +213,12 @@ def softmax_gate(model, tokens, layer: int, head: int, query: int, path: Path, t
     Right: each value vector v_j (thin, shaded by α_j) and the gated sum o = Σ_j α_j v_j (thick);
     with a confident gate o lies on top of the one value it selected.
     """
-    from connlab.plots import pyplot as _plt
+    from connlab.plots import pyplot
 
     weights, v, o = head_values(model, tokens, layer, head)
     alpha, out = weights[query], o[query]  # (L,), (d,)
     digits = tokens[0].tolist()
-    plt = _plt()
+    plt = pyplot()
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
     ax1.bar(range(len(alpha)), alpha.numpy(), color="tab:blue")
     ax1.set_xticks(range(len(alpha)), [f"{j}\n'{d}'" for j, d in enumerate(digits)], fontsize=7)
@@ -279,3 +243,25 @@ def softmax_gate(model, tokens, layer: int, head: int, query: int, path: Path, t
 
     save_figure(fig, path, dpi=90)
     return Path(path)
+
+
+# --- the report's section: the lecture's claim, its rule, the numbers -------------------------------
+
+def section(run: Run) -> Section:
+    s = run.summary
+    acc, seq = num(s, "test_accuracy"), num(s, "sequence_accuracy")
+    per = get(s, "weight_on_source", "per_layer_head", default=[]) or []
+    best = max((v for row in per if isinstance(row, list) for v in row if isinstance(v, (int, float))), default=None)
+    rows = [["token accuracy", fmt(acc, ".2%")], ["whole-sequence accuracy", fmt(seq, ".2%")],
+            ["target (token accuracy)", f"{ATTENTION_TARGET:.0%}"], ["chance", fmt(num(s, "chance_token_accuracy"), ".0%")],
+            ["best head's attention weight on the true source", fmt(best, ".2f")],
+            ["task, length", f"{get(s, 'task', default='?')}, {get(s, 'length', default='?')}"],
+            ["training seconds", fmt(num(s, "train_seconds"), ".0f")]]
+    verdict, text = target(acc, ATTENTION_TARGET, "token accuracy")
+    if best is not None:
+        text += f"; the best head puts {best:.2f} of its weight on the position the answer comes from"
+    return with_figures(Section("attention", "Attention: a softmax gate over the values",
+                                 "Scaled dot-product attention is a softmax gate over values, with queries, keys and "
+                                 "values computed from the input: each output position learns to find its source.",
+                                 verdict, text, tables=[Table(["quantity", "value"], rows)]),
+                         run, ("attention_patterns.png", "softmax_gate.png", "accuracy_curve.png"))

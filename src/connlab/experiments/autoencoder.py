@@ -15,11 +15,15 @@ noisy input itself; the mean training image), and writes the run folder:
 from __future__ import annotations
 
 import argparse
-import sys
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from connlab.experiments.common import TrainingSettings
+from connlab.experiments.common import (DataSettings, TrainingSettings, add_config_flags, nonnegative_float,
+                                        positive_int, run_training)
+from connlab.experiments.config import flag
+from connlab.experiments.section import (INCONCLUSIVE, UNKNOWN, Run, Section, Table, beyond_seed_spread, compare,
+                                         fmt, get, num, pm, with_figures)
 
 SKIP_CHOICES = ("none", "concat", "add", "all")
 EVAL_SEED = 1234  # the noisy test set is the same for every variant and seed
@@ -27,13 +31,15 @@ SHOWN = 10        # test digits in the figures
 
 
 @dataclass(frozen=True)
-class AutoencoderExperiment(TrainingSettings):
-    skip: str = "all"
-    upsample: str = "nearest"
-    noise: float = 0.5
-    noise_dist: str = "norm"
-    seeds: int = 1
-    iterate: int = 0
+class AutoencoderExperiment(TrainingSettings, DataSettings):
+    skip: str = flag("all", "skip connections (all: compare)", choices=SKIP_CHOICES)
+    upsample: str = flag("nearest", "UpSampling2D (nearest) or Conv2DTranspose(kernel 2, stride 2)",
+                         choices=("nearest", "transpose"))
+    noise: float = flag(0.5, "noise magnitude", type=nonnegative_float)
+    noise_dist: str = flag("norm", "noise distribution", choices=("norm", "uniform"))
+    seeds: int = flag(1, "repeat each variant with K seeds", type=positive_int)
+    iterate: int = flag(0, "feed the denoised output back K times and measure each pass (0: off)",
+                        type=positive_int, show_default=False)
     epochs: int = 3
 
     @property
@@ -42,39 +48,18 @@ class AutoencoderExperiment(TrainingSettings):
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from connlab.experiments.common import add_common, nonnegative_float, positive_int
-
-    p.add_argument("--skip", default="all", choices=SKIP_CHOICES, help="skip connections (default all: compare)")
-    p.add_argument("--upsample", default="nearest", choices=("nearest", "transpose"),
-                   help="UpSampling2D (nearest) or Conv2DTranspose(kernel 2, stride 2)")
-    p.add_argument("--noise", type=nonnegative_float, default=0.5, help="noise magnitude (default 0.5)")
-    p.add_argument("--noise-dist", default="norm", choices=("norm", "uniform"), help="noise distribution")
-    p.add_argument("--seeds", type=positive_int, default=1, help="repeat each variant with K seeds")
-    p.add_argument("--iterate", type=positive_int, default=None,
-                   help="feed the denoised output back K times and measure each pass")
     p.add_argument("--summary", action="store_true", help="print the model summary table and exit")
-    add_common(p, epochs=3)
-    p.set_defaults(run=run)
-
-
-def config_from_args(args: argparse.Namespace) -> AutoencoderExperiment:
-    return AutoencoderExperiment.from_args(
-        args, skip=args.skip, upsample=args.upsample, noise=args.noise, noise_dist=args.noise_dist,
-        seeds=args.seeds, iterate=args.iterate or 0)
+    add_config_flags(p, AutoencoderExperiment, "autoencoder", run)
 
 
 def run(args: argparse.Namespace) -> int:
-    cfg = config_from_args(args)
+    cfg = AutoencoderExperiment.from_args(args)
     if args.summary:
         print_summaries(cfg)
         return 0
-    from connlab.runs import prepare_run
+    return run_training(args, "autoencoder", cfg, run_experiment, lambda summary, cfg: format_table(summary))
 
-    out, cfg = prepare_run(args.out, "autoencoder", cfg, args.resume)
-    summary = run_experiment(cfg, out, resume=args.resume)
-    print(format_table(summary))
-    print(f"run folder: {out}", file=sys.stderr)
-    return 0
+
 
 
 def print_summaries(cfg: AutoencoderExperiment) -> None:
@@ -94,16 +79,14 @@ def run_experiment(cfg: AutoencoderExperiment, out: Path, resume: bool = False) 
     import torch.nn.functional as F
 
     from connlab import plots
-    from connlab.data import check_noise, corrupt, load_dataset, to_unit
-    from connlab.metrics import image_metrics, mean_std
+    from connlab.data import check_noise, corrupt, to_unit
+    from connlab.experiments.variants import load_images, mean_spread, over_seeds, train_variant
+    from connlab.metrics import bce, image_metrics
     from connlab.models.autoencoder import AutoencoderConfig, DenoisingAutoencoder, count_parameters
-    from connlab.metrics import bce
     from connlab.runs import write_summary
-    from connlab.train import fit, pick_device, seed_everything
 
     check_noise(cfg.noise, cfg.noise_dist)
-    device = pick_device(cfg.device)
-    data = load_dataset(cfg.dataset, cfg.data_dir, cfg.limit).to(device)
+    device, data = load_images(cfg)
     clean_test = to_unit(data.test_images)
     noisy_test = corrupt(clean_test, cfg.noise, cfg.noise_dist,
                          torch.Generator(device=device).manual_seed(EVAL_SEED))
@@ -120,46 +103,33 @@ def run_experiment(cfg: AutoencoderExperiment, out: Path, resume: bool = False) 
     def evaluate(model):
         return {"test_bce": bce(reconstruct(model, noisy_test), clean_test).item()}
 
-    runs: dict[str, list[dict]] = {}
-    models: dict[str, torch.nn.Module] = {}
-    for skip in cfg.variants:
-        for k in range(cfg.seeds):
-            seed = cfg.seed + k
-            seed_everything(seed)
-            model_cfg = AutoencoderConfig(skip, cfg.upsample)
-            model = DenoisingAutoencoder(model_cfg).to(device)
-            train_cfg = cfg.train_config(seed=seed)
-            folder = out / "variants" / f"{skip}-seed{seed}"
-            result = fit(model, loss_fn, (data.train_images,), train_cfg, folder, model_config=asdict(model_cfg),
-                         evaluate=evaluate, resume=resume and (folder / "checkpoints").is_dir(),
-                         label=f"{skip} seed {seed}")
-            with torch.no_grad():
-                scores = image_metrics(reconstruct(model, noisy_test), clean_test)
-            runs.setdefault(skip, []).append({
-                "seed": seed, **{f"test_{k2}": v for k2, v in scores.items()},
-                "train_seconds": result.train_seconds, "train_images_per_second": result.train_images_per_second,
-                "history": result.history,
-            })
-            if k == 0:
-                models[skip] = model
+    models: dict[str, torch.nn.Module] = {}  # the first seed's model of each variant, for the figures
 
+    def train_one(skip: str, seed: int) -> dict:
+        model_cfg = AutoencoderConfig(skip, cfg.upsample)
+        model, result = train_variant(cfg, out, f"{skip}-seed{seed}", lambda: DenoisingAutoencoder(model_cfg),
+                                      loss_fn, (data.train_images,), device, model_config=asdict(model_cfg),
+                                      seed=seed, evaluate=evaluate, resume=resume, label=f"{skip} seed {seed}")
+        models.setdefault(skip, model)
+        with torch.no_grad():
+            scores = image_metrics(reconstruct(model, noisy_test), clean_test)
+        return {"seed": seed, **{f"test_{k}": v for k, v in scores.items()}, "train_seconds": result.train_seconds,
+                "train_images_per_second": result.train_images_per_second, "history": result.history}
+
+    runs = over_seeds(cfg.variants, range(cfg.seed, cfg.seed + cfg.seeds), train_one)
     baselines = {"noisy_input": image_metrics(noisy_test, clean_test),
                  "mean_image": image_metrics(mean_image, clean_test)}
-    variants = {}
-    for skip, per_seed in runs.items():
-        entry = {"params": count_parameters(models[skip])}
-        for key in ("test_bce", "test_mse", "test_psnr", "test_ssim", "train_seconds", "train_images_per_second"):
-            mean, std = mean_std([r[key] for r in per_seed])
-            entry[key] = mean
-            entry[f"{key}_std"] = std
-        entry["seeds"] = [{k2: v for k2, v in r.items() if k2 != "history"} for r in per_seed]
-        variants[skip] = entry
+    variants = {skip: {"params": count_parameters(models[skip]),
+                       **mean_spread(per_seed, ("test_bce", "test_mse", "test_psnr", "test_ssim", "train_seconds",
+                                                "train_images_per_second")),
+                       "seeds": [{k: v for k, v in r.items() if k != "history"} for r in per_seed]}
+                for skip, per_seed in runs.items()}
 
     summary = {
         "experiment": "autoencoder", "dataset": data.name, "data_source": data.source, "device": str(device),
         "train_images": len(data.train_images), "test_images": len(data.test_images),
         "noise": cfg.noise, "noise_dist": cfg.noise_dist, "epochs": cfg.epochs, "seeds": cfg.seeds,
-        "variants": variants, "baselines": baselines, "comparison": compare(variants),
+        "variants": variants, "baselines": baselines, "comparison": comparison_rows(variants),
     }
 
     shown = slice(0, SHOWN)
@@ -191,12 +161,9 @@ def run_experiment(cfg: AutoencoderExperiment, out: Path, resume: bool = False) 
     return summary
 
 
-def compare(variants: dict) -> list[dict]:
-    """Each skip variant against ``none``: the BCE difference and whether it exceeds the seed spread.
-
-    The rule: |mean_a - mean_b| > std_a + std_b (the two one-sigma bands do not overlap);
-    with one seed there is no spread to compare with, and the verdict says so.
-    """
+def comparison_rows(variants: dict) -> list[dict]:
+    """Each skip variant against ``none``: the BCE difference and whether it exceeds the seed spread
+    (``section.beyond_seed_spread``; with one seed there is no spread, and the verdict says so)."""
     if "none" not in variants:
         return []
     base = variants["none"]
@@ -206,15 +173,16 @@ def compare(variants: dict) -> list[dict]:
             continue
         diff = entry["test_bce"] - base["test_bce"]
         spread = entry["test_bce_std"] + base["test_bce_std"]
-        n_seeds = len(entry["seeds"])
-        if n_seeds < 2:
+        beyond = beyond_seed_spread(base["test_bce"], base["test_bce_std"], entry["test_bce"], entry["test_bce_std"],
+                                    len(entry["seeds"]))
+        if beyond is None:
             verdict = "one seed: no spread to compare with (use --seeds K)"
-        elif abs(diff) > spread:
+        elif beyond:
             verdict = "better than none beyond seed spread" if diff < 0 else "worse than none beyond seed spread"
         else:
             verdict = "within seed spread"
         rows.append({"variant": skip, "vs": "none", "bce_difference": diff, "seed_spread": spread,
-                     "exceeds_spread": n_seeds >= 2 and abs(diff) > spread, "verdict": verdict})
+                     "exceeds_spread": bool(beyond), "verdict": verdict})
     return rows
 
 
@@ -256,3 +224,62 @@ def format_table(summary: dict) -> str:
         lines.append(f"\nskip={row['variant']} vs none: BCE {row['bce_difference']:+.4f} "
                      f"(seed spread {row['seed_spread']:.4f}): {row['verdict']}")
     return "\n".join(lines)
+
+
+# --- the report's section: the lecture's claim, its rule, the numbers -------------------------------
+
+def section(run: Run) -> Section:
+    s = run.summary
+    variants = get(s, "variants", default={}) or {}
+    seeds = get(s, "seeds")
+    rows = []
+    for name, e in variants.items():
+        rows.append([f"skip = {name}", fmt(num(e, "params"), ",.0f"), pm(num(e, "test_bce"), num(e, "test_bce_std")),
+                     pm(num(e, "test_psnr"), num(e, "test_psnr_std"), ".2f"),
+                     pm(num(e, "test_ssim"), num(e, "test_ssim_std"), ".3f"), fmt(num(e, "train_seconds"), ".0f")])
+    for name, b in (get(s, "baselines", default={}) or {}).items():
+        rows.append([f"baseline: {name.replace('_', ' ')}", "0", fmt(num(b, "bce")), fmt(num(b, "psnr"), ".2f"),
+                     fmt(num(b, "ssim"), ".3f"), ""])
+    skips = [k for k in variants if k != "none"]
+    best = min(skips, key=lambda k: num(variants, k, "test_bce") or math.inf) if skips else None
+    if "none" in variants and best is not None:
+        verdict, text = compare(num(variants, "none", "test_bce"), num(variants, "none", "test_bce_std"),
+                                num(variants, best, "test_bce"), num(variants, best, "test_bce_std"),
+                                seeds, "test BCE", higher_is_better=False, what=f"skip connections ({best})")
+    else:
+        verdict, text = UNKNOWN, "needs the skip = none run and at least one skip variant (--skip all)"
+    floor = num(s, "baselines", "mean_image", "bce")
+    best_bce = min((v for v in (num(e, "test_bce") for e in variants.values()) if v is not None), default=None)
+    if floor is not None and best_bce is not None and best_bce >= floor:
+        verdict = INCONCLUSIVE
+        text += f"; no model beats the mean-image baseline (BCE {floor:.4f}) yet"
+    sec = Section("autoencoder", "Denoising autoencoder without and with skip connections (U-Net)",
+                  "Skip connections from encoder to decoder (a U-Net) let a denoising autoencoder reconstruct digits "
+                  "better than the plain encoder-decoder.", verdict, text,
+                  tables=[Table(["model", "params", "test BCE", "PSNR (dB)", "SSIM", "train s"], rows,
+                                f"{get(s, 'test_images', default='?')} noisy test digits (noise {get(s, 'noise')}, "
+                                f"{get(s, 'noise_dist')}), {get(s, 'epochs')} epochs, mean ± std over {seeds} seed(s)")])
+    iterate = get(s, "iterate")
+    if isinstance(iterate, dict):
+        passes = {k: v for k, v in iterate.items() if isinstance(v, list) and v}
+        if passes:
+            n = max(len(v) for v in passes.values())
+            it_rows = [[f"skip = {k}"] + [fmt(num(v, i, "bce")) for i in range(n)] for k, v in passes.items()]
+            sec.tables.append(Table(["denoiser fed its own output"] + [f"pass {i + 1}" for i in range(n)], it_rows,
+                                    "test BCE after each pass (the lecture's A/B/C question)"))
+            sec.notes.append(iterate_answer(passes, num(iterate, "clean_mean_intensity")))
+    return with_figures(sec, run, ("reconstructions.png", "loss_curves.png", "iterate.png"))
+
+
+def iterate_answer(passes: dict, clean_intensity: float | None) -> str:
+    parts = []
+    for name, per_pass in passes.items():
+        first, last = num(per_pass, 0, "bce"), num(per_pass, -1, "bce")
+        if first is None or last is None or len(per_pass) < 2:
+            continue
+        trend = "gets worse" if last > first * 1.01 else ("improves" if last < first * 0.99 else "stays put")
+        parts.append(f"skip = {name}: BCE {first:.4f} → {last:.4f} over {len(per_pass)} passes ({trend})")
+    if not parts:
+        return "feeding the output back: not measured"
+    return "feeding the denoised output back in: " + "; ".join(parts) + (
+        f"; clean digits' mean intensity {clean_intensity:.3f}" if clean_intensity is not None else "")

@@ -1,4 +1,4 @@
-"""Flags every training command shares, and their translation into typed configs."""
+"""The settings every training command shares (fields that are flags), and the flag value parsers."""
 
 from __future__ import annotations
 
@@ -7,61 +7,61 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from connlab.experiments.config import Config, flag
+
 if TYPE_CHECKING:
     from connlab.train import TrainConfig
 
 
-@dataclass(frozen=True)
-class TrainingSettings:
-    """The training settings of every experiment that takes ``add_common``'s flags, one field per flag.
+def from_flags(build, *args, **kwargs):
+    """``build(*args, **kwargs)`` for a config made from user flags (a model's, a noise ladder's):
+    its ValueError names a bad flag value, so it becomes a UserError (one line, exit 2).
+    Everywhere else a ValueError is a bug and keeps its traceback."""
+    from connlab.errors import UserError
 
-    An experiment's config inherits these and redeclares a field only to change its default
-    (``epochs: int = 3``). The names are config.json's keys: ``connlab.runs.prepare_run``
-    rebuilds a saved config from them on ``--resume``.
-    """
-
-    epochs: int = 5
-    batch_size: int = 128
-    lr: float = 1e-3
-    seed: int = 0
-    device: str = "auto"
-    dataset: str = "mnist"
-    data_dir: str | None = None  # a str, not a Path, so config.json stays JSON
-    limit: int | None = None
-    precision: str = "auto"
-    compile: str = "auto"
-    channels_last: str = "auto"
-    cuda_graph: str = "auto"
-    malloc_cache: str = "auto"
-    checkpoint_every: int = 500
-
-    @classmethod
-    def from_args(cls, args: argparse.Namespace, **own):
-        """The config from ``add_common``'s flags in ``args`` plus the experiment's ``own`` fields (which win)."""
-        common = {f.name: getattr(args, f.name) for f in fields(TrainingSettings)}
-        common["data_dir"] = str(args.data_dir) if args.data_dir else None
-        return cls(**{**common, **own})
-
-    def train_config(self, **overrides) -> TrainConfig:
-        """The trainer's config from these settings; ``overrides`` sets the experiment's recipe
-        (optimizer, lr_schedule, warmup_steps, grad_clip, weight_decay, a per-run seed, ...)."""
-        from connlab.train import TrainConfig
-
-        base = dict(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, seed=self.seed, device=self.device,
-                    precision=self.precision, compile=self.compile, channels_last=self.channels_last,
-                    cuda_graph=self.cuda_graph, malloc_cache=self.malloc_cache,
-                    checkpoint_every=self.checkpoint_every)
-        return TrainConfig(**{**base, **overrides})
-
-
-def positive_int(text: str) -> int:
     try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
+        return build(*args, **kwargs)
+    except UserError:
+        raise
+    except ValueError as err:
+        raise UserError(str(err)) from None
+
+
+def int_at_least(minimum: int):
+    """A flag parser: an integer >= ``minimum``, else argparse's one-line error."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+positive_int = int_at_least(1)
+nonnegative_int = int_at_least(0)
+
+
+def int_list(minimum: int, what: str):
+    """A flag parser: ``2,8,20`` -> (2, 8, 20), each >= ``minimum``; ``what`` names the values in errors."""
+
+    def parse(text: str) -> tuple[int, ...]:
+        try:
+            values = tuple(int(v) for v in text.split(",") if v.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers") from None
+        if not values:
+            raise argparse.ArgumentTypeError(f"give at least one of the {what}")
+        bad = [v for v in values if v < minimum]
+        if bad:
+            raise argparse.ArgumentTypeError(f"{what} must be >= {minimum}, got {bad[0]}")
+        return values
+
+    return parse
 
 
 def nonnegative_float(text: str) -> float:
@@ -81,28 +81,92 @@ def positive_float(text: str) -> float:
     return value
 
 
-def add_common(p: argparse.ArgumentParser, *, epochs: int, batch_size: int = 128, lr: float = 1e-3,
-               dataset: str = "mnist") -> None:
-    g = p.add_argument_group("common training flags")
-    g.add_argument("--epochs", type=positive_int, default=epochs, help=f"passes over the training set (default {epochs})")
-    g.add_argument("--batch-size", type=positive_int, default=batch_size, help=f"(default {batch_size})")
-    g.add_argument("--lr", type=positive_float, default=lr, help=f"learning rate (default {lr})")
-    g.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    g.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda, cuda:N, mps")
-    g.add_argument("--dataset", default=dataset, help="mnist (full if found, else embedded), mnist-embedded, fashion")
-    g.add_argument("--data-dir", type=Path, default=None, help="folder with the four IDX files (raw or .gz)")
-    g.add_argument("--limit", type=positive_int, default=None, help="use the first N training images (stratified)")
-    g.add_argument("--out", type=Path, default=None, help="run folder (default runs/<experiment>-<timestamp>)")
-    g.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    g.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
-                   help="auto: bf16 autocast on CUDA, fp32 elsewhere")
-    g.add_argument("--compile", default="auto", choices=("auto", "on", "off"), help="torch.compile (auto: on CUDA)")
-    g.add_argument("--channels-last", default="auto", choices=("auto", "on", "off"),
-                   help="NHWC memory format for convolutions (auto: on)")
-    g.add_argument("--cuda-graph", default="auto", choices=("auto", "on", "off"),
-                   help="replay each training step as one CUDA graph (auto: on CUDA, single process)")
-    g.add_argument("--malloc-cache", default="auto", choices=("auto", "on", "off"),
-                   help="keep memory freed by a training step for the next one instead of page-faulting it in "
-                        "again (glibc; auto: on CPU)")
-    g.add_argument("--checkpoint-every", type=positive_int, default=500, help="steps between checkpoints (default 500)")
+SWITCH = ("auto", "on", "off")
+TRAINING = "common training flags"
 
+
+@dataclass(frozen=True)
+class TrainingSettings(Config):
+    """The settings every training command shares, one field (and flag) each.
+
+    An experiment's config inherits these and redeclares a field only to change its default
+    (``epochs: int = 3``); the flag keeps its help. The names are config.json's keys and match
+    ``TrainConfig``'s: ``train_config`` copies every field the two share.
+    """
+
+    epochs: int = flag(5, "passes over the training set", type=positive_int, group=TRAINING)
+    batch_size: int = flag(128, "", type=positive_int, group=TRAINING)
+    lr: float = flag(1e-3, "learning rate", type=positive_float, group=TRAINING)
+    seed: int = flag(0, "random seed", group=TRAINING)
+    device: str = flag("auto", "auto (cuda, mps, cpu), cpu, cuda, cuda:N, mps", show_default=False, group=TRAINING)
+    precision: str = flag("auto", "auto: bf16 autocast on CUDA, fp32 elsewhere", choices=("auto", "fp32", "bf16"),
+                          group=TRAINING)
+    compile: str = flag("auto", "torch.compile (auto: on CUDA)", choices=SWITCH, group=TRAINING)
+    channels_last: str = flag("auto", "NHWC memory format for convolutions (auto: on)", choices=SWITCH,
+                              group=TRAINING)
+    cuda_graph: str = flag("auto", "replay each training step as one CUDA graph (auto: on CUDA, single process)",
+                           choices=SWITCH, group=TRAINING)
+    malloc_cache: str = flag("auto", "keep memory freed by a training step for the next one instead of "
+                                     "page-faulting it in again (glibc; auto: on CPU)", choices=SWITCH,
+                             group=TRAINING)
+    checkpoint_every: int = flag(500, "steps between checkpoints", type=positive_int, group=TRAINING)
+
+    def train_config(self, **overrides) -> TrainConfig:
+        """The trainer's config: every field whose name ``TrainConfig`` shares, then ``overrides`` (the
+        experiment's recipe: optimizer, lr_schedule, warmup_steps, grad_clip, a per-run seed, ...)."""
+        from connlab.train import TrainConfig
+
+        shared = {f.name for f in fields(TrainConfig)} & {f.name for f in fields(self)}
+        return TrainConfig(**{**{name: getattr(self, name) for name in shared}, **overrides})
+
+
+@dataclass(frozen=True)
+class DataSettings(Config):
+    """Which images a training command reads (for the experiments on MNIST-like digits)."""
+
+    dataset: str = flag("mnist", "mnist (full if found, else embedded), mnist-embedded, fashion", group=TRAINING)
+    data_dir: str | None = flag(None, "folder with the four IDX files (raw or .gz)", type=str, group=TRAINING)
+    limit: int | None = flag(None, "use the first N training images (stratified)", type=positive_int,
+                             group=TRAINING)
+
+
+def add_run_flags(p: argparse.ArgumentParser, experiment: str) -> None:
+    """``--out`` and ``--resume``: where the run folder is, not what the run is (so not config fields)."""
+    g = next((g for g in p._action_groups if g.title == TRAINING), None) or p.add_argument_group(TRAINING)
+    g.add_argument("--out", type=Path, default=None, help=f"run folder (default runs/{experiment}-<timestamp>)")
+    g.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its last checkpoint (with its saved config; "
+                        "a flag that differs from it is refused)")
+
+
+def run_training(args: argparse.Namespace, experiment: str, cfg, run_experiment, describe) -> int:
+    """A training command once its config is built (and checked): open the run folder (a new one, or
+    with ``--resume`` the saved run, refusing flags that differ from it), ``run_experiment(cfg, out,
+    resume)``, then print ``describe(summary, cfg)`` and the folder."""
+    import sys
+
+    from connlab.runs import prepare_run
+
+    out, cfg = prepare_run(args.out, experiment, cfg, args.resume, type(cfg).given(args))
+    summary = run_experiment(cfg, out, resume=args.resume)
+    print(describe(summary, cfg))
+    print(f"run folder: {out}", file=sys.stderr)
+    return 0
+
+
+def add_training_command(p: argparse.ArgumentParser, cls, experiment: str, run_experiment, describe,
+                         config=None) -> None:
+    """The usual training command: ``cls``'s flags, and a ``run`` that builds the config
+    (``config(args)``, which may check it, default ``cls.from_args``) and hands it to ``run_training``."""
+
+    def run(args: argparse.Namespace) -> int:
+        return run_training(args, experiment, (config or cls.from_args)(args), run_experiment, describe)
+
+    add_config_flags(p, cls, experiment, run)
+
+
+def add_config_flags(p: argparse.ArgumentParser, cls, experiment: str, run) -> None:
+    """The command's flags: its config's fields, then ``--out``/``--resume``; ``run`` is called with the args."""
+    cls.add_flags(p)
+    add_run_flags(p, experiment)
+    p.set_defaults(run=run)

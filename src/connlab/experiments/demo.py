@@ -8,16 +8,10 @@ then turns those folders into ``DIR/report.html``.
     DIR/<experiment>/  the experiments' own run folders (config.json, summary.json, *.png)
     DIR/report.html    one self-contained page
 
-Sizes.  ``SIZES["cpu"]`` is sized for 2 CPU cores on the embedded 9,000 / 1,000 digits, ≤ 15
-minutes in all.  Measured on the shared 2-core machine (2026-11-28, fourth session, sampling
-channels-last): 10 min 24 s in all; the autoencoder (3 variants × 2 seeds) 134 s, rnn 60 s,
-diffusion train 122 s, sample 39 s, eval 130 s (most of it the DDPM row with all 1,000 steps),
-vit 53 s.  Under a heavy load
-from other jobs the same work takes twice as long and more.  A 2-thread part's CPU time is
-recorded next to its wall time in demo.json.  At this size the rnn part is conclusive (GRU test
-MSE 0.0044 vs the plain RNN's 0.1708 at L = 50).
-
-``--full`` uses ``SIZES["full"]``: the experiments' full-size settings for one GPU and full MNIST.
+Sizes.  Each experiment's registry entry (``connlab.experiments.REGISTRY``) holds its demo
+flags: the CPU size, for 2 CPU cores on the embedded 9,000 / 1,000 digits (≤ 15 minutes in all;
+measured times in benchmarks/RESULTS.md and in each demo.json, wall and CPU seconds per part),
+and the ``--full`` size, the experiments' full-size settings for one GPU and full MNIST.
 
 Resume.  ``--resume --out DIR`` skips every part whose run folder already holds its result
 (summary.json, or the part's own output file) and passes ``--resume`` to a part that started
@@ -37,42 +31,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-# Flags per part, in the lecture's order (DESIGN.md).  Data flags (--dataset, --data-dir) and
-# --device are added by ``plan``; sample/eval point at the diffusion run folder; sample's
-# --ladder-run (the ladder part's folder) adds the side-by-side page, and is dropped by
-# ``command_line`` when the ladder part did not finish.
-SIZES = {
-    "cpu": {
-        "gates": ["--epochs", "20", "--train-points", "2000"],
-        "rnn": ["--lengths", "10,50", "--train-size", "6400", "--epochs", "5"],  # 500 steps: 42 s on idle cores
-        "skipmlp": ["--epochs", "4", "--seeds", "3", "--limit", "4000"],
-        "autoencoder": ["--skip", "all", "--epochs", "2", "--seeds", "2", "--limit", "1200", "--batch-size", "32",
-                        "--iterate", "4"],
-        "depth": ["--depths", "2,8,16", "--epochs", "2", "--limit", "1000"],
-        "ladder": ["--steps", "5", "--epochs", "2", "--limit", "2000", "--batch-size", "32", "--eval-images", "200"],
-        "diffusion train": ["--preset", "demo", "--eval-num", "200"],
-        "diffusion sample": ["--sampler", "ddim", "--steps", "20", "--num", "60", "--ladder-run", "ladder"],
-        "diffusion eval": ["--num", "100"],
-        "vit": ["--epochs", "4", "--dim", "48", "--depth", "2", "--warmup-steps", "20"],
-        "attention": ["--epochs", "8", "--train-size", "6000"],
-    },
-    "full": {
-        "gates": [],
-        "rnn": ["--full"],
-        "skipmlp": ["--epochs", "10", "--seeds", "3"],
-        "autoencoder": ["--skip", "all", "--epochs", "10", "--seeds", "3", "--iterate", "5"],
-        "depth": ["--full"],
-        "ladder": ["--steps", "10", "--epochs", "10", "--sweep", "1,5,10,20"],
-        "diffusion train": ["--preset", "default", "--eval-num", "2000"],
-        "diffusion sample": ["--sampler", "ddpm", "--num", "100", "--ladder-run", "ladder"],
-        "diffusion eval": ["--num", "2000"],
-        "vit": ["--full"],
-        "attention": ["--epochs", "30", "--train-size", "20000"],
-    },
-}
-TAKES_DATASET = {"skipmlp", "autoencoder", "depth", "ladder", "diffusion train", "vit"}
-
-
 @dataclass(frozen=True)
 class Part:
     name: str                  # "autoencoder", "diffusion sample"
@@ -83,19 +41,26 @@ class Part:
 
 
 def plan(full: bool, dataset: str, data_dir: str | None, device: str) -> list[Part]:
-    """The demo's parts in the lecture's order, with their command lines."""
-    sizes = SIZES["full" if full else "cpu"]
-    data = ["--dataset", dataset] + (["--data-dir", data_dir] if data_dir else [])
+    """The demo's parts in the lecture's order (``REGISTRY``'s demo steps), with their command lines.
+
+    A step that owns its folder writes ``DIR/<experiment>/``; the others (diffusion sample/eval)
+    get ``--run <experiment>``, completed to that folder in ``command_line``.
+    """
+    from connlab.experiments import lecture_order
+
+    data = ("--dataset", dataset) + (("--data-dir", data_dir) if data_dir else ())
     parts = []
-    for name, flags in sizes.items():
-        command = name.split()
-        extra = data if name in TAKES_DATASET else []
-        if name in ("diffusion sample", "diffusion eval"):
-            extra = ["--run", "diffusion"]   # completed to DIR/diffusion in ``run_part``
-            done = "samples-*.png" if name == "diffusion sample" else "eval.json"
-            parts.append(Part(name, "diffusion", (*command, *extra, *flags, "--device", device), done, False))
-        else:
-            parts.append(Part(name, command[0], (*command, *flags, *extra, "--device", device)))
+    for entry in lecture_order():
+        for step in entry.demo:
+            command = (entry.name, step.action) if step.action else (entry.name,)
+            flags = step.full if full else step.cpu
+            name = " ".join(command)
+            if step.owns_folder:
+                extra = data if step.takes_dataset else ()
+                parts.append(Part(name, entry.name, (*command, *flags, *extra, "--device", device), step.done_file))
+            else:
+                parts.append(Part(name, entry.name, (*command, "--run", entry.name, *flags, "--device", device),
+                                  step.done_file, False))
     return parts
 
 
@@ -116,7 +81,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from connlab.errors import UserError
-    from connlab.runs import default_out
+    from connlab.runs import default_out, make_folder
 
     out = Path(args.out) if args.out is not None else default_out("demo")
     record_path = out / "demo.json"
@@ -139,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
         if unknown:
             raise UserError(f"--only: unknown part {unknown[0]!r}; parts: {', '.join(p.name for p in parts)}")
         parts = [p for p in parts if p.name in wanted]
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)
     old = {r["name"]: r for r in previous.get("parts", [])}
     record = {"experiment": "demo", "options": options, "started": previous.get("started", _now()),
               "environment": environment(options["device"]), "parts": [dict(old[p.name]) for p in plan(
@@ -184,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"demo interrupted; continue with: connlab demo --resume --out {out}", file=sys.stderr)
         return 130
     if args.report:
-        from connlab.report import build_report
+        from connlab.report.page import build_report
 
         folders = [out / f for f in dict.fromkeys(p.folder for p in plan(
             options["full"], options["dataset"], options["data_dir"], options["device"]))

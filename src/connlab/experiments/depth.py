@@ -19,86 +19,59 @@ then scored. The run folder:
 from __future__ import annotations
 
 import argparse
-import sys
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from connlab.experiments.common import TrainingSettings
+from connlab.experiments.common import DataSettings, TrainingSettings, add_training_command, int_list, positive_int
+from connlab.experiments.config import flag
+from connlab.experiments.section import (INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, UNKNOWN, Run, Section, Table,
+                                         fmt, get, num, pct, with_figures)
 
 DEFAULT_DEPTHS = (2, 8, 20)
 FULL_DEPTHS = (2, 8, 20, 32, 56)
 DEFAULT_LIMIT = 2000       # training images by default on a CPU; --full uses the whole set
 TRAIN_EVAL_SIZE = 2000     # training images re-scored in eval mode at the end
 KINDS = ("plain", "residual")
+LEARNED = 0.9 * math.log(10)  # a net whose training loss stays above 0.9 x a uniform guess's (ln 10) learned nothing
+
+
+depth_list = int_list(1, "depths (numbers of blocks)")
 
 
 @dataclass(frozen=True)
-class DepthExperiment(TrainingSettings):
-    depths: tuple[int, ...] = DEFAULT_DEPTHS
-    width: int = 8
+class DepthExperiment(TrainingSettings, DataSettings):
+    PRESETS = {"full": dict(depths=FULL_DEPTHS, limit=None)}   # the deep sweep on the whole training set
+    PRESET_FIELD = "full"
+
+    depths: tuple[int, ...] = flag(DEFAULT_DEPTHS, "numbers of blocks, each two 3x3 convs", type=depth_list)
+    width: int = flag(8, "channels of the first stage", type=positive_int)
+    full: bool = flag(False, "the deep sweep on the whole training set (for a GPU)")
     epochs: int = 3
     batch_size: int = 64
     limit: int | None = DEFAULT_LIMIT
 
 
-def depth_list(text: str) -> tuple[int, ...]:
-    """``2,8,20`` -> (2, 8, 20); every depth must be >= 1 block."""
-    try:
-        values = tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers") from None
-    if not values:
-        raise argparse.ArgumentTypeError("give at least one depth")
-    bad = [v for v in values if v < 1]
-    if bad:
-        raise argparse.ArgumentTypeError(f"depths (numbers of blocks) must be >= 1, got {bad[0]}")
-    return values
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from connlab.experiments.common import add_common, positive_int
-
-    p.add_argument("--depths", type=depth_list, default=None,
-                   help=f"numbers of blocks, each two 3x3 convs (default {','.join(map(str, DEFAULT_DEPTHS))}; "
-                        f"--full: {','.join(map(str, FULL_DEPTHS))})")
-    p.add_argument("--width", type=positive_int, default=8, help="channels of the first stage (default 8)")
-    p.add_argument("--full", action="store_true", help="the deep sweep on the whole training set (for a GPU)")
-    add_common(p, epochs=3, batch_size=64)
-    p.set_defaults(run=run)
+    add_training_command(p, DepthExperiment, "depth", run_experiment, describe)
 
 
-def config_from_args(args: argparse.Namespace) -> DepthExperiment:
-    return DepthExperiment.from_args(
-        args, depths=args.depths or (FULL_DEPTHS if args.full else DEFAULT_DEPTHS), width=args.width,
-        limit=args.limit or (None if args.full else DEFAULT_LIMIT))
-
-
-def run(args: argparse.Namespace) -> int:
-    from connlab.runs import prepare_run
-
-    out, cfg = prepare_run(args.out, "depth", config_from_args(args), args.resume)
-    summary = run_experiment(cfg, out, resume=args.resume)
-    print(format_table(summary))
-    print(summary["verdict"])
-    print(f"run folder: {out}", file=sys.stderr)
-    return 0
+def describe(summary: dict, cfg: DepthExperiment) -> str:
+    return format_table(summary) + "\n" + summary["verdict"]
 
 
 def run_experiment(cfg: DepthExperiment, out: Path, resume: bool = False) -> dict:
     import torch
     import torch.nn.functional as F
 
-    from connlab.data import load_dataset, to_unit
+    from connlab.data import to_unit
     from connlab.models.resnet import ResNet, ResNetConfig
+    from connlab.experiments.variants import classification_loss, load_images, train_variant
     from connlab.runs import write_summary
-    from connlab.train import fit, pick_device, seed_everything
 
-    device = pick_device(cfg.device)
-    data = load_dataset(cfg.dataset, cfg.data_dir, cfg.limit).to(device)
+    device, data = load_images(cfg)
 
-    def loss_fn(model, batch, generator):
-        images, labels = batch
-        return F.cross_entropy(model(to_unit(images)).float(), labels)
+    loss_fn = classification_loss
 
     def score(model, images, labels) -> dict:
         logits = torch.cat([model(to_unit(chunk)).float() for chunk in images.split(500)])
@@ -111,14 +84,11 @@ def run_experiment(cfg: DepthExperiment, out: Path, resume: bool = False) -> dic
     results: dict[str, dict[str, dict]] = {k: {} for k in KINDS}
     for depth in cfg.depths:
         for kind in KINDS:
-            seed_everything(cfg.seed)
             model_cfg = ResNetConfig(depth, cfg.width, residual=kind == "residual")
-            model = ResNet(model_cfg).to(device)
-            train_cfg = cfg.train_config()
-            folder = out / "variants" / f"{kind}-d{depth}"
-            result = fit(model, loss_fn, (data.train_images, data.train_labels), train_cfg, folder,
-                         model_config=asdict(model_cfg), evaluate=evaluate,
-                         resume=resume and (folder / "checkpoints").is_dir(), label=f"{kind} depth {depth}")
+            model, result = train_variant(cfg, out, f"{kind}-d{depth}", lambda: ResNet(model_cfg), loss_fn,
+                                          (data.train_images, data.train_labels), device,
+                                          model_config=asdict(model_cfg), evaluate=evaluate, resume=resume,
+                                          label=f"{kind} depth {depth}")
             with torch.no_grad():
                 train_scores = score(model, data.train_images[:TRAIN_EVAL_SIZE], data.train_labels[:TRAIN_EVAL_SIZE])
                 test_scores = score(model, data.test_images, data.test_labels)
@@ -145,27 +115,46 @@ def run_experiment(cfg: DepthExperiment, out: Path, resume: bool = False) -> dic
 
 
 def verdict(results: dict, depths) -> dict:
-    """Did the deepest residual net reach a lower final training loss than the deepest plain net?"""
-    deepest, shallowest = str(max(depths)), str(min(depths))
-    plain, res = results["plain"][deepest]["final_train_loss"], results["residual"][deepest]["final_train_loss"]
-    better = res < plain
-    text = (f"depth {deepest} ({results['plain'][deepest]['weighted_layers']} weighted layers): residual final "
-            f"training loss {res:.4f} vs plain {plain:.4f} — the residual net "
-            + ("trained to a LOWER training loss" if better else "did NOT train to a lower training loss at this budget"))
-    if deepest != shallowest:
-        losses = {d: results["plain"][str(d)]["final_train_loss"] for d in depths}
-        best = min(losses, key=losses.get)
-        text += (f"; the plain net degrades with depth (training loss {losses[best]:.4f} at depth {best}, its best, "
-                 f"-> {plain:.4f} at depth {deepest})" if str(best) != deepest
+    """The summary's verdict ("VERDICT: the numbers"): ``judge`` on the final training losses."""
+    losses = {kind: {str(d): results[kind][str(d)]["final_train_loss"] for d in depths} for kind in KINDS}
+    deepest = str(max(depths))
+    return {"residual_beats_plain_at_deepest": losses["residual"][deepest] < losses["plain"][deepest],
+            "verdict": ": ".join(judge(losses["plain"], losses["residual"]))}
+
+
+def judge(plain: dict[str, float | None], residual: dict[str, float | None]) -> tuple[str, str]:
+    """The claim's rule: the deepest residual net reaches a lower final training loss than the deepest
+    plain net (inconclusive when neither learned); the text adds whether the plain net degrades with depth.
+
+    ``plain`` and ``residual`` map depth (a str) to final training loss (None: not measured).
+    """
+    depths = sorted(set(plain) | set(residual), key=int)
+    if not depths:
+        return UNKNOWN, "the deepest plain or residual net was not measured"
+    deepest = depths[-1]
+    p, r = plain.get(deepest), residual.get(deepest)
+    if p is None or r is None:
+        return UNKNOWN, "the deepest plain or residual net was not measured"
+    better = r < p
+    verdict = SUPPORTED if better else NOT_SUPPORTED
+    if min(r, p) > LEARNED:
+        verdict = INCONCLUSIVE
+    text = (f"depth {deepest} (blocks): residual final training loss {r:.4f} vs plain {p:.4f} — the residual net "
+            + ("trained to a LOWER training loss" if better
+               else "did NOT train to a lower training loss at this budget"))
+    known = {d: v for d, v in plain.items() if v is not None}
+    if len(known) > 1:
+        best = min(known, key=known.get)
+        text += (f"; the plain net degrades with depth (training loss {known[best]:.4f} at depth {best}, its best, "
+                 f"-> {p:.4f} at depth {deepest})" if best != deepest
                  else f"; the plain net does not degrade with depth here (depth {deepest} is its best)")
-    return {"residual_beats_plain_at_deepest": better, "verdict": text}
+    return verdict, text
 
 
 def depth_figure(summary: dict, out: Path) -> None:
-    from connlab.plots import pyplot
+    from connlab.plots import finish_axes, pyplot, save_figure
 
     plt = pyplot()
-
     depths = summary["depths"]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for kind, style in (("plain", "-o"), ("residual", "-s")):
@@ -175,15 +164,11 @@ def depth_figure(summary: dict, out: Path) -> None:
     axes[0].set_ylabel("training loss, last epoch (cross-entropy)")
     axes[1].set_ylabel("test error (%)")
     for ax in axes:
-        ax.set_xlabel("depth (blocks; weighted layers = 2·depth + 2)")
         ax.set_xticks(depths)
-        ax.grid(alpha=0.3)
-        ax.legend()
+        finish_axes(ax, "depth (blocks; weighted layers = 2·depth + 2)", None, legend=10)
     fig.suptitle(f"plain vs residual, {summary['dataset']} ({summary['train_images']} training images), "
                  f"{summary['epochs']} epochs each, width {summary['width']}", fontsize=10)
     fig.tight_layout()
-    from connlab.plots import save_figure  # rank 0 only under torchrun
-
     save_figure(fig, out / "depth.png", dpi=90)
 
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -192,14 +177,8 @@ def depth_figure(summary: dict, out: Path) -> None:
             hist = summary["results"][kind][str(d)]["history"]
             ax.plot([h["epoch"] for h in hist], [h["train_loss"] for h in hist], style, marker="o", markersize=3,
                     label=f"{kind} depth {d}")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("training loss")
-    ax.set_yscale("log")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    finish_axes(ax, "epoch", "training loss", logy=True, legend=7)
     fig.tight_layout()
-    from connlab.plots import save_figure  # rank 0 only under torchrun
-
     save_figure(fig, out / "curves.png", dpi=90)
 
 
@@ -211,3 +190,24 @@ def format_table(summary: dict) -> str:
         lines.append(f"| {d} | {p['weighted_layers']} | {p['final_train_loss']:.4f} | {r['final_train_loss']:.4f} | "
                      f"{100 * p['test_error']:.2f}% | {100 * r['test_error']:.2f}% |")
     return "\n".join(lines)
+
+
+# --- the report's section: the lecture's claim, its rule, the numbers -------------------------------
+
+def section(run: Run) -> Section:
+    s = run.summary
+    depths = [str(d) for d in get(s, "depths", default=[]) or []]
+    rows = []
+    for d in depths:
+        p, r = get(s, "results", "plain", d, default={}), get(s, "results", "residual", d, default={})
+        rows.append([d, fmt(num(p, "weighted_layers"), ".0f"), fmt(num(p, "final_train_loss")),
+                     fmt(num(r, "final_train_loss")), fmt(pct(num(p, "test_error")), ".2f"),
+                     fmt(pct(num(r, "test_error")), ".2f")])
+    verdict, text = judge(*({d: num(s, "results", kind, d, "final_train_loss") for d in depths} for kind in KINDS))
+    sec = Section("depth", "Can we keep adding layers? Plain vs residual networks",
+                  "Deeper plain networks train to a higher training loss (degradation); residual connections remove "
+                  "that, so the deepest residual net trains better than the deepest plain one.", verdict, text,
+                  tables=[Table(["depth (blocks)", "layers", "plain train loss", "residual train loss",
+                                 "plain test error (%)", "residual test error (%)"], rows,
+                                f"{get(s, 'train_images', default='?')} training images, {get(s, 'epochs')} epochs")])
+    return with_figures(sec, run, ("depth.png", "curves.png"))

@@ -28,20 +28,12 @@ Run folder (train):
                                       and the chosen sampler's, from the same pure noise (the page is
                                       self-contained; the PNG is what ``connlab report`` shows)
 
-CPU default (2 CPU cores, embedded data; measured, see docs/diffusion-cpu-quality.md):
-- one training step at batch 128: pixel U-Net (base 16, levels 1,2,2, 208k params) 2.1 s on
-  busy cores; latent U-Net on 4×7×7 (base 32, levels 1,2, 545k params) 0.168 s on idle cores
-  (2 threads) — so the default is latent diffusion with v-prediction on the cosine schedule
-  (Salimans & Ho 2022), lr 2e-3 with warm-up, cosine decay and EMA with warm-up;
-- ``--preset default``: class-conditional, 16 AE + 40 U-Net epochs (2,840 steps; end to end
-  160 s + 641 s of training, 14.6 min for the whole command), sampled with classifier-free guidance w = 1 (Ho & Salimans 2022) unless told
-  otherwise.  DDIM-50 on 500 samples: Fréchet distance 9.6 (floor 5.6), mean confidence
-  0.999, all samples labelled with confidence > 0.9, all 10 classes.  The autoencoder's
-  epochs matter most for the distance (4 instead of 16: 24.7 at w = 2, its best), guidance
-  for the confidence (w = 0: 11.6 / 0.941); unconditional with 4 AE epochs 60.7 / 0.902; the
-  old 12-epoch unconditional default 88.5 / 0.847;
-- ``--preset demo`` (3 AE + 4 U-Net epochs, ~1.2 min on idle cores), also guided with w = 2:
-  72.3 / 0.974, 92.6 % > 0.9, all 10 classes.
+CPU default (2 CPU cores, embedded data): latent diffusion with v-prediction on the cosine
+schedule (Salimans & Ho 2022), lr 2e-3 with warm-up, cosine decay and EMA with warm-up, because a
+latent U-Net step costs a small fraction of a pixel U-Net's there; ``--preset default`` is
+class-conditional and sampled with classifier-free guidance w = 1 (Ho & Salimans 2022) unless
+told otherwise; ``--preset demo`` is its short cut (w = 2).  The measurements behind these
+choices, and each preset's quality and time: docs/diffusion-cpu-quality.md.
 """
 
 from __future__ import annotations
@@ -49,51 +41,68 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from connlab.experiments.common import TrainingSettings
+from connlab.experiments.common import (DataSettings, TrainingSettings, add_training_command, int_list,
+                                        nonnegative_float, nonnegative_int, positive_int)
+from connlab.experiments.config import flag
+from connlab.experiments.section import (NOT_MEASURED, NOT_SUPPORTED, PARTLY, SUPPORTED, UNKNOWN, Run, Section,
+                                         Table, fmt, get, num, with_figures)
 
-# Presets fill every flag not given on the command line.  "default": the CPU default (see the
-# module docstring); "demo": its short cut for the lab demo; "pixel": the issue's reference,
-# a plain pixel-space ε / linear DDPM.
-PRESETS = {
-    "default": dict(space="latent", schedule="cosine", prediction="v", timesteps=1000, base_channels=32,
-                    channel_mults=(1, 2), attention=True, epochs=40, batch_size=128, lr=2e-3, ema_decay=0.999,
-                    ae_epochs=16, class_cond=True, guidance=1.0),
-    "demo": dict(space="latent", schedule="cosine", prediction="v", timesteps=1000, base_channels=32,
-                 channel_mults=(1, 2), attention=True, epochs=4, batch_size=128, lr=2e-3, ema_decay=0.995,
-                 ae_epochs=3, class_cond=True, guidance=2.0),
-    "pixel": dict(space="pixel", schedule="linear", prediction="eps", timesteps=1000, base_channels=16,
-                  channel_mults=(1, 2, 2), attention=True, epochs=8, batch_size=128, lr=1e-3, ema_decay=0.999,
-                  ae_epochs=0, class_cond=False, guidance=None),
-}
+int_tuple = int_list(1, "U-Net levels (channel multipliers)")
+
+
+TRAIN = "model and recipe"
 
 
 @dataclass(frozen=True)
-class DiffusionExperiment(TrainingSettings):
-    preset: str = "default"
-    space: str = "latent"
-    schedule: str = "cosine"
-    prediction: str = "v"
-    timesteps: int = 1000
-    base_channels: int = 32
-    channel_mults: tuple[int, ...] = (1, 2)
-    num_res_blocks: int = 1
-    attention: bool = True
-    dropout: float = 0.0
-    ema_decay: float = 0.999
-    class_cond: bool = False     # False / None for runs saved before the presets set them
-    label_dropout: float = 0.1   # p(y → ∅) in training, for classifier-free guidance
-    guidance: float | None = None  # the run's default w for sampling and scoring (class-conditional runs)
-    ae_epochs: int = 16
+class DiffusionExperiment(TrainingSettings, DataSettings):
+    # Presets fill every flag not given on the command line.  "default": the CPU default (see the
+    # module docstring); "demo": its short cut for the lab demo; "pixel": the issue's reference,
+    # a plain pixel-space ε / linear DDPM (it trains no autoencoder: its ae_epochs is unused).
+    PRESETS = {
+        "default": dict(space="latent", schedule="cosine", prediction="v", timesteps=1000, base_channels=32,
+                        channel_mults=(1, 2), attention=True, epochs=40, batch_size=128, lr=2e-3, ema_decay=0.999,
+                        ae_epochs=16, class_cond=True, guidance=1.0),
+        "demo": dict(space="latent", schedule="cosine", prediction="v", timesteps=1000, base_channels=32,
+                     channel_mults=(1, 2), attention=True, epochs=4, batch_size=128, lr=2e-3, ema_decay=0.995,
+                     ae_epochs=3, class_cond=True, guidance=2.0),
+        "pixel": dict(space="pixel", schedule="linear", prediction="eps", timesteps=1000, base_channels=16,
+                      channel_mults=(1, 2, 2), attention=True, epochs=8, batch_size=128, lr=1e-3, ema_decay=0.999,
+                      ae_epochs=1, class_cond=False, guidance=None),
+    }
+    PRESET_FIELD = "preset"
+
+    preset: str = flag("default", "default: the CPU default (~14 min on 2 cores); demo: a short cut (~1.5 min); "
+                                  "pixel: plain pixel ε-DDPM", choices=("default", "demo", "pixel"), group=TRAIN)
+    space: str = flag("latent", "diffuse pixels or AE latents", choices=("pixel", "latent"), group=TRAIN)
+    schedule: str = flag("cosine", "β schedule", choices=("linear", "cosine"), group=TRAIN)
+    prediction: str = flag("v", "what the network predicts", choices=("eps", "x0", "v"), group=TRAIN)
+    timesteps: int = flag(1000, "T, the number of diffusion steps", type=positive_int, group=TRAIN)
+    base_channels: int = flag(32, "U-Net width (multiple of 8)", type=positive_int, group=TRAIN)
+    channel_mults: tuple[int, ...] = flag((1, 2), "U-Net levels, e.g. 1,2,2", type=int_tuple, group=TRAIN)
+    num_res_blocks: int = flag(1, "residual blocks per level", type=positive_int, group=TRAIN)
+    attention: bool = flag(True, "no self-attention at the lowest resolution", negative="--no-attention",
+                           group=TRAIN)
+    dropout: float = flag(0.0, "dropout in residual blocks", type=nonnegative_float, group=TRAIN)
+    ema_decay: float = flag(0.999, "EMA decay (with warm-up)", type=nonnegative_float, group=TRAIN)
+    class_cond: bool = flag(False, "condition on the label, for classifier-free guidance (the default preset does)",
+                            optional_bool=True, group=TRAIN)  # False for runs saved before the presets set it
+    label_dropout: float = flag(0.1, "p of replacing the label by ∅ in training (classifier-free guidance)",
+                                type=nonnegative_float, group=TRAIN)
+    guidance: float | None = flag(None, "the run's default guidance weight w for sample, eval and the final score "
+                                        "(class-cond only)", type=nonnegative_float, group=TRAIN)
+    ae_epochs: int = flag(16, "latent space: autoencoder epochs", type=positive_int, group=TRAIN)
     latent_channels: int = 4
+    threads: int = flag(0, "intra-op CPU threads (0: all cores; 1 is faster on a busy machine)",
+                        type=nonnegative_int, group=TRAIN)
+    classifier: str | None = flag(None, "a `connlab classifier` run for the quality metric (default: train one on "
+                                        "the fly)", type=str, group=TRAIN)
+    eval_num: int = flag(500, "samples scored after training", type=positive_int, group=TRAIN)
+    eval_steps: int = flag(50, "DDIM steps for that score", type=positive_int, group=TRAIN)
     epochs: int = 40
     lr: float = 2e-3
-    threads: int = 0             # 0: torch's default (all cores)
-    classifier: str | None = None
-    eval_num: int = 500          # samples scored at the end of training
-    eval_steps: int = 50         # DDIM steps for that score
 
     def unet_config(self):
         from connlab.models.diffusion_unet import DiffusionUNetConfig
@@ -113,39 +122,12 @@ class DiffusionExperiment(TrainingSettings):
 # --- command line -------------------------------------------------------------------------------
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from connlab.experiments.common import add_common, nonnegative_float, positive_int
+    from connlab.experiments.common import nonnegative_float, positive_int
 
     sub = p.add_subparsers(dest="action", metavar="ACTION", parser_class=type(p), required=True)
 
     t = sub.add_parser("train", help="train a DDPM (pixel or latent space)")
-    t.add_argument("--preset", default="default", choices=tuple(PRESETS),
-                   help="default: the CPU default (~14 min on 2 cores); demo: a short cut (~1.5 min); "
-                        "pixel: plain pixel ε-DDPM")
-    t.add_argument("--space", choices=("pixel", "latent"), default=None, help="diffuse pixels or AE latents")
-    t.add_argument("--schedule", choices=("linear", "cosine"), default=None, help="β schedule")
-    t.add_argument("--prediction", choices=("eps", "x0", "v"), default=None, help="what the network predicts")
-    t.add_argument("--timesteps", type=positive_int, default=None, help="T, the number of diffusion steps")
-    t.add_argument("--base-channels", type=positive_int, default=None, help="U-Net width (multiple of 8)")
-    t.add_argument("--channel-mults", type=_int_tuple, default=None, help="U-Net levels, e.g. 1,2,2")
-    t.add_argument("--num-res-blocks", type=positive_int, default=1, help="residual blocks per level")
-    t.add_argument("--no-attention", dest="attention", action="store_false", default=None,
-                   help="no self-attention at the lowest resolution")
-    t.add_argument("--dropout", type=nonnegative_float, default=0.0, help="dropout in residual blocks")
-    t.add_argument("--ema-decay", type=nonnegative_float, default=None, help="EMA decay (with warm-up)")
-    t.add_argument("--class-cond", action=argparse.BooleanOptionalAction, default=None,
-                   help="condition on the label, for classifier-free guidance (the default preset does)")
-    t.add_argument("--label-dropout", type=nonnegative_float, default=0.1,
-                   help="p of replacing the label by ∅ in training (classifier-free guidance)")
-    t.add_argument("--guidance", type=nonnegative_float, default=None,
-                   help="the run's default guidance weight w for sample, eval and the final score (class-cond only)")
-    t.add_argument("--ae-epochs", type=positive_int, default=None, help="latent space: autoencoder epochs")
-    t.add_argument("--threads", type=int, default=0, help="intra-op CPU threads (default 0: all cores; 1 is faster on a busy machine)")
-    t.add_argument("--classifier", type=Path, default=None,
-                   help="a `connlab classifier` run for the quality metric (default: train one on the fly)")
-    t.add_argument("--eval-num", type=positive_int, default=500, help="samples scored after training")
-    t.add_argument("--eval-steps", type=positive_int, default=50, help="DDIM steps for that score")
-    add_common(t, epochs=40, lr=2e-3)
-    t.set_defaults(epochs=None, lr=None, batch_size=None, run=run_train)
+    add_training_command(t, DiffusionExperiment, "diffusion", train, describe, config=checked_config)
 
     s = sub.add_parser("sample", help="sample digits from a trained run")
     s.add_argument("--run", dest="run_dir", type=Path, required=True, help="a `connlab diffusion train` run folder")
@@ -197,67 +179,49 @@ def _speed(args: argparse.Namespace):
                          cuda_graph=args.cuda_graph)
 
 
-def _int_tuple(text: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers") from None
-    if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: need positive integers")
-    return values
-
-
 def config_from_args(args: argparse.Namespace) -> DiffusionExperiment:
+    """The preset, then the given flags; a preset's guidance w applies to its class-conditional model only."""
     from connlab.errors import UserError
 
-    preset = PRESETS[args.preset]
-    pick = lambda name: getattr(args, name) if getattr(args, name) is not None else preset[name]  # noqa: E731
-    class_cond = pick("class_cond")
-    if args.guidance is not None and not class_cond:
+    cfg = DiffusionExperiment.from_args(args)
+    if getattr(args, "guidance", None) is not None and not cfg.class_cond:
         raise UserError("--guidance needs a class-conditional run (add --class-cond)")
-    guidance = pick("guidance") if class_cond else None  # a preset's w applies to its class-conditional model only
-    return DiffusionExperiment.from_args(
-        args, preset=args.preset, space=pick("space"), schedule=pick("schedule"), prediction=pick("prediction"),
-        timesteps=pick("timesteps"), base_channels=pick("base_channels"), channel_mults=tuple(pick("channel_mults")),
-        num_res_blocks=args.num_res_blocks, attention=pick("attention"), dropout=args.dropout,
-        ema_decay=pick("ema_decay"), class_cond=class_cond, guidance=guidance, label_dropout=args.label_dropout,
-        ae_epochs=pick("ae_epochs") or 1, epochs=pick("epochs"), batch_size=pick("batch_size"), lr=pick("lr"),
-        threads=args.threads, classifier=str(args.classifier) if args.classifier else None,
-        eval_num=args.eval_num, eval_steps=args.eval_steps)
+    return replace(cfg, guidance=cfg.guidance if cfg.class_cond else None)
 
 
 def _set_threads(threads: int, device) -> None:
     import torch
 
-    # 0 keeps torch's default (all cores). Measured on 2 idle cores: a 7×7 latent U-Net step at
-    # batch 128 took 168 ms with two threads and 254 ms with one; on cores busy with other work
-    # one thread can be much faster (--threads 1), since intra-op threads then wait on each other.
+    # 0 keeps torch's default (all cores): faster on idle cores; on cores busy with other work one
+    # thread can be much faster (--threads 1), since intra-op threads then wait on each other
+    # (docs/diffusion-cpu-quality.md).
     if threads > 0:
         torch.set_num_threads(threads)
 
 
 # --- train -------------------------------------------------------------------------------------
 
-def run_train(args: argparse.Namespace) -> int:
+def checked_config(args: argparse.Namespace) -> DiffusionExperiment:
+    """``config_from_args``, with the U-Net's and the recipe's values checked before any work."""
     from connlab.errors import UserError
-    from connlab.runs import prepare_run
+    from connlab.experiments.common import from_flags
 
     cfg = config_from_args(args)
     if cfg.ema_decay >= 1:
         raise UserError(f"--ema-decay must be < 1, got {cfg.ema_decay}")
     if not cfg.label_dropout < 1:
         raise UserError(f"--label-dropout must be < 1, got {cfg.label_dropout}")
-    cfg.unet_config()  # validates the U-Net flags before any work
-    out, cfg = prepare_run(args.out, "diffusion", cfg, args.resume)
-    summary = train(cfg, out, resume=args.resume)
+    from_flags(cfg.unet_config)
+    return cfg
+
+
+def describe(summary: dict, cfg: DiffusionExperiment) -> str:
     q = summary["quality"]
     w = f", guidance w = {cfg.guidance:g}" if cfg.guidance is not None else ""
-    print(f"{cfg.space} DDPM, {summary['unet_params']:,} U-Net parameters, trained {summary['train_seconds']:.0f} s; "
-          f"DDIM-{q['steps']}{w} ({q['num_samples']} samples): distance {q['frechet_distance']:.2f} "
-          f"(floor {summary['frechet_floor']:.2f}), confidence {q['mean_confidence']:.3f}, "
-          f"classes covered {q['classes_covered']}/10")
-    print(f"run folder: {out}", file=sys.stderr)
-    return 0
+    return (f"{cfg.space} DDPM, {summary['unet_params']:,} U-Net parameters, trained {summary['train_seconds']:.0f} s; "
+            f"DDIM-{q['steps']}{w} ({q['num_samples']} samples): distance {q['frechet_distance']:.2f} "
+            f"(floor {summary['frechet_floor']:.2f}), confidence {q['mean_confidence']:.3f}, "
+            f"classes covered {q['classes_covered']}/10")
 
 
 def train(cfg: DiffusionExperiment, out: Path, resume: bool = False) -> dict:
@@ -269,7 +233,7 @@ def train(cfg: DiffusionExperiment, out: Path, resume: bool = False) -> dict:
     from connlab.diffusion.generate import Generator, SamplingSpeed, plain_config
     from connlab.experiments.classifier import find_or_train_classifier as find_classifier
     from connlab.models.diffusion_unet import DiffusionUNet
-    from connlab.runs import write_summary
+    from connlab.runs import resumable, write_summary
     from connlab.train import fit, pick_device, seed_everything
 
     device = pick_device(cfg.device)
@@ -313,7 +277,7 @@ def train(cfg: DiffusionExperiment, out: Path, resume: bool = False) -> dict:
 
     train_cfg = cfg.train_config(optimizer="adamw", lr_schedule="cosine", warmup_steps=100, grad_clip=1.0)
     result = fit(model, loss_fn, (x0_train, data.train_labels), train_cfg, out, model_config=plain_config(unet_cfg),
-                 ema=ema, resume=resume and (out / "checkpoints").is_dir(), label=f"{cfg.space} DDPM")
+                 ema=ema, resume=resumable(out, resume), label=f"{cfg.space} DDPM")
     summary.update({"unet_params": sum(p.numel() for p in model.parameters()), "steps": result.steps,
                     "unet_train_seconds": result.train_seconds, "autoencoder_train_seconds": ae_seconds,
                     "train_seconds": round(result.train_seconds + ae_seconds, 3),
@@ -348,6 +312,7 @@ def train_autoencoder(cfg: DiffusionExperiment, out: Path, data, resume: bool):
     from connlab.data import to_unit
     from connlab.metrics import image_metrics
     from connlab.models.latent_ae import LatentAEConfig, LatentAutoencoder
+    from connlab.runs import resumable
     from connlab.train import fit
 
     ae_cfg = LatentAEConfig(latent_channels=cfg.latent_channels)
@@ -360,7 +325,7 @@ def train_autoencoder(cfg: DiffusionExperiment, out: Path, data, resume: bool):
     train_cfg = cfg.train_config(epochs=cfg.ae_epochs, lr=2e-3, optimizer="adamw", lr_schedule="cosine",
                                  warmup_steps=50)
     result = fit(ae, lambda m, batch, g: m.loss(to_unit(batch[0]), g), (data.train_images,), train_cfg, out,
-                 model_config=asdict(ae_cfg), resume=resume and (out / "checkpoints").is_dir(),
+                 model_config=asdict(ae_cfg), resume=resumable(out, resume),
                  label="latent autoencoder")
     ae.eval()
     ae.fit_latent_stats(to_unit(data.train_images))
@@ -395,7 +360,7 @@ def run_sample(args: argparse.Namespace) -> int:
         raise UserError(f"--save-npz {args.save_npz}: folder {Path(args.save_npz).parent} does not exist")
     ladder = None
     if args.ladder_run is not None:  # checked before any sampling
-        from connlab.diffusion.sidebyside import load_ladder
+        from connlab.experiments.ladder import load_ladder
 
         ladder = load_ladder(args.ladder_run, args.ladder_variant, device)
     t0 = time.perf_counter()
@@ -413,7 +378,7 @@ def run_sample(args: argparse.Namespace) -> int:
           f"({args.num / seconds:.1f} images/s); grid: {Path(args.run_dir) / f'samples-{tag}.png'}"
           + (f"; npz: {args.save_npz}" if args.save_npz else ""))
     if ladder is not None:
-        from connlab.diffusion.sidebyside import write_side_by_side
+        from connlab.report.sidebyside import write_side_by_side
 
         t0 = time.perf_counter()
         page = write_side_by_side(gen, ladder, Path(args.run_dir), sampler=args.sampler, steps=steps, eta=args.eta,
@@ -448,3 +413,49 @@ def run_eval(args: argparse.Namespace) -> int:
     atomic_write_text(Path(args.run_dir) / "eval.md", table + "\n")
     print(table)
     return 0
+
+
+# --- the report's section: the lecture's claim, its rule, the numbers -------------------------------
+
+def section(run: Run) -> Section:
+    s = run.summary
+    q = get(s, "quality", default={}) or {}
+    dist, floor = num(q, "frechet_distance"), num(s, "frechet_floor")
+    conf, confident, classes = num(q, "mean_confidence"), num(q, "confident_fraction"), num(q, "classes_covered")
+    rows = [["Fréchet distance to real test digits (classifier features)", fmt(dist, ".2f")],
+            ["floor: real train vs real test, same N", fmt(floor, ".2f")],
+            ["classifier's mean confidence on samples", fmt(conf, ".3f")],
+            ["confidently labelled (> 0.9)", fmt(confident, ".1%")],
+            ["classes covered (of 10)", fmt(classes, ".0f")],
+            ["samples scored", fmt(num(q, "num_samples"), ".0f")],
+            ["U-Net parameters", fmt(num(s, "unet_params"), ",.0f")],
+            ["training seconds (autoencoder + U-Net)", fmt(num(s, "train_seconds"), ".0f")],
+            ["quality classifier's test accuracy", fmt(num(s, "classifier", "test_accuracy"), ".2%")]]
+    if dist is None or conf is None or classes is None:
+        verdict, text = UNKNOWN, "sample quality was not measured"
+    else:
+        if classes >= 10 and conf >= 0.8:
+            verdict = SUPPORTED
+        elif classes >= 8 and conf >= 0.5:
+            verdict = PARTLY
+        else:
+            verdict = NOT_SUPPORTED
+        text = (f"from pure noise, DDIM-{get(q, 'steps', default='?')} samples cover {classes:.0f}/10 classes with mean "
+                f"classifier confidence {conf:.2f}; Fréchet distance {dist:.1f} vs the real-data floor "
+                + (f"{floor:.1f} ({dist / floor:.0f}× the floor)" if floor else NOT_MEASURED)
+                + " (supported: all 10 classes and confidence ≥ 0.8; partly: ≥ 8 classes and ≥ 0.5)")
+    sec = Section("diffusion", "DDPM / DDIM: generating digits by repeated denoising",
+                  "A network trained to predict the noise turns pure noise into digits step by step — early steps lay "
+                  "down structure, late steps detail — and DDIM samples with far fewer steps.", verdict, text,
+                  tables=[Table(["quantity", "value"], rows, f"{get(s, 'config', 'space', default='')} diffusion, "
+                                                             f"{get(s, 'train_images', default='?')} training digits")])
+    ev = run.extra.get("eval.json", {})
+    if get(ev, "rows"):
+        ev_rows = [[str(get(r, "sampler", default="?")).upper(), str(get(r, "steps", default="?")),
+                    fmt(num(r, "frechet_distance"), ".2f"), fmt(num(r, "mean_confidence"), ".3f"),
+                    fmt(num(r, "classes_covered"), ".0f"), fmt(num(r, "seconds"), ".1f")] for r in ev["rows"]]
+        ev_rows.append(["real train vs test (floor)", "", fmt(num(ev, "frechet_floor"), ".2f"), "", "", ""])
+        sec.tables.append(Table(["sampler", "steps", "Fréchet distance", "confidence", "classes", "seconds"], ev_rows,
+                                f"quality vs sampling steps, {get(ev, 'num', default='?')} samples each"))
+    samples = sorted(p.name for p in run.folder.glob("samples-*.png"))
+    return with_figures(sec, run, ("samples.png", "trajectory.png", *samples))

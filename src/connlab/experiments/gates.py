@@ -20,9 +20,12 @@ from __future__ import annotations
 import argparse
 import itertools
 import math
-import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+from connlab.experiments.common import TrainingSettings, add_training_command, positive_int
+from connlab.experiments.config import flag
+from connlab.experiments.section import Run, Section, Table, checks_verdict, fmt, get, num, with_figures
 
 BUMP_EDGES = (-1.0, 1.0)                 # a, b: the bump's edges for the weight sweep
 BUMP_WEIGHTS = (0.5, 1.0, 2.0, 5.0, 20.0)
@@ -31,57 +34,32 @@ STEEP = 10.0
 GATE_WEIGHT = 2.0                         # the gate σ(2 x1) in the product-gate figure
 GRID = 201                                # points per axis of the heatmaps
 SAMPLE_SEED = 99                          # the MoE's training / test points
+SHUT = 0.05                               # a shut gate passes at most this much (|out|)
 
 
 @dataclass(frozen=True)
-class GatesExperiment:
-    k: int = 3
+class GatesExperiment(TrainingSettings):
+    k: int = flag(3, "softmax gate: number of expert groups", type=positive_int)
+    train_points: int = flag(4000, "points in the mixture-of-experts fit's training set", type=positive_int)
     epochs: int = 40
-    batch_size: int = 128
     lr: float = 1e-2
-    train_points: int = 4000
-    seed: int = 0
-    device: str = "auto"
+    precision: str = "fp32"   # a 2-input mixture: autocast and compile do not pay
+    compile: str = "off"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from connlab.experiments.common import positive_float, positive_int
-
-    p.add_argument("--k", type=positive_int, default=3, help="softmax gate: number of expert groups (default 3)")
-    p.add_argument("--epochs", type=positive_int, default=40, help="epochs of the mixture-of-experts fit (default 40)")
-    p.add_argument("--batch-size", type=positive_int, default=128, help="(default 128)")
-    p.add_argument("--lr", type=positive_float, default=1e-2, help="Adam learning rate of the fit (default 1e-2)")
-    p.add_argument("--train-points", type=positive_int, default=4000, help="points in the fit's training set")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N, mps")
-    p.add_argument("--out", type=Path, default=None, help="run folder (default runs/gates-<timestamp>)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out")
-    p.set_defaults(run=run)
+    add_training_command(p, GatesExperiment, "gates", run_experiment, describe)
 
 
-def run(args: argparse.Namespace) -> int:
-    from connlab.runs import prepare_run
-
-    cfg = GatesExperiment(k=args.k, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                          train_points=args.train_points, seed=args.seed, device=args.device)
-    out, cfg = prepare_run(args.out, "gates", cfg, args.resume)
-    summary = run_experiment(cfg, out, resume=args.resume)
+def describe(summary: dict, cfg: GatesExperiment) -> str:
     b, s = summary["bump"], summary["softmax_gate"]
-    print(f"bump: half-height width {b['width_vs_spacing'][-1]['fwhm']:.2f} for edges {b['spacing_edges'][-1]}; "
-          f"peak {b['width_vs_weight'][0]['peak']:.2f} at w={BUMP_WEIGHTS[0]} vs "
-          f"{b['width_vs_weight'][-1]['peak']:.2f} at w={BUMP_WEIGHTS[-1]}")
-    print(f"product gate: |out| <= {summary['product_gate']['linear']['max_abs_out_gate_closed']:.3f} "
-          f"with the gate closed (x1 = -4), linear h")
-    print(f"softmax gate: k={cfg.k}, sector agreement {s['sector_agreement']:.1%}, test MSE {s['test_mse']:.4f} "
-          f"(one expert: {s['one_expert_test_mse']:.4f})")
-    print(f"run folder: {out}", file=sys.stderr)
-    return 0
-
-
-def _plt():
-    from connlab.plots import pyplot
-
-    return pyplot()
+    return (f"bump: half-height width {b['width_vs_spacing'][-1]['fwhm']:.2f} for edges {b['spacing_edges'][-1]}; "
+            f"peak {b['width_vs_weight'][0]['peak']:.2f} at w={BUMP_WEIGHTS[0]} vs "
+            f"{b['width_vs_weight'][-1]['peak']:.2f} at w={BUMP_WEIGHTS[-1]}\n"
+            f"product gate: |out| <= {summary['product_gate']['linear']['max_abs_out_gate_closed']:.3f} "
+            f"with the gate closed (x1 = -4), linear h\n"
+            f"softmax gate: k={cfg.k}, sector agreement {s['sector_agreement']:.1%}, test MSE {s['test_mse']:.4f} "
+            f"(one expert: {s['one_expert_test_mse']:.4f})")
 
 
 def logistic_pair(w: float, a: float, b: float):
@@ -115,7 +93,9 @@ def half_height_width(x, y) -> float:
 def bump_figure(out: Path) -> dict:
     import torch
 
-    plt = _plt()
+    from connlab.plots import finish_axes, pyplot, save_figure
+
+    plt = pyplot()
     x = torch.linspace(-6, 6, 1201)
     a, b = BUMP_EDGES
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))
@@ -142,15 +122,11 @@ def bump_figure(out: Path) -> dict:
                            "fwhm": half_height_width(x, y)})
     axes[2].set_title(f"w = {STEEP:g}: the biases set the edges,\nso the width = b - a")
     for ax in axes:
-        ax.set_xlabel("input x")
-        ax.set_ylabel("output")
-        ax.grid(alpha=0.3)
+        finish_axes(ax, "input x", "output", legend=None)
         ax.legend(fontsize=8, loc="upper left")
         ax.set_ylim(-0.05, 1.25)
     fig.suptitle("a bump from two logistic units: y = σ(w(x - a)) + σ(-w(x - b)) - 1", fontsize=11)
     fig.tight_layout()
-    from connlab.plots import save_figure  # rank 0 only under torchrun
-
     save_figure(fig, out / "bump.png", dpi=90)
     return {
         "formula": "y = sigmoid(w (x - a)) + sigmoid(-w (x - b)) - 1; peak = tanh(w (b - a) / 4)",
@@ -179,7 +155,9 @@ def product_gate(h: str, x1, x2):
 def product_gate_figure(out: Path) -> dict:
     import torch
 
-    plt = _plt()
+    from connlab.plots import finish_axes, pyplot, save_figure
+
+    plt = pyplot()
     x1 = torch.linspace(-4, 4, GRID)
     x2 = torch.linspace(-4, 4, GRID)
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
@@ -205,15 +183,10 @@ def product_gate_figure(out: Path) -> dict:
         i = int(torch.argmin((x1 - v).abs()))
         ax.plot(x2, product_gate("linear", x1, x2)[:, i],
                 label=f"x1 = {v:g}: gate σ({GATE_WEIGHT:g}x1) = {torch.sigmoid(torch.tensor(GATE_WEIGHT * v)):.2f}")
-    ax.set_xlabel("x2")
-    ax.set_ylabel("output")
     ax.set_title("slices, h = linear:\nx1 sets the slope (gate 0 = shut, 1 = pass)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    finish_axes(ax, "x2", "output")
     fig.suptitle("X1 gates X2: two units multiplied", fontsize=11)
     fig.tight_layout()
-    from connlab.plots import save_figure  # rank 0 only under torchrun
-
     save_figure(fig, out / "product_gate.png", dpi=90)
     numbers["gate_weight"] = GATE_WEIGHT
     numbers["point"] = ("with x1 very negative the gate is ~0 and shuts x2 off whatever x2 is; with x1 very "
@@ -249,7 +222,8 @@ def sector_directions(k: int):
 
 def fit_mixture(cfg: GatesExperiment, k: int, data, folder: Path, resume: bool, device):
     from connlab.nn import MixtureOfExperts
-    from connlab.train import TrainConfig, fit, seed_everything
+    from connlab.runs import resumable
+    from connlab.train import fit, seed_everything
 
     seed_everything(cfg.seed)
     model = MixtureOfExperts(2, 1, k).to(device)
@@ -258,19 +232,19 @@ def fit_mixture(cfg: GatesExperiment, k: int, data, folder: Path, resume: bool, 
         x, y = batch
         return ((model(x) - y) ** 2).mean()
 
-    train_cfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed,
-                            device=cfg.device, precision="fp32", compile="off")
+    train_cfg = cfg.train_config()
     fit(model, loss_fn, data, train_cfg, folder, model_config={"in": 2, "out": 1, "k": k},
-        resume=resume and (folder / "checkpoints").is_dir(), label=f"mixture of {k} experts")
+        resume=resumable(folder, resume), label=f"mixture of {k} experts")
     return model
 
 
 def softmax_gate_figure(cfg: GatesExperiment, out: Path, resume: bool) -> dict:
     import torch
 
+    from connlab.plots import pyplot, save_figure
     from connlab.train import pick_device
 
-    plt = _plt()
+    plt = pyplot()
     device = pick_device(cfg.device)
     g = torch.Generator().manual_seed(SAMPLE_SEED + cfg.seed)
     x, _, y = sector_problem(cfg.train_points, cfg.k, g)
@@ -311,8 +285,6 @@ def softmax_gate_figure(cfg: GatesExperiment, out: Path, resume: bool) -> dict:
     fig.suptitle(f"softmax gate of a mixture of {cfg.k} tanh experts, fitted ({cfg.epochs} epochs) to a "
                  f"different ridge in each of {cfg.k} sectors", fontsize=10)
     fig.tight_layout()
-    from connlab.plots import save_figure  # rank 0 only under torchrun
-
     save_figure(fig, out / "softmax_gate.png", dpi=90)
     max_weight = weights.max(dim=-1).values
     return {
@@ -333,3 +305,28 @@ def run_experiment(cfg: GatesExperiment, out: Path, resume: bool = False) -> dic
                "softmax_gate": softmax_gate_figure(cfg, out, resume)}
     write_summary(out, summary)
     return summary
+
+
+# --- the report's section: the lecture's claim, its rule, the numbers -------------------------------
+
+def section(run: Run) -> Section:
+    s = run.summary
+    closed = num(s, "product_gate", "linear", "max_abs_out_gate_closed")
+    open_err = num(s, "product_gate", "linear", "max_abs_error_gate_open")
+    moe, one = num(s, "softmax_gate", "test_mse"), num(s, "softmax_gate", "one_expert_test_mse")
+    agree, k = num(s, "softmax_gate", "sector_agreement"), get(s, "softmax_gate", "k")
+    by_w = get(s, "bump", "width_vs_weight", default=[]) or []
+    rows = [[f"bump peak, w = {get(r, 'w')}", fmt(num(r, "peak"), ".3f")] for r in by_w[:1] + by_w[-1:]]
+    rows += [["product gate, gate shut (x1 = −4): max |out|", fmt(closed, ".4f")],
+             ["product gate, gate open (x1 = +4): max |out − h(x2)|", fmt(open_err, ".4f")],
+             [f"softmax gate: test MSE, {k} experts", fmt(moe, ".4f")],
+             ["softmax gate: test MSE, one expert", fmt(one, ".4f")],
+             ["softmax gate: winning expert agrees with the true sector", fmt(agree, ".1%")]]
+    checks = {"the shut gate passes (almost) nothing": None if closed is None else closed < SHUT,
+              "the mixture beats one expert": None if moe is None or one is None else moe < one}
+    verdict, text = checks_verdict(checks)
+    return with_figures(Section("gates", "Logistic units and gates",
+                                "Two logistic units summed make a bump, one unit multiplied by another gates it, and a "
+                                "softmax gate divides the input space among experts.", verdict, text,
+                                tables=[Table(["quantity", "value"], rows)]),
+                        run, ("bump.png", "product_gate.png", "softmax_gate.png"))

@@ -20,11 +20,19 @@ noise each epoch; the notebook's epoch over N × T stored pairs is T of these.
 from __future__ import annotations
 
 import argparse
-import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from connlab.experiments.common import TrainingSettings
+from connlab.diffusion.ladder import SCHEDULES
+from connlab.experiments.common import (DataSettings, TrainingSettings, add_training_command, nonnegative_float,
+                                        positive_int)
+from connlab.experiments.config import flag
+from connlab.experiments.section import (NOT_MEASURED, NOT_SUPPORTED, SUPPORTED, UNKNOWN, Run, Section, Table,
+                                         fmt, get, num, with_figures)
+
+if TYPE_CHECKING:
+    from connlab.diffusion.sidebyside import Ladder
 
 CONDITION_CHOICES = ("none", "learned", "sinusoidal", "all")
 EVAL_SEED = 1234    # the noised test digits and the random starts are the same for every variant
@@ -32,16 +40,27 @@ EVAL_IMAGES = 500   # default number of test digits the chain is measured on
 SHOWN = 10          # columns in the figures
 
 
+def step_list(text: str) -> tuple[int, ...]:
+    steps = tuple(dict.fromkeys(positive_int(part.strip()) for part in text.split(",") if part.strip()))
+    if not steps:
+        raise argparse.ArgumentTypeError(f"{text!r} holds no step counts")
+    return steps
+
+
 @dataclass(frozen=True)
-class LadderExperiment(TrainingSettings):
-    steps: int = 10
-    dist: str = "norm"
-    mag: float = 1.0
-    schedule: str = "notebook"
-    condition: str = "none"
-    sweep: tuple[int, ...] = ()
-    materialize: bool = False
-    eval_images: int = EVAL_IMAGES
+class LadderExperiment(TrainingSettings, DataSettings):
+    steps: int = flag(10, "T, rungs of the ladder (steps2use)", type=positive_int)
+    dist: str = flag("norm", "noise distribution (dist2try)", choices=("norm", "uniform"))
+    mag: float = flag(1.0, "noise magnitude (mag2use)", type=nonnegative_float)
+    schedule: str = flag("notebook", "how noise grows with t: notebook (x_t = x_{t-1} + mag/T z), ve, vp",
+                         choices=SCHEDULES)
+    condition: str = flag("none", "tell the network t: none (the notebook), learned, sinusoidal, all (compare)",
+                          choices=CONDITION_CHOICES)
+    sweep: tuple[int, ...] = flag((), "train one model per T and tabulate quality and time, e.g. 1,5,10,20",
+                                  type=step_list, metavar="T1,T2,...", show_default=False)
+    materialize: bool = flag(False, "store the N x (T+1) ladder like the notebook (one fixed noise draw, "
+                                    "(T+1)*N*3136 bytes)")
+    eval_images: int = flag(EVAL_IMAGES, "test digits the chain is measured on", type=positive_int)
     epochs: int = 2
 
     @property
@@ -58,54 +77,21 @@ class LadderExperiment(TrainingSettings):
         return self.steps if self.steps in self.step_counts else self.step_counts[0]
 
 
-def step_list(text: str) -> tuple[int, ...]:
-    from connlab.experiments.common import positive_int
-
-    steps = tuple(dict.fromkeys(positive_int(part.strip()) for part in text.split(",") if part.strip()))
-    if not steps:
-        raise argparse.ArgumentTypeError(f"{text!r} holds no step counts")
-    return steps
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from connlab.diffusion.ladder import SCHEDULES
-    from connlab.experiments.common import add_common, nonnegative_float, positive_int
-
-    p.add_argument("--steps", type=positive_int, default=10, help="T, rungs of the ladder (steps2use, default 10)")
-    p.add_argument("--dist", default="norm", choices=("norm", "uniform"), help="noise distribution (dist2try)")
-    p.add_argument("--mag", type=nonnegative_float, default=1.0, help="noise magnitude (mag2use, default 1)")
-    p.add_argument("--schedule", default="notebook", choices=SCHEDULES,
-                   help="how noise grows with t: notebook (x_t = x_{t-1} + mag/T z), ve, vp")
-    p.add_argument("--condition", default="none", choices=CONDITION_CHOICES,
-                   help="tell the network t: none (the notebook), learned, sinusoidal, all (compare)")
-    p.add_argument("--sweep", type=step_list, default=None, metavar="T1,T2,...",
-                   help="train one model per T and tabulate quality and time, e.g. 1,5,10,20")
-    p.add_argument("--materialize", action="store_true",
-                   help="store the N x (T+1) ladder like the notebook (one fixed noise draw, (T+1)*N*3136 bytes)")
-    p.add_argument("--eval-images", type=positive_int, default=EVAL_IMAGES,
-                   help=f"test digits the chain is measured on (default {EVAL_IMAGES})")
-    add_common(p, epochs=2)
-    p.set_defaults(run=run)
+    add_training_command(p, LadderExperiment, "ladder", run_experiment, lambda summary, cfg: format_table(summary),
+                         config=config_from_args)
 
 
 def config_from_args(args: argparse.Namespace) -> LadderExperiment:
-    return LadderExperiment.from_args(
-        args, steps=args.steps, dist=args.dist, mag=args.mag, schedule=args.schedule, condition=args.condition,
-        sweep=args.sweep or (), materialize=args.materialize, eval_images=args.eval_images)
-
-
-def run(args: argparse.Namespace) -> int:
     from connlab.diffusion.ladder import LadderSchedule
-    from connlab.runs import prepare_run
+    from connlab.experiments.common import from_flags
 
-    cfg = config_from_args(args)
+    cfg = LadderExperiment.from_args(args)
     for T in cfg.step_counts:  # reject bad values before a run folder exists
-        LadderSchedule(cfg.schedule, T, cfg.mag, cfg.dist)
-    out, cfg = prepare_run(args.out, "ladder", cfg, args.resume)
-    summary = run_experiment(cfg, out, resume=args.resume)
-    print(format_table(summary))
-    print(f"run folder: {out}", file=sys.stderr)
-    return 0
+        from_flags(LadderSchedule, cfg.schedule, T, cfg.mag, cfg.dist)
+    return cfg
+
+
 
 
 def run_experiment(cfg: LadderExperiment, out: Path, resume: bool = False) -> dict:
@@ -114,17 +100,17 @@ def run_experiment(cfg: LadderExperiment, out: Path, resume: bool = False) -> di
 
     from connlab import plots
     from connlab.checkpoint import atomic_write_text
-    from connlab.data import load_dataset, stratified_first, to_unit
+    from connlab.data import stratified_first, to_unit
     from connlab.data.global_batch import batch_rows, own_rows
     from connlab.runtime.distributed import is_main
-    from connlab.diffusion.ladder import LadderSchedule, full_ladder, ladder_pair, materialize, materialize_bytes
+    from connlab.diffusion.ladder import (LadderSchedule, full_ladder, ladder_pair, materialize, materialize_bytes,
+                                         run_chain)
     from connlab.models.autoencoder import count_parameters
     from connlab.models.step_conditioned import StepConditionConfig, StepConditionedUNet
+    from connlab.experiments.variants import load_images, train_variant
     from connlab.runs import write_summary
-    from connlab.train import fit, pick_device, seed_everything
 
-    device = pick_device(cfg.device)
-    data = load_dataset(cfg.dataset, cfg.data_dir, cfg.limit).to(device)
+    device, data = load_images(cfg)
     train = data.train_images
     n = len(train)
     # test sets are sorted by class: take the first digits of every class, in proportion
@@ -154,14 +140,11 @@ def run_experiment(cfg: LadderExperiment, out: Path, resume: bool = False) -> di
 
         for condition in cfg.conditions:
             name = f"T{T}-{condition}"
-            seed_everything(cfg.seed)
             model_cfg = StepConditionConfig(condition, T)
-            model = StepConditionedUNet(model_cfg).to(device)
-            train_cfg = cfg.train_config()
+            model, result = train_variant(cfg, out, name, lambda: StepConditionedUNet(model_cfg), loss_fn,
+                                          (torch.arange(n, device=device),), device, model_config=asdict(model_cfg),
+                                          resume=resume)
             folder = out / "variants" / name
-            result = fit(model, loss_fn, (torch.arange(n, device=device),), train_cfg, folder,
-                         model_config=asdict(model_cfg), resume=resume and (folder / "checkpoints").is_dir(),
-                         label=name)
             with torch.no_grad():
                 chain = run_chain(model, test_ladder[T], T)
                 noise_chain = run_chain(model, starts, T)
@@ -211,17 +194,37 @@ def run_experiment(cfg: LadderExperiment, out: Path, resume: bool = False) -> di
     return summary
 
 
-def run_chain(model, x_top, T: int):
-    """x̂_T = x_top, then x̂_{t−1} = sigmoid(net(x̂_t, t)) down to t = 1: list of T+1 tensors (B, 1, 28, 28)."""
-    import torch
+def load_ladder(run: Path, variant: str | None, device) -> Ladder:
+    """A finished ladder run's model (``variant``, or the one its figures show); a UserError otherwise."""
+    import json
+    from dataclasses import asdict
 
-    xs = [x_top]
-    for t in range(T, 0, -1):
-        x = xs[-1]
-        steps = torch.full((len(x),), t, device=x.device, dtype=torch.long)
-        xs.append(torch.cat([torch.sigmoid(model(part, s).float())
-                             for part, s in zip(x.split(500), steps.split(500))]))
-    return xs
+    from connlab.checkpoint import load_weights, model_signature
+    from connlab.diffusion.sidebyside import Ladder
+    from connlab.errors import UserError
+    from connlab.models.step_conditioned import StepConditionConfig, StepConditionedUNet
+    from connlab.runs import read_config
+
+    run = Path(run)
+    saved = read_config(run)
+    if saved.get("experiment") != "ladder":
+        raise UserError(f"--ladder-run {run}: a {saved.get('experiment')!r} run, not a ladder run (connlab ladder)")
+    try:
+        summary = json.loads((run / "summary.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        raise UserError(f"--ladder-run {run}: no readable summary.json — its training did not finish") from None
+    variants = summary.get("variants") or {}
+    name = variant or summary.get("shown_variant")
+    if name not in variants:
+        raise UserError(f"--ladder-variant {name!r}: {run} holds {', '.join(variants) or 'no variants'}")
+    entry = variants[name]
+    model_cfg = StepConditionConfig(entry["condition"], entry["steps"])
+    model = StepConditionedUNet(model_cfg)
+    weights = run / "variants" / name / "model.safetensors"
+    if not weights.is_file():
+        raise UserError(f"--ladder-run {run}: no {weights.relative_to(run)} — the ladder training did not finish")
+    load_weights(model, weights, model_signature(model, asdict(model_cfg)))
+    return Ladder(model.to(device).eval(), name, entry["steps"], run, saved.get("config", {}))
 
 
 def psnr(x, clean) -> float:
@@ -271,3 +274,36 @@ def format_table(summary: dict) -> str:
                      f"{e['final_psnr']:.2f} | {e['final_bce']:.4f} | {e['psnr_rises_in_steps']} | "
                      f"{e['train_seconds']:.1f} | {e['train_images_per_second']:.0f} |")
     return "\n".join(lines)
+
+
+# --- the report's section: the lecture's claim, its rule, the numbers -------------------------------
+
+def section(run: Run) -> Section:
+    s = run.summary
+    chain = [v for v in get(s, "chain_psnr", default=[]) or [] if isinstance(v, (int, float))]
+    rows = []
+    for name, e in (get(s, "variants", default={}) or {}).items():
+        rows.append([name, fmt(num(e, "start_psnr"), ".2f"), fmt(num(e, "final_psnr"), ".2f"),
+                     str(get(e, "psnr_rises_in_steps", default=NOT_MEASURED)), fmt(num(e, "train_seconds"), ".0f"),
+                     fmt(num(e, "from_noise", "per_step", -1, "ink_fraction"), ".1%"),
+                     fmt(num(e, "from_noise", "real_digits", "ink_fraction"), ".1%")])
+    if len(chain) >= 2:
+        rises = sum(b > a for a, b in zip(chain, chain[1:]))
+        steps = len(chain) - 1
+        ok = chain[-1] > chain[0] and rises >= steps / 2
+        verdict = SUPPORTED if ok else NOT_SUPPORTED
+        text = (f"PSNR against the clean digit goes {chain[0]:.2f} → {chain[-1]:.2f} dB along the chain "
+                f"x_{steps} → x̂_0 and rises in {rises} of {steps} steps")
+    else:
+        verdict, text = UNKNOWN, "the chain's PSNR was not measured"
+    sec = Section("ladder", "Incremental denoising with T steps",
+                  "A network trained to undo one small step of noise, applied T times, walks a noised digit back "
+                  "towards the clean one: PSNR rises along the chain.", verdict, text,
+                  tables=[Table(["variant", "PSNR x_T (dB)", "PSNR x̂_0 (dB)", "PSNR rises", "train s",
+                                 "ink from noise", "ink, real digits"], rows,
+                                f"{get(s, 'eval_images', default='?')} test digits; {get(s, 'schedule')} schedule, "
+                                f"{get(s, 'dist')} noise, magnitude {get(s, 'mag')}")])
+    if chain:
+        sec.tables.append(Table(["step k"] + [str(k) for k in range(len(chain))],
+                                [["PSNR (dB)"] + [f"{v:.2f}" for v in chain]], "PSNR along the chain, k steps applied"))
+    return with_figures(sec, run, ("chain.png", "chain_psnr.png", "from_noise.png"))

@@ -22,9 +22,13 @@ clipping, and is scored on a fixed test set. The run folder:
 from __future__ import annotations
 
 import argparse
-import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+from connlab.experiments.common import TrainingSettings, add_training_command, int_list, nonnegative_float, positive_int
+from connlab.experiments.config import flag
+from connlab.experiments.section import (INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, UNKNOWN, Run, Section, Table,
+                                         fmt, get, num, with_figures)
 
 MODELS = ("rnn", "gru", "lstm")
 LABELS = {"rnn": "plain RNN (connlab)", "gru": "GRU (connlab)", "lstm": "LSTM (torch reference)"}
@@ -32,36 +36,10 @@ DEFAULT_LENGTHS = (10, 50, 100)
 FULL_LENGTHS = (10, 50, 100, 200, 400)
 TEST_SEED = 4321     # the test sequences are the same for every model
 CLEAR_MARGIN = 0.5   # "clear": the GRU's MSE is below half the plain RNN's
+LEARNED = 0.8        # a model whose MSE stays above this fraction of the baseline's has not learned the task
 
 
-@dataclass(frozen=True)
-class RNNExperiment:
-    lengths: tuple[int, ...] = DEFAULT_LENGTHS
-    models: tuple[str, ...] = MODELS
-    hidden: int = 32
-    train_size: int = 12800
-    test_size: int = 1000
-    epochs: int = 5
-    batch_size: int = 64
-    lr: float = 3e-3
-    grad_clip: float = 1.0
-    seed: int = 0
-    device: str = "auto"
-    checkpoint_every: int = 500
-
-
-def length_list(text: str) -> tuple[int, ...]:
-    """``10,50,100`` -> (10, 50, 100); every length must be >= 2 (one marker per half)."""
-    try:
-        values = tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers") from None
-    if not values:
-        raise argparse.ArgumentTypeError("give at least one length")
-    bad = [v for v in values if v < 2]
-    if bad:
-        raise argparse.ArgumentTypeError(f"sequence lengths must be >= 2 (one marker in each half), got {bad[0]}")
-    return values
+length_list = int_list(2, "sequence lengths (one marker in each half)")
 
 
 def model_list(text: str) -> tuple[str, ...]:
@@ -72,46 +50,31 @@ def model_list(text: str) -> tuple[str, ...]:
     return values
 
 
+@dataclass(frozen=True)
+class RNNExperiment(TrainingSettings):
+    PRESETS = {"full": dict(lengths=FULL_LENGTHS, epochs=10)}   # the long sweep, with twice the epochs
+    PRESET_FIELD = "full"
+
+    lengths: tuple[int, ...] = flag(DEFAULT_LENGTHS, "sequence lengths L", type=length_list)
+    models: tuple[str, ...] = flag(MODELS, "subset of rnn,gru,lstm", type=model_list)
+    full: bool = flag(False, "the long sweep, with twice the epochs (for a GPU)")
+    hidden: int = flag(32, "hidden units", type=positive_int)
+    train_size: int = flag(12800, "training sequences", type=positive_int)
+    test_size: int = flag(1000, "test sequences", type=positive_int)
+    grad_clip: float = flag(1.0, "gradient norm clip, 0 = off", type=nonnegative_float)
+    epochs: int = 5
+    batch_size: int = 64
+    lr: float = 3e-3
+    precision: str = "fp32"   # small recurrent steps: autocast and compile do not pay
+    compile: str = "off"
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from connlab.experiments.common import nonnegative_float, positive_float, positive_int
-
-    p.add_argument("--lengths", type=length_list, default=None,
-                   help=f"sequence lengths L (default {','.join(map(str, DEFAULT_LENGTHS))}; "
-                        f"--full: {','.join(map(str, FULL_LENGTHS))})")
-    p.add_argument("--models", type=model_list, default=MODELS, help="subset of rnn,gru,lstm (default all)")
-    p.add_argument("--full", action="store_true", help="the long sweep, with twice the epochs (for a GPU)")
-    p.add_argument("--hidden", type=positive_int, default=32, help="hidden units (default 32)")
-    p.add_argument("--train-size", type=positive_int, default=12800, help="training sequences (default 12800)")
-    p.add_argument("--test-size", type=positive_int, default=1000, help="test sequences (default 1000)")
-    p.add_argument("--grad-clip", type=nonnegative_float, default=1.0, help="gradient norm clip, 0 = off (default 1)")
-    p.add_argument("--epochs", type=positive_int, default=None, help="passes over the training set (default 5; --full 10)")
-    p.add_argument("--batch-size", type=positive_int, default=64, help="(default 64)")
-    p.add_argument("--lr", type=positive_float, default=3e-3, help="Adam learning rate (default 3e-3)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda, cuda:N, mps")
-    p.add_argument("--out", type=Path, default=None, help="run folder (default runs/rnn-<timestamp>)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoints")
-    p.add_argument("--checkpoint-every", type=positive_int, default=500, help="steps between checkpoints")
-    p.set_defaults(run=run)
+    add_training_command(p, RNNExperiment, "rnn", run_experiment, describe)
 
 
-def config_from_args(args: argparse.Namespace) -> RNNExperiment:
-    return RNNExperiment(
-        lengths=args.lengths or (FULL_LENGTHS if args.full else DEFAULT_LENGTHS), models=args.models,
-        hidden=args.hidden, train_size=args.train_size, test_size=args.test_size,
-        epochs=args.epochs or (10 if args.full else 5), batch_size=args.batch_size, lr=args.lr,
-        grad_clip=args.grad_clip, seed=args.seed, device=args.device, checkpoint_every=args.checkpoint_every)
-
-
-def run(args: argparse.Namespace) -> int:
-    from connlab.runs import prepare_run
-
-    out, cfg = prepare_run(args.out, "rnn", config_from_args(args), args.resume)
-    summary = run_experiment(cfg, out, resume=args.resume)
-    print(format_table(summary))
-    print(summary["verdict"])
-    print(f"run folder: {out}", file=sys.stderr)
-    return 0
+def describe(summary: dict, cfg: RNNExperiment) -> str:
+    return format_table(summary) + "\n" + summary["verdict"]
 
 
 def adding_problem(n: int, length: int, generator):
@@ -140,8 +103,9 @@ def run_experiment(cfg: RNNExperiment, out: Path, resume: bool = False) -> dict:
     import torch
 
     from connlab import plots
+    from connlab.experiments.variants import train_variant
     from connlab.runs import write_summary
-    from connlab.train import TrainConfig, fit, pick_device, seed_everything
+    from connlab.train import pick_device
 
     device = pick_device(cfg.device)
     results: dict[str, dict[str, dict]] = {m: {} for m in cfg.models}
@@ -161,16 +125,10 @@ def run_experiment(cfg: RNNExperiment, out: Path, resume: bool = False) -> dict:
             return {"test_mse": ((pred - y_test) ** 2).mean().item()}
 
         for kind in cfg.models:
-            seed_everything(cfg.seed)
-            model = make_regressor(kind, cfg.hidden).to(device)
-            train_cfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed,
-                                    device=cfg.device, precision="fp32", compile="off", grad_clip=cfg.grad_clip,
-                                    checkpoint_every=cfg.checkpoint_every)
-            folder = out / "variants" / f"{kind}-L{length}"
-            result = fit(model, loss_fn, (x_train, y_train), train_cfg, folder,
-                         model_config={"kind": kind, "hidden": cfg.hidden, "length": length},
-                         evaluate=evaluate, resume=resume and (folder / "checkpoints").is_dir(),
-                         label=f"{kind} L={length}")
+            model, result = train_variant(cfg, out, f"{kind}-L{length}", lambda: make_regressor(kind, cfg.hidden),
+                                          loss_fn, (x_train, y_train), device,
+                                          model_config={"kind": kind, "hidden": cfg.hidden, "length": length},
+                                          evaluate=evaluate, resume=resume, label=f"{kind} L={length}")
             with torch.no_grad():
                 test_mse = evaluate(model)["test_mse"]
             results[kind][str(length)] = {
@@ -209,20 +167,32 @@ def run_experiment(cfg: RNNExperiment, out: Path, resume: bool = False) -> dict:
 
 
 def verdict(results: dict, baselines: dict, lengths) -> str:
-    """Does the GRU beat the plain RNN at the longest length by a clear margin? Said from the numbers."""
+    """The summary's verdict line ("VERDICT: the numbers"): ``judge`` at the longest length."""
     longest = str(max(lengths))
     if "gru" not in results or "rnn" not in results:
         return "no verdict: the comparison needs both the rnn and the gru model"
-    gru, plain, base = results["gru"][longest]["test_mse"], results["rnn"][longest]["test_mse"], baselines[longest]
-    numbers = f"at L = {longest}: GRU test MSE {gru:.4f}, plain RNN {plain:.4f}, baseline {base:.4f}"
+    return ": ".join(judge(results["gru"][longest]["test_mse"], results["rnn"][longest]["test_mse"],
+                           baselines[longest], longest))
+
+
+def judge(gru: float, plain: float, base: float | None, longest) -> tuple[str, str]:
+    """The claim's rule: at the longest length the GRU's test MSE is under ``CLEAR_MARGIN`` × the plain RNN's.
+
+    Not met while neither model gets below ``LEARNED`` × the baseline MSE: inconclusive (nothing learned).
+    """
+    numbers = (f"at L = {longest}: GRU test MSE {gru:.4f}, plain RNN {plain:.4f}"
+               + (f", baseline {base:.4f}" if base is not None else ""))
     if gru < CLEAR_MARGIN * plain:
-        text = f"{numbers}: the GRU beats the plain RNN by a clear margin ({plain / max(gru, 1e-12):.1f}x lower MSE)"
-    else:
-        text = (f"{numbers}: the GRU did NOT beat the plain RNN by a clear margin (under half its MSE) "
-                f"at this budget; try more --epochs or --train-size")
-    if plain > 0.8 * base:
-        text += "; the plain RNN does not get clearly below the baseline (it has not learned to carry the marked values)"
-    return text
+        return SUPPORTED, (f"{numbers}: the GRU beats the plain RNN by a clear margin "
+                           f"({plain / max(gru, 1e-12):.1f}x lower MSE; 'clear' means under half)")
+    text = (f"{numbers}: the GRU did NOT beat the plain RNN by a clear margin (under half its MSE) "
+            f"at this budget; try more --epochs or --train-size")
+    if base is not None and min(gru, plain) >= LEARNED * base:
+        return INCONCLUSIVE, text + "; neither model gets clearly below the baseline"
+    if base is not None and plain >= LEARNED * base:
+        text += ("; the plain RNN does not get clearly below the baseline "
+                 "(it has not learned to carry the marked values)")
+    return NOT_SUPPORTED, text
 
 
 def format_table(summary: dict) -> str:
@@ -234,3 +204,24 @@ def format_table(summary: dict) -> str:
     lines.append("| baseline: predict the mean | " +
                  " | ".join(f"{summary['baseline_mse'][str(L)]:.4f}" for L in lengths) + " |")
     return "\n".join(lines)
+
+
+# --- the report's section: the lecture's claim, its rule, the numbers -------------------------------
+
+def section(run: Run) -> Section:
+    s = run.summary
+    lengths = [str(x) for x in get(s, "lengths", default=[]) or []]
+    models = get(s, "models", default={}) or {}
+    header = ["model"] + [f"L = {L}" for L in lengths]
+    rows = [[label] + [fmt(num(s, "test_mse", kind, L)) for L in lengths] for kind, label in models.items()]
+    rows.append(["baseline: predict the mean"] + [fmt(num(s, "baseline_mse", L)) for L in lengths])
+    longest = str(max(int(L) for L in lengths)) if lengths else None
+    gru, plain = num(s, "test_mse", "gru", longest), num(s, "test_mse", "rnn", longest)
+    if gru is None or plain is None:
+        verdict, text = UNKNOWN, "the GRU or the plain RNN was not measured"
+    else:
+        verdict, text = judge(gru, plain, num(s, "baseline_mse", longest), longest)
+    sec = Section("rnn", "Gated recurrent unit vs plain RNN",
+                  "A GRU's gates let it carry information across a long sequence, where a plain RNN forgets it.",
+                  verdict, text, tables=[Table(header, rows, "test MSE on the adding problem")])
+    return with_figures(sec, run, ("mse_vs_length.png", "curves.png"))

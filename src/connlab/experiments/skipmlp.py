@@ -16,45 +16,34 @@ run folder: summary.json (final test accuracy, mean ± std over seeds, params), 
 from __future__ import annotations
 
 import argparse
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from connlab.experiments.common import TrainingSettings
+from connlab.experiments.common import DataSettings, TrainingSettings, add_training_command, positive_int
+from connlab.experiments.config import flag
+from connlab.experiments.section import (INCONCLUSIVE, Run, Section, Table, compare, fmt, get, num, pct, pm,
+                                         with_figures)
 
 KINDS = ("plain", "skip")
+LEARNED = 0.5  # test accuracy both models must pass for the comparison to mean anything
 
 
 @dataclass(frozen=True)
-class SkipMLPExperiment(TrainingSettings):
-    hidden: int = 32
-    layers: int = 2
-    seeds: int = 2
+class SkipMLPExperiment(TrainingSettings, DataSettings):
+    hidden: int = flag(32, "units per hidden layer", type=positive_int, aliases=("--width",))
+    layers: int = flag(2, "hidden layers", type=positive_int)
+    seeds: int = flag(2, "repeat each variant with K seeds", type=positive_int)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from connlab.experiments.common import add_common, positive_int
-
-    p.add_argument("--hidden", "--width", dest="hidden", type=positive_int, default=32,
-                   help="units per hidden layer (default 32)")
-    p.add_argument("--layers", type=positive_int, default=2, help="hidden layers (default 2)")
-    p.add_argument("--seeds", type=positive_int, default=2, help="repeat each variant with K seeds (default 2)")
-    add_common(p, epochs=5)
-    p.set_defaults(run=run)
+    add_training_command(p, SkipMLPExperiment, "skipmlp", run_experiment, describe)
 
 
-def run(args: argparse.Namespace) -> int:
-    from connlab.runs import prepare_run
-
-    cfg = SkipMLPExperiment.from_args(args, hidden=args.hidden, layers=args.layers, seeds=args.seeds)
-    out, cfg = prepare_run(args.out, "skipmlp", cfg, args.resume)
-    summary = run_experiment(cfg, out, resume=args.resume)
-    for kind, e in summary["variants"].items():
-        print(f"{kind:6s} params {e['params']:7,d}  test accuracy {100 * e['test_accuracy']:.2f}% "
-              f"± {100 * e['test_accuracy_std']:.2f}  (final train loss {e['final_train_loss']:.4f})")
-    print(summary["verdict"])
-    print(f"run folder: {out}", file=sys.stderr)
-    return 0
+def describe(summary: dict, cfg: SkipMLPExperiment) -> str:
+    lines = [f"{kind:6s} params {e['params']:7,d}  test accuracy {100 * e['test_accuracy']:.2f}% "
+             f"± {100 * e['test_accuracy_std']:.2f}  (final train loss {e['final_train_loss']:.4f})"
+             for kind, e in summary["variants"].items()]
+    return "\n".join(lines + [summary["verdict"]])
 
 
 def make_mlp(kind: str, hidden: int, layers: int):
@@ -66,75 +55,61 @@ def make_mlp(kind: str, hidden: int, layers: int):
 
 def run_experiment(cfg: SkipMLPExperiment, out: Path, resume: bool = False) -> dict:
     import torch
-    import torch.nn.functional as F
 
-    from connlab import plots
-    from connlab.data import load_dataset, to_unit
-    from connlab.metrics import mean_std
+    from connlab.data import to_unit
+    from connlab.experiments.variants import classification_loss, load_images, mean_spread, over_seeds, train_variant
     from connlab.runs import write_summary
-    from connlab.train import fit, pick_device, seed_everything
 
-    device = pick_device(cfg.device)
-    data = load_dataset(cfg.dataset, cfg.data_dir, cfg.limit).to(device)
+    device, data = load_images(cfg)
 
-    def loss_fn(model, batch, generator):
-        images, labels = batch
-        return F.cross_entropy(model(to_unit(images)).float(), labels)
+    loss_fn = classification_loss
 
     def evaluate(model):
         logits = torch.cat([model(to_unit(chunk)).float() for chunk in data.test_images.split(1000)])
         return {"test_accuracy": (logits.argmax(dim=1) == data.test_labels).float().mean().item()}
 
-    runs: dict[str, list[dict]] = {k: [] for k in KINDS}
     params = {}
-    for kind in KINDS:
-        for s in range(cfg.seeds):
-            seed = cfg.seed + s
-            seed_everything(seed)
-            model = make_mlp(kind, cfg.hidden, cfg.layers).to(device)
-            params[kind] = sum(p.numel() for p in model.parameters())
-            train_cfg = cfg.train_config(seed=seed)
-            folder = out / "variants" / f"{kind}-seed{seed}"
-            result = fit(model, loss_fn, (data.train_images, data.train_labels), train_cfg, folder,
-                         model_config={"kind": kind, "hidden": cfg.hidden, "layers": cfg.layers}, evaluate=evaluate,
-                         resume=resume and (folder / "checkpoints").is_dir(), label=f"{kind} seed {seed}")
-            runs[kind].append({"seed": seed, "test_accuracy": result.history[-1]["test_accuracy"],
-                               "final_train_loss": result.final_train_loss, "train_seconds": result.train_seconds,
-                               "history": [{"epoch": h["epoch"], "train_loss": h["train_loss"],
-                                            "test_accuracy": h["test_accuracy"]} for h in result.history]})
 
-    variants = {}
-    for kind, per_seed in runs.items():
-        acc, acc_std = mean_std([r["test_accuracy"] for r in per_seed])
-        loss, loss_std = mean_std([r["final_train_loss"] for r in per_seed])
-        variants[kind] = {"params": params[kind], "test_accuracy": acc, "test_accuracy_std": acc_std,
-                          "final_train_loss": loss, "final_train_loss_std": loss_std, "seeds": per_seed}
+    def train_one(kind: str, seed: int) -> dict:
+        model, result = train_variant(cfg, out, f"{kind}-seed{seed}", lambda: make_mlp(kind, cfg.hidden, cfg.layers),
+                                      loss_fn, (data.train_images, data.train_labels), device,
+                                      model_config={"kind": kind, "hidden": cfg.hidden, "layers": cfg.layers},
+                                      seed=seed, evaluate=evaluate, resume=resume, label=f"{kind} seed {seed}")
+        params[kind] = sum(p.numel() for p in model.parameters())
+        return {"seed": seed, "test_accuracy": result.history[-1]["test_accuracy"],
+                "final_train_loss": result.final_train_loss, "train_seconds": result.train_seconds,
+                "history": [{"epoch": h["epoch"], "train_loss": h["train_loss"], "test_accuracy": h["test_accuracy"]}
+                            for h in result.history]}
+
+    runs = over_seeds(KINDS, range(cfg.seed, cfg.seed + cfg.seeds), train_one)
+    variants = {kind: {"params": params[kind], **mean_spread(per_seed, ("test_accuracy", "final_train_loss")),
+                       "seeds": per_seed} for kind, per_seed in runs.items()}
     summary = {"experiment": "skipmlp", "dataset": data.name, "data_source": data.source, "device": str(device),
                "train_images": len(data.train_images), "test_images": len(data.test_images),
                "hidden": cfg.hidden, "layers": cfg.layers, "epochs": cfg.epochs, "seeds": cfg.seeds,
-               "variants": variants, "verdict": verdict(variants, cfg.seeds)}
+               "variants": variants, "verdict": ": ".join(verdict(variants, cfg.seeds))}
     write_summary(out, summary)
     curves_figure(summary, out)
     return summary
 
 
-def verdict(variants: dict, seeds: int) -> str:
-    plain, skip = variants["plain"], variants["skip"]
-    diff = skip["test_accuracy"] - plain["test_accuracy"]
-    spread = skip["test_accuracy_std"] + plain["test_accuracy_std"]
-    text = (f"carrying the input forward changes test accuracy by {100 * diff:+.2f} points "
-            f"({100 * plain['test_accuracy']:.2f}% -> {100 * skip['test_accuracy']:.2f}%)")
-    if seeds < 2:
-        return text + "; one seed: no spread to compare with (use --seeds K)"
-    return text + (f", beyond the seed spread ({100 * spread:.2f})" if abs(diff) > spread
-                   else f", within the seed spread ({100 * spread:.2f})")
+def verdict(variants: dict, seeds) -> tuple[str, str]:
+    """The claim's rule: the input carried forward raises test accuracy beyond the seed spread
+    (``section.compare``); inconclusive while both models stay below ``LEARNED``."""
+    acc = lambda kind, key="test_accuracy": num(variants, kind, key)  # noqa: E731
+    verdict_, text = compare(acc("plain"), acc("plain", "test_accuracy_std"), acc("skip"),
+                             acc("skip", "test_accuracy_std"), seeds, "test accuracy", higher_is_better=True,
+                             scale=100, unit=" %", what="carrying the input forward")
+    accs = [acc(k) for k in KINDS]
+    if all(a is not None for a in accs) and max(accs) < LEARNED:
+        verdict_, text = INCONCLUSIVE, text + f"; both models stay below {LEARNED:.0%} accuracy"
+    return verdict_, text
 
 
 def curves_figure(summary: dict, out: Path) -> None:
-    from connlab.plots import pyplot
+    from connlab.plots import finish_axes, pyplot, save_figure
 
     plt = pyplot()
-
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for kind, style in (("plain", "--"), ("skip", "-")):
         for r in summary["variants"][kind]["seeds"]:
@@ -143,16 +118,30 @@ def curves_figure(summary: dict, out: Path) -> None:
             axes[0].plot(epochs, [h["train_loss"] for h in r["history"]], style, marker="o", markersize=3, label=label)
             axes[1].plot(epochs, [100 * h["test_accuracy"] for h in r["history"]], style, marker="o", markersize=3,
                          label=label)
-    axes[0].set_ylabel("training loss (cross-entropy)")
-    axes[0].set_yscale("log")
-    axes[1].set_ylabel("test accuracy (%)")
-    for ax in axes:
-        ax.set_xlabel("epoch")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+    finish_axes(axes[0], "epoch", "training loss (cross-entropy)", logy=True, legend=7)
+    finish_axes(axes[1], "epoch", "test accuracy (%)", legend=7)
     fig.suptitle(f"MLP, {summary['layers']} hidden layers of {summary['hidden']}, {summary['dataset']} "
                  f"({summary['train_images']} training images)", fontsize=10)
     fig.tight_layout()
-    from connlab.plots import save_figure  # rank 0 only under torchrun
-
     save_figure(fig, out / "curves.png", dpi=90)
+
+
+# --- the report's section: the lecture's claim, its rule, the numbers -------------------------------
+
+def section(run: Run) -> Section:
+    s = run.summary
+    seeds = get(s, "seeds")
+    rows = []
+    for kind in KINDS:
+        rows.append([{"plain": "without carried input", "skip": "input carried forward (concat)"}[kind],
+                     fmt(num(s, "variants", kind, "params"), ",.0f"),
+                     pm(pct(num(s, "variants", kind, "test_accuracy")),
+                        pct(num(s, "variants", kind, "test_accuracy_std")), ".2f"),
+                     pm(num(s, "variants", kind, "final_train_loss"), num(s, "variants", kind, "final_train_loss_std"))])
+    verdict_, text = verdict(get(s, "variants", default={}), seeds)
+    return with_figures(Section("skipmlp", "Carrying the input forward",
+                                "Concatenating the input (and every earlier layer) into later layers helps an MLP "
+                                "classify digits.", verdict_, text,
+                                tables=[Table(["model", "params", "test accuracy (%)", "final train loss"], rows,
+                                              f"mean ± std over {seeds} seed(s)")]),
+                        run, ("curves.png",))

@@ -15,45 +15,57 @@ draws what the last layer attends to. The run folder:
 
 The default recipe (a strided conv stem down to a 7x7 token grid, AdamW, warm-up + cosine
 decay, shifts, label smoothing, batch 64, one CPU thread) is sized for a few CPU minutes on
-the embedded 9,000 digits; ``--full`` switches to settings for a GPU and full MNIST (``FULL``
+the embedded 9,000 digits; ``--full`` switches to settings for a GPU and full MNIST (``PRESETS["full"]``
 below).
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from connlab.experiments.common import TrainingSettings
+from connlab.experiments.common import (DataSettings, TrainingSettings, add_training_command, nonnegative_float,
+                                        nonnegative_int, positive_int)
+from connlab.experiments.config import flag
+from connlab.experiments.section import (NOT_MEASURED, Run, Section, Table, fmt, get, num, target,
+                                         with_figures)
 
 SHOWN = 6  # test digits in the figures
 
-# --full: a GPU and the 60,000 training digits. A wider, deeper model for more epochs; the
-# flags given explicitly on the command line still win.
-FULL = dict(epochs=30, batch_size=256, lr=2e-3, dim=128, depth=6, heads=4, stem_channels=128, warmup_steps=500)
+VIT_TARGET = 0.95  # test accuracy a small ViT should reach on MNIST digits
+GROUP = "model and recipe"
 
 
 @dataclass(frozen=True)
-class ViTExperiment(TrainingSettings):
-    patch_size: int = 1           # on the stem's 7x7 map: 49 tokens
-    dim: int = 64
-    depth: int = 3
-    heads: int = 4
-    mlp_ratio: int = 2
-    pool: str = "cls"
-    stem_channels: int = 64
-    dropout: float = 0.0
-    shift: float = 2.0            # random translation, up to this many pixels each way
-    label_smoothing: float = 0.1
-    weight_decay: float = 0.05
-    warmup_steps: int = 100
+class ViTExperiment(TrainingSettings, DataSettings):
+    # --full: a GPU and the 60,000 training digits. A wider, deeper model for more epochs; a flag
+    # given on the command line still wins, even when it equals its CPU default.
+    PRESETS = {"full": dict(epochs=30, batch_size=256, lr=2e-3, dim=128, depth=6, heads=4, stem_channels=128,
+                            warmup_steps=500)}
+    PRESET_FIELD = "full"
+
+    patch_size: int = flag(1, "must divide the stem's 7x7 output, or 28 without a stem (1: 49 tokens)",
+                           type=positive_int, group=GROUP)
+    dim: int = flag(64, "embedding size", type=positive_int, group=GROUP)
+    depth: int = flag(3, "transformer blocks", type=positive_int, group=GROUP)
+    heads: int = flag(4, "attention heads", type=positive_int, group=GROUP)
+    mlp_ratio: int = flag(2, "", type=positive_int, group=GROUP)
+    pool: str = flag("cls", "class token or mean pooling", choices=("cls", "mean"), group=GROUP)
+    stem_channels: int = flag(64, "conv stem width, a multiple of 4; 0 = plain ViT", type=nonnegative_int,
+                              group=GROUP)
+    dropout: float = flag(0.0, "", type=nonnegative_float, group=GROUP)
+    shift: float = flag(2.0, "augmentation: random shift in pixels, up to this many each way (0 = off)",
+                        type=nonnegative_float, group=GROUP)
+    label_smoothing: float = flag(0.1, "", type=nonnegative_float, group=GROUP)
+    weight_decay: float = flag(0.05, "AdamW weight decay", type=nonnegative_float, group=GROUP)
+    warmup_steps: int = flag(100, "linear warm-up before cosine decay", type=nonnegative_int, group=GROUP)
+    threads: int = flag(0, "intra-op CPU threads (0: all cores; 1 is faster on a busy machine)",
+                        type=nonnegative_int, group=GROUP)
+    full: bool = flag(False, "GPU settings for full MNIST (the values after '--full:' in this help)")
     epochs: int = 6
     batch_size: int = 64
     lr: float = 2e-3
-    full: bool = False
-    threads: int = 0              # 0: torch's default (all cores; 2 threads: 119 ms/step vs 160 with 1)
 
     def model_config(self):
         from connlab.models.vit import ViTConfig
@@ -64,60 +76,23 @@ class ViTExperiment(TrainingSettings):
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from connlab.experiments.common import add_common, nonnegative_float, positive_int
-
-    d = ViTExperiment()
-    g = p.add_argument_group("model and recipe")
-    g.add_argument("--patch-size", type=positive_int, default=d.patch_size,
-                   help=f"must divide the stem's 7x7 output, or 28 without a stem (default {d.patch_size})")
-    g.add_argument("--dim", type=positive_int, default=d.dim, help=f"embedding size (default {d.dim})")
-    g.add_argument("--depth", type=positive_int, default=d.depth, help=f"transformer blocks (default {d.depth})")
-    g.add_argument("--heads", type=positive_int, default=d.heads, help=f"attention heads (default {d.heads})")
-    g.add_argument("--mlp-ratio", type=positive_int, default=d.mlp_ratio, help=f"(default {d.mlp_ratio})")
-    g.add_argument("--pool", choices=("cls", "mean"), default=d.pool, help="class token or mean pooling")
-    g.add_argument("--stem-channels", type=int, default=d.stem_channels,
-                   help=f"conv stem width, a multiple of 4; 0 = plain ViT (default {d.stem_channels})")
-    g.add_argument("--dropout", type=nonnegative_float, default=d.dropout)
-    g.add_argument("--shift", type=nonnegative_float, default=d.shift,
-                   help=f"augmentation: random shift in pixels (default {d.shift}, 0 = off)")
-    g.add_argument("--label-smoothing", type=nonnegative_float, default=d.label_smoothing)
-    g.add_argument("--weight-decay", type=nonnegative_float, default=d.weight_decay, help="AdamW weight decay")
-    g.add_argument("--warmup-steps", type=int, default=d.warmup_steps, help="linear warm-up before cosine decay")
-    g.add_argument("--threads", type=int, default=d.threads, help="intra-op CPU threads (default 0: all cores; 1 is faster on a busy machine)")
-    p.add_argument("--full", action="store_true",
-                   help="GPU settings for full MNIST: " + ", ".join(f"{k}={v}" for k, v in FULL.items()))
-    add_common(p, epochs=d.epochs, batch_size=d.batch_size, lr=d.lr)
-    p.set_defaults(run=run)
+    add_training_command(p, ViTExperiment, "vit", run_experiment, describe, config=config_from_args)
 
 
 def config_from_args(args: argparse.Namespace) -> ViTExperiment:
-    cfg = ViTExperiment.from_args(
-        args, patch_size=args.patch_size, dim=args.dim, depth=args.depth, heads=args.heads,
-        mlp_ratio=args.mlp_ratio, pool=args.pool, stem_channels=args.stem_channels, dropout=args.dropout,
-        shift=args.shift, label_smoothing=args.label_smoothing, weight_decay=args.weight_decay,
-        warmup_steps=args.warmup_steps, full=args.full, threads=args.threads)
-    if cfg.full:
-        # A flag left at its CPU default takes the --full value; one set to anything else is kept.
-        default = ViTExperiment()
-        cfg = replace(cfg, **{k: v for k, v in FULL.items() if getattr(cfg, k) == getattr(default, k)})
+    from connlab.errors import UserError
+    from connlab.experiments.common import from_flags
+
+    cfg = ViTExperiment.from_args(args)
     if cfg.label_smoothing >= 1:
-        raise ValueError(f"--label-smoothing must be in [0, 1), got {cfg.label_smoothing}")
-    if cfg.warmup_steps < 0:
-        raise ValueError(f"--warmup-steps must be >= 0, got {cfg.warmup_steps}")
-    cfg.model_config()  # validates patch size / heads before any data is loaded
+        raise UserError(f"--label-smoothing must be in [0, 1), got {cfg.label_smoothing}")
+    from_flags(cfg.model_config)  # validates patch size / heads before any data is loaded
     return cfg
 
 
-def run(args: argparse.Namespace) -> int:
-    from connlab.runs import prepare_run
-
-    cfg = config_from_args(args)
-    out, cfg = prepare_run(args.out, "vit", cfg, args.resume)
-    summary = run_experiment(cfg, out, resume=args.resume)
-    print(f"ViT: test accuracy {summary['test_accuracy']:.4f} ({summary['params']:,} parameters, "
-          f"{summary['train_seconds']:.0f} s training on {summary['device']})")
-    print(f"run folder: {out}", file=sys.stderr)
-    return 0
+def describe(summary: dict, cfg: ViTExperiment) -> str:
+    return (f"ViT: test accuracy {summary['test_accuracy']:.4f} ({summary['params']:,} parameters, "
+            f"{summary['train_seconds']:.0f} s training on {summary['device']})")
 
 
 def random_shift(x, max_shift: float, generator):
@@ -145,12 +120,11 @@ def run_experiment(cfg: ViTExperiment, out: Path, resume: bool = False) -> dict:
 
     from connlab.data import load_dataset, to_unit
     from connlab.models.vit import ViT, attention_rollout, patch_relevance
-    from connlab.runs import write_summary
+    from connlab.runs import resumable, write_summary
     from connlab.train import fit, pick_device, seed_everything
 
     device = pick_device(cfg.device)
-    # Measured on the shared 2-core machine: a batch-128 step of the default model took 0.33 s
-    # of CPU (0.79 s wall) with one thread, 1.0 s (1.5 s wall) with two; small ops, sync dominates.
+    # Small ops: on busy cores intra-op threads mostly wait on each other, hence --threads.
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     data = load_dataset(cfg.dataset, cfg.data_dir, cfg.limit).to(device)
@@ -169,10 +143,9 @@ def run_experiment(cfg: ViTExperiment, out: Path, resume: bool = False) -> dict:
     seed_everything(cfg.seed)
     model_cfg = cfg.model_config()
     model = ViT(model_cfg).to(device)
-    train_cfg = cfg.train_config(optimizer="adamw", weight_decay=cfg.weight_decay, lr_schedule="cosine",
-                                 warmup_steps=cfg.warmup_steps)
+    train_cfg = cfg.train_config(optimizer="adamw", lr_schedule="cosine")  # weight_decay, warmup_steps: shared
     result = fit(model, loss_fn, (data.train_images, data.train_labels), train_cfg, out,
-                 model_config=asdict(model_cfg), evaluate=evaluate, resume=resume, label="vit")
+                 model_config=asdict(model_cfg), evaluate=evaluate, resume=resumable(out, resume), label="vit")
     model.eval()
     with torch.no_grad():
         accuracy = evaluate(model)["test_accuracy"]
@@ -222,9 +195,9 @@ def attention_overlays(images, maps: dict, grid: int, labels: list[str], path: P
     """One row per digit: the digit, then each named (B, grid*grid) map upsampled over it."""
     import torch.nn.functional as F
 
-    from connlab.plots import pyplot as _plt
+    from connlab.plots import pyplot
 
-    plt = _plt()
+    plt = pyplot()
     n, cols = len(images), 1 + len(maps)
     fig, axes = plt.subplots(n, cols, figsize=(1.6 * cols + 0.4, 1.6 * n + 0.5), squeeze=False)
     for c, name in enumerate(["digit", *maps], start=0):
@@ -248,3 +221,19 @@ def attention_overlays(images, maps: dict, grid: int, labels: list[str], path: P
 
     save_figure(fig, path, dpi=80)
     return Path(path)
+
+
+# --- the report's section: the lecture's claim, its rule, the numbers -------------------------------
+
+def section(run: Run) -> Section:
+    s = run.summary
+    acc = num(s, "test_accuracy")
+    rows = [["test accuracy", fmt(acc, ".2%")], ["target", f"{VIT_TARGET:.0%}"],
+            ["parameters", fmt(num(s, "params"), ",.0f")], ["epochs", str(get(s, "epochs", default=NOT_MEASURED))],
+            ["training images", fmt(num(s, "train_images"), ",.0f")],
+            ["training seconds", fmt(num(s, "train_seconds"), ".0f")]]
+    verdict, text = target(acc, VIT_TARGET, "test accuracy")
+    return with_figures(Section("vit", "Vision Transformer: attention over patches",
+                                 "A transformer that attends over image patches classifies digits, and its attention "
+                                 "falls on the strokes.", verdict, text, tables=[Table(["quantity", "value"], rows)]),
+                         run, ("attention_maps.png", "attention_rollout.png", "accuracy_curve.png"))

@@ -120,11 +120,6 @@ class DenoisingAutoencoder(nn.Module):
         z, c1, c2 = self.encoder(x)
         return self.decoder(z, c1, c2)
 
-    @torch.no_grad()
-    def denoise(self, x: torch.Tensor) -> torch.Tensor:
-        """Images in [0, 1] -> denoised images in [0, 1]."""
-        return torch.sigmoid(self(x))
-
 
 def sequential_autoencoder(upsample: str = "nearest") -> nn.Sequential:
     """The no-skip network as one ``nn.Sequential`` (Keras' Sequential API): a straight chain.

@@ -79,11 +79,3 @@ class ResNet(nn.Module):
         """x (B, 1, 28, 28) -> logits (B, num_classes)."""
         h = self.blocks(self.stem(x))    # (B, C, H', W')
         return self.head(h.mean(dim=(2, 3)))  # global average pool -> (B, C) -> (B, classes)
-
-
-def plain_net(depth: int, width: int = 16, num_classes: int = 10) -> ResNet:
-    return ResNet(ResNetConfig(depth, width, residual=False, num_classes=num_classes))
-
-
-def resnet(depth: int, width: int = 16, num_classes: int = 10) -> ResNet:
-    return ResNet(ResNetConfig(depth, width, residual=True, num_classes=num_classes))

@@ -1,0 +1,135 @@
+"""One source of defaults: a command's flags are generated from its config dataclass.
+
+A config field is a flag when it carries ``flag(...)`` metadata (help, parser, choices, aliases);
+the default is the field's own default, so it is written once.  A subclass that only changes a
+default redeclares the field plainly (``epochs: int = 3``): its flag keeps the help of the field it
+overrides.  The generated flags have no argparse default (``SUPPRESS``), so after parsing the
+namespace holds exactly the flags the user gave; ``Config.from_args`` then builds
+
+    field default  <  the chosen preset's override  <  the flag the user gave
+
+so a preset (``--full``, ``--preset demo``) never overwrites a flag given on the command line,
+even one given with its default value.  ``Config.given(args)`` lists the given flags, which
+``connlab.runs.prepare_run`` compares with a saved config on ``--resume``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import MISSING, field, fields
+from typing import Any, Callable, ClassVar
+
+FLAG = "flag"   # the metadata key
+
+
+def flag(default: Any = MISSING, help: str = "", *, type: Callable | None = None, choices=None,
+         aliases: tuple[str, ...] = (), metavar: str | None = None, negative: str | None = None,
+         optional_bool: bool = False, group: str | None = None, show_default: bool = True):
+    """A config field that is also a command-line flag ``--field-name``.
+
+    ``type`` parses the text (default: the default value's type); ``aliases`` are more option names;
+    a bool field is ``store_true``, or ``store_false`` under ``negative`` (``--no-attention``), or
+    ``--x/--no-x`` with ``optional_bool``; ``group`` names the help section.
+    """
+    spec = dict(help=help, type=type, choices=choices, aliases=tuple(aliases), metavar=metavar, negative=negative,
+                optional_bool=optional_bool, group=group, show_default=show_default)
+    return field(default=default, metadata={FLAG: spec})
+
+
+def flag_spec(cls, name: str) -> dict | None:
+    """The flag metadata of field ``name``: its own, or that of the nearest base class that declares it."""
+    for klass in cls.__mro__:
+        f = getattr(klass, "__dataclass_fields__", {}).get(name)
+        if f is not None and FLAG in f.metadata:
+            return f.metadata[FLAG]
+    return None
+
+
+def option_name(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _shown(value) -> str:
+    if isinstance(value, (tuple, list)):
+        return ",".join(map(str, value))
+    return str(value)
+
+
+class Config:
+    """Mixin for a command's frozen config dataclass: flags from fields, presets, load/save."""
+
+    # Named overrides; ``PRESET_FIELD`` is the field that picks one: a str field names the preset,
+    # a bool field picks the preset of its own name when set (``--full`` -> PRESETS["full"]).
+    PRESETS: ClassVar[dict[str, dict]] = {}
+    PRESET_FIELD: ClassVar[str | None] = None
+
+    @classmethod
+    def flag_fields(cls):
+        return [f for f in fields(cls) if flag_spec(cls, f.name) is not None]
+
+    @classmethod
+    def add_flags(cls, parser: argparse.ArgumentParser, groups: dict[str, str] | None = None) -> None:
+        """One flag per flagged field; ``groups`` maps a spec's group key to its help title."""
+        made: dict[str, Any] = {}
+        for f in cls.flag_fields():
+            spec = flag_spec(cls, f.name)
+            target = parser
+            if spec["group"]:
+                title = (groups or {}).get(spec["group"], spec["group"])
+                target = made.setdefault(title, parser.add_argument_group(title))
+            default = f.default
+            help_text = spec["help"]
+            preset = cls._preset_note(f.name)
+            shown = default is not MISSING and default is not None and not isinstance(default, bool)
+            if spec["show_default"] and shown:
+                help_text += f" (default {_shown(default)}{preset})"
+            elif preset:
+                help_text += f" ({preset.lstrip('; ')})"
+            names = [option_name(f.name), *spec["aliases"]]
+            kwargs: dict[str, Any] = dict(dest=f.name, default=argparse.SUPPRESS, help=help_text.strip() or None)
+            if isinstance(default, bool):
+                if spec["optional_bool"]:
+                    kwargs["action"] = argparse.BooleanOptionalAction
+                elif spec["negative"]:
+                    names, kwargs["action"] = [spec["negative"]], "store_false"
+                else:
+                    kwargs["action"] = "store_true"
+            else:
+                kind = spec["type"] or (type(default) if default not in (MISSING, None) else str)
+                kwargs["type"] = kind
+                if spec["choices"] is not None:
+                    kwargs["choices"] = spec["choices"]
+                if spec["metavar"]:
+                    kwargs["metavar"] = spec["metavar"]
+            target.add_argument(*names, **kwargs)
+
+    @classmethod
+    def _preset_note(cls, name: str) -> str:
+        """Where a preset changes this field's default, e.g. "; --full: 10"."""
+        default = cls.__dataclass_fields__[name].default
+        notes = [f"{preset}: {_shown(values[name])}" for preset, values in cls.PRESETS.items()
+                 if name in values and values[name] != default]
+        if not notes or cls.PRESET_FIELD is None:
+            return ""
+        prefix = "--" if isinstance(getattr(cls, cls.PRESET_FIELD, None), bool) else "preset "
+        return "; " + ", ".join(prefix + n for n in notes)
+
+    @classmethod
+    def given(cls, args: argparse.Namespace) -> dict:
+        """The config fields the user gave on the command line, with their values."""
+        return {f.name: getattr(args, f.name) for f in cls.flag_fields() if hasattr(args, f.name)}
+
+    @classmethod
+    def preset_overrides(cls, given: dict) -> dict:
+        if cls.PRESET_FIELD is None:
+            return {}
+        choice = given.get(cls.PRESET_FIELD, getattr(cls, cls.PRESET_FIELD))
+        if isinstance(choice, bool):
+            choice = cls.PRESET_FIELD if choice else None
+        return dict(cls.PRESETS.get(choice, {})) if choice else {}
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace, **own):
+        """Defaults, then the chosen preset, then the given flags, then ``own`` (derived values)."""
+        given = cls.given(args)
+        return cls(**{**cls.preset_overrides(given), **given, **own})

@@ -1,0 +1,136 @@
+"""The one list of connlab's commands: ``REGISTRY``.
+
+Each entry names its module by path, so building ``connlab --help`` imports nothing heavy;
+the module is imported when its command runs, or when the report needs its section.  The CLI
+builds its parser from this list, ``connlab demo`` its plan, and ``connlab report`` its order
+and sections.  Adding an experiment is one module plus one ``register(Experiment(...))``.
+
+An experiment module provides ``add_arguments(parser)`` (sets ``run``) and, when it states a
+lecture claim, ``section(run) -> connlab.experiments.section.Section``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class DemoStep:
+    """One part of ``connlab demo``: the command's flags at the two demo sizes.
+
+    Data flags (``--dataset``, ``--data-dir``) are added when ``takes_dataset``; ``--device`` always.
+    A step that does not own its folder (``owns_folder=False``) gets ``--run FOLDER`` instead of
+    ``--out``/``--resume`` and is done when ``done_file`` (a glob) exists there.
+    """
+
+    cpu: tuple[str, ...]
+    full: tuple[str, ...]
+    action: str = ""                 # a sub-command, e.g. "train" for ``connlab diffusion train``
+    takes_dataset: bool = False
+    done_file: str = "summary.json"
+    owns_folder: bool = True
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str                        # the command: ``connlab NAME``
+    help: str                        # one line, for --help
+    module: str                      # e.g. "connlab.experiments.rnn", imported only when needed
+    lecture: int | None = None       # place in the lecture (report and demo order); None: not a lecture part
+    demo: tuple[DemoStep, ...] = ()
+    config: str | None = None        # the name of the module's config dataclass
+    section: str | None = None       # the name of the module's ``section(run)`` builder
+    single_process: tuple[str, ...] = ()   # actions ("" = the command itself) that refuse torchrun
+
+    def load(self):
+        return importlib.import_module(self.module)
+
+    def add_arguments(self, parser) -> None:
+        self.load().add_arguments(parser)
+
+    @property
+    def config_class(self):
+        return getattr(self.load(), self.config) if self.config else None
+
+    @property
+    def section_builder(self):
+        """``section(run) -> Section``, or None when the experiment states no claim."""
+        return getattr(self.load(), self.section) if self.section else None
+
+
+REGISTRY: dict[str, Experiment] = {}
+
+
+def register(entry: Experiment) -> Experiment:
+    """Add (or replace) an experiment; the CLI, the demo and the report see it from then on."""
+    REGISTRY[entry.name] = entry
+    return entry
+
+
+def unregister(name: str) -> None:
+    REGISTRY.pop(name, None)
+
+
+def lecture_order() -> list[Experiment]:
+    """The lecture's parts in order (entries with a ``lecture`` place)."""
+    return sorted((e for e in REGISTRY.values() if e.lecture is not None), key=lambda e: e.lecture)
+
+
+def _s(*argv) -> tuple[str, ...]:
+    return tuple(str(a) for a in argv)
+
+
+for _entry in (
+    Experiment("demo", "the whole lab in one command: every experiment, then report.html",
+               "connlab.experiments.demo", single_process=("",)),
+    Experiment("report", "rebuild report.html from existing run folders", "connlab.report.command",
+               single_process=("",)),
+    Experiment("data", "describe a data set as one JSON object", "connlab.experiments.data_info",
+               single_process=("",)),
+    Experiment("autoencoder", "Exercise 1: denoising autoencoder without/with skips",
+               "connlab.experiments.autoencoder", lecture=40, config="AutoencoderExperiment", section="section",
+               demo=(DemoStep(_s("--skip", "all", "--epochs", 2, "--seeds", 2, "--limit", 1200, "--batch-size", 32,
+                                 "--iterate", 4),
+                              _s("--skip", "all", "--epochs", 10, "--seeds", 3, "--iterate", 5), takes_dataset=True),)),
+    Experiment("ladder", "Exercise 2: incremental denoising with T steps", "connlab.experiments.ladder",
+               lecture=60, config="LadderExperiment", section="section",
+               demo=(DemoStep(_s("--steps", 5, "--epochs", 2, "--limit", 2000, "--batch-size", 32,
+                                 "--eval-images", 200),
+                              _s("--steps", 10, "--epochs", 10, "--sweep", "1,5,10,20"), takes_dataset=True),)),
+    Experiment("gates", "logistic units, product gates, softmax gates: the lecture's plots",
+               "connlab.experiments.gates", lecture=10, config="GatesExperiment", section="section",
+               demo=(DemoStep(_s("--epochs", 20, "--train-points", 2000), ()),)),
+    Experiment("rnn", "plain RNN vs GRU vs LSTM on the adding problem", "connlab.experiments.rnn",
+               lecture=20, config="RNNExperiment", section="section",
+               demo=(DemoStep(_s("--lengths", "10,50", "--train-size", 6400, "--epochs", 5), _s("--full")),)),
+    Experiment("depth", "plain vs residual networks as depth grows", "connlab.experiments.depth",
+               lecture=50, config="DepthExperiment", section="section",
+               demo=(DemoStep(_s("--depths", "2,8,16", "--epochs", 2, "--limit", 1000), _s("--full"),
+                              takes_dataset=True),)),
+    Experiment("skipmlp", "an MLP with and without the input carried forward", "connlab.experiments.skipmlp",
+               lecture=30, config="SkipMLPExperiment", section="section",
+               demo=(DemoStep(_s("--epochs", 4, "--seeds", 3, "--limit", 4000), _s("--epochs", 10, "--seeds", 3),
+                              takes_dataset=True),)),
+    Experiment("classifier", "the MNIST classifier behind the diffusion quality metric",
+               "connlab.experiments.classifier", config="ClassifierExperiment"),
+    Experiment("diffusion", "DDPM / DDIM on MNIST: train, sample, eval", "connlab.experiments.diffusion",
+               lecture=70, config="DiffusionExperiment", section="section", single_process=("sample", "eval"),
+               demo=(DemoStep(_s("--preset", "demo", "--eval-num", 200), _s("--preset", "default", "--eval-num", 2000),
+                              action="train", takes_dataset=True),
+                     # --ladder-run: the side-by-side page, dropped by the demo when the ladder part did not finish
+                     DemoStep(_s("--sampler", "ddim", "--steps", 20, "--num", 60, "--ladder-run", "ladder"),
+                              _s("--sampler", "ddpm", "--num", 100, "--ladder-run", "ladder"), action="sample",
+                              done_file="samples-*.png", owns_folder=False),
+                     DemoStep(_s("--num", 100), _s("--num", 2000), action="eval", done_file="eval.json",
+                              owns_folder=False))),
+    Experiment("vit", "a small Vision Transformer on MNIST, with attention maps", "connlab.experiments.vit",
+               lecture=80, config="ViTExperiment", section="section",
+               demo=(DemoStep(_s("--epochs", 4, "--dim", 48, "--depth", 2, "--warmup-steps", 20), _s("--full"),
+                              takes_dataset=True),)),
+    Experiment("attention", "a sequence task where the attention pattern is visible", "connlab.experiments.attention",
+               lecture=90, config="AttentionExperiment", section="section",
+               demo=(DemoStep(_s("--epochs", 8, "--train-size", 6000), _s("--epochs", 30, "--train-size", 20000)),)),
+):
+    register(_entry)
+del _entry

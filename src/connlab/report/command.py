@@ -1,0 +1,51 @@
+"""``connlab report RUN_DIR... [--out FILE]`` — one self-contained HTML page from run folders."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR",
+                   help="run folders (each with config.json), or a `connlab demo` folder (with demo.json)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="the page (default: report.html in the demo folder, or beside the first run folder)")
+    p.set_defaults(run=run)
+
+
+def expand(run_dirs: list[Path]) -> tuple[list[Path], dict | None, Path | None]:
+    """Run folders from the arguments: a demo folder stands for its parts. (folders, demo record, demo dir)."""
+    from connlab.errors import UserError
+    from connlab.experiments.section import read_json
+
+    folders, demo, demo_dir = [], None, None
+    for d in run_dirs:
+        d = Path(d)
+        if not d.is_dir():
+            raise UserError(f"{d}: no such run folder")
+        if (d / "demo.json").is_file() and not (d / "config.json").is_file():
+            demo, demo_dir = read_json(d / "demo.json"), d
+            parts = list(dict.fromkeys(r.get("folder") for r in demo.get("parts", []) if r.get("folder")))
+            found = [d / f for f in parts if (d / f / "config.json").is_file()]
+            if not found:
+                raise UserError(f"{d}: the demo folder holds no finished run folder yet")
+            folders += found
+        elif not (d / "config.json").is_file():
+            raise UserError(f"{d}: not a connlab run folder (no config.json)")
+        else:
+            folders.append(d)
+    return list(dict.fromkeys(folders)), demo, demo_dir
+
+
+def run(args: argparse.Namespace) -> int:
+    from connlab.report.page import build_report, load_run
+
+    folders, demo, demo_dir = expand(args.run_dirs)
+    for f in folders:  # validate every folder before writing anything
+        load_run(f)
+    out = args.out or ((demo_dir or folders[0].parent) / "report.html")
+    page = build_report(folders, out, demo=demo)
+    print(f"report: {page}")
+    return 0
+

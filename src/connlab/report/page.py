@@ -1,0 +1,149 @@
+"""``report.html``: the run folders' sections, in the lecture's order, as one self-contained page.
+
+The page reads run folders only (config.json, summary.json, eval.json, *.png; and, for a demo
+folder, demo.json), so it can be rebuilt at any time without training anything.  Each
+experiment's ``section(run)`` (listed in ``connlab.experiments.REGISTRY``) gives the lecture's
+claim, its verdict from the numbers, tables and figures; this module only renders them.
+Everything is inside the one file: figures are base64 ``data:`` URIs, the style sheet is
+inline, and the only script is a small inline self-check (it writes, into the page, whether
+every image decoded and whether anything was logged as an error) that the browser test reads.
+
+A run without summary.json gets a section that says it did not finish; an exception in a
+section builder is a bug and propagates (it is not shown as "not measured").
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import platform
+import time
+from pathlib import Path
+
+from connlab.experiments.section import (INCONCLUSIVE, NOT_MEASURED, NOT_SUPPORTED, PARTLY, SUPPORTED, UNKNOWN, Run,
+                                         Section, Table, fmt, generic_section, load_run, num, with_figures)
+from connlab.report.style import SELF_CHECK, STYLE
+
+
+def build_section(run: Run) -> Section:
+    """The run's section from its experiment's registered builder (a generic one for others)."""
+    from connlab.experiments import REGISTRY
+
+    if not run.summary:
+        sec = Section(run.experiment, f"connlab {run.experiment}", "", UNKNOWN,
+                      "the run has no summary.json (it did not finish; continue it with --resume)")
+        return with_figures(sec, run)
+    entry = REGISTRY.get(run.experiment)
+    builder = entry.section_builder if entry is not None else None
+    sec = (builder or generic_section)(run)
+    sec.folder = run.folder
+    return sec
+
+
+def lecture_rank(experiment: str) -> int:
+    """Sort key: the experiment's place in the lecture; experiments outside it come last."""
+    from connlab.experiments import lecture_order
+
+    order = [e.name for e in lecture_order()]
+    return order.index(experiment) if experiment in order else len(order)
+
+
+VERDICT_CLASS = {SUPPORTED: "supported", PARTLY: "partly", NOT_SUPPORTED: "not", UNKNOWN: "unknown",
+                 INCONCLUSIVE: "unknown"}
+
+
+def render(sections: list[Section], demo: dict | None, environment: dict) -> str:
+    e = html.escape
+    out = ["<!doctype html>", '<html lang="en"><head><meta charset="utf-8">',
+           '<meta name="viewport" content="width=device-width, initial-scale=1">',
+           "<title>connlab report</title>", f"<style>{STYLE}</style>", f"<script>{SELF_CHECK}</script>",
+           "</head><body>", "<h1>connlab: special connections, encoder-decoders, transformers</h1>",
+           '<p class="small">Every number and figure below comes from the run folders listed in each section; '
+           "each verdict is computed from those numbers at the budget the runs had.</p>"]
+    out.append('<h2>Summary</h2><table class="summary"><tr><th>part</th><th>claim</th><th>verdict</th></tr>')
+    for sec in sections:
+        out.append(f'<tr><td><a href="#{e(sec.experiment)}">{e(sec.title)}</a></td><td>'
+                   f'{e(sec.claim)}</td><td class="{VERDICT_CLASS[sec.verdict]}">{e(sec.verdict)}</td></tr>')
+    out.append("</table>")
+    for sec in sections:
+        out.append(f'<h2 id="{e(sec.experiment)}">{e(sec.title)}</h2>')
+        if sec.claim:
+            out.append(f'<p class="claim">The lecture: {e(sec.claim)}</p>')
+        out.append(f'<div class="verdict {VERDICT_CLASS[sec.verdict]}"><b>{e(sec.verdict)}</b>: '
+                   f"{e(sec.verdict_text)}</div>")
+        for note in sec.notes:
+            out.append(f"<p>{e(note)}</p>")
+        for table in sec.tables:
+            out.append(_table_html(table))
+        for name, path in sec.figures:
+            out.append(f'<figure><img alt="{e(sec.experiment)}: {e(name)}" src="{_data_uri(path)}">'
+                       f"<figcaption>{e(name)}</figcaption></figure>")
+        if sec.folder is not None:
+            out.append(f'<p class="small">run folder: {e(str(sec.folder))}</p>')
+    out.append("<h2 id=\"environment\">Environment and time</h2>")
+    out.append(_table_html(Table(["", ""], [[k, str(v)] for k, v in environment.items()])))
+    if demo and demo.get("parts"):
+        rows = [[r.get("name", "?"), r.get("status", "?"), fmt(num(r, "seconds"), ".0f"),
+                 fmt(num(r, "cpu_seconds"), ".0f")] for r in demo["parts"]]
+        total = [sum(num(r, key) or 0 for r in demo["parts"]) for key in ("seconds", "cpu_seconds")]
+        rows.append(["total" + ("" if demo.get("finished") else " (so far; the demo has not finished)"), "",
+                     fmt(total[0], ".0f"), fmt(total[1], ".0f")])
+        out.append(_table_html(Table(["part", "status", "wall s", "CPU s"], rows,
+                                     "time each part of the demo took (CPU s: this process's CPU time)")))
+    out.append(f'<pre id="self-check" class="small"></pre>')
+    out.append(f'<p class="small">built {e(time.strftime("%Y-%m-%d %H:%M:%S"))} by connlab report</p>')
+    out.append("</body></html>")
+    return "\n".join(out)
+
+
+def _table_html(table: Table) -> str:
+    e = html.escape
+    parts = ["<table>"]
+    if table.caption:
+        parts.append(f"<caption>{e(table.caption)}</caption>")
+    if any(table.header):
+        parts.append("<tr>" + "".join(f"<th>{e(h)}</th>" for h in table.header) + "</tr>")
+    for row in table.rows:
+        parts.append("<tr>" + "".join(f"<td>{e(str(c))}</td>" for c in row) + "</tr>")
+    parts.append("</table>")
+    return "".join(parts)
+
+
+def _data_uri(path: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
+
+
+def environment(runs: list[Run], demo: dict | None) -> dict:
+    """Where the numbers came from: the runs' devices and data, and the software that made them."""
+    import torch
+
+    from connlab import __version__
+
+    env = dict((demo or {}).get("environment") or {})
+    devices = sorted({str(r.summary.get("device")) for r in runs if r.summary.get("device")})
+    sources = sorted({f"{r.summary.get('dataset')} ({r.summary.get('data_source')})" for r in runs
+                      if r.summary.get("data_source")})
+    info = {"device(s) of the runs": ", ".join(devices) or NOT_MEASURED,
+            "data": ", ".join(sources) or NOT_MEASURED}
+    if env:
+        info.update({f"demo: {k}": v for k, v in env.items()})
+        info["demo options"] = json.dumps((demo or {}).get("options", {}))
+        if demo.get("load_average_at_end"):
+            info["demo: load average at end"] = demo["load_average_at_end"]
+    info.update({"report built with connlab": __version__, "python": platform.python_version(),
+                 "torch": torch.__version__, "platform": platform.platform()})
+    return info
+
+
+def build_report(folders: list[Path], out: Path, demo: dict | None = None) -> Path:
+    """Write the page for these run folders (in the lecture's order) to ``out``; returns ``out``."""
+    from connlab.checkpoint import atomic_write_text
+    from connlab.runs import make_folder
+
+    runs = sorted((load_run(f) for f in folders), key=lambda r: lecture_rank(r.experiment))
+    sections = [build_section(r) for r in runs]
+    out = Path(out)
+    make_folder(out.parent)
+    atomic_write_text(out, render(sections, demo, environment(runs, demo)))
+    return out
