@@ -39,14 +39,20 @@ def _trace(model: nn.Module, x: torch.Tensor) -> tuple[list[dict], torch.Tensor]
         calls.append({"module": module, "input": inputs[0].detach(), "output": output.detach()})
 
     def pre_hook(module, inputs):  # say what is wrong before the convolution's own shape error
+        i = len(calls)
+        name = CONVS[i][0] if i < len(CONVS) else f"convolution {i + 1}"
+        if inputs[0].shape[0] != len(x):
+            fail(f"{name} gets a batch of {inputs[0].shape[0]} maps for {len(x)} images: "
+                 "concatenate along the channel dimension, torch.cat([h, skip], dim=1)")
         got, built = inputs[0].shape[1], module.in_channels
         if got != built:
-            i = len(calls)
-            name = CONVS[i][0] if i < len(CONVS) else f"convolution {i + 1}"
             hint = ""
             if i in SKIP_FROM and built == CONVS[i][4] and got == CONVS[i][3]:
                 hint = (f": the concatenation with the {SKIP_FROM[i][1]} encoder map is missing in forward "
                         f"(torch.cat([h, skip], dim=1))")
+            elif i in SKIP_FROM and built == CONVS[i][3] and got == CONVS[i][4]:
+                hint = (f": the concatenation adds the encoder map's channels, so build it for "
+                        f"{SKIP_FROM[i][2].split(' = ')[0]} inputs")
             fail(f"{name} is built for {built} input channels but forward hands it {got}{hint}")
 
     handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.Conv2d)]

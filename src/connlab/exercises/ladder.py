@@ -34,6 +34,7 @@ def _close(got: float, want: float) -> bool:
 
 def _check_rung_stats(diff: torch.Tensor, dist: str, what: str) -> None:
     step = MAG / T * DIST_STD[dist]
+    rule = "mag2use/steps2use" + ("" if dist == "norm" else "/√3")
     mean, std = diff.mean().item(), diff.std().item()
     if abs(mean) > 0.1 * MAG / T:
         hint = " — torch.rand draws U(0, 1); U(−1, 1) is 2·rand − 1" if dist == "uniform" else ""
@@ -43,9 +44,8 @@ def _check_rung_stats(diff: torch.Tensor, dist: str, what: str) -> None:
             fail(f"{what} should have std {step:.4f} for dist2try = {dist!r}, got {std:.4f}: "
                  f"draw {'N(0, 1)' if dist == 'norm' else 'U(−1, 1)'} noise as dist2try says")
         if _close(std, MAG * DIST_STD[dist]):
-            fail(f"{what} should have std mag2use/steps2use·{DIST_STD[dist]:.3g} = {step:.4f}, got {std:.4f}: "
-                 "divide mag2use by steps2use")
-        fail(f"{what} should have std mag2use/steps2use·{DIST_STD[dist]:.3g} = {step:.4f} "
+            fail(f"{what} should have std {rule} = {step:.4f}, got {std:.4f}: divide mag2use by steps2use")
+        fail(f"{what} should have std {rule} = {step:.4f} "
              f"(mag2use = {MAG}, steps2use = {T}, dist2try = {dist!r}), got {std:.4f}")
 
 
