@@ -91,7 +91,7 @@ from connlab.exercises import YourTurn, check_encoder_decoder, check_skip_autoen
 from connlab.metrics import image_metrics
 from connlab.train import TrainConfig, fit
 
-SIZES = {"tiny": dict(limit=128, epochs=1), "small": dict(limit=1500, epochs=1), "full": dict(limit=None, epochs=10)}
+SIZES = {"tiny": dict(limit=128, epochs=1), "small": dict(limit=2500, epochs=1), "full": dict(limit=None, epochs=10)}
 NOISE = 0.5   # x + 0.5·N(0, 1), clipped to [0, 1]: the noisy digits to clean up
 data = load_dataset(DATASET, limit=SIZES[SIZE]["limit"])
 train = to_unit(data.train_images).to(DEVICE)                           # (N, 1, 28, 28) in [0, 1]
