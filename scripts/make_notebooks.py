@@ -41,7 +41,9 @@ except ImportError:
     source = os.environ.get("CONNLAB_SOURCE") or clone   # CONNLAB_SOURCE: the lab's folder or git URL
     if source is None:
         raise RuntimeError("connlab is not installed: set CONNLAB_SOURCE to the lab's folder or git URL and rerun")
-    %pip install -q {source}
+    %pip install -q "{source}"
+    import importlib
+    importlib.invalidate_caches()   # let this kernel see the freshly installed package
     import connlab'''
 
 SETUP = '''import os, time
