@@ -500,7 +500,7 @@ from connlab.exercises import YourTurn, check_attention
 from connlab.nn import TransformerBlock
 from connlab.train import TrainConfig, fit
 
-SIZES = {"tiny": dict(train=256, epochs=1), "small": dict(train=6000, epochs=6), "full": dict(train=20000, epochs=30)}"""),
+SIZES = {"tiny": dict(train=256, epochs=1), "small": dict(train=6000, epochs=4), "full": dict(train=20000, epochs=30)}"""),
     ("md", """## 1. Scaled dot-product attention
 
 q has shape (..., Lq, d), k (..., Lk, d), v (..., Lk, d_v); the leading dimensions are batch and heads. Return
