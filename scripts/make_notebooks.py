@@ -11,8 +11,9 @@ part as::
     # <<<
 
 The exercise gets ``raise YourTurn("what to write ...")`` in its place (a one-line message, not a
-traceback), the solution keeps the lines under a ``# ✎ your turn`` comment. So the two never drift,
-and regenerating gives byte-identical files (the tests check that the stored ones match).
+traceback), the solution keeps the lines under a ``# ✎ Your turn: what to write ...`` comment. So
+the two never drift, and regenerating gives byte-identical files (the tests check that the stored
+ones match).
 
 The notebooks hold the lecture's ideas; the lab supplies data (``connlab.data``), the trainer
 (``connlab.train.fit``), networks, samplers, metrics, figures and the checks
@@ -610,8 +611,10 @@ def render(code: str, solution: bool) -> str:
             assert not inside, f"nested marked place: {line}"
             inside = True
             indent, message = begin["indent"], begin["message"]
-            out.append(f"{indent}# ✎ Your turn: {message}")
-            if not solution:
+            if solution:
+                out.append(f"{indent}# ✎ Your turn: {message}")
+            else:
+                out.append(f"{indent}# ✎ Your turn: replace the next line with your code")
                 out.append(f"{indent}raise YourTurn({message!r})")
             continue
         if END.match(line):
