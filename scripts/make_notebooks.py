@@ -365,7 +365,7 @@ from connlab.train import TrainConfig, fit
 schedule = NoiseSchedule.cosine(1000).to(DEVICE)   # Nichol & Dhariwal's cosine ᾱ_t, T = 1000
 alpha_bar = schedule.alpha_bar                     # (T,): ᾱ_t for t = 0 … T−1 (0-based, as in diffusers)
 SIZES = {"tiny": dict(limit=256, ae_epochs=1, epochs=1, steps=5),
-         "small": dict(limit=3000, ae_epochs=3, epochs=8, steps=50),
+         "small": dict(limit=3000, ae_epochs=3, epochs=6, steps=50),
          "full": dict(limit=None, ae_epochs=16, epochs=40, steps=50)}
 data = load_dataset(DATASET, limit=SIZES[SIZE]["limit"])
 train = to_unit(data.train_images).to(DEVICE)            # (N, 1, 28, 28) in [0, 1]
