@@ -196,6 +196,7 @@ def test_attention_check_passes_on_the_solution_and_the_labs():
     check_attention(lambda q, k, v: scaled_dot_product_attention(q, k, v))
 
 
+@pytest.mark.filterwarnings("ignore:The use of `x.T`")   # k.T on 4-D tensors is the mistake under test
 def test_attention_check_names_each_mistake():
     fails_with(check_attention, lambda q, k, v: attention(q, k, v, scale=lambda d: 1.0),
                "the scores are not divided by √d = √16 = 4")
