@@ -221,3 +221,12 @@ def test_a_transformer_block_runs_the_attention_it_is_given():
     assert torch.allclose(theirs(x), lab(x), atol=1e-6)
     assert calls == [torch.Size([2, 4, 5, 4])]
     assert torch.allclose(theirs.last_attention, lab.last_attention, atol=1e-6)
+
+
+def test_nothing_in_the_lab_imports_the_exercise_layer():
+    from pathlib import Path
+
+    src = Path(__file__).resolve().parents[1] / "src" / "connlab"
+    importers = [str(p.relative_to(src)) for p in src.rglob("*.py")
+                 if "exercises" not in p.parts and "connlab.exercises" in p.read_text(encoding="utf-8")]
+    assert importers == []
