@@ -1,4 +1,4 @@
-"""The report page, ``connlab report``, ``connlab demo``'s bookkeeping and the notebooks.
+"""The report page, ``connlab report`` and ``connlab demo``'s bookkeeping (the notebooks: test_notebooks.py).
 
 Tiny real runs (gates, rnn) plus hand-written run folders with golden numbers feed the page;
 headless Chromium (Debian's ``chromium``) opens it as a person would:
@@ -33,7 +33,6 @@ from connlab import cli
 
 CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = ("01_autoencoder", "02_incremental_denoising", "03_diffusion", "04_attention")
 
 
 def connlab(*argv) -> int:
@@ -364,32 +363,3 @@ def test_demo_only_resume_and_refusal(tmp_path, capsys, monkeypatch):
     assert connlab("report", out, "--out", tmp_path / "again.html") == 0     # a demo folder stands for its runs
     assert 'id="gates"' in _page_text(tmp_path / "again.html")
 
-
-# --- notebooks -------------------------------------------------------------------------------
-
-def test_notebooks_are_stored_without_outputs_and_match_the_generator(tmp_path):
-    import nbformat
-
-    subprocess.run([sys.executable, str(ROOT / "scripts" / "make_notebooks.py"), "--out", str(tmp_path)], check=True)
-    for name in NOTEBOOKS:
-        stored = (ROOT / "notebooks" / f"{name}.ipynb").read_text()
-        assert stored == (tmp_path / f"{name}.ipynb").read_text(), f"{name}: rerun scripts/make_notebooks.py"
-        nb = nbformat.reads(stored, as_version=4)
-        nbformat.validate(nb)
-        for cell in nb.cells:
-            if cell.cell_type == "code":
-                assert cell.outputs == [] and cell.execution_count is None
-
-
-@pytest.mark.parametrize("name", NOTEBOOKS)
-def test_notebook_executes_at_a_tiny_size(name, tmp_path, monkeypatch):
-    import nbformat
-    from nbclient import NotebookClient
-
-    monkeypatch.setenv("CONNLAB_NB_SIZE", "tiny")
-    monkeypatch.setenv("CONNLAB_NB_OUT", str(tmp_path / "runs"))
-    monkeypatch.setenv("MPLBACKEND", "Agg")
-    nb = nbformat.read(ROOT / "notebooks" / f"{name}.ipynb", as_version=4)
-    NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
-    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
-    assert errors == []

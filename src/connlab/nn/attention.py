@@ -20,6 +20,7 @@ the opposite convention (True = blocked); pass ``~mask`` there.
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -75,9 +76,12 @@ class MultiHeadAttention(nn.Module):
     ``out_proj``), so ``mine.load_state_dict(torch_mha.state_dict())`` works
     directly for a torch module built with ``batch_first=True`` and the same
     ``embed_dim``, ``num_heads``, ``bias``. The initialisation matches too.
+    ``attention`` replaces ``scaled_dot_product_attention`` (same signature and
+    returns), so a student's own function can run inside the block (notebook 04).
     """
 
-    def __init__(self, embed_dim: int, num_heads: int, bias: bool = True) -> None:
+    def __init__(self, embed_dim: int, num_heads: int, bias: bool = True,
+                 attention: Callable[..., tuple[torch.Tensor, torch.Tensor]] | None = None) -> None:
         super().__init__()
         if num_heads < 1 or embed_dim % num_heads != 0:
             raise ValueError(
@@ -86,6 +90,7 @@ class MultiHeadAttention(nn.Module):
             )
         self.embed_dim, self.num_heads = embed_dim, num_heads
         self.head_dim = embed_dim // num_heads
+        self.attention = attention or scaled_dot_product_attention
         self.in_proj_weight = nn.Parameter(torch.empty(3 * embed_dim, embed_dim))
         self.in_proj_bias = nn.Parameter(torch.zeros(3 * embed_dim)) if bias else None
         self.out_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
@@ -114,7 +119,7 @@ class MultiHeadAttention(nn.Module):
         v = self._split_heads(F.linear(x_kv, w_v, b_v))  # (B, heads, Lk, d)
         # Each head attends in its own d-dim subspace, so different heads can
         # pick out different relations at the cost of one full-width head.
-        out, weights = scaled_dot_product_attention(q, k, v, mask)
+        out, weights = self.attention(q, k, v) if mask is None else self.attention(q, k, v, mask)
         out = out.transpose(1, 2).reshape(x_q.shape[0], x_q.shape[1], self.embed_dim)  # (B, Lq, E)
         return self.out_proj(out), weights
 
@@ -133,13 +138,15 @@ class TransformerBlock(nn.Module):
     the norm inside the branch (Xiong et al. 2020, as in GPT-2) leaves the
     residual path an untouched sum, which trains stably without warm-up.
     The attention weights (B, heads, L, L) of the last forward pass are kept,
-    detached, in ``self.last_attention`` for plotting.
+    detached, in ``self.last_attention`` for plotting. ``attention`` as in
+    ``MultiHeadAttention``.
     """
 
-    def __init__(self, dim: int, heads: int, mlp_ratio: int = 4, dropout: float = 0.0) -> None:
+    def __init__(self, dim: int, heads: int, mlp_ratio: int = 4, dropout: float = 0.0,
+                 attention: Callable[..., tuple[torch.Tensor, torch.Tensor]] | None = None) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(dim)
-        self.attn = MultiHeadAttention(dim, heads)
+        self.attn = MultiHeadAttention(dim, heads, attention=attention)
         self.drop = nn.Dropout(dropout)
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = nn.Sequential(

@@ -1,0 +1,232 @@
+"""The notebook checks (``connlab.exercises``): each passes on the solution and fails on a typical mistake
+with the one sentence that names it."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from connlab.exercises import (
+    LECTURE_PARAMETERS, CheckFailed, YourTurn, check_attention, check_ddim_step, check_encoder_decoder,
+    check_ladder_pairs, check_noise_rung, check_q_sample, check_skip_autoencoder,
+)
+from connlab.models.autoencoder import AutoencoderConfig, DenoisingAutoencoder, sequential_autoencoder
+from connlab.nn.attention import TransformerBlock, scaled_dot_product_attention
+
+
+def fails_with(check, piece, *phrases):
+    with pytest.raises(CheckFailed) as info:
+        check(piece)
+    message = str(info.value)
+    assert "\n" not in message, message
+    for phrase in phrases:
+        assert phrase in message, message
+    return message
+
+
+# --- 01: encoder-decoder and U-Net ----------------------------------------------------------------------
+
+class UNet(nn.Module):
+    """The notebook's solution, with switches for the typical mistakes."""
+
+    def __init__(self, widen=(2, 2), cat=(True, True), skip_from="encoder", dim=1, relu_skip=True):
+        super().__init__()
+        self.cat, self.skip_from, self.dim, self.relu_skip = cat, skip_from, dim, relu_skip
+        self.conv1, self.conv2 = nn.Conv2d(1, 64, 3, padding=1), nn.Conv2d(64, 128, 3, padding=1)
+        self.conv3 = nn.Conv2d(128, 128, 3, padding=1)
+        self.conv4 = nn.Conv2d(128 * widen[0], 64, 3, padding=1)
+        self.conv5 = nn.Conv2d(64 * widen[1], 1, 3, padding=1)
+        self.pool, self.up = nn.MaxPool2d(2), nn.Upsample(scale_factor=2)
+
+    def forward(self, x):
+        a1 = self.conv1(x)
+        conv_1 = F.relu(a1)
+        a2 = self.conv2(self.pool(conv_1))
+        conv_2 = F.relu(a2)
+        h = self.up(F.relu(self.conv3(self.pool(conv_2))))
+        skip2 = {"encoder": conv_2 if self.relu_skip else a2, "decoder": h}[self.skip_from]
+        if self.cat[0]:
+            h = torch.cat([h, skip2], dim=self.dim)
+        h = self.up(F.relu(self.conv4(h)))
+        if self.cat[1]:
+            h = torch.cat([h, conv_1], dim=1)
+        return self.conv5(h)
+
+
+def test_the_lecture_parameter_count_is_the_labs_concat_model_and_torchinfos():
+    from torchinfo import summary
+
+    model = DenoisingAutoencoder(AutoencoderConfig("concat"))
+    assert summary(model, input_size=(1, 1, 28, 28), verbose=0).total_params == LECTURE_PARAMETERS == 370_753
+    assert summary(UNet(), input_size=(1, 1, 28, 28), verbose=0).total_params == LECTURE_PARAMETERS
+
+
+def test_skip_check_passes_on_the_solution_and_the_labs_u_net(capsys):
+    assert check_skip_autoencoder(UNet())["parameters"] == 370_753
+    assert check_skip_autoencoder(DenoisingAutoencoder(AutoencoderConfig("concat")))["parameters"] == 370_753
+    assert "370,753 parameters" in capsys.readouterr().out
+
+
+def test_skip_check_names_a_missing_skip():
+    fails_with(check_skip_autoencoder, DenoisingAutoencoder(AutoencoderConfig("none")),
+               "the decoder's second convolution gets 128 channels; with the concat skip from the 14×14 encoder map "
+               "it should get 128 + 128 = 256")
+
+
+def test_skip_check_names_a_convolution_built_for_the_wrong_channel_count():
+    fails_with(check_skip_autoencoder, UNet(cat=(False, True)),
+               "the decoder's second convolution is built for 256 input channels but forward hands it 128",
+               "concatenation with the 14×14 encoder map is missing")
+    fails_with(check_skip_autoencoder, UNet(widen=(2, 1)),
+               "the decoder's last convolution is built for 64 input channels but forward hands it 128",
+               "64 + 64")
+
+
+def test_skip_check_names_the_wrong_map_dim_or_activation():
+    fails_with(check_skip_autoencoder, UNet(skip_from="decoder"), "none of them is the 14×14 encoder map")
+    fails_with(check_skip_autoencoder, UNet(dim=0, widen=(1, 2)), "dim=1")
+    fails_with(check_skip_autoencoder, UNet(relu_skip=False), "before its ReLU")
+
+
+def test_encoder_decoder_check_passes_on_sequential_and_names_a_wrong_layer():
+    assert check_encoder_decoder(sequential_autoencoder())["parameters"] == 296_449
+    layers = list(sequential_autoencoder())
+    layers[9] = nn.Conv2d(128, 32, 3, padding=1)    # Conv 32 where the lecture has Conv 64
+    layers[12] = nn.Conv2d(32, 1, 3, padding=1)
+    fails_with(check_encoder_decoder, nn.Sequential(*layers),
+               "the decoder's second convolution gives 32 channels; the lecture's layer is Conv 64")
+    no_pool = [m for i, m in enumerate(sequential_autoencoder()) if i != 5]   # one MaxPool2d missing
+    fails_with(check_encoder_decoder, nn.Sequential(*no_pool), "the decoder's first convolution sees 14×14 maps")
+
+
+def test_a_marked_place_says_your_turn_in_one_line():
+    error = YourTurn("write the concatenation skip here")
+    assert error._render_traceback_() == ["Your turn: write the concatenation skip here"]
+    assert isinstance(error, NotImplementedError)
+
+
+# --- 02: the ladder --------------------------------------------------------------------------------------
+
+def rung(x, steps2use, mag2use, dist2try, generator, *, scale=None, clip=True, uniform="sym", same_dist=False):
+    if dist2try == "norm" or same_dist:
+        z = torch.randn(x.shape, generator=generator)
+    else:
+        z = torch.rand(x.shape, generator=generator) * (2 if uniform == "sym" else 1) - (1 if uniform == "sym" else 0)
+    x = x + (mag2use / steps2use if scale is None else scale(mag2use, steps2use)) * z
+    return x.clamp(0, 1) if clip else x
+
+
+def pair(x0, t, steps2use, mag2use, dist2try, generator, *, below=1, swap=False, reuse=False):
+    if reuse:  # one z for every rung
+        z = torch.randn(x0.shape, generator=generator) * mag2use / steps2use
+        out = ((x0 + t * z).clamp(0, 1), (x0 + (t - 1) * z).clamp(0, 1))
+        return out
+    x_prev = x0
+    for _ in range(t - below):
+        x_prev = rung(x_prev, steps2use, mag2use, dist2try, generator)
+    x_t = rung(x_prev, steps2use, mag2use, dist2try, generator)
+    return (x_prev, x_t) if swap else (x_t, x_prev)
+
+
+def test_rung_check_passes_and_names_each_mistake():
+    check_noise_rung(rung)
+    fails_with(check_noise_rung, lambda *a: rung(*a, scale=lambda m, T: m), "divide mag2use by steps2use")
+    fails_with(check_noise_rung, lambda *a: rung(*a, clip=False), "clip every rung")
+    fails_with(check_noise_rung, lambda *a: rung(*a, uniform="unit"), "should have mean 0", "torch.rand draws U(0, 1)")
+    fails_with(check_noise_rung, lambda *a: rung(*a, same_dist=True), "dist2try = 'uniform'", "U(−1, 1)")
+    fails_with(check_noise_rung, lambda x, T, m, d, g: rung(x, T, m, d, torch.Generator().manual_seed(0)),
+               "generator=generator")
+
+
+def test_pair_check_passes_and_names_the_off_by_ones():
+    assert set(check_ladder_pairs(pair)["std_x_t_minus_x0"]) == {1, 3, 10}
+    fails_with(check_ladder_pairs, lambda *a: pair(*a, below=0),
+               "at t = 1, x_{t−1} should be x_0 itself", "one rung too many")
+    fails_with(check_ladder_pairs, lambda *a: pair(*a, below=2), "at t = 3", "off-by-one")
+    fails_with(check_ladder_pairs, lambda *a: pair(*a, swap=True), "the pair is swapped")
+    fails_with(check_ladder_pairs, lambda *a: pair(*a, reuse=True), "draw fresh noise for every rung")
+
+
+# --- 03: q(x_t | x_0) and one DDIM step --------------------------------------------------------------------
+
+def q_sample(x0, t, eps, alpha_bar, *, power=0.5, noise_power=0.5, reshape=True):
+    ab = alpha_bar[t].view(-1, 1, 1, 1) if reshape else alpha_bar[t]
+    return ab ** power * x0 + (1 - ab) ** noise_power * eps
+
+
+def ddim(x_t, eps, ab, ab_prev, *, mistake=None):
+    x0_hat = (x_t - (1 - ab) ** 0.5 * eps) / ab ** 0.5
+    if mistake == "x0":
+        return x0_hat
+    if mistake == "no direction":
+        return ab_prev ** 0.5 * x0_hat
+    return ab_prev ** 0.5 * x0_hat + (1 - (ab if mistake == "ab_t" else ab_prev)) ** 0.5 * eps
+
+
+def test_q_sample_check_passes_and_names_each_mistake():
+    assert check_q_sample(q_sample)["max_abs_difference"] < 1e-5
+    fails_with(check_q_sample, lambda *a: q_sample(*a, noise_power=1.0),
+               "x_t − √ᾱ_t·x_0 should have std √(1 − ᾱ_t) = ", "that is 1 − ᾱ_t: take its square root")
+    fails_with(check_q_sample, lambda *a: q_sample(*a, power=1.0), "√ᾱ_t·x_0", "that is ᾱ_t: take its square root")
+    fails_with(check_q_sample, lambda *a: q_sample(*a, reshape=False), "(B, 1, 1, 1)")
+
+
+def test_ddim_check_passes_and_names_each_mistake():
+    check_ddim_step(ddim)
+    fails_with(check_ddim_step, lambda *a: ddim(*a, mistake="x0"), "you returned x̂_0")
+    fails_with(check_ddim_step, lambda *a: ddim(*a, mistake="no direction"), "missing the direction term")
+    fails_with(check_ddim_step, lambda *a: ddim(*a, mistake="ab_t"), "it should use √(1 − ᾱ_{t−1})")
+
+
+# --- 04: attention -------------------------------------------------------------------------------------------
+
+def attention(q, k, v, *, scale=None, dim=-1, transpose="ok"):
+    kt = k.T if transpose == "T" else k.transpose(-2, -1)
+    scores = q @ kt / (math.sqrt(q.shape[-1]) if scale is None else scale(q.shape[-1]))
+    weights = torch.softmax(scores, dim=dim)
+    return weights @ v, weights
+
+
+def test_attention_check_passes_on_the_solution_and_the_labs():
+    assert check_attention(attention)["max_abs_difference"] <= 1e-6
+    check_attention(lambda q, k, v: scaled_dot_product_attention(q, k, v))
+
+
+@pytest.mark.filterwarnings("ignore:The use of `x.T`")   # k.T on 4-D tensors is the mistake under test
+def test_attention_check_names_each_mistake():
+    fails_with(check_attention, lambda q, k, v: attention(q, k, v, scale=lambda d: 1.0),
+               "the scores are not divided by √d = √16 = 4")
+    fails_with(check_attention, lambda q, k, v: attention(q, k, v, scale=lambda d: d), "divided by d = 16")
+    fails_with(check_attention, lambda q, k, v: attention(q, k, v, dim=-2), "the softmax runs over the queries")
+    fails_with(check_attention, lambda q, k, v: attention(q, k, v, transpose="T"), "k.transpose(-2, -1)")
+    fails_with(check_attention, lambda q, k, v: attention(q, k, v)[::-1], "return (out, weights)")
+
+
+def test_a_transformer_block_runs_the_attention_it_is_given():
+    calls = []
+
+    def mine(q, k, v):
+        calls.append(q.shape)
+        return attention(q, k, v)
+
+    torch.manual_seed(0)
+    lab = TransformerBlock(16, 4)
+    theirs = TransformerBlock(16, 4, attention=mine)
+    theirs.load_state_dict(lab.state_dict())
+    x = torch.randn(2, 5, 16)
+    assert torch.allclose(theirs(x), lab(x), atol=1e-6)
+    assert calls == [torch.Size([2, 4, 5, 4])]
+    assert torch.allclose(theirs.last_attention, lab.last_attention, atol=1e-6)
+
+
+def test_nothing_in_the_lab_imports_the_exercise_layer():
+    from pathlib import Path
+
+    src = Path(__file__).resolve().parents[1] / "src" / "connlab"
+    importers = [str(p.relative_to(src)) for p in src.rglob("*.py")
+                 if "exercises" not in p.parts and "connlab.exercises" in p.read_text(encoding="utf-8")]
+    assert importers == []
