@@ -16,13 +16,17 @@ from connlab.train.config import TrainingDiverged
 
 
 class Progress:
-    """One epoch's progress bar (stderr, only on a terminal and on rank 0): loss and images per second."""
+    """One epoch's progress bar (on a terminal or in a Jupyter notebook, rank 0 only): loss and images per second.
+
+    ``tqdm.auto`` draws a widget in Jupyter; in a log file (a batch job, the demo's parts) the bar is off.
+    """
 
     def __init__(self, total: int, first: int, desc: str):
-        from tqdm import tqdm
+        from tqdm.auto import tqdm
 
+        interactive = sys.stderr.isatty() or "ipykernel" in sys.modules
         self.bar = tqdm(total=total, desc=desc, unit="step", leave=False, dynamic_ncols=True,
-                        disable=not sys.stderr.isatty() or not dp.is_main())
+                        disable=not interactive or not dp.is_main())
         self.bar.update(first)
 
     def show(self, mean_loss: float, images: int, seconds: float) -> None:
