@@ -18,11 +18,12 @@ from connlab.train.config import TrainingDiverged
 class Progress:
     """One epoch's progress bar (on a terminal or in a Jupyter notebook, rank 0 only): loss and images per second.
 
-    ``tqdm.auto`` draws a widget in Jupyter; in a log file (a batch job, the demo's parts) the bar is off.
+    Jupyter shows tqdm's text bar on stderr (no widget dependency); in a log file (a batch job, the demo's
+    parts) the bar is off.
     """
 
     def __init__(self, total: int, first: int, desc: str):
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
 
         interactive = sys.stderr.isatty() or "ipykernel" in sys.modules
         self.bar = tqdm(total=total, desc=desc, unit="step", leave=False, dynamic_ncols=True,
