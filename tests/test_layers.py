@@ -40,6 +40,7 @@ LAYER_OF = {
     "connlab.measures": "eval",
     "connlab.eval": "eval",
     "connlab.experiments": "experiments",
+    "connlab.exercises": "experiments",  # the notebooks' checks: a leaf beside the experiments, imported by nothing
     "connlab.report": "report",
     "connlab.explore": "report",
     "connlab.cli": "cli",
