@@ -26,6 +26,7 @@ COMMANDS = {
     "diffusion": ("connlab.experiments.diffusion", "DDPM / DDIM on MNIST: train, sample, eval"),
     "vit": ("connlab.experiments.vit", "a small Vision Transformer on MNIST, with attention maps"),
     "attention": ("connlab.experiments.attention", "a sequence task where the attention pattern is visible"),
+    "explore": ("connlab.explore", "write explorer.html: the trained models of a run folder live in one offline page"),
 }
 
 

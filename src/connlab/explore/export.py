@@ -27,7 +27,9 @@ onnxruntime.
 
 from __future__ import annotations
 
+import contextlib
 import io
+import logging
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,10 +58,17 @@ def export_model(name: str, module: nn.Module, inputs: dict[str, torch.Tensor], 
     with torch.no_grad():
         expected = module(*args)
     expected = expected if isinstance(expected, tuple) else (expected,)
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")
-        program = torch.onnx.export(module, args, input_names=list(inputs), output_names=output_names,
-                                    dynamo=True, external_data=False, verbose=False, report=False)
+    quiet = logging.getLogger("torch.onnx")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)  # "torchvision is not installed" and similar notes are not for the user
+    try:
+        with warnings.catch_warnings(), torch.no_grad(), contextlib.redirect_stdout(io.StringIO()), \
+                contextlib.redirect_stderr(io.StringIO()):
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(module, args, input_names=list(inputs), output_names=output_names,
+                                        dynamo=True, external_data=False, verbose=False, report=False)
+    finally:
+        quiet.setLevel(level)
     buffer = io.BytesIO()
     onnx.save_model(program.model_proto, buffer)  # one file: weights inside, no external data
     return ExportedModel(name, buffer.getvalue(),
@@ -247,7 +256,8 @@ def export_diffusion(run: Path) -> list[ExportedModel]:
     if cfg.class_cond:
         inputs |= {"y": torch.tensor([3]), "w": torch.tensor([float(cfg.guidance or 0.0)])}
     info = {"T": cfg.timesteps, "space": cfg.space, "shape": list(gen.shape), "class_cond": bool(cfg.class_cond),
-            "guidance": cfg.guidance, "prediction": cfg.prediction, "schedule": cfg.schedule}
+            "guidance": cfg.guidance, "prediction": cfg.prediction, "schedule": cfg.schedule,
+            "alpha_bar": [round(v, 7) for v in gen.schedule.alpha_bar.tolist()]}  # for the page's numbers only
     models = [export_model("ddim_step", step, inputs, ["x_prev", "x0_hat"], info)]
     models.append(export_model("to_image", ToImage(gen.decoder), {"z": x}, ["image"], {"space": cfg.space}))
     return models
