@@ -88,15 +88,17 @@ def demo_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def exported(demo_dir):
-    """Every part's exported models, by name."""
+def exports(demo_dir) -> dict[str, list]:
+    """Every part's exported models, by part (exporting is the slow step: done once per session)."""
     from connlab.explore.page import parts
 
-    models = {}
-    for part in parts():
-        for m in part.export(demo_dir / part.experiment):
-            models[m.name] = m
-    return models
+    return {part.experiment: part.export(demo_dir / part.experiment) for part in parts()}
+
+
+@pytest.fixture(scope="session")
+def exported(exports):
+    """Every exported model, by name."""
+    return {m.name: m for models in exports.values() for m in models}
 
 
 # --- export: Python onnxruntime vs PyTorch -------------------------------------------------------
@@ -162,10 +164,15 @@ needs_runtime = pytest.mark.skipif(
 
 
 @pytest.fixture(scope="session")
-def explorer_page(demo_dir, tmp_path_factory) -> Path:
-    from connlab.explore import write_explorer
+def explorer_page(demo_dir, exports, tmp_path_factory) -> Path:
+    """The page for ``demo_dir``, written by ``write_explorer`` from the session's exports."""
+    from connlab.explore import page as page_module
 
-    return write_explorer(demo_dir, tmp_path_factory.mktemp("page") / "explorer.html")
+    real = page_module.parts
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(page_module, "parts", lambda: [
+            page_module.Part(p.experiment, p.title, p.command, lambda run, e=p.experiment: exports[e]) for p in real()])
+        return page_module.write_explorer(demo_dir, tmp_path_factory.mktemp("page") / "explorer.html")
 
 
 @needs_runtime
