@@ -60,6 +60,16 @@ def runtime_files() -> dict[str, bytes]:
     return {name: (RUNTIME / name).read_bytes() for name in RUNTIME_FILES}
 
 
+def check_exporter() -> None:
+    """torch.onnx's dynamo exporter needs onnx and onnxscript (the ``explore`` extra)."""
+    import importlib.util
+
+    for name in ("onnx", "onnxscript"):
+        if importlib.util.find_spec(name) is None:
+            raise UserError(f"exporting the models needs the Python package {name!r}; "
+                            f"run: pip install 'connlab[explore]'")
+
+
 def find_runs(run_dir: Path) -> dict[str, Path]:
     """experiment name -> run folder: ``run_dir`` itself (one run) or its subfolders (a demo folder)."""
     from connlab.runs import read_config
@@ -154,6 +164,7 @@ def write_explorer(run_dir: Path, out: Path | None = None, log=None) -> Path:
     run_dir = Path(run_dir)
     out = Path(out) if out is not None else run_dir / "explorer.html"
     runtime = runtime_files()   # first: no export work when the page could not be written anyway
+    check_exporter()
     models, left_out, errors = collect(run_dir, log)
     manifest = {"models": models, "left_out": left_out, "export_errors": errors, "digits": test_digits(),
                 "run_dir": str(run_dir)}
