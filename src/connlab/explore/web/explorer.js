@@ -645,6 +645,7 @@ async function start() {
     }
   }
   const report = await selfTest(loadErrors);
+  for (const name of Object.keys(models)) if (!sessions[name]) delete models[name];  // its panel is left out
   state.timing.ready_ms = performance.now();   // since the page started loading
   state.timing.startup_ms = performance.now() - t0;
   $("status").textContent = `ready: ${Object.keys(sessions).length} models in ${fmt(state.timing.ready_ms / 1000, 2)} s` +
