@@ -645,7 +645,14 @@ async function start() {
     }
   }
   const report = await selfTest(loadErrors);
-  for (const name of Object.keys(models)) if (!sessions[name]) delete models[name];  // its panel is left out
+  for (const [name, m] of Object.entries(models)) {
+    if (sessions[name]) continue;
+    delete models[name];  // a model that did not load takes its panel with it
+    const section = $(SECTIONS[m.part]), note = document.createElement("p");
+    note.className = "left-out";
+    note.textContent = `Left out: ${name} could not be loaded (${report.errors.find((e) => e.startsWith(name)) || "see the self-test"}).`;
+    section.replaceChildren(section.querySelector("h2"), note);
+  }
   state.timing.ready_ms = performance.now();   // since the page started loading
   state.timing.startup_ms = performance.now() - t0;
   $("status").textContent = `ready: ${Object.keys(sessions).length} models in ${fmt(state.timing.ready_ms / 1000, 2)} s` +
