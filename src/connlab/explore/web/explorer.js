@@ -645,14 +645,16 @@ async function start() {
     }
   }
   const report = await selfTest(loadErrors);
-  for (const [name, m] of Object.entries(models)) {
-    if (sessions[name]) continue;
-    delete models[name];  // a model that did not load takes its panel with it
+  // a model that did not load takes its panel (and the panel's other models) with it
+  const failed = Object.entries(models).filter(([name]) => !sessions[name]);
+  for (const [name, m] of failed) {
     const section = $(SECTIONS[m.part]), note = document.createElement("p");
     note.className = "left-out";
     note.textContent = `Left out: ${name} could not be loaded (${report.errors.find((e) => e.startsWith(name)) || "see the self-test"}).`;
     section.replaceChildren(section.querySelector("h2"), note);
   }
+  const lost = new Set(failed.map(([, m]) => m.part));
+  for (const [name, m] of Object.entries(models)) if (lost.has(m.part)) delete models[name];
   state.timing.ready_ms = performance.now();   // since the page started loading
   state.timing.startup_ms = performance.now() - t0;
   $("status").textContent = `ready: ${Object.keys(sessions).length} models in ${fmt(state.timing.ready_ms / 1000, 2)} s` +
