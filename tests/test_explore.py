@@ -185,15 +185,20 @@ def test_page_is_one_offline_file(explorer_page):
     assert len(manifest["digits"]) == 10
 
 
-@needs_runtime
-def test_missing_parts_are_left_out_with_their_command(demo_dir, tmp_path):
+@pytest.fixture(scope="session")
+def attention_only_page(demo_dir, tmp_path_factory) -> Path:
     import shutil
 
     from connlab.explore import write_explorer
 
-    only = tmp_path / "demo"
+    only = tmp_path_factory.mktemp("partial") / "demo"
     shutil.copytree(demo_dir / "attention", only / "attention")
-    manifest = _manifest(write_explorer(only, log=lambda line: None).read_text())
+    return write_explorer(only, log=lambda line: None)
+
+
+@needs_runtime
+def test_missing_parts_are_left_out_with_their_command(attention_only_page):
+    manifest = _manifest(attention_only_page.read_text())
     assert set(manifest["models"]) == {"sequence"}
     commands = {p["part"]: p["command"] for p in manifest["left_out"]}
     assert commands["ladder"] == "connlab ladder --out DIR/ladder"
@@ -426,6 +431,21 @@ def test_every_control_has_a_label_and_every_canvas_its_numbers(browser, explore
         v.page.keyboard.press(key)
     v.settled()
     assert (_array(v.page, "explorer.state.clean") > 0.5).sum() > 5
+
+
+@needs_runtime
+@needs_browser
+def test_a_page_with_parts_left_out_still_works(browser, attention_only_page):
+    v = Visit(browser, attention_only_page)
+    report = json.loads(v.page.inner_text("#self-test"))
+    assert report["models"] == 1 and report["errors"] == []
+    notes = v.page.inner_text("#left-out")
+    assert "Make it with: connlab ladder --out" in notes and "the three autoencoders" in notes
+    assert "Left out" in v.page.inner_text("#ae-part")
+    v.page.fill("#seq-input", "12345678"[:len(v.page.input_value("#seq-input"))])
+    v.settled()
+    assert "input 1 2 3" in v.page.inner_text("#seq-output")
+    assert v.errors() == []
 
 
 # --- slow: DDIM per class with a trained model, checked by the lab's classifier --------------------------

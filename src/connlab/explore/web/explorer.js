@@ -262,6 +262,7 @@ explorer.settled = async () => { while (explorer.busy > 0 || running) await new 
 const AE = [["none", "no skip"], ["concat", "concat skips (U-Net)"], ["add", "additive skips"]];
 
 function setupAutoencoders() {
+  if (!AE.some(([skip]) => models[`ae_${skip}`])) return;
   const row = $("ae-row");
   for (const [skip, title] of AE) {
     if (!models[`ae_${skip}`]) continue;
@@ -295,6 +296,7 @@ async function runAutoencoder(skip, input) {
 }
 
 async function updateAutoencoders() {
+  if (!AE.some(([skip]) => models[`ae_${skip}`])) return;
   resetFeed();
   const t0 = performance.now();
   for (const [skip] of AE) {
