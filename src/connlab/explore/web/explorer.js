@@ -20,6 +20,7 @@ window.explorer = explorer;
 // --- bytes, tensors, the runtime ----------------------------------------------------------------
 
 function b64bytes(text) {
+  if (Uint8Array.fromBase64) return Uint8Array.fromBase64(text.trim());  // native where the browser has it
   const raw = atob(text.trim());
   const out = new Uint8Array(raw.length);
   for (let i = 0; i < raw.length; i++) out[i] = raw.charCodeAt(i);
@@ -636,16 +637,23 @@ function showLeftOut() {
 
 async function start() {
   const t0 = performance.now();
+  state.timing.script_start_ms = t0;
   showLeftOut();
   const loadErrors = [];
   await loadRuntime();
+  state.timing.runtime_ms = performance.now() - t0;
   for (const [name, m] of Object.entries(models)) {
     try {
-      sessions[name] = await ort.InferenceSession.create(b64bytes(m.onnx), { executionProviders: ["wasm"] });
+      // The exporter already folded constants and removed dead nodes (onnxscript's optimizer); the
+      // runtime's own graph rewrites at creation cost more start-up than they save on these small
+      // networks (benchmarks/RESULTS.md, "explorer"), so they are off.
+      sessions[name] = await ort.InferenceSession.create(b64bytes(m.onnx),
+        { executionProviders: ["wasm"], graphOptimizationLevel: "disabled" });
     } catch (err) {
       loadErrors.push(`${name}: could not load (${err.message || err})`);
     }
   }
+  state.timing.sessions_ms = performance.now() - t0 - state.timing.runtime_ms;
   const report = await selfTest(loadErrors);
   // a model that did not load takes its panel (and the panel's other models) with it
   const failed = Object.entries(models).filter(([name]) => !sessions[name]);
