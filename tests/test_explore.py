@@ -49,7 +49,8 @@ def _autoencoder_run(out: Path) -> None:
         save_weights(model, folder / "model.safetensors", {"signature": model_signature(model, asdict(model_cfg))})
 
 
-def _diffusion_run(out: Path) -> None:
+def _diffusion_run(out: Path, preset: str = "demo") -> None:
+    """``demo``: latent, v-prediction, class-conditional; ``pixel``: pixels, ε, unconditional, x̂₀ clipped."""
     from connlab.checkpoint import model_signature, save_weights
     from connlab.diffusion.generate import plain_config
     from connlab.experiments.diffusion import PRESETS, DiffusionExperiment
@@ -57,13 +58,15 @@ def _diffusion_run(out: Path) -> None:
     from connlab.models.latent_ae import LatentAEConfig, LatentAutoencoder
     from connlab.runs import prepare_run
 
-    settings = {**PRESETS["demo"], "base_channels": 8}
-    out, cfg = prepare_run(out, "diffusion", DiffusionExperiment(preset="demo", **settings), resume=False)
+    settings = {**PRESETS[preset], "base_channels": 8, "channel_mults": (1, 2)}
+    out, cfg = prepare_run(out, "diffusion", DiffusionExperiment(preset=preset, **settings), resume=False)
     torch.manual_seed(20)
     unet = DiffusionUNet(cfg.unet_config())
     for p in unet.parameters():  # the zero-initialised output layer would make every step trivial
         p.data.add_(0.05 * torch.randn_like(p))
     save_weights(unet, out / "ema.safetensors", {"signature": model_signature(unet, plain_config(cfg.unet_config()))})
+    if cfg.space == "pixel":
+        return
     ae_cfg = LatentAEConfig(latent_channels=cfg.latent_channels)
     ae = LatentAutoencoder(ae_cfg)
     (out / "autoencoder").mkdir()
@@ -448,6 +451,33 @@ def test_a_page_with_parts_left_out_still_works(browser, attention_only_page):
     assert v.errors() == []
 
 
+@needs_runtime
+@needs_browser
+def test_a_pixel_space_unconditional_run_samples_in_the_page(browser, tmp_path):
+    from connlab.diffusion.generate import Generator
+    from connlab.explore import page as page_module
+
+    run = tmp_path / "pixel"
+    _diffusion_run(run, "pixel")
+    lines = []
+    page = page_module.write_explorer(run, tmp_path / "explorer.html", log=lines.append)
+    manifest = _manifest(page.read_text())
+    assert set(manifest["models"]) == {"ddim_step", "to_image"}
+    assert manifest["models"]["ddim_step"]["info"]["space"] == "pixel"
+    v = Visit(browser, page)
+    report = json.loads(v.page.inner_text("#self-test"))
+    assert report["models"] == 2 and report["errors"] == [] and report["max_abs_diff"] <= TOL_PAGE
+    assert v.page.is_disabled("#ddim-class") and v.page.is_disabled("#ddim-w")
+    v.page.fill("#ddim-steps", "5")
+    v.page.click("#ddim-run")
+    v.settled()
+    gen = Generator.from_run(run, "cpu")
+    x_T = torch.from_numpy(_array(v.page, "explorer.state.diffusion.states[0]")).view(1, *gen.shape)
+    want = gen.sample("ddim", 5, 1, x_T=x_T)
+    assert np.abs(_array(v.page, "explorer.state.diffusion.image") - want.numpy().reshape(-1)).max() <= TOL_PAGE
+    assert v.errors() == []
+
+
 # --- slow: DDIM per class with a trained model, checked by the lab's classifier --------------------------
 
 @pytest.mark.slow
@@ -462,7 +492,7 @@ def test_ddim_in_the_page_draws_the_requested_class(browser, tmp_path):
         run = Path(run)
     else:
         run = tmp_path / "demo" / "diffusion"
-        assert main(["diffusion", "train", "--preset", "demo", "--dataset", "mnist-embedded", "--eval-num", "50",
+        assert main(["diffusion", "train", "--preset", "demo", "--dataset", "mnist-embedded", "--eval-num", "10",
                      "--out", str(run)]) == 0
     page = write_explorer(run, tmp_path / "explorer.html")
     classifier, _ = load_classifier(run / "classifier", "cpu")
