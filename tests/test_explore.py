@@ -70,7 +70,8 @@ def _diffusion_run(out: Path, preset: str = "demo") -> None:
     ae_cfg = LatentAEConfig(latent_channels=cfg.latent_channels)
     ae = LatentAutoencoder(ae_cfg)
     (out / "autoencoder").mkdir()
-    save_weights(ae, out / "autoencoder" / "autoencoder.safetensors", {"signature": model_signature(ae, asdict(ae_cfg))})
+    save_weights(ae, out / "autoencoder" / "autoencoder.safetensors",
+                 {"signature": model_signature(ae, asdict(ae_cfg))})
 
 
 @pytest.fixture(scope="session")
@@ -327,7 +328,8 @@ def test_page_self_test_and_autoencoders_as_a_person_uses_them(browser, explorer
         assert keep == ([0, 1] if skip == "concat" else [1, 1])
         assert np.array_equal(_array(pg, f"explorer.state.ae.{skip}.input"), noisy)
         with torch.no_grad():
-            want = AutoencoderPage(model)(torch.from_numpy(noisy).view(1, 1, 28, 28), torch.tensor(keep, dtype=torch.float32))
+            want = AutoencoderPage(model)(torch.from_numpy(noisy).view(1, 1, 28, 28),
+                                          torch.tensor(keep, dtype=torch.float32))
         got = _array(pg, f"explorer.state.ae.{skip}.output")
         assert np.abs(got - want.numpy().reshape(-1)).max() <= TOL_PAGE, skip
         assert "PSNR" in pg.inner_text(f"#ae-{skip}-numbers")
@@ -390,7 +392,8 @@ def test_ladder_vit_attention_and_ddim_panels_match_pytorch(browser, explorer_pa
     v.settled()
     with torch.no_grad():
         _, attention = seq(torch.tensor([[int(c) for c in typed]]))
-    assert np.abs(_array(pg, "explorer.state.sequence.attention.data") - attention.numpy().reshape(-1)).max() <= TOL_PAGE
+    got = _array(pg, "explorer.state.sequence.attention.data")
+    assert np.abs(got - attention.numpy().reshape(-1)).max() <= TOL_PAGE
     assert f"input {' '.join(typed)}" in pg.inner_text("#seq-output")
     assert pg.locator("#seq-table td").count() == exp.length ** 2
     pg.fill("#seq-input", "12x")
@@ -420,7 +423,8 @@ def test_ladder_vit_attention_and_ddim_panels_match_pytorch(browser, explorer_pa
 def test_every_control_has_a_label_and_every_canvas_its_numbers(browser, explorer_page):
     v = Visit(browser, explorer_page)
     unlabelled = v.page.evaluate("""() => [...document.querySelectorAll('input, select, button')].filter((el) =>
-        !(el.labels && el.labels.length) && !el.getAttribute('aria-label') && !el.textContent.trim()).map((el) => el.id)""")
+        !(el.labels && el.labels.length) && !el.getAttribute('aria-label') && !el.textContent.trim())
+        .map((el) => el.id)""")
     assert unlabelled == []
     mute = v.page.evaluate("""() => [...document.querySelectorAll('canvas:not(.strip canvas)')].filter((el) => {
         const ids = (el.getAttribute('aria-describedby') || '').split(' ').filter(Boolean);
