@@ -14,6 +14,7 @@ download) and need onnxruntime-web from ``npm ci``; without either they skip, sa
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -183,7 +184,9 @@ def explorer_page(demo_dir, exports, tmp_path_factory) -> Path:
 def test_page_is_one_offline_file(explorer_page):
     html = explorer_page.read_text()
     assert explorer_page.stat().st_size < 20e6
-    assert not re.search(r'(src|href)\s*=\s*["\']?(https?:)?//', html)  # nothing is fetched from elsewhere
+    from tests.test_report import external_references
+
+    assert external_references(html) == []  # the report's own check: nothing is fetched from elsewhere
     manifest = _manifest(html)
     assert len(manifest["models"]) == 8 and manifest["left_out"] == [] and manifest["export_errors"] == []
     assert len(manifest["digits"]) == 10
@@ -277,6 +280,12 @@ class Visit:
 
     def schemes(self):
         return {url.split(":", 1)[0] for url in self.requests}
+
+
+if importlib.util.find_spec("pytest_playwright") is None:
+    @pytest.fixture
+    def browser():
+        pytest.skip("needs playwright and pytest-playwright (pip install -e '.[test]')")
 
 
 @pytest.fixture(scope="session")
