@@ -90,7 +90,7 @@ def find_runs(run_dir: Path) -> dict[str, Path]:
     if not found and candidates == [run_dir]:
         experiment = read_config(run_dir).get("experiment")
         raise UserError(f"{run_dir}: a {experiment!r} run has no model the explorer shows; "
-                        f"give a demo folder or a {', '.join(sorted(known))} run")
+                        f"give a demo folder or a run of one of: {', '.join(sorted(known))}")
     return found
 
 
@@ -131,12 +131,16 @@ def model_json(model) -> dict:
 def collect(run_dir: Path, log=print) -> tuple[dict, list[dict], list[str]]:
     """Export every part found: (models by name, parts left out, export errors)."""
     runs = find_runs(run_dir)
+    # the folder the missing parts' commands write into: the demo folder, or the one run's parent
+    base = run_dir.parent if (run_dir / "config.json").is_file() else run_dir
     models, left_out, errors = {}, [], []
     for part in parts():
         folder = runs.get(part.experiment)
         if folder is None:
+            command = part.command.replace("DIR", str(base))
             left_out.append({"part": part.experiment, "title": part.title,
-                             "why": f"no {part.experiment} run in {run_dir}", "command": part.command})
+                             "why": f"no {part.experiment} run in {run_dir}", "command": command})
+            log(f"explore: left out {part.title}: no {part.experiment} run in {run_dir}; make it with: {command}")
             continue
         try:
             exported = part.export(folder)
@@ -149,7 +153,8 @@ def collect(run_dir: Path, log=print) -> tuple[dict, list[dict], list[str]]:
         if not exported:
             message = f"{part.title} ({folder}): could not export — {why}"
             errors.append(message)
-            left_out.append({"part": part.experiment, "title": part.title, "why": why, "command": part.command})
+            left_out.append({"part": part.experiment, "title": part.title, "why": why,
+                             "command": part.command.replace("DIR", str(base))})
             log(f"explore: {message}")
             continue
         for model in exported:
@@ -182,6 +187,6 @@ def write_explorer(run_dir: Path, out: Path | None = None, log=None) -> Path:
     tmp = out.with_name(f".{out.name}.tmp")
     tmp.write_text(html)
     tmp.replace(out)
-    log(f"explore: {out} ({out.stat().st_size / 1e6:.1f} MB, {len(models)} models"
+    log(f"explore: {out} ({out.stat().st_size / 1e6:.1f} MB, {len(models)} model{'s' if len(models) != 1 else ''}"
         + (f"; left out: {', '.join(p['part'] for p in left_out)}" if left_out else "") + ")")
     return out

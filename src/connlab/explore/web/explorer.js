@@ -625,7 +625,7 @@ const SECTIONS = { autoencoder: "ae-part", ladder: "ladder-part", diffusion: "di
 function showLeftOut() {
   for (const p of manifest.left_out) {
     const li = document.createElement("li");
-    li.textContent = `Left out: ${p.title} — ${p.why}. Make it with: ${p.command.replace("DIR", manifest.run_dir)}`;
+    li.textContent = `Left out: ${p.title} — ${p.why}. Make it with: ${p.command}`;
     $("left-out").append(li);
     const section = $(SECTIONS[p.part]);
     const note = document.createElement("p");
