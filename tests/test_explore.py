@@ -447,6 +447,9 @@ def test_every_control_has_a_label_and_every_canvas_its_numbers(browser, explore
         v.page.keyboard.press(key)
     v.settled()
     assert (_array(v.page, "explorer.state.clean") > 0.5).sum() > 5
+    assert v.page.inner_text("#draw-pen") == "pen down at column 16, row 17"
+    v.page.keyboard.press("p")
+    assert v.page.inner_text("#draw-pen").startswith("pen up")
 
 
 @needs_runtime

@@ -168,7 +168,8 @@ def write_explorer(run_dir: Path, out: Path | None = None, log=None) -> Path:
     log = log or (lambda line: print(line, file=sys.stderr))
     run_dir = Path(run_dir)
     out = Path(out) if out is not None else run_dir / "explorer.html"
-    runtime = runtime_files()   # first: no export work when the page could not be written anyway
+    find_runs(run_dir)          # a folder that is not a run is the user's first error to hear about
+    runtime = runtime_files()   # then what set-up must install, before any export work
     check_exporter()
     models, left_out, errors = collect(run_dir, log)
     manifest = {"models": models, "left_out": left_out, "export_errors": errors, "digits": test_digits(),

@@ -216,12 +216,14 @@ function setupDrawing() {
   canvas.addEventListener("pointercancel", end);
   canvas.addEventListener("keydown", (e) => {
     const step = { ArrowLeft: [-10, 0], ArrowRight: [10, 0], ArrowUp: [0, -10], ArrowDown: [0, 10] }[e.key];
-    if (e.key === "p" || e.key === "P") { keyPen = !keyPen; e.preventDefault(); return; }
+    const where = () => { $("draw-pen").textContent = `pen ${keyPen ? "down" : "up"} at column ${Math.floor(keyPos.x / 10) + 1}, row ${Math.floor(keyPos.y / 10) + 1}`; };
+    if (e.key === "p" || e.key === "P") { keyPen = !keyPen; e.preventDefault(); where(); return; }
     if (!step) return;
     e.preventDefault();
     const next = { x: Math.min(275, Math.max(5, keyPos.x + step[0])), y: Math.min(275, Math.max(5, keyPos.y + step[1])) };
     if (keyPen) { line(keyPos, next); inputChanged(); }
     keyPos = next;
+    where();
   });
   $("clear").addEventListener("click", () => { clearCanvas(); $("digit").value = ""; inputChanged(); });
   const select = $("digit");
