@@ -454,6 +454,22 @@ def test_every_control_has_a_label_and_every_canvas_its_numbers(browser, explore
 
 @needs_runtime
 @needs_browser
+def test_a_finger_tap_draws(browser, explorer_page):
+    context = browser.new_context(has_touch=True)
+    try:
+        pg = context.new_page()
+        pg.goto(explorer_page.as_uri())
+        pg.wait_for_selector("body[data-ready=true]", timeout=60_000)
+        pg.click("#clear")
+        pg.tap("#draw", position={"x": 100, "y": 100})
+        pg.evaluate("explorer.settled()")
+        assert (_array(pg, "explorer.state.clean") > 0.5).sum() >= 4  # a dot of the brush's width
+    finally:
+        context.close()
+
+
+@needs_runtime
+@needs_browser
 def test_a_page_with_parts_left_out_still_works(browser, attention_only_page):
     v = Visit(browser, attention_only_page)
     report = json.loads(v.page.inner_text("#self-test"))

@@ -203,7 +203,15 @@ function setupDrawing() {
     const r = canvas.getBoundingClientRect();
     return { x: ((e.clientX - r.left) * canvas.width) / r.width, y: ((e.clientY - r.top) * canvas.height) / r.height };
   };
-  const line = (a, b) => { strokeStyle(); pen.beginPath(); pen.moveTo(a.x, a.y); pen.lineTo(b.x, b.y); pen.stroke(); };
+  const line = (a, b) => {
+    strokeStyle();
+    pen.beginPath();
+    if (a.x === b.x && a.y === b.y) {  // a tap or click: a dot (a zero-length stroke draws nothing)
+      pen.fillStyle = "#fff"; pen.arc(a.x, a.y, pen.lineWidth / 2, 0, 2 * Math.PI); pen.fill();
+    } else {
+      pen.moveTo(a.x, a.y); pen.lineTo(b.x, b.y); pen.stroke();
+    }
+  };
   canvas.addEventListener("pointerdown", (e) => {
     e.preventDefault(); canvas.setPointerCapture(e.pointerId); last = pos(e); line(last, last); inputChanged();
   });
