@@ -156,6 +156,30 @@ def test_recorded_outputs_are_the_lab_models_own(demo_dir, exported):
     assert np.abs(m.outputs["x_prev"] - want.numpy()).max() <= 1e-5
 
 
+@pytest.mark.parametrize("condition", ["learned", "sinusoidal"])
+def test_a_step_conditioned_ladder_reads_t_at_run_time(condition):
+    """t is an input of the exported step, not a constant traced into it."""
+    import onnxruntime as ort
+
+    from connlab.explore.export import LadderStep, export_model, sample_digit
+    from connlab.models.step_conditioned import StepConditionConfig, StepConditionedUNet
+
+    torch.manual_seed(0)
+    step = LadderStep(StepConditionedUNet(StepConditionConfig(condition, 5))).eval()
+    for p in step.parameters():  # the step embedding starts at zero: give t something to change
+        p.data.add_(0.05 * torch.randn_like(p))
+    x = torch.rand(1, 1, 28, 28)
+    session = ort.InferenceSession(export_model("ladder_step", step, {"x": x, "t": torch.tensor([3])}, ["x_prev"]).onnx)
+    outputs = []
+    for t in (1, 5):
+        with torch.no_grad():
+            want = step(x, torch.tensor([t])).numpy()
+        got = session.run(None, {"x": x.numpy(), "t": np.array([t])})[0]
+        assert np.abs(got - want).max() <= TOL_ONNX
+        outputs.append(got)
+    assert np.abs(outputs[0] - outputs[1]).max() > 1e-4
+
+
 # --- the page file, bad input ---------------------------------------------------------------------
 
 def _manifest(html: str) -> dict:
