@@ -192,32 +192,27 @@ def load(model: nn.Module, path: Path) -> nn.Module:
 
 
 def sample_digit(seed: int = 0) -> torch.Tensor:
-    """A noisy blob in [0, 1], (1, 1, 28, 28): the traced input of the image models' test cases."""
+    """Uniform random pixels in [0, 1], (1, 1, 28, 28): the traced input of the image models' test cases."""
     g = torch.Generator().manual_seed(seed)
     return torch.rand(1, 1, 28, 28, generator=g)
 
 
 def export_autoencoders(run: Path) -> list[ExportedModel]:
-    """none / concat / add from ``run/variants/<skip>-seed<s>/`` (the lowest seed of each)."""
+    """none / concat / add from ``run/variants/<skip>-seed<s>/``, s the run's first seed."""
+    from connlab.experiments.autoencoder import AutoencoderExperiment
     from connlab.models.autoencoder import AutoencoderConfig, DenoisingAutoencoder
 
-    upsample = experiment_config_value(run, "upsample", "nearest")
+    cfg = experiment_config(run, AutoencoderExperiment)
     models = []
     for skip in ("none", "concat", "add"):
-        folders = sorted((run / "variants").glob(f"{skip}-seed*/model.safetensors"))
-        if not folders:
+        path = run / "variants" / f"{skip}-seed{cfg.seed}" / "model.safetensors"
+        if not path.is_file():
             continue
-        model = load(DenoisingAutoencoder(AutoencoderConfig(skip, upsample)), folders[0])
+        model = load(DenoisingAutoencoder(AutoencoderConfig(skip, cfg.upsample)), path)
         x, keep = sample_digit(1), torch.tensor([1.0, 0.0])
         models.append(export_model(f"ae_{skip}", AutoencoderPage(model), {"x": x, "keep": keep}, ["image"],
-                                   {"skip": skip, "weights": str(folders[0].relative_to(run))}))
+                                   {"skip": skip, "weights": str(path.relative_to(run))}))
     return models
-
-
-def experiment_config_value(run: Path, key: str, default):
-    from connlab.runs import read_config
-
-    return read_config(run)["config"].get(key, default)
 
 
 def export_ladder(run: Path) -> list[ExportedModel]:
