@@ -7,6 +7,7 @@ then turns those folders into ``DIR/report.html``.
     DIR/demo.json      per part: the command, status, wall and CPU seconds; the environment
     DIR/<experiment>/  the experiments' own run folders (config.json, summary.json, *.png)
     DIR/report.html    one self-contained page
+    DIR/explorer.html  the trained models, live in one offline page (``connlab explore``)
 
 Sizes.  Each experiment's registry entry (``connlab.experiments.REGISTRY``) holds its demo
 flags: the CPU size, for 2 CPU cores on the embedded 9,000 / 1,000 digits (≤ 15 minutes in all;
@@ -76,6 +77,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--only", default=None, metavar="PART,...",
                    help="run only these parts (names as in demo.json, e.g. gates,rnn); the report shows what exists")
     p.add_argument("--no-report", dest="report", action="store_false", help="do not build report.html")
+    p.add_argument("--no-explorer", dest="explorer", action="store_false",
+                   help="do not write explorer.html (the trained models in one offline page)")
     p.set_defaults(run=run)
 
 
@@ -148,6 +151,15 @@ def run(args: argparse.Namespace) -> int:
     if interrupted:
         print(f"demo interrupted; continue with: connlab demo --resume --out {out}", file=sys.stderr)
         return 130
+    if args.explorer:
+        from connlab.explore import write_explorer
+
+        t0 = time.perf_counter()
+        try:  # the trained models, live in one offline page beside the report
+            page = write_explorer(out, out / "explorer.html")
+            print(f"explorer: {page} ({time.perf_counter() - t0:.0f} s)")
+        except UserError as err:  # onnx / onnxruntime-web missing, or no part it can show
+            print(f"demo: explorer.html not written: {err}", file=sys.stderr)
     if args.report:
         from connlab.report.page import build_report
 

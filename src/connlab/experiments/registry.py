@@ -112,6 +112,8 @@ for _entry in (
                lecture=30, config="SkipMLPExperiment", section="section",
                demo=(DemoStep(_s("--epochs", 4, "--seeds", 3, "--limit", 4000), _s("--epochs", 10, "--seeds", 3),
                               takes_dataset=True),)),
+    Experiment("explore", "write explorer.html: the trained models of a run folder live in one offline page",
+               "connlab.explore", single_process=("",)),
     Experiment("classifier", "the MNIST classifier behind the diffusion quality metric",
                "connlab.experiments.classifier", config="ClassifierExperiment"),
     Experiment("diffusion", "DDPM / DDIM on MNIST: train, sample, eval", "connlab.experiments.diffusion",

@@ -53,7 +53,7 @@ VERDICT_CLASS = {SUPPORTED: "supported", PARTLY: "partly", NOT_SUPPORTED: "not",
                  INCONCLUSIVE: "unknown"}
 
 
-def render(sections: list[Section], demo: dict | None, environment: dict) -> str:
+def render(sections: list[Section], demo: dict | None, environment: dict, explorer: bool = False) -> str:
     e = html.escape
     out = ["<!doctype html>", '<html lang="en"><head><meta charset="utf-8">',
            '<meta name="viewport" content="width=device-width, initial-scale=1">',
@@ -61,6 +61,9 @@ def render(sections: list[Section], demo: dict | None, environment: dict) -> str
            "</head><body>", "<h1>connlab: special connections, encoder-decoders, transformers</h1>",
            '<p class="small">Every number and figure below comes from the run folders listed in each section; '
            "each verdict is computed from those numbers at the budget the runs had.</p>"]
+    if explorer:
+        out.append('<p class="explorer"><a href="explorer.html">Poke the trained models yourself: explorer.html</a> '
+                   "(one offline page in this folder: draw a digit, noise it, watch each connection work)</p>")
     out.append('<h2>Summary</h2><table class="summary"><tr><th>part</th><th>claim</th><th>verdict</th></tr>')
     for sec in sections:
         out.append(f'<tr><td><a href="#{e(sec.experiment)}">{e(sec.title)}</a></td><td>'
@@ -145,5 +148,5 @@ def build_report(folders: list[Path], out: Path, demo: dict | None = None) -> Pa
     sections = [build_section(r) for r in runs]
     out = Path(out)
     make_folder(out.parent)
-    atomic_write_text(out, render(sections, demo, environment(runs, demo)))
+    atomic_write_text(out, render(sections, demo, environment(runs, demo), (out.parent / "explorer.html").is_file()))
     return out

@@ -1,0 +1,279 @@
+"""The lab's trained networks as ONNX files for the explorer page, each with a recorded test case.
+
+Every model is exported with ``torch.onnx.export(..., dynamo=True)`` into one self-contained
+file (weights inside, no external data).  The page runs them with onnxruntime-web; nothing
+of the networks is written again in JavaScript.  The page's loops (the ladder's chain, the
+DDIM steps, feeding an output back) call these models over and over.
+
+Export-only wrappers (never trained, never saved) add what the page needs and the training
+code does not return:
+
+| wrapper         | inputs                                   | outputs                                      |
+|-----------------|------------------------------------------|----------------------------------------------|
+| ``AutoencoderPage``| x (1,1,28,28) in [0,1], keep (2,)     | image (1,1,28,28) in [0,1]                   |
+| ``LadderStep``  | x (1,1,28,28), t (1,) int64              | x̂_{t−1} (1,1,28,28) in [0,1]                 |
+| ``DDIMStep``    | x_t, t, t_prev (1,) int64 [, y (1,) int64, w (1,)] | x_prev, x0_hat (the U-Net's space)  |
+| ``ToImage``     | z (1,C,H,W) in the U-Net's space         | image (1,1,28,28) in [0,1]                   |
+| ``ViTPage``     | x (1,1,28,28)                            | probs (1,10), attention (L,1,heads,T,T), rollout (1,T,T) |
+| ``SequencePage``| tokens (1,L) int64                       | probs (1,L,vocab), attention (depth,1,heads,L,L) |
+
+``keep`` multiplies the U-Net's two skip tensors (conv_1, conv_2): 0 feeds zeros instead of
+the encoder's map, the lecture's "which detail disappears without this skip".
+
+Each ``ExportedModel`` keeps the inputs it was traced with and PyTorch's outputs for them;
+the page re-runs those at load (its self-test) and the tests run them under Python
+onnxruntime.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+
+@dataclass
+class ExportedModel:
+    name: str
+    onnx: bytes
+    inputs: dict[str, np.ndarray]     # the test case, in the model's input order
+    outputs: dict[str, np.ndarray]    # PyTorch's outputs for it, in the model's output order
+    info: dict = field(default_factory=dict)
+
+
+def export_model(name: str, module: nn.Module, inputs: dict[str, torch.Tensor], output_names: list[str],
+                 info: dict | None = None) -> ExportedModel:
+    """Trace ``module`` on ``inputs`` with the dynamo exporter; the file holds its weights."""
+    import onnx
+
+    module = module.eval()
+    args = tuple(inputs.values())
+    with torch.no_grad():
+        expected = module(*args)
+    expected = expected if isinstance(expected, tuple) else (expected,)
+    quiet = logging.getLogger("torch.onnx")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)  # "torchvision is not installed" and similar notes are not for the user
+    try:
+        with warnings.catch_warnings(), torch.no_grad(), contextlib.redirect_stdout(io.StringIO()), \
+                contextlib.redirect_stderr(io.StringIO()):
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(module, args, input_names=list(inputs), output_names=output_names,
+                                        dynamo=True, external_data=False, verbose=False, report=False)
+    finally:
+        quiet.setLevel(level)
+    buffer = io.BytesIO()
+    onnx.save_model(program.model_proto, buffer)  # one file: weights inside, no external data
+    return ExportedModel(name, buffer.getvalue(),
+                         {k: v.detach().cpu().numpy() for k, v in inputs.items()},
+                         {k: v.detach().cpu().numpy() for k, v in zip(output_names, expected)}, info or {})
+
+
+# --- wrappers ---------------------------------------------------------------------------------
+
+class AutoencoderPage(nn.Module):
+    """The lecture's autoencoder with its two skips switchable: (x, keep) -> image in [0, 1]."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        z, c1, c2 = self.model.encoder(x)
+        # keep[0] gates the 28x28 skip (conv_1), keep[1] the 14x14 one (conv_2); 0 = zeros instead
+        return torch.sigmoid(self.model.decoder(z, c1 * keep[0], c2 * keep[1]))
+
+
+class LadderStep(nn.Module):
+    """One rung down the ladder: x̂_{t−1} = sigmoid(net(x̂_t, t))."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.model(x, t))
+
+
+class DDIMStep(nn.Module):
+    """One deterministic DDIM step (η = 0, Song et al. 2021 eq. 12) over the trained U-Net.
+
+    x_prev = √ᾱ_{t_prev} x̂_0 + √(1 − ᾱ_{t_prev}) ε̂, with ᾱ at t_prev < 0 equal to 1 — the same
+    rule as ``diffusion.samplers.ddim_step(eta=0)``, here with t as a tensor so that one file
+    serves every step and the page only loops over the schedule.  Class-conditional runs take
+    the label y and the guidance weight w (``diffusion.guided``: (1+w) ε(y) − w ε(∅)).
+    """
+
+    def __init__(self, unet, schedule, prediction: str, clip: bool, class_cond: bool):
+        super().__init__()
+        self.unet, self.schedule, self.prediction, self.clip = unet, schedule, prediction, clip
+        self.class_cond = class_cond
+        self.register_buffer("alpha_bar", schedule.alpha_bar.clone())
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, t_prev: torch.Tensor,
+                y: torch.Tensor | None = None, w: torch.Tensor | None = None):
+        from connlab.diffusion import guided
+
+        out = guided(self.unet, y, w)(x, t) if self.class_cond else self.unet(x, t)
+        x0_hat = self.schedule.predict_x0(x, t, out, self.prediction)
+        eps_hat = self.schedule.predict_eps(x, t, out, self.prediction)
+        if self.clip:
+            x0_hat = x0_hat.clamp(-1.0, 1.0)
+        ab_prev = torch.where(t_prev >= 0, self.alpha_bar[t_prev.clamp(min=0)], torch.ones_like(self.alpha_bar[:1]))
+        ab_prev = ab_prev.view(-1, 1, 1, 1)  # (B, 1, 1, 1)
+        return ab_prev.sqrt() * x0_hat + (1 - ab_prev).sqrt() * eps_hat, x0_hat
+
+
+class ToImage(nn.Module):
+    """The sampler's space -> images in [0, 1]: the latent decoder, or signed_to_unit for pixels."""
+
+    def __init__(self, decoder=None):
+        super().__init__()
+        self.decoder = decoder
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        from connlab.data import signed_to_unit
+
+        if self.decoder is None:
+            return signed_to_unit(z).clamp(0.0, 1.0)
+        return self.decoder.decode(z)
+
+
+class ViTPage(nn.Module):
+    """The ViT with its internals as outputs: class probabilities, per-layer attention, rollout."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor):
+        from connlab.models.vit import attention_rollout
+
+        probs = torch.softmax(self.model(x), dim=-1)
+        maps = self.model.attention_maps()  # L x (B, heads, T, T), set by the forward pass above
+        return probs, torch.stack(maps), attention_rollout(maps)
+
+
+class SequencePage(nn.Module):
+    """The attention task's transformer: tokens -> per-position probabilities and attention."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, tokens: torch.Tensor):
+        probs = torch.softmax(self.model(tokens), dim=-1)
+        return probs, torch.stack(self.model.attention_maps())
+
+
+# --- run folders -> exported models -------------------------------------------------------------
+
+def experiment_config(run: Path, cls):
+    """The experiment dataclass saved in ``run/config.json`` (unknown keys dropped)."""
+    from connlab.runs import read_config
+
+    saved = read_config(run)["config"]
+    names = cls.__dataclass_fields__
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in saved.items() if k in names})
+
+
+def load(model: nn.Module, path: Path) -> nn.Module:
+    from connlab.checkpoint import load_weights
+
+    load_weights(model, path)  # load_state_dict checks every name and shape
+    return model.eval()
+
+
+def sample_digit(seed: int = 0) -> torch.Tensor:
+    """Uniform random pixels in [0, 1], (1, 1, 28, 28): the traced input of the image models' test cases."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(1, 1, 28, 28, generator=g)
+
+
+def export_autoencoders(run: Path) -> list[ExportedModel]:
+    """none / concat / add from ``run/variants/<skip>-seed<s>/``, s the run's first seed."""
+    from connlab.experiments.autoencoder import AutoencoderExperiment
+    from connlab.models.autoencoder import AutoencoderConfig, DenoisingAutoencoder
+
+    cfg = experiment_config(run, AutoencoderExperiment)
+    models = []
+    for skip in ("none", "concat", "add"):
+        path = run / "variants" / f"{skip}-seed{cfg.seed}" / "model.safetensors"
+        if not path.is_file():
+            continue
+        model = load(DenoisingAutoencoder(AutoencoderConfig(skip, cfg.upsample)), path)
+        x, keep = sample_digit(1), torch.tensor([1.0, 0.0])
+        models.append(export_model(f"ae_{skip}", AutoencoderPage(model), {"x": x, "keep": keep}, ["image"],
+                                   {"skip": skip, "weights": str(path.relative_to(run))}))
+    return models
+
+
+def export_ladder(run: Path) -> list[ExportedModel]:
+    """The shown variant's step network (``variants/T<T>-<condition>``) and its noise schedule."""
+    from connlab.diffusion.ladder import LadderSchedule
+    from connlab.experiments.ladder import LadderExperiment
+    from connlab.models.step_conditioned import StepConditionConfig, StepConditionedUNet
+
+    cfg = experiment_config(run, LadderExperiment)
+    T = cfg.shown_steps
+    for condition in cfg.conditions:
+        path = run / "variants" / f"T{T}-{condition}" / "model.safetensors"
+        if path.is_file():
+            break
+    else:
+        return []
+    model = load(StepConditionedUNet(StepConditionConfig(condition, T)), path)
+    a, b = LadderSchedule(cfg.schedule, T, cfg.mag, cfg.dist).coefficients()
+    info = {"T": T, "condition": condition, "schedule": cfg.schedule, "mag": cfg.mag, "dist": cfg.dist,
+            "a": a, "b": b}
+    return [export_model("ladder_step", LadderStep(model), {"x": sample_digit(2), "t": torch.tensor([T])},
+                         ["x_prev"], info)]
+
+
+def export_diffusion(run: Path) -> list[ExportedModel]:
+    """The EMA U-Net as one DDIM step (with guidance for class-conditional runs) and its decoder."""
+    from connlab.diffusion.generate import Generator
+
+    gen = Generator.from_run(run, "cpu")
+    cfg = gen.cfg
+    unet = gen.model.to(memory_format=torch.contiguous_format)
+    step = DDIMStep(unet, gen.schedule, cfg.prediction, cfg.space == "pixel", bool(cfg.class_cond))
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(1, *gen.shape, generator=g)
+    inputs = {"x": x, "t": torch.tensor([cfg.timesteps // 2]), "t_prev": torch.tensor([cfg.timesteps // 4])}
+    if cfg.class_cond:
+        inputs |= {"y": torch.tensor([3]), "w": torch.tensor([float(cfg.guidance or 0.0)])}
+    info = {"T": cfg.timesteps, "space": cfg.space, "shape": list(gen.shape), "class_cond": bool(cfg.class_cond),
+            "guidance": cfg.guidance, "prediction": cfg.prediction, "schedule": cfg.schedule,
+            "alpha_bar": [round(v, 7) for v in gen.schedule.alpha_bar.tolist()]}  # for the page's numbers only
+    models = [export_model("ddim_step", step, inputs, ["x_prev", "x0_hat"], info)]
+    models.append(export_model("to_image", ToImage(gen.decoder), {"z": x}, ["image"], {"space": cfg.space}))
+    return models
+
+
+def export_vit(run: Path) -> list[ExportedModel]:
+    from connlab.experiments.vit import ViTExperiment
+    from connlab.models.vit import ViT
+
+    cfg = experiment_config(run, ViTExperiment).model_config()
+    model = load(ViT(cfg), run / "model.safetensors")
+    info = {"grid": cfg.grid, "heads": cfg.heads, "depth": cfg.depth, "cls": cfg.pool == "cls"}
+    return [export_model("vit", ViTPage(model), {"x": sample_digit(4)}, ["probs", "attention", "rollout"], info)]
+
+
+def export_attention(run: Path) -> list[ExportedModel]:
+    from connlab.experiments.attention import AttentionExperiment, SequenceTransformer
+
+    exp = experiment_config(run, AttentionExperiment)
+    cfg = exp.model_config()
+    model = load(SequenceTransformer(cfg), run / "model.safetensors")
+    tokens = torch.arange(cfg.length).remainder(cfg.vocab)[None]  # (1, L)
+    info = {"task": exp.task, "length": cfg.length, "vocab": cfg.vocab, "heads": cfg.heads, "depth": cfg.depth}
+    return [export_model("sequence", SequencePage(model), {"tokens": tokens}, ["probs", "attention"], info)]

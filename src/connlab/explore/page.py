@@ -1,0 +1,193 @@
+"""``explorer.html``: one self-contained page with the runtime, the models and a few test digits inside.
+
+The page opens from ``file://`` with no network: onnxruntime-web's ``ort.wasm.bundle.min.mjs``
+is embedded as base64 text and imported from a ``blob:`` URL; its WASM binary is embedded
+gzipped and base64-encoded, unpacked in the page with ``DecompressionStream('gzip')`` and
+handed to ``ort.env.wasm.wasmBinary`` (single thread, no proxy worker); each model is passed
+to ``InferenceSession.create`` as bytes.  The page's own script, style and markup are package
+files next to this module (``web/``).
+
+A part whose run folder is missing (or whose model fails to export) is left out; the page
+and the command's output say which command makes it.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from connlab.errors import UserError
+
+WEB = Path(__file__).parent / "web"
+RUNTIME = WEB / "node_modules" / "onnxruntime-web" / "dist"
+RUNTIME_FILES = ("ort.wasm.bundle.min.mjs", "ort-wasm-simd-threaded.wasm")
+
+
+@dataclass(frozen=True)
+class Part:
+    experiment: str          # the ``experiment`` in the run's config.json
+    title: str
+    command: str             # what makes the run, for the "left out" line
+    export: Callable         # run folder -> list[ExportedModel]
+
+
+def parts() -> list[Part]:
+    from connlab.explore import export as ex
+
+    return [
+        Part("autoencoder", "the three autoencoders", "connlab autoencoder --skip all --out DIR/autoencoder",
+             ex.export_autoencoders),
+        Part("ladder", "the ladder", "connlab ladder --out DIR/ladder", ex.export_ladder),
+        Part("diffusion", "diffusion", "connlab diffusion train --out DIR/diffusion", ex.export_diffusion),
+        Part("vit", "the ViT", "connlab vit --out DIR/vit", ex.export_vit),
+        Part("attention", "attention as a softmax gate", "connlab attention --out DIR/attention",
+             ex.export_attention),
+    ]
+
+
+def runtime_files() -> dict[str, bytes]:
+    """The pinned onnxruntime-web files, or a UserError naming the command that installs them."""
+    missing = [name for name in RUNTIME_FILES if not (RUNTIME / name).is_file()]
+    if missing:
+        raise UserError(f"onnxruntime-web is not installed ({RUNTIME / missing[0]} missing); "
+                        f"run: npm ci --prefix {WEB}")
+    return {name: (RUNTIME / name).read_bytes() for name in RUNTIME_FILES}
+
+
+def check_exporter() -> None:
+    """torch.onnx's dynamo exporter needs onnx and onnxscript (the ``explore`` extra)."""
+    import importlib.util
+
+    for name in ("onnx", "onnxscript"):
+        if importlib.util.find_spec(name) is None:
+            raise UserError(f"exporting the models needs the Python package {name!r}; "
+                            f"run: pip install 'connlab[explore]'")
+
+
+def find_runs(run_dir: Path) -> dict[str, Path]:
+    """experiment name -> run folder: ``run_dir`` itself (one run) or its subfolders (a demo folder)."""
+    from connlab.runs import read_config
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise UserError(f"{run_dir}: no such run folder")
+    candidates = [run_dir] if (run_dir / "config.json").is_file() else sorted(
+        p for p in run_dir.iterdir() if (p / "config.json").is_file())
+    if not candidates:
+        raise UserError(f"{run_dir}: not a connlab run folder (no config.json in it or its subfolders)")
+    known = {p.experiment for p in parts()}
+    found: dict[str, Path] = {}
+    for folder in candidates:
+        experiment = read_config(folder).get("experiment")
+        if experiment in known and (experiment not in found or folder.name == experiment):
+            found[experiment] = folder
+    if not found and candidates == [run_dir]:
+        experiment = read_config(run_dir).get("experiment")
+        raise UserError(f"{run_dir}: a {experiment!r} run has no model the explorer shows; "
+                        f"give a demo folder or a run of one of: {', '.join(sorted(known))}")
+    return found
+
+
+def test_digits(count_per_class: int = 1) -> list[dict]:
+    """The first test digit of each class from the embedded MNIST subset: label and 784 bytes."""
+    import numpy as np
+
+    from connlab.data import load_dataset
+
+    data = load_dataset("mnist-embedded")
+    labels = data.test_labels.cpu().numpy()
+    images = data.test_images.cpu().numpy().astype(np.uint8)
+    digits = []
+    for label in range(10):
+        for i in np.flatnonzero(labels == label)[:count_per_class]:
+            digits.append({"label": int(label), "pixels": b64(images[i].reshape(-1).tobytes())})
+    return digits
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def tensor_json(array) -> dict:
+    import numpy as np
+
+    array = np.ascontiguousarray(array)
+    kind = {"float32": "float32", "int64": "int64"}[str(array.dtype)]
+    return {"type": kind, "dims": list(array.shape), "data": b64(array.tobytes())}
+
+
+def model_json(model) -> dict:
+    return {"onnx": b64(model.onnx), "info": model.info,
+            "inputs": {k: tensor_json(v) for k, v in model.inputs.items()},
+            "outputs": {k: tensor_json(v) for k, v in model.outputs.items()}}
+
+
+def collect(run_dir: Path, log=print) -> tuple[dict, list[dict], list[str]]:
+    """Export every part found: (models by name, parts left out, export errors)."""
+    runs = find_runs(run_dir)
+    # the folder the missing parts' commands write into: the demo folder, or the one run's parent
+    base = run_dir.parent if (run_dir / "config.json").is_file() else run_dir
+    models, left_out, errors = {}, [], []
+    for part in parts():
+        folder = runs.get(part.experiment)
+        if folder is None:
+            command = part.command.replace("DIR", str(base))
+            left_out.append({"part": part.experiment, "title": part.title,
+                             "why": f"no {part.experiment} run in {run_dir}", "command": command})
+            log(f"explore: left out {part.title}: no {part.experiment} run in {run_dir}; make it with: {command}")
+            continue
+        try:
+            exported = part.export(folder)
+        except UserError as err:
+            exported, why = [], str(err)
+        except Exception as err:  # a model that cannot be exported: say which, keep the rest of the page
+            exported, why = [], f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err) else ''}"
+        else:
+            why = f"{folder} holds no trained {part.experiment} model"
+        if not exported:
+            message = f"{part.title} ({folder}): could not export — {why}"
+            errors.append(message)
+            left_out.append({"part": part.experiment, "title": part.title, "why": why,
+                             "command": part.command.replace("DIR", str(base))})
+            log(f"explore: {message}")
+            continue
+        for model in exported:
+            models[model.name] = model_json(model) | {"part": part.experiment, "run": str(folder)}
+        log(f"explore: {part.title}: {', '.join(m.name for m in exported)} from {folder}")
+    return models, left_out, errors
+
+
+def write_explorer(run_dir: Path, out: Path | None = None, log=None) -> Path:
+    """Write ``explorer.html`` for the runs in ``run_dir`` (default ``run_dir/explorer.html``); returns its path."""
+    log = log or (lambda line: print(line, file=sys.stderr))
+    run_dir = Path(run_dir)
+    out = Path(out) if out is not None else run_dir / "explorer.html"
+    find_runs(run_dir)          # a folder that is not a run is the user's first error to hear about
+    runtime = runtime_files()   # then what set-up must install, before any export work
+    check_exporter()
+    models, left_out, errors = collect(run_dir, log)
+    manifest = {"models": models, "left_out": left_out, "export_errors": errors, "digits": test_digits(),
+                "run_dir": str(run_dir)}
+    html = (WEB / "explorer.html").read_text()
+    fill = {
+        "STYLE": (WEB / "explorer.css").read_text(),
+        "SCRIPT": (WEB / "explorer.js").read_text(),
+        "RUNTIME_MJS": b64(runtime["ort.wasm.bundle.min.mjs"]),
+        "RUNTIME_WASM_GZ": b64(gzip.compress(runtime["ort-wasm-simd-threaded.wasm"], mtime=0)),
+        "MANIFEST": json.dumps(manifest, separators=(",", ":")).replace("</", "<\\/"),
+    }
+    # one pass over the template, so a filled-in text is never searched for the next placeholder
+    html = re.sub(r"@@([A-Z_]+)@@", lambda m: fill[m.group(1)], html)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(html)
+    tmp.replace(out)
+    log(f"explore: {out} ({out.stat().st_size / 1e6:.1f} MB, {len(models)} model{'s' if len(models) != 1 else ''}"
+        + (f"; left out: {', '.join(p['part'] for p in left_out)}" if left_out else "") + ")")
+    return out

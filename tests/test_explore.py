@@ -1,0 +1,567 @@
+"""``connlab explore``: exported models match PyTorch, and the page works as a person uses it.
+
+The run folders are made once per session at the tiniest size: the ladder, ViT and attention
+parts by their own commands (``connlab.cli.main``, in process); the autoencoder and the
+diffusion run are written with the lab's own ``prepare_run`` / ``save_weights`` and untrained
+weights, because their commands spend most of a minute scoring on the whole test set, which
+parity does not need.  Parity does not need trained weights; the class check of DDIM does
+and is the one ``slow`` test (it trains ``diffusion --preset demo``, or uses the run named by
+``CONNLAB_EXPLORE_DIFFUSION_RUN``).
+
+The page tests drive Debian's Chromium through Playwright (``executable_path``, no browser
+download) and need onnxruntime-web from ``npm ci``; without either they skip, saying why.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from connlab.cli import main
+
+CHROMIUM = Path("/usr/bin/chromium")
+TOL_ONNX = 1e-4     # Python onnxruntime vs PyTorch
+TOL_PAGE = 1e-3     # onnxruntime-web in Chromium vs PyTorch
+
+
+# --- run folders -----------------------------------------------------------------------------------
+
+def _autoencoder_run(out: Path) -> None:
+    from connlab.checkpoint import model_signature, save_weights
+    from connlab.experiments.autoencoder import AutoencoderExperiment
+    from connlab.models.autoencoder import AutoencoderConfig, DenoisingAutoencoder
+    from connlab.runs import prepare_run
+
+    out, cfg = prepare_run(out, "autoencoder", AutoencoderExperiment(skip="all"), resume=False)
+    for i, skip in enumerate(("none", "concat", "add")):
+        torch.manual_seed(10 + i)
+        model_cfg = AutoencoderConfig(skip, cfg.upsample)
+        model = DenoisingAutoencoder(model_cfg)
+        folder = out / "variants" / f"{skip}-seed0"
+        folder.mkdir(parents=True)
+        save_weights(model, folder / "model.safetensors", {"signature": model_signature(model, asdict(model_cfg))})
+
+
+def _diffusion_run(out: Path, preset: str = "demo") -> None:
+    """``demo``: latent, v-prediction, class-conditional; ``pixel``: pixels, ε, unconditional, x̂₀ clipped."""
+    from connlab.checkpoint import model_signature, save_weights
+    from connlab.diffusion.generate import plain_config
+    from connlab.experiments.diffusion import PRESETS, DiffusionExperiment
+    from connlab.models.diffusion_unet import DiffusionUNet
+    from connlab.models.latent_ae import LatentAEConfig, LatentAutoencoder
+    from connlab.runs import prepare_run
+
+    settings = {**PRESETS[preset], "base_channels": 8, "channel_mults": (1, 2)}
+    out, cfg = prepare_run(out, "diffusion", DiffusionExperiment(preset=preset, **settings), resume=False)
+    torch.manual_seed(20)
+    unet = DiffusionUNet(cfg.unet_config())
+    for p in unet.parameters():  # the zero-initialised output layer would make every step trivial
+        p.data.add_(0.05 * torch.randn_like(p))
+    save_weights(unet, out / "ema.safetensors", {"signature": model_signature(unet, plain_config(cfg.unet_config()))})
+    if cfg.space == "pixel":
+        return
+    ae_cfg = LatentAEConfig(latent_channels=cfg.latent_channels)
+    ae = LatentAutoencoder(ae_cfg)
+    (out / "autoencoder").mkdir()
+    save_weights(ae, out / "autoencoder" / "autoencoder.safetensors",
+                 {"signature": model_signature(ae, asdict(ae_cfg))})
+
+
+@pytest.fixture(scope="session")
+def demo_dir(tmp_path_factory) -> Path:
+    """A demo-shaped folder with every part the explorer shows, at the tiniest size."""
+    torch.manual_seed(0)
+    d = tmp_path_factory.mktemp("explore") / "demo"
+    _autoencoder_run(d / "autoencoder")
+    _diffusion_run(d / "diffusion")
+    for argv in (["ladder", "--steps", "2", "--epochs", "1", "--limit", "32", "--batch-size", "32",
+                  "--eval-images", "10"],
+                 ["vit", "--epochs", "1", "--limit", "32", "--dim", "16", "--depth", "1", "--heads", "2",
+                  "--stem-channels", "8"],
+                 ["attention", "--epochs", "1", "--train-size", "64", "--test-size", "32", "--dim", "16"]):
+        data = ["--dataset", "mnist-embedded"] if argv[0] != "attention" else []  # attention makes its own data
+        assert main([*argv, *data, "--out", str(d / argv[0])]) == 0
+    return d
+
+
+@pytest.fixture(scope="session")
+def exports(demo_dir) -> dict[str, list]:
+    """Every part's exported models, by part (exporting is the slow step: done once per session)."""
+    from connlab.explore.page import parts
+
+    return {part.experiment: part.export(demo_dir / part.experiment) for part in parts()}
+
+
+@pytest.fixture(scope="session")
+def exported(exports):
+    """Every exported model, by name."""
+    return {m.name: m for models in exports.values() for m in models}
+
+
+# --- export: Python onnxruntime vs PyTorch -------------------------------------------------------
+
+def test_every_part_exports_its_models(exported):
+    assert set(exported) == {"ae_none", "ae_concat", "ae_add", "ladder_step", "ddim_step", "to_image", "vit",
+                             "sequence"}
+
+
+@pytest.mark.parametrize("name", ["ae_none", "ae_concat", "ae_add", "ladder_step", "ddim_step", "to_image", "vit",
+                                  "sequence"])
+def test_onnx_matches_pytorch(exported, name):
+    import onnx
+    import onnxruntime as ort
+
+    m = exported[name]
+    proto = onnx.load_from_string(m.onnx)
+    assert not any(t.data_location == onnx.TensorProto.EXTERNAL for t in proto.graph.initializer)  # weights inside
+    session = ort.InferenceSession(m.onnx, providers=["CPUExecutionProvider"])
+    feeds = {i.name: m.inputs[i.name] for i in session.get_inputs()}
+    got = session.run(list(m.outputs), feeds)
+    for (key, want), have in zip(m.outputs.items(), got):
+        assert have.shape == want.shape, key
+        assert np.abs(have - want).max() <= TOL_ONNX, key
+
+
+def test_recorded_outputs_are_the_lab_models_own(demo_dir, exported):
+    """The wrappers add outputs, not arithmetic: all skips on is ``denoise``; the DDIM step is ``ddim_step``."""
+    from connlab.diffusion import ddim_step, guided
+    from connlab.diffusion.generate import Generator
+    from connlab.explore.export import AutoencoderPage, load
+    from connlab.models.autoencoder import AutoencoderConfig, DenoisingAutoencoder
+
+    ae = load(DenoisingAutoencoder(AutoencoderConfig("concat")),
+              demo_dir / "autoencoder" / "variants" / "concat-seed0" / "model.safetensors")
+    x = torch.rand(1, 1, 28, 28)
+    page = AutoencoderPage(ae)
+    with torch.no_grad():
+        assert torch.equal(page(x, torch.ones(2)), ae.denoise(x))
+        # a skip switched off changes the output: the toggle reaches the network
+        assert (page(x, torch.tensor([0.0, 1.0])) - page(x, torch.ones(2))).abs().max() > 1e-4
+
+    m = exported["ddim_step"]
+    gen = Generator.from_run(demo_dir / "diffusion", "cpu")
+    x_t, t, t_prev = (torch.from_numpy(m.inputs[k]) for k in ("x", "t", "t_prev"))
+    y, w = torch.from_numpy(m.inputs["y"]), float(m.inputs["w"][0])
+    with torch.no_grad():
+        out = guided(gen.model, y, w)(x_t, t)
+        want = ddim_step(gen.schedule, out, int(t), int(t_prev), x_t, 0.0, None, gen.cfg.prediction, False)
+    assert np.abs(m.outputs["x_prev"] - want.numpy()).max() <= 1e-5
+
+
+@pytest.mark.parametrize("condition", ["learned", "sinusoidal"])
+def test_a_step_conditioned_ladder_reads_t_at_run_time(condition):
+    """t is an input of the exported step, not a constant traced into it."""
+    import onnxruntime as ort
+
+    from connlab.explore.export import LadderStep, export_model, sample_digit
+    from connlab.models.step_conditioned import StepConditionConfig, StepConditionedUNet
+
+    torch.manual_seed(0)
+    step = LadderStep(StepConditionedUNet(StepConditionConfig(condition, 5))).eval()
+    for p in step.parameters():  # the step embedding starts at zero: give t something to change
+        p.data.add_(0.05 * torch.randn_like(p))
+    x = torch.rand(1, 1, 28, 28)
+    session = ort.InferenceSession(export_model("ladder_step", step, {"x": x, "t": torch.tensor([3])}, ["x_prev"]).onnx)
+    outputs = []
+    for t in (1, 5):
+        with torch.no_grad():
+            want = step(x, torch.tensor([t])).numpy()
+        got = session.run(None, {"x": x.numpy(), "t": np.array([t])})[0]
+        assert np.abs(got - want).max() <= TOL_ONNX
+        outputs.append(got)
+    assert np.abs(outputs[0] - outputs[1]).max() > 1e-4
+
+
+# --- the page file, bad input ---------------------------------------------------------------------
+
+def _manifest(html: str) -> dict:
+    text = re.search(r'<script type="application/json" id="manifest">(.*?)</script>', html, re.S).group(1)
+    return json.loads(text)
+
+
+needs_runtime = pytest.mark.skipif(
+    not (Path(__file__).resolve().parents[1] / "src/connlab/explore/web/node_modules/onnxruntime-web").is_dir(),
+    reason="needs onnxruntime-web: npm ci --prefix src/connlab/explore/web (make test runs it)")
+
+
+@pytest.fixture(scope="session")
+def explorer_page(demo_dir, exports, tmp_path_factory) -> Path:
+    """The page for ``demo_dir``, written by ``write_explorer`` from the session's exports."""
+    from connlab.explore import page as page_module
+
+    real = page_module.parts
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(page_module, "parts", lambda: [
+            page_module.Part(p.experiment, p.title, p.command, lambda run, e=p.experiment: exports[e]) for p in real()])
+        return page_module.write_explorer(demo_dir, tmp_path_factory.mktemp("page") / "explorer.html")
+
+
+@needs_runtime
+def test_page_is_one_offline_file(explorer_page):
+    html = explorer_page.read_text()
+    assert explorer_page.stat().st_size < 20e6
+    from tests.test_report import external_references
+
+    assert external_references(html) == []  # the report's own check: nothing is fetched from elsewhere
+    manifest = _manifest(html)
+    assert len(manifest["models"]) == 8 and manifest["left_out"] == [] and manifest["export_errors"] == []
+    assert len(manifest["digits"]) == 10
+
+
+@pytest.fixture(scope="session")
+def attention_only_page(demo_dir, tmp_path_factory) -> Path:
+    import shutil
+
+    from connlab.explore import write_explorer
+
+    only = tmp_path_factory.mktemp("partial") / "demo"
+    shutil.copytree(demo_dir / "attention", only / "attention")
+    return write_explorer(only, log=lambda line: None)
+
+
+@needs_runtime
+def test_missing_parts_are_left_out_with_their_command(attention_only_page):
+    manifest = _manifest(attention_only_page.read_text())
+    assert set(manifest["models"]) == {"sequence"}
+    commands = {p["part"]: p["command"] for p in manifest["left_out"]}
+    assert commands["ladder"] == f"connlab ladder --out {attention_only_page.parent}/ladder"
+    assert set(commands) == {"autoencoder", "ladder", "diffusion", "vit"}
+
+
+@needs_runtime
+def test_a_model_that_fails_to_export_is_named_and_the_page_still_written(demo_dir, tmp_path, monkeypatch):
+    import shutil
+
+    from connlab.explore import page as page_module
+
+    only = tmp_path / "demo"
+    for part in ("attention", "vit"):
+        shutil.copytree(demo_dir / part, only / part)
+    real = page_module.parts
+
+    def broken(run):
+        raise RuntimeError("unsupported operator aten::foo")
+
+    monkeypatch.setattr(page_module, "parts", lambda: [p if p.experiment != "vit" else
+                                                       page_module.Part(p.experiment, p.title, p.command, broken)
+                                                       for p in real()])
+    lines = []
+    manifest = _manifest(page_module.write_explorer(only, log=lines.append).read_text())
+    assert set(manifest["models"]) == {"sequence"}
+    assert any("the ViT" in e and "unsupported operator aten::foo" in e for e in manifest["export_errors"])
+    assert any("could not export" in line and "aten::foo" in line for line in lines)
+
+
+def test_not_a_run_folder_is_one_line_and_exit_2(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert main(["explore", str(tmp_path / "empty")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "not a connlab run folder" in err and "empty" in err
+    assert main(["explore", str(tmp_path / "nowhere")]) == 2
+    assert "no such run folder" in capsys.readouterr().err
+
+
+def test_missing_runtime_names_the_command(demo_dir, tmp_path, monkeypatch):
+    from connlab.errors import UserError
+    from connlab.explore import page as page_module
+
+    monkeypatch.setattr(page_module, "RUNTIME", tmp_path / "none")
+    with pytest.raises(UserError, match="npm ci"):
+        page_module.write_explorer(demo_dir, tmp_path / "x.html")
+
+
+# --- the page in Chromium ------------------------------------------------------------------------------
+
+needs_browser = pytest.mark.skipif(not CHROMIUM.exists(),
+                                   reason="needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)")
+
+
+class Visit:
+    """A page opened from file:// in headless Chromium, with its console and requests recorded."""
+
+    def __init__(self, browser, path: Path):
+        self.console, self.requests = [], []
+        self.page = browser.new_page()
+        self.page.on("console", lambda m: self.console.append((m.type, m.text)))
+        self.page.on("pageerror", lambda e: self.console.append(("error", str(e))))
+        self.page.on("request", lambda r: self.requests.append(r.url))
+        self.page.goto(path.as_uri())
+        self.page.wait_for_selector("body[data-ready=true]", timeout=60_000)
+
+    def settled(self):
+        self.page.evaluate("explorer.settled()")
+
+    def errors(self):
+        return [text for kind, text in self.console if kind == "error"]
+
+    def schemes(self):
+        return {url.split(":", 1)[0] for url in self.requests}
+
+
+if importlib.util.find_spec("pytest_playwright") is None:
+    @pytest.fixture
+    def browser():
+        pytest.skip("needs playwright and pytest-playwright (pip install -e '.[test]')")
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    """pytest-playwright's ``browser`` launches the system's Chromium: no browser download."""
+    if not CHROMIUM.exists():
+        pytest.skip("needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)")
+    return {**browser_type_launch_args, "executable_path": str(CHROMIUM), "args": ["--no-sandbox"]}
+
+
+def _array(page, expression) -> np.ndarray:
+    return np.asarray(page.evaluate(f"Array.from({expression})"), dtype=np.float32)
+
+
+@needs_runtime
+@needs_browser
+def test_page_self_test_and_autoencoders_as_a_person_uses_them(browser, explorer_page, demo_dir, tmp_path):
+    from connlab.explore.export import AutoencoderPage, load
+    from connlab.models.autoencoder import AutoencoderConfig, DenoisingAutoencoder
+
+    v = Visit(browser, explorer_page)
+    pg = v.page
+    report = json.loads(pg.inner_text("#self-test"))
+    assert report["models"] == 8 and report["errors"] == [] and report["max_abs_diff"] <= TOL_PAGE
+
+    # draw a stroke with the mouse on a cleared canvas
+    pg.click("#clear")
+    box = pg.locator("#draw").bounding_box()
+    pg.mouse.move(box["x"] + 140, box["y"] + 40)
+    pg.mouse.down()
+    for k in range(1, 11):
+        pg.mouse.move(box["x"] + 140 - 4 * k, box["y"] + 40 + 20 * k)
+    pg.mouse.up()
+    # the noise slider, moved from the keyboard
+    pg.focus("#sigma")
+    pg.keyboard.press("ArrowRight")
+    assert pg.inner_text("#sigma-value") == "0.55"
+    v.settled()
+    clean = _array(pg, "explorer.state.clean")
+    assert (clean > 0.5).sum() > 20  # the stroke is in the digit the models see
+    # switch the U-Net's 28x28 skip off, as a person would
+    pg.uncheck("#ae-concat-keep0")
+    v.settled()
+    noisy = _array(pg, "explorer.state.noisy")
+    for skip in ("none", "concat", "add"):
+        model = load(DenoisingAutoencoder(AutoencoderConfig(skip)),
+                     demo_dir / "autoencoder" / "variants" / f"{skip}-seed0" / "model.safetensors")
+        keep = pg.evaluate(f"explorer.state.ae.{skip}.keep")
+        assert keep == ([0, 1] if skip == "concat" else [1, 1])
+        assert np.array_equal(_array(pg, f"explorer.state.ae.{skip}.input"), noisy)
+        with torch.no_grad():
+            want = AutoencoderPage(model)(torch.from_numpy(noisy).view(1, 1, 28, 28),
+                                          torch.tensor(keep, dtype=torch.float32))
+        got = _array(pg, f"explorer.state.ae.{skip}.output")
+        assert np.abs(got - want.numpy().reshape(-1)).max() <= TOL_PAGE, skip
+        assert "PSNR" in pg.inner_text(f"#ae-{skip}-numbers")
+    pg.click("#feed-back")
+    pg.click("#feed-back")
+    v.settled()
+    assert pg.inner_text("#feed-numbers").count("→") == 6  # three networks, two passes each
+    pg.screenshot(path=str(tmp_path / "explorer-autoencoders.png"), full_page=True)
+    assert v.errors() == []
+    assert v.schemes() <= {"file", "data", "blob"}
+
+
+@needs_runtime
+@needs_browser
+def test_ladder_vit_attention_and_ddim_panels_match_pytorch(browser, explorer_page, demo_dir, exported, tmp_path):
+    from connlab.diffusion.generate import Generator
+    from connlab.explore.export import LadderStep, SequencePage, ViTPage, experiment_config, load
+    from connlab.experiments.attention import AttentionExperiment, SequenceTransformer
+    from connlab.experiments.ladder import LadderExperiment
+    from connlab.experiments.vit import ViTExperiment
+    from connlab.models.step_conditioned import StepConditionConfig, StepConditionedUNet
+    from connlab.models.vit import ViT
+
+    v = Visit(browser, explorer_page)
+    pg = v.page
+    # the ladder from pure noise: the same T network passes in PyTorch
+    pg.select_option("#ladder-start", "noise")
+    v.settled()
+    chain = pg.evaluate("explorer.state.ladder.chain.map((c) => Array.from(c))")
+    T = exported["ladder_step"].info["T"]
+    assert len(chain) == T + 1
+    lcfg = experiment_config(demo_dir / "ladder", LadderExperiment)
+    step = LadderStep(load(StepConditionedUNet(StepConditionConfig(lcfg.condition, T)),
+                           demo_dir / "ladder" / "variants" / f"T{T}-{lcfg.condition}" / "model.safetensors"))
+    x = torch.tensor(chain[0]).view(1, 1, 28, 28)
+    with torch.no_grad():
+        for t in range(T, 0, -1):
+            x = step(x, torch.tensor([t]))
+    assert np.abs(np.asarray(chain[-1]) - x.numpy().reshape(-1)).max() <= TOL_PAGE
+    pg.focus("#ladder-step")
+    pg.keyboard.press("End")
+    assert f"after {T} of {T} steps" in pg.inner_text("#ladder-numbers")
+
+    # the ViT on the drawing (the first test digit at start)
+    vit = ViTPage(load(ViT(experiment_config(demo_dir / "vit", ViTExperiment).model_config()),
+                       demo_dir / "vit" / "model.safetensors"))
+    clean = torch.from_numpy(_array(pg, "explorer.state.clean")).view(1, 1, 28, 28)
+    with torch.no_grad():
+        probs, _, rollout = vit(clean)
+    assert np.abs(_array(pg, "explorer.state.vit.probs") - probs.numpy().reshape(-1)).max() <= TOL_PAGE
+    assert np.abs(_array(pg, "explorer.state.vit.rollout.data") - rollout.numpy().reshape(-1)).max() <= TOL_PAGE
+    pg.select_option("#vit-map", "0,1")
+    assert "reads a" in pg.inner_text("#vit-numbers")
+
+    # a typed sequence for the attention task
+    exp = experiment_config(demo_dir / "attention", AttentionExperiment)
+    seq = SequencePage(load(SequenceTransformer(exp.model_config()), demo_dir / "attention" / "model.safetensors"))
+    typed = "97531864"[:exp.length]
+    pg.fill("#seq-input", typed)
+    v.settled()
+    with torch.no_grad():
+        _, attention = seq(torch.tensor([[int(c) for c in typed]]))
+    got = _array(pg, "explorer.state.sequence.attention.data")
+    assert np.abs(got - attention.numpy().reshape(-1)).max() <= TOL_PAGE
+    assert f"input {' '.join(typed)}" in pg.inner_text("#seq-output")
+    assert pg.locator("#seq-table td").count() == exp.length ** 2
+    pg.fill("#seq-input", "12x")
+    assert "type exactly" in pg.inner_text("#seq-output")
+
+    # DDIM-10 of a 0 with guidance, against the lab's own sampler from the same x_T
+    pg.select_option("#ddim-class", "0")
+    pg.fill("#ddim-steps", "10")
+    pg.fill("#ddim-w", "1.5")
+    pg.click("#ddim-run")
+    v.settled()
+    x_T = torch.from_numpy(_array(pg, "explorer.state.diffusion.states[0]"))
+    gen = Generator.from_run(demo_dir / "diffusion", "cpu")
+    want = gen.sample("ddim", 10, 1, guidance=1.5, x_T=x_T.view(1, *gen.shape))
+    assert np.abs(_array(pg, "explorer.state.diffusion.image") - want.numpy().reshape(-1)).max() <= TOL_PAGE
+    pg.focus("#ddim-scrub")
+    pg.keyboard.press("Home")
+    v.settled()
+    assert "step 0: t = 900" in pg.inner_text("#ddim-numbers")
+    pg.screenshot(path=str(tmp_path / "explorer-panels.png"), full_page=True)
+    assert v.errors() == []
+    assert v.schemes() <= {"file", "data", "blob"}
+
+
+@needs_runtime
+@needs_browser
+def test_every_control_has_a_label_and_every_canvas_its_numbers(browser, explorer_page):
+    v = Visit(browser, explorer_page)
+    unlabelled = v.page.evaluate("""() => [...document.querySelectorAll('input, select, button')].filter((el) =>
+        !(el.labels && el.labels.length) && !el.getAttribute('aria-label') && !el.textContent.trim())
+        .map((el) => el.id)""")
+    assert unlabelled == []
+    mute = v.page.evaluate("""() => [...document.querySelectorAll('canvas:not(.strip canvas)')].filter((el) => {
+        const ids = (el.getAttribute('aria-describedby') || '').split(' ').filter(Boolean);
+        return !ids.some((id) => document.getElementById(id)?.textContent.trim());
+    }).map((el) => el.id)""")
+    assert mute == []
+    # keyboard drawing: arrows move the pen on the focused canvas
+    v.page.click("#clear")
+    v.page.focus("#draw")
+    for key in ("ArrowDown", "ArrowDown", "ArrowRight"):
+        v.page.keyboard.press(key)
+    v.settled()
+    assert (_array(v.page, "explorer.state.clean") > 0.5).sum() > 5
+    assert v.page.inner_text("#draw-pen") == "pen down at column 16, row 17"
+    v.page.keyboard.press("p")
+    assert v.page.inner_text("#draw-pen").startswith("pen up")
+
+
+@needs_runtime
+@needs_browser
+def test_a_finger_tap_draws(browser, explorer_page):
+    context = browser.new_context(has_touch=True)
+    try:
+        pg = context.new_page()
+        pg.goto(explorer_page.as_uri())
+        pg.wait_for_selector("body[data-ready=true]", timeout=60_000)
+        pg.click("#clear")
+        pg.tap("#draw", position={"x": 100, "y": 100})
+        pg.evaluate("explorer.settled()")
+        assert (_array(pg, "explorer.state.clean") > 0.5).sum() >= 4  # a dot of the brush's width
+    finally:
+        context.close()
+
+
+@needs_runtime
+@needs_browser
+def test_a_page_with_parts_left_out_still_works(browser, attention_only_page):
+    v = Visit(browser, attention_only_page)
+    report = json.loads(v.page.inner_text("#self-test"))
+    assert report["models"] == 1 and report["errors"] == []
+    notes = v.page.inner_text("#left-out")
+    assert "Make it with: connlab ladder --out" in notes and "the three autoencoders" in notes
+    assert "Left out" in v.page.inner_text("#ae-part")
+    v.page.fill("#seq-input", "12345678"[:len(v.page.input_value("#seq-input"))])
+    v.settled()
+    assert "input 1 2 3" in v.page.inner_text("#seq-output")
+    assert v.errors() == []
+
+
+@needs_runtime
+@needs_browser
+def test_a_pixel_space_unconditional_run_samples_in_the_page(browser, tmp_path):
+    from connlab.diffusion.generate import Generator
+    from connlab.explore import page as page_module
+
+    run = tmp_path / "pixel"
+    _diffusion_run(run, "pixel")
+    lines = []
+    page = page_module.write_explorer(run, tmp_path / "explorer.html", log=lines.append)
+    manifest = _manifest(page.read_text())
+    assert set(manifest["models"]) == {"ddim_step", "to_image"}
+    assert manifest["models"]["ddim_step"]["info"]["space"] == "pixel"
+    v = Visit(browser, page)
+    report = json.loads(v.page.inner_text("#self-test"))
+    assert report["models"] == 2 and report["errors"] == [] and report["max_abs_diff"] <= TOL_PAGE
+    assert v.page.is_disabled("#ddim-class") and v.page.is_disabled("#ddim-w")
+    v.page.fill("#ddim-steps", "5")
+    v.page.click("#ddim-run")
+    v.settled()
+    gen = Generator.from_run(run, "cpu")
+    x_T = torch.from_numpy(_array(v.page, "explorer.state.diffusion.states[0]")).view(1, *gen.shape)
+    want = gen.sample("ddim", 5, 1, x_T=x_T)
+    assert np.abs(_array(v.page, "explorer.state.diffusion.image") - want.numpy().reshape(-1)).max() <= TOL_PAGE
+    assert v.errors() == []
+
+
+# --- slow: DDIM per class with a trained model, checked by the lab's classifier --------------------------
+
+@pytest.mark.slow
+@needs_runtime
+@needs_browser
+def test_ddim_in_the_page_draws_the_requested_class(browser, tmp_path):
+    from connlab.experiments.classifier import load_classifier
+    from connlab.explore import write_explorer
+
+    run = os.environ.get("CONNLAB_EXPLORE_DIFFUSION_RUN")
+    if run:
+        run = Path(run)
+    else:
+        run = tmp_path / "demo" / "diffusion"
+        assert main(["diffusion", "train", "--preset", "demo", "--dataset", "mnist-embedded", "--eval-num", "10",
+                     "--out", str(run)]) == 0
+    page = write_explorer(run, tmp_path / "explorer.html")
+    classifier, _ = load_classifier(run / "classifier", "cpu")
+    v = Visit(browser, page)
+    images = []
+    for c in range(10):
+        v.page.select_option("#ddim-class", str(c))
+        v.page.fill("#ddim-seed", str(c))
+        v.page.click("#ddim-run")
+        v.settled()
+        images.append(_array(v.page, "explorer.state.diffusion.image"))
+    with torch.no_grad():
+        labels = classifier(torch.from_numpy(np.stack(images)).view(10, 1, 28, 28)).argmax(1).tolist()
+    v.page.screenshot(path=str(tmp_path / "explorer-ddim.png"), full_page=True)
+    assert sum(int(label == c) for c, label in enumerate(labels)) >= 8, labels
+    assert v.errors() == []
