@@ -118,6 +118,11 @@ def decide(low: float, high: float, better: str) -> str:
     return SUPPORTED if low > 0 else CONTRADICTED if high < 0 else NOT_SUPPORTED
 
 
+def _one(what: str) -> str:
+    """The method text without an interval: "one seed: no interval"."""
+    return f"one {what[:-1] if what.endswith('s') else what}: no interval"
+
+
 def _relative(effect: float, base_mean: float) -> float | None:
     return None if base_mean == 0 else effect / abs(base_mean)
 
@@ -136,14 +141,14 @@ def interval(values, *, confidence: float = 0.95) -> tuple[float, float, float]:
 
 
 def compare(baseline, treatment, *, better: str = "lower", paired: bool = True,
-            confidence: float = 0.95) -> Evidence:
+            confidence: float = 0.95, what: str = "seeds") -> Evidence:
     """Effect of the treatment over the baseline with a t interval and the verdict.
 
     ``baseline`` and ``treatment`` are one number per seed (or per test item). ``paired``: the
     i-th values of both come from the same seed (same data order and noise), so the interval is
     the one-sample t interval of the differences; otherwise Welch's t interval.
     ``better``: "lower" when the claim says the treatment lowers the metric (a loss), "higher"
-    when it raises it (PSNR, accuracy).
+    when it raises it (PSNR, accuracy). ``what`` names the pairs in ``method`` ("test digits").
     """
     _check(better, confidence)
     base, treat = _floats(baseline, "baseline"), _floats(treatment, "treatment")
@@ -155,13 +160,13 @@ def compare(baseline, treatment, *, better: str = "lower", paired: bool = True,
         diffs = [t - b for b, t in zip(base, treat)]
         n = len(diffs)
         effect, low, high = interval(diffs, confidence=confidence)
-        method = "one seed: no interval" if n < 2 else f"paired t over {n} seeds"
+        method = _one(what) if n < 2 else f"paired t over {n} {what}"
     else:
         n = min(len(base), len(treat))
         effect = _mean(treat) - base_mean
         if n < 2:
             low = high = float("nan")
-            method = "one seed: no interval"
+            method = _one(what)
         else:
             from scipy import stats
 
@@ -173,7 +178,7 @@ def compare(baseline, treatment, *, better: str = "lower", paired: bool = True,
                 dof = se2 ** 2 / (vb ** 2 / (len(base) - 1) + vt ** 2 / (len(treat) - 1))
             half = stats.t.ppf(0.5 + confidence / 2, dof) * math.sqrt(se2)
             low, high = effect - half, effect + half
-            method = f"Welch t, {len(base)} vs {len(treat)} seeds"
+            method = f"Welch t, {len(base)} vs {len(treat)} {what}"
     return Evidence(effect, _relative(effect, base_mean), low, high, n, confidence, method, better,
                     decide(low, high, better))
 
@@ -233,7 +238,7 @@ def at_least(values, threshold: float, *, confidence: float = 0.95, what: str = 
     xs = _floats(values, "values")
     mean, low, high = interval(xs, confidence=confidence)
     items = what or "items"
-    method = (f"one {items[:-1] if items.endswith('s') else items}: no interval" if len(xs) < 2
+    method = (_one(items) if len(xs) < 2
               else f"one-sample t over {len(xs)} {items}, against {threshold:g}")
     low_e, high_e = low - threshold, high - threshold
     return Evidence(mean - threshold, _relative(mean - threshold, threshold), low_e, high_e, len(xs), confidence,
