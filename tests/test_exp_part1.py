@@ -9,10 +9,20 @@ import torch
 from connlab.cli import main
 from connlab.models.resnet import ResNet, ResNetConfig
 from connlab.nn import ResidualBlock
+from tests.learning import classifier_learned, regressor_learned
 
 
 def _summary(folder):
     return json.loads((folder / "summary.json").read_text())
+
+
+def untrained_accuracy(model, limit: int = 100) -> float:
+    """Test accuracy of a freshly initialised classifier on the embedded test digits (~ chance)."""
+    from connlab.data import load_dataset, to_unit
+
+    data = load_dataset("mnist-embedded", None, limit)
+    with torch.no_grad():
+        return (model.eval()(to_unit(data.test_images)).argmax(1) == data.test_labels).float().mean().item()
 
 
 # ---- models/resnet.py -------------------------------------------------------------------
@@ -102,14 +112,18 @@ def test_rnn_command(tmp_path):
 
 def test_depth_command(tmp_path):
     out = tmp_path / "depth"
-    assert main(["depth", "--depths", "1,2", "--width", "2", "--epochs", "1", "--limit", "100",
+    # 252 steps of 64 digits at lr 3e-3: small nets that learn (test error well below chance)
+    assert main(["depth", "--depths", "1,2", "--width", "8", "--epochs", "4", "--limit", "4000", "--lr", "3e-3",
                  "--device", "cpu", "--out", str(out)]) == 0
     assert (out / "depth.png").is_file() and (out / "curves.png").is_file()
     s = _summary(out)
     for kind in ("plain", "residual"):
         for d in ("1", "2"):
             r = s["results"][kind][d]
-            assert math.isfinite(r["final_train_loss"]) and 0 <= r["test_error"] <= 1
+            assert classifier_learned(1 - r["test_error"], chance=0.1, margin=0.5), (kind, d, r["test_error"])
+            torch.manual_seed(0)
+            untrained = ResNet(ResNetConfig(int(d), 8, residual=kind == "residual"))
+            assert not classifier_learned(untrained_accuracy(untrained), chance=0.1, margin=0.5)
     assert isinstance(s["residual_beats_plain_at_deepest"], bool) and "depth 2" in s["verdict"]
 
 
@@ -120,8 +134,12 @@ def test_skipmlp_command(tmp_path):
     assert (out / "curves.png").is_file()
     s = _summary(out)
     assert s["variants"]["skip"]["params"] > s["variants"]["plain"]["params"]
-    for kind in ("plain", "skip"):
-        assert 0.3 < s["variants"][kind]["test_accuracy"] <= 1  # well above chance (0.1) after 16 steps
+    from connlab.experiments.skipmlp import make_mlp
+
+    for kind in ("plain", "skip"):  # well above chance (0.1) after 16 steps; an untrained MLP is not
+        assert classifier_learned(s["variants"][kind]["test_accuracy"], chance=0.1, margin=0.2)
+        torch.manual_seed(0)
+        assert not classifier_learned(untrained_accuracy(make_mlp(kind, 16, 2)), chance=0.1, margin=0.2)
 
 
 @pytest.mark.parametrize("argv", [
