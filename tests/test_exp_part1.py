@@ -97,17 +97,28 @@ def test_gates_command(tmp_path):
 
 def test_rnn_command(tmp_path):
     out = tmp_path / "rnn"
-    assert main(["rnn", "--lengths", "4,6", "--train-size", "128", "--test-size", "64", "--epochs", "1",
-                 "--hidden", "4", "--device", "cpu", "--out", str(out)]) == 0
+    # 94 steps of 64 sequences at lr 1e-2: every model learns the short (L = 2) problem
+    assert main(["rnn", "--lengths", "2,4", "--train-size", "2000", "--test-size", "256", "--epochs", "3",
+                 "--hidden", "16", "--lr", "1e-2", "--device", "cpu", "--out", str(out)]) == 0
     for name in ("mse_vs_length.png", "curves.png"):
         assert (out / name).is_file()
     s = _summary(out)
-    assert s["lengths"] == [4, 6] and set(s["test_mse"]) == {"rnn", "gru", "lstm"}
+    assert s["lengths"] == [2, 4] and set(s["test_mse"]) == {"rnn", "gru", "lstm"}
     for per in s["test_mse"].values():
-        assert set(per) == {"4", "6"} and all(math.isfinite(v) and v >= 0 for v in per.values())
+        assert set(per) == {"2", "4"} and all(math.isfinite(v) and v >= 0 for v in per.values())
     assert all(0.05 < b < 0.4 for b in s["baseline_mse"].values())
     assert abs(s["baseline_mse_theory"] - 1 / 6) < 1e-9
-    assert "L = 6" in s["verdict"]
+    assert "L = 4" in s["verdict"]
+    # learned: below half the predict-the-mean MSE at L = 2; an untrained network is not
+    from connlab.experiments.rnn import TEST_SEED, adding_problem, make_regressor
+
+    x, y = adding_problem(256, 2, torch.Generator().manual_seed(TEST_SEED + 2))
+    for kind, per in s["test_mse"].items():
+        assert regressor_learned(per["2"], s["baseline_mse"]["2"]), (kind, per, s["baseline_mse"])
+        torch.manual_seed(0)
+        with torch.no_grad():
+            untrained = ((make_regressor(kind, 16)(x) - y) ** 2).mean().item()
+        assert not regressor_learned(untrained, s["baseline_mse"]["2"]), (kind, untrained)
 
 
 def test_depth_command(tmp_path):
