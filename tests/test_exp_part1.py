@@ -124,18 +124,18 @@ def test_rnn_command(tmp_path):
 def test_depth_command(tmp_path):
     out = tmp_path / "depth"
     # 252 steps of 64 digits at lr 3e-3: small nets that learn (test error well below chance)
-    assert main(["depth", "--depths", "1,2", "--width", "8", "--epochs", "4", "--limit", "4000", "--lr", "3e-3",
+    assert main(["depth", "--depths", "2,3", "--width", "8", "--epochs", "4", "--limit", "4000", "--lr", "3e-3",
                  "--device", "cpu", "--out", str(out)]) == 0
     assert (out / "depth.png").is_file() and (out / "curves.png").is_file()
     s = _summary(out)
     for kind in ("plain", "residual"):
-        for d in ("1", "2"):
+        for d in ("2", "3"):
             r = s["results"][kind][d]
             assert classifier_learned(1 - r["test_error"], chance=0.1, margin=0.5), (kind, d, r["test_error"])
             torch.manual_seed(0)
             untrained = ResNet(ResNetConfig(int(d), 8, residual=kind == "residual"))
             assert not classifier_learned(untrained_accuracy(untrained), chance=0.1, margin=0.5)
-    assert isinstance(s["residual_beats_plain_at_deepest"], bool) and "depth 2" in s["verdict"]
+    assert isinstance(s["residual_beats_plain_at_deepest"], bool) and "depth 3" in s["verdict"]
 
 
 def test_skipmlp_command(tmp_path):
