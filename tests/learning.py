@@ -21,3 +21,8 @@ def classifier_learned(accuracy: float, chance: float, margin: float) -> bool:
 def regressor_learned(mse: float, baseline_mse: float, factor: float = 0.5) -> bool:
     """Test MSE below ``factor`` times the predict-the-mean baseline."""
     return mse < factor * baseline_mse
+
+
+def step_improves(psnr_before: float, psnr_after: float, margin_db: float = 2.0) -> bool:
+    """One denoising step raises PSNR (dB) by at least ``margin_db``."""
+    return psnr_after > psnr_before + margin_db
