@@ -131,10 +131,15 @@ def vit_attention_ink_ratio(model, images: torch.Tensor, threshold: float = INK)
     return attention_ink_ratio(relevance, images, images.shape[-1] // model.cfg.grid, threshold)
 
 
-def attention_on_strokes(ratios: torch.Tensor, confidence: float = 0.95) -> Evidence:
-    """The claim "its attention falls on the strokes": the ratio's mean over test digits lies above 1."""
+def attention_on_strokes(ratios: torch.Tensor, threshold: float = 1.0, confidence: float = 0.95) -> Evidence:
+    """The claim "its attention falls on the strokes": the ratio's mean over test digits lies above ``threshold``.
+
+    1 is "no preference"; with 1,000 digits the interval is narrow enough that an untrained ViT
+    (whose ratios sit within a fraction of a percent of 1) can land either side of it, so a
+    rule may set a practical threshold above 1, stated before the run (docs/evidence-budgets.md).
+    """
     values = [v for v in ratios.tolist() if v == v]  # drop the nan digits (no contrast)
-    return at_least(values, 1.0, confidence=confidence, what="test digits")
+    return at_least(values, threshold, confidence=confidence, what="test digits")
 
 
 # --------------------------------------------------------------------------- diffusion
