@@ -136,7 +136,7 @@ def interval(values, *, confidence: float = 0.95) -> tuple[float, float, float]:
         return m, float("nan"), float("nan")
     from scipy import stats
 
-    half = stats.t.ppf(0.5 + confidence / 2, len(xs) - 1) * math.sqrt(_var(xs) / len(xs))
+    half = float(stats.t.ppf(0.5 + confidence / 2, len(xs) - 1)) * math.sqrt(_var(xs) / len(xs))
     return m, m - half, m + half
 
 
@@ -176,7 +176,7 @@ def compare(baseline, treatment, *, better: str = "lower", paired: bool = True,
                 dof = len(base) + len(treat) - 2
             else:
                 dof = se2 ** 2 / (vb ** 2 / (len(base) - 1) + vt ** 2 / (len(treat) - 1))
-            half = stats.t.ppf(0.5 + confidence / 2, dof) * math.sqrt(se2)
+            half = float(stats.t.ppf(0.5 + confidence / 2, dof)) * math.sqrt(se2)
             low, high = effect - half, effect + half
             method = f"Welch t, {len(base)} vs {len(treat)} {what}"
     return Evidence(effect, _relative(effect, base_mean), low, high, n, confidence, method, better,
