@@ -163,3 +163,17 @@ def test_chain_psnr_evidence_sees_the_gain_and_the_walk_away():
     assert out["best_gain"].verdict == SUPPORTED and out["best_gain"].method == "paired t over 50 test digits"
     assert out["drift"].verdict == CONTRADICTED   # the last image is worse than the best one
     assert out["gain"].verdict == SUPPORTED       # still better than x_T (0.4 < 0.5)
+
+
+def test_an_untrained_vit_does_not_look_at_the_strokes():
+    # The rule's control: untrained attention rollout spreads evenly (ratio ≈ 1), so the claim
+    # with the practical threshold 1.1 is not supported for it.
+    from connlab.data import load_dataset, to_unit
+    from connlab.models.vit import ViT, ViTConfig
+
+    torch.manual_seed(0)
+    model = ViT(ViTConfig(dim=32, depth=2, heads=2, stem_channels=16))
+    images = to_unit(load_dataset("mnist-embedded", None, 100).test_images[:200])
+    ratios = vit_attention_ink_ratio(model, images)
+    assert abs(ratios.nanmean().item() - 1) < 0.05
+    assert attention_on_strokes(ratios, threshold=1.1).verdict == CONTRADICTED
