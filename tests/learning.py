@@ -26,3 +26,8 @@ def regressor_learned(mse: float, baseline_mse: float, factor: float = 0.5) -> b
 def step_improves(psnr_before: float, psnr_after: float, margin_db: float = 2.0) -> bool:
     """One denoising step raises PSNR (dB) by at least ``margin_db``."""
     return psnr_after > psnr_before + margin_db
+
+
+def mixture_learned(mixture_mse: float, one_expert_mse: float, factor: float = 0.7) -> bool:
+    """A fitted softmax-gated mixture's test MSE below ``factor`` times one fitted expert's."""
+    return mixture_mse < factor * one_expert_mse

@@ -9,7 +9,7 @@ import torch
 from connlab.cli import main
 from connlab.models.resnet import ResNet, ResNetConfig
 from connlab.nn import ResidualBlock
-from tests.learning import classifier_learned, regressor_learned
+from tests.learning import classifier_learned, mixture_learned, regressor_learned
 
 
 def _summary(folder):
@@ -77,7 +77,8 @@ def test_adding_problem_targets_and_baseline():
 
 def test_gates_command(tmp_path):
     out = tmp_path / "gates"
-    assert main(["gates", "--epochs", "2", "--train-points", "256", "--device", "cpu", "--out", str(out)]) == 0
+    # 10 epochs of 1,000 points: the mixture's gate has split the plane (measured test MSE 0.177 vs 0.312)
+    assert main(["gates", "--epochs", "10", "--train-points", "1000", "--device", "cpu", "--out", str(out)]) == 0
     for name in ("bump.png", "product_gate.png", "softmax_gate.png"):
         assert (out / name).stat().st_size > 5000
     s = _summary(out)
@@ -92,7 +93,20 @@ def test_gates_command(tmp_path):
     g = s["softmax_gate"]
     assert g["weights"] == "fitted" and 0 <= g["gate_weight_min"] <= g["gate_weight_max"] <= 1
     assert g["row_sums_max_error"] < 1e-5
-    assert math.isfinite(g["test_mse"]) and 0 <= g["sector_agreement"] <= 1
+    assert 0 <= g["sector_agreement"] <= 1
+    assert mixture_learned(g["test_mse"], g["one_expert_test_mse"]), g
+    # the same check fails for untrained mixtures on the same test points
+    from connlab.experiments.gates import SAMPLE_SEED, sector_problem
+    from connlab.nn import MixtureOfExperts
+
+    gen = torch.Generator().manual_seed(SAMPLE_SEED + 0)
+    sector_problem(1000, 3, gen)                    # the training points come first
+    x_test, _, y_test = sector_problem(2000, 3, gen)
+    for seed in range(3):
+        torch.manual_seed(seed)
+        with torch.no_grad():
+            untrained = ((MixtureOfExperts(2, 1, 3)(x_test) - y_test) ** 2).mean().item()
+        assert not mixture_learned(untrained, g["one_expert_test_mse"]), (seed, untrained)
 
 
 def test_rnn_command(tmp_path):
