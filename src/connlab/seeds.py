@@ -12,7 +12,8 @@ weight decay) update each element from that element's gradient alone. So copy k 
 run it would follow alone, given the same initial weights and batches (``tests/test_seeds.py``
 checks it to float tolerance). What would couple the copies — and is therefore refused or
 left out — is anything that mixes elements across the stack: gradient clipping by a global
-norm, and BatchNorm's running statistics (in-place buffer updates do not vmap).
+norm, and BatchNorm's running statistics (in-place buffer updates do not vmap). Random layers
+(dropout) draw per copy (``randomness="different"``), but not the numbers a lone run would draw.
 
     group = SeedGroup(lambda: make_mlp("skip", 64, 2), seeds=[0, 1, 2, 3, 4])
     opt = torch.optim.Adam(group.parameters(), lr=1e-3)
