@@ -154,3 +154,26 @@ def test_interval_and_at_least():
 def test_impossible_arguments_are_user_errors(kwargs, words):
     with pytest.raises(UserError, match=words):
         compare(**kwargs)
+
+
+def test_wider_confidence_gives_a_wider_interval_and_can_change_the_verdict():
+    base, treat = [1.0, 1.1, 0.9, 1.05, 0.95], [0.93, 1.05, 0.8, 1.0, 0.9]
+    at_95, at_999 = compare(base, treat, confidence=0.95), compare(base, treat, confidence=0.999)
+    assert at_999.low < at_95.low and at_999.high > at_95.high
+    assert at_95.verdict == SUPPORTED and at_999.verdict == NOT_SUPPORTED
+    assert "[99.9 % CI" in at_999.text("loss")
+
+
+def test_zero_baseline_has_no_relative_effect_and_items_are_named():
+    ev = compare([0.0, 0.0, 0.0], [0.1, 0.2, 0.15], better="higher", what="test digits")
+    assert ev.relative is None and "(" not in ev.text("x").split("[")[0]
+    assert ev.method == "paired t over 3 test digits"
+    assert compare([1.0], [2.0], what="test digits").method == "one test digit: no interval"
+    assert at_least([2.0], 1.0, what="test digits").method == "one test digit: no interval"
+
+
+def test_bootstrap_refuses_too_few_items_or_resamples():
+    with pytest.raises(UserError, match="at least 2 items"):
+        bootstrap_compare(np.mean, np.array([1.0]), np.array([1.0, 2.0]), better="lower")
+    with pytest.raises(UserError, match="resamples"):
+        bootstrap_compare(np.mean, np.array([1.0, 2.0]), np.array([1.0, 2.0]), better="lower", resamples=5)
