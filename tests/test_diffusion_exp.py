@@ -11,6 +11,7 @@ from connlab.cli import main
 from connlab.models.classifier import ClassifierConfig, MnistClassifier
 from connlab.models.latent_ae import LatentAEConfig, LatentAutoencoder
 from connlab.quality import frechet_distance, sample_quality
+from tests.learning import classifier_learned
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -54,6 +55,22 @@ def test_latent_autoencoder_round_trip_shape():
     assert ae.decode(z).shape == (3, 1, 28, 28)
     assert torch.allclose(z.mean(dim=(0, 2, 3)), torch.zeros(4), atol=1e-5)  # standardised latents
     assert ae.loss(x, torch.Generator().manual_seed(0)).ndim == 0
+
+
+def test_quality_classifier_learns(tmp_path):
+    """62 steps of 64 digits: the quality classifier well above chance (measured 90 %); untrained it is not."""
+    from connlab.data import load_dataset, to_unit
+
+    out = tmp_path / "clf"
+    assert main(["classifier", "--dataset", "mnist-embedded", "--limit", "2000", "--epochs", "2", "--batch-size", "64",
+                 "--device", "cpu", "--out", str(out)]) == 0
+    accuracy = json.loads((out / "summary.json").read_text())["test_accuracy"]
+    assert classifier_learned(accuracy, chance=0.1, margin=0.5), accuracy
+    torch.manual_seed(0)
+    data = load_dataset("mnist-embedded", None, 100)
+    with torch.no_grad():
+        logits = MnistClassifier(ClassifierConfig()).eval()(to_unit(data.test_images))
+    assert not classifier_learned((logits.argmax(1) == data.test_labels).float().mean().item(), chance=0.1, margin=0.5)
 
 
 TINY = ["--dataset", "mnist-embedded", "--limit", "200", "--epochs", "1", "--batch-size", "64",

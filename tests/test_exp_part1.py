@@ -9,10 +9,20 @@ import torch
 from connlab.cli import main
 from connlab.models.resnet import ResNet, ResNetConfig
 from connlab.nn import ResidualBlock
+from tests.learning import classifier_learned, mixture_learned, regressor_learned
 
 
 def _summary(folder):
     return json.loads((folder / "summary.json").read_text())
+
+
+def untrained_accuracy(model, limit: int = 100) -> float:
+    """Test accuracy of a freshly initialised classifier on the embedded test digits (~ chance)."""
+    from connlab.data import load_dataset, to_unit
+
+    data = load_dataset("mnist-embedded", None, limit)
+    with torch.no_grad():
+        return (model.eval()(to_unit(data.test_images)).argmax(1) == data.test_labels).float().mean().item()
 
 
 # ---- models/resnet.py -------------------------------------------------------------------
@@ -67,7 +77,8 @@ def test_adding_problem_targets_and_baseline():
 
 def test_gates_command(tmp_path):
     out = tmp_path / "gates"
-    assert main(["gates", "--epochs", "2", "--train-points", "256", "--device", "cpu", "--out", str(out)]) == 0
+    # 10 epochs of 1,000 points: the mixture's gate has split the plane (measured test MSE 0.177 vs 0.312)
+    assert main(["gates", "--epochs", "10", "--train-points", "1000", "--device", "cpu", "--out", str(out)]) == 0
     for name in ("bump.png", "product_gate.png", "softmax_gate.png"):
         assert (out / name).stat().st_size > 5000
     s = _summary(out)
@@ -82,35 +93,63 @@ def test_gates_command(tmp_path):
     g = s["softmax_gate"]
     assert g["weights"] == "fitted" and 0 <= g["gate_weight_min"] <= g["gate_weight_max"] <= 1
     assert g["row_sums_max_error"] < 1e-5
-    assert math.isfinite(g["test_mse"]) and 0 <= g["sector_agreement"] <= 1
+    assert 0 <= g["sector_agreement"] <= 1
+    assert mixture_learned(g["test_mse"], g["one_expert_test_mse"]), g
+    # the same check fails for untrained mixtures on the same test points
+    from connlab.experiments.gates import SAMPLE_SEED, sector_problem
+    from connlab.nn import MixtureOfExperts
+
+    gen = torch.Generator().manual_seed(SAMPLE_SEED + 0)
+    sector_problem(1000, 3, gen)                    # the training points come first
+    x_test, _, y_test = sector_problem(2000, 3, gen)
+    for seed in range(3):
+        torch.manual_seed(seed)
+        with torch.no_grad():
+            untrained = ((MixtureOfExperts(2, 1, 3)(x_test) - y_test) ** 2).mean().item()
+        assert not mixture_learned(untrained, g["one_expert_test_mse"]), (seed, untrained)
 
 
 def test_rnn_command(tmp_path):
     out = tmp_path / "rnn"
-    assert main(["rnn", "--lengths", "4,6", "--train-size", "128", "--test-size", "64", "--epochs", "1",
-                 "--hidden", "4", "--device", "cpu", "--out", str(out)]) == 0
+    # 94 steps of 64 sequences at lr 1e-2: every model learns the short (L = 2) problem
+    assert main(["rnn", "--lengths", "2,4", "--train-size", "2000", "--test-size", "256", "--epochs", "3",
+                 "--hidden", "16", "--lr", "1e-2", "--device", "cpu", "--out", str(out)]) == 0
     for name in ("mse_vs_length.png", "curves.png"):
         assert (out / name).is_file()
     s = _summary(out)
-    assert s["lengths"] == [4, 6] and set(s["test_mse"]) == {"rnn", "gru", "lstm"}
+    assert s["lengths"] == [2, 4] and set(s["test_mse"]) == {"rnn", "gru", "lstm"}
     for per in s["test_mse"].values():
-        assert set(per) == {"4", "6"} and all(math.isfinite(v) and v >= 0 for v in per.values())
+        assert set(per) == {"2", "4"} and all(math.isfinite(v) and v >= 0 for v in per.values())
     assert all(0.05 < b < 0.4 for b in s["baseline_mse"].values())
     assert abs(s["baseline_mse_theory"] - 1 / 6) < 1e-9
-    assert "L = 6" in s["verdict"]
+    assert "L = 4" in s["verdict"]
+    # learned: below half the predict-the-mean MSE at L = 2; an untrained network is not
+    from connlab.experiments.rnn import TEST_SEED, adding_problem, make_regressor
+
+    x, y = adding_problem(256, 2, torch.Generator().manual_seed(TEST_SEED + 2))
+    for kind, per in s["test_mse"].items():
+        assert regressor_learned(per["2"], s["baseline_mse"]["2"]), (kind, per, s["baseline_mse"])
+        torch.manual_seed(0)
+        with torch.no_grad():
+            untrained = ((make_regressor(kind, 16)(x) - y) ** 2).mean().item()
+        assert not regressor_learned(untrained, s["baseline_mse"]["2"]), (kind, untrained)
 
 
 def test_depth_command(tmp_path):
     out = tmp_path / "depth"
-    assert main(["depth", "--depths", "1,2", "--width", "2", "--epochs", "1", "--limit", "100",
+    # 252 steps of 64 digits at lr 3e-3: small nets that learn (test error well below chance)
+    assert main(["depth", "--depths", "2,3", "--width", "8", "--epochs", "4", "--limit", "4000", "--lr", "3e-3",
                  "--device", "cpu", "--out", str(out)]) == 0
     assert (out / "depth.png").is_file() and (out / "curves.png").is_file()
     s = _summary(out)
     for kind in ("plain", "residual"):
-        for d in ("1", "2"):
+        for d in ("2", "3"):
             r = s["results"][kind][d]
-            assert math.isfinite(r["final_train_loss"]) and 0 <= r["test_error"] <= 1
-    assert isinstance(s["residual_beats_plain_at_deepest"], bool) and "depth 2" in s["verdict"]
+            assert classifier_learned(1 - r["test_error"], chance=0.1, margin=0.5), (kind, d, r["test_error"])
+            torch.manual_seed(0)
+            untrained = ResNet(ResNetConfig(int(d), 8, residual=kind == "residual"))
+            assert not classifier_learned(untrained_accuracy(untrained), chance=0.1, margin=0.5)
+    assert isinstance(s["residual_beats_plain_at_deepest"], bool) and "depth 3" in s["verdict"]
 
 
 def test_skipmlp_command(tmp_path):
@@ -120,8 +159,12 @@ def test_skipmlp_command(tmp_path):
     assert (out / "curves.png").is_file()
     s = _summary(out)
     assert s["variants"]["skip"]["params"] > s["variants"]["plain"]["params"]
-    for kind in ("plain", "skip"):
-        assert 0.3 < s["variants"][kind]["test_accuracy"] <= 1  # well above chance (0.1) after 16 steps
+    from connlab.experiments.skipmlp import make_mlp
+
+    for kind in ("plain", "skip"):  # well above chance (0.1) after 16 steps; an untrained MLP is not
+        assert classifier_learned(s["variants"][kind]["test_accuracy"], chance=0.1, margin=0.2)
+        torch.manual_seed(0)
+        assert not classifier_learned(untrained_accuracy(make_mlp(kind, 16, 2)), chance=0.1, margin=0.2)
 
 
 @pytest.mark.parametrize("argv", [
