@@ -60,7 +60,23 @@ def test_autoencoder_cli_trains_compares_and_iterates(tmp_path, capsys):
     for skip, psnr in untrained_psnr(baselines).items():
         assert not denoiser_learned(psnr, baselines), (skip, psnr)
     assert [c["variant"] for c in summary["comparison"]] == ["concat", "add"]
+    # each skip vs none, paired by seed, stored as an Evidence dict the section only reads
+    from connlab.evidence import VERDICTS, Evidence
+    from connlab.experiments.autoencoder import section
+    from connlab.experiments.section import load_run
+
+    for skip in ("concat", "add"):
+        for metric in ("psnr", "bce"):
+            ev = Evidence.from_dict(summary["evidence"][skip][metric])
+            assert ev.n == 2 and ev.verdict in VERDICTS and ev.method == "paired t over 2 seeds"
+    # the clipped noisy input's BCE is the log clamp: not shown as a number, the note says why
+    assert baselines["noisy_input"]["bce"] is None and "clamp" in baselines["noisy_input"]["bce_note"]
+    assert baselines["mean_image"]["bce"] > 0
     assert len(summary["iterate"]["concat"]) == 2
+    assert Evidence.from_dict(summary["iterate"]["evidence"]["concat"]).n == 100   # test digits
+    sec = section(load_run(out))
+    assert sec.verdict_text.count("rule: ") == 4 and "n = 2" in sec.verdict_text
+    assert any("(A)" in n or "(B)" in n or "(C)" in n for n in sec.notes)
     for name in ("reconstructions.png", "loss_curves.png", "iterate.png", "comparison.md", "comparison.json"):
         assert (out / name).stat().st_size > 0
     assert "skip=concat" in (out / "comparison.md").read_text()

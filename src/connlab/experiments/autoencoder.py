@@ -22,12 +22,24 @@ from pathlib import Path
 from connlab.experiments.common import (DataSettings, TrainingSettings, add_config_flags, nonnegative_float,
                                         positive_int, run_training)
 from connlab.experiments.config import flag
-from connlab.experiments.section import (INCONCLUSIVE, UNKNOWN, Run, Section, Table, beyond_seed_spread, compare,
-                                         fmt, get, num, pm, with_figures)
+from connlab.experiments.section import (CONTRADICTED, INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, UNKNOWN, Run, Section,
+                                         Table, evidence_line, fmt, get, num, pm, weakest, with_figures)
 
 SKIP_CHOICES = ("none", "concat", "add", "all")
 EVAL_SEED = 1234  # the noisy test set is the same for every variant and seed
 SHOWN = 10        # test digits in the figures
+# The claim's rules, written once: the page prints them next to each comparison.
+RULES = {
+    "psnr": "compare(PSNR[none], PSNR[{skip}], better='higher'), paired by seed (same data order and noise), "
+            "95 % t interval; supported when it lies above 0",
+    "bce": "compare(BCE[none], BCE[{skip}], better='lower'), paired by seed, 95 % t interval; "
+           "supported when it lies below 0",
+}
+ITERATE_RULE = ("per test digit, compare(PSNR after pass 1, PSNR after pass {k}, better='higher'), paired t over "
+                "the test digits; supported → (A) it keeps improving, contradicted → (C) it walks away from the digit, "
+                "interval around 0 → (B) no change at this budget")
+ANSWERS = {SUPPORTED: "(A) keeps improving", CONTRADICTED: "(C) walks away from the digit",
+           NOT_SUPPORTED: "(B) no measurable change at this budget"}
 
 
 @dataclass(frozen=True)
@@ -117,8 +129,7 @@ def run_experiment(cfg: AutoencoderExperiment, out: Path, resume: bool = False) 
                 "train_images_per_second": result.train_images_per_second, "history": result.history}
 
     runs = over_seeds(cfg.variants, range(cfg.seed, cfg.seed + cfg.seeds), train_one)
-    baselines = {"noisy_input": image_metrics(noisy_test, clean_test),
-                 "mean_image": image_metrics(mean_image, clean_test)}
+    baselines = trivial_baselines(noisy_test, mean_image, clean_test)
     variants = {skip: {"params": count_parameters(models[skip]),
                        **mean_spread(per_seed, ("test_bce", "test_mse", "test_psnr", "test_ssim", "train_seconds",
                                                 "train_images_per_second")),
@@ -130,6 +141,7 @@ def run_experiment(cfg: AutoencoderExperiment, out: Path, resume: bool = False) 
         "train_images": len(data.train_images), "test_images": len(data.test_images),
         "noise": cfg.noise, "noise_dist": cfg.noise_dist, "epochs": cfg.epochs, "seeds": cfg.seeds,
         "variants": variants, "baselines": baselines, "comparison": comparison_rows(variants),
+        "evidence": skip_evidence(variants),
     }
 
     shown = slice(0, SHOWN)
@@ -146,7 +158,7 @@ def run_experiment(cfg: AutoencoderExperiment, out: Path, resume: bool = False) 
         series[f"{skip}: train"] = (epochs, [h["train_loss"] for h in hist])
         series[f"{skip}: test"] = (epochs, [h["test_bce"] for h in hist])
     plots.curves(series, out / "loss_curves.png", "epoch", "BCE",
-                 f"loss curves (seed {cfg.seed}); noisy-input BCE {baselines['noisy_input']['bce']:.3f}")
+                 f"loss curves (seed {cfg.seed}); mean-image PSNR {baselines['mean_image']['psnr']:.2f} dB")
 
     if cfg.iterate:
         summary["iterate"] = iterate_denoiser(models, noisy_test, clean_test, cfg.iterate, out, plots,
@@ -161,41 +173,73 @@ def run_experiment(cfg: AutoencoderExperiment, out: Path, resume: bool = False) 
     return summary
 
 
-def comparison_rows(variants: dict) -> list[dict]:
-    """Each skip variant against ``none``: the BCE difference and whether it exceeds the seed spread
-    (``section.beyond_seed_spread``; with one seed there is no spread, and the verdict says so)."""
+def trivial_baselines(noisy, mean_image, clean) -> dict:
+    """What a denoiser must beat: the noisy input and the mean training image (BCE, MSE, PSNR, SSIM).
+
+    A BCE is kept only where PyTorch's log clamp does not dominate it (``measures.baseline_bce``):
+    the clipped noisy input has exact 0/1 pixels where the clean digit disagrees, each costing
+    100 × the disagreement, so its BCE is the clamp, not a measurement — None, with the note why.
+    """
+    from connlab.measures import baseline_bce, clamped_bce
+    from connlab.metrics import image_metrics
+
+    out = {}
+    for name, pred in (("noisy_input", noisy), ("mean_image", mean_image)):
+        scores = image_metrics(pred, clean)
+        scores["bce"] = baseline_bce(pred, clean)
+        if scores["bce"] is None:
+            scores["bce_note"] = clamped_bce(pred, clean)["note"]
+        out[name] = scores
+    return out
+
+
+def skip_evidence(variants: dict) -> dict:
+    """Each skip variant against ``none``, paired by seed: {skip: {"psnr": Evidence dict, "bce": ...}}."""
+    from connlab.evidence import compare
+
     if "none" not in variants:
-        return []
-    base = variants["none"]
-    rows = []
+        return {}
+    base = variants["none"]["seeds"]
+    out = {}
     for skip, entry in variants.items():
         if skip == "none":
             continue
-        diff = entry["test_bce"] - base["test_bce"]
-        spread = entry["test_bce_std"] + base["test_bce_std"]
-        beyond = beyond_seed_spread(base["test_bce"], base["test_bce_std"], entry["test_bce"], entry["test_bce_std"],
-                                    len(entry["seeds"]))
-        if beyond is None:
-            verdict = "one seed: no spread to compare with (use --seeds K)"
-        elif beyond:
-            verdict = "better than none beyond seed spread" if diff < 0 else "worse than none beyond seed spread"
-        else:
-            verdict = "within seed spread"
-        rows.append({"variant": skip, "vs": "none", "bce_difference": diff, "seed_spread": spread,
-                     "exceeds_spread": bool(beyond), "verdict": verdict})
-    return rows
+        per = entry["seeds"]
+        out[skip] = {"psnr": compare([r["test_psnr"] for r in base], [r["test_psnr"] for r in per],
+                                     better="higher").as_dict(),
+                     "bce": compare([r["test_bce"] for r in base], [r["test_bce"] for r in per],
+                                    better="lower").as_dict()}
+    return out
+
+
+def comparison_rows(variants: dict) -> list[dict]:
+    """Each skip variant against ``none``: the mean BCE and PSNR differences (the verdict is
+    ``skip_evidence``'s interval, not this table)."""
+    if "none" not in variants:
+        return []
+    base = variants["none"]
+    return [{"variant": skip, "vs": "none", "bce_difference": entry["test_bce"] - base["test_bce"],
+             "psnr_difference": entry["test_psnr"] - base["test_psnr"]}
+            for skip, entry in variants.items() if skip != "none"]
 
 
 def iterate_denoiser(models, noisy, clean, k, out, plots, image_metrics, reconstruct) -> dict:
     """Feed each denoiser its own output K times: the lecture's (A) / (B) / (C) question."""
     import torch
 
-    result, rows = {}, [("noisy", noisy[:SHOWN])]
+    from connlab.evidence import compare
+    from connlab.metrics import psnr_per_image
+
+    result, rows, evidence = {}, [("noisy", noisy[:SHOWN])], {}
     with torch.no_grad():
         for skip, model in models.items():
-            x, per_pass = noisy, []
+            x, per_pass, first = noisy, [], None
             for i in range(1, k + 1):
                 x = reconstruct(model, x)
+                per_digit = psnr_per_image(x.clamp(0, 1), clean).tolist()
+                first = per_digit if first is None else first
+                if i == k and k > 1:
+                    evidence[skip] = compare(first, per_digit, better="higher", what="test digits").as_dict()
                 scores = image_metrics(x, clean)
                 scores["mean_intensity"] = x.mean().item()
                 per_pass.append({"pass": i, **scores})
@@ -204,6 +248,7 @@ def iterate_denoiser(models, noisy, clean, k, out, plots, image_metrics, reconst
             result[skip] = per_pass
     rows.append(("clean", clean[:SHOWN]))
     result["clean_mean_intensity"] = clean.mean().item()
+    result["evidence"] = evidence
     plots.image_rows(rows, out / "iterate.png", f"denoiser fed its own output, {k} passes")
     return result
 
@@ -218,11 +263,13 @@ def format_table(summary: dict) -> str:
                      f"{pm('test_psnr', '.2f')} | {pm('test_ssim', '.3f')} | {e['train_seconds']:.1f} | "
                      f"{e['train_images_per_second']:.0f} |")
     for name, b in summary["baselines"].items():
-        lines.append(f"| baseline: {name.replace('_', ' ')} | 0 | {b['bce']:.4f} | {b['mse']:.4f} | "
+        bce_text = "—" if b.get("bce") is None else f"{b['bce']:.4f}"
+        lines.append(f"| baseline: {name.replace('_', ' ')} | 0 | {bce_text} | {b['mse']:.4f} | "
                      f"{b['psnr']:.2f} | {b['ssim']:.3f} | | |")
-    for row in summary.get("comparison", []):
-        lines.append(f"\nskip={row['variant']} vs none: BCE {row['bce_difference']:+.4f} "
-                     f"(seed spread {row['seed_spread']:.4f}): {row['verdict']}")
+    for skip, per in summary.get("evidence", {}).items():
+        for metric in ("psnr", "bce"):
+            lines.append(f"\nskip={skip} vs none: " + evidence_line(per.get(metric), RULES[metric].format(skip=skip),
+                                                                       metric.upper())[1])
     return "\n".join(lines)
 
 
@@ -237,48 +284,62 @@ def section(run: Run) -> Section:
         rows.append([f"skip = {name}", fmt(num(e, "params"), ",.0f"), pm(num(e, "test_bce"), num(e, "test_bce_std")),
                      pm(num(e, "test_psnr"), num(e, "test_psnr_std"), ".2f"),
                      pm(num(e, "test_ssim"), num(e, "test_ssim_std"), ".3f"), fmt(num(e, "train_seconds"), ".0f")])
+    notes = []
     for name, b in (get(s, "baselines", default={}) or {}).items():
-        rows.append([f"baseline: {name.replace('_', ' ')}", "0", fmt(num(b, "bce")), fmt(num(b, "psnr"), ".2f"),
+        bce_text = fmt(num(b, "bce")) if num(b, "bce") is not None else "—"
+        rows.append([f"baseline: {name.replace('_', ' ')}", "0", bce_text, fmt(num(b, "psnr"), ".2f"),
                      fmt(num(b, "ssim"), ".3f"), ""])
+        if num(b, "bce") is None and isinstance(get(b, "bce_note"), str):
+            notes.append(f"baseline {name.replace('_', ' ')}: BCE not shown, dominated by the log clamp — "
+                         f"{b['bce_note']}")
     skips = [k for k in variants if k != "none"]
-    best = min(skips, key=lambda k: num(variants, k, "test_bce") or math.inf) if skips else None
-    if "none" in variants and best is not None:
-        verdict, text = compare(num(variants, "none", "test_bce"), num(variants, "none", "test_bce_std"),
-                                num(variants, best, "test_bce"), num(variants, best, "test_bce_std"),
-                                seeds, "test BCE", higher_is_better=False, what=f"skip connections ({best})")
+    if "none" in variants and skips:
+        lines, verdicts = [], []
+        for skip in skips:
+            for metric, label, spec, unit in (("psnr", "PSNR", ".2f", "dB"), ("bce", "test BCE", ".4f", "")):
+                v, line = evidence_line(get(s, "evidence", skip, metric), RULES[metric].format(skip=skip),
+                                        f"skip = {skip} vs none: {label}", spec=spec, unit=unit)
+                verdicts.append(v)
+                lines.append(line)
+        verdict, text = weakest(verdicts), " | ".join(lines)
     else:
         verdict, text = UNKNOWN, "needs the skip = none run and at least one skip variant (--skip all)"
-    floor = num(s, "baselines", "mean_image", "bce")
-    best_bce = min((v for v in (num(e, "test_bce") for e in variants.values()) if v is not None), default=None)
-    if floor is not None and best_bce is not None and best_bce >= floor:
+    floor = num(s, "baselines", "mean_image", "psnr")
+    best_psnr = max((v for v in (num(e, "test_psnr") for e in variants.values()) if v is not None), default=None)
+    if floor is not None and best_psnr is not None and best_psnr <= floor:
         verdict = INCONCLUSIVE
-        text += f"; no model beats the mean-image baseline (BCE {floor:.4f}) yet"
+        text += f"; no model beats the mean-image baseline (PSNR {floor:.2f} dB) yet"
     sec = Section("autoencoder", "Denoising autoencoder without and with skip connections (U-Net)",
                   "Skip connections from encoder to decoder (a U-Net) let a denoising autoencoder reconstruct digits "
                   "better than the plain encoder-decoder.", verdict, text,
                   tables=[Table(["model", "params", "test BCE", "PSNR (dB)", "SSIM", "train s"], rows,
                                 f"{get(s, 'test_images', default='?')} noisy test digits (noise {get(s, 'noise')}, "
-                                f"{get(s, 'noise_dist')}), {get(s, 'epochs')} epochs, mean ± std over {seeds} seed(s)")])
+                                f"{get(s, 'noise_dist')}), {get(s, 'epochs')} epochs, mean ± std over {seeds} seed(s)")],
+                  notes=notes)
     iterate = get(s, "iterate")
     if isinstance(iterate, dict):
         passes = {k: v for k, v in iterate.items() if isinstance(v, list) and v}
         if passes:
             n = max(len(v) for v in passes.values())
-            it_rows = [[f"skip = {k}"] + [fmt(num(v, i, "bce")) for i in range(n)] for k, v in passes.items()]
+            it_rows = [[f"skip = {k}"] + [fmt(num(v, i, "psnr"), ".2f") for i in range(n)] for k, v in passes.items()]
             sec.tables.append(Table(["denoiser fed its own output"] + [f"pass {i + 1}" for i in range(n)], it_rows,
-                                    "test BCE after each pass (the lecture's A/B/C question)"))
-            sec.notes.append(iterate_answer(passes, num(iterate, "clean_mean_intensity")))
+                                    "test PSNR (dB) after each pass (the lecture's A/B/C question)"))
+            sec.notes.append(iterate_answer(passes, num(iterate, "clean_mean_intensity"), get(iterate, "evidence")))
     return with_figures(sec, run, ("reconstructions.png", "loss_curves.png", "iterate.png"))
 
 
-def iterate_answer(passes: dict, clean_intensity: float | None) -> str:
+def iterate_answer(passes: dict, clean_intensity: float | None, evidence: dict | None = None) -> str:
+    """The A/B/C answer per variant: the rule on the stored per-digit comparison (pass 1 vs the last)."""
     parts = []
     for name, per_pass in passes.items():
-        first, last = num(per_pass, 0, "bce"), num(per_pass, -1, "bce")
+        first, last = num(per_pass, 0, "psnr"), num(per_pass, -1, "psnr")
         if first is None or last is None or len(per_pass) < 2:
             continue
-        trend = "gets worse" if last > first * 1.01 else ("improves" if last < first * 0.99 else "stays put")
-        parts.append(f"skip = {name}: BCE {first:.4f} → {last:.4f} over {len(per_pass)} passes ({trend})")
+        verdict, line = evidence_line(get(evidence or {}, name), ITERATE_RULE.format(k=len(per_pass)),
+                                      f"PSNR pass {len(per_pass)} − pass 1", spec=".2f", unit="dB")
+        answer = ANSWERS.get(verdict, "no answer")
+        parts.append(f"skip = {name}: PSNR {first:.2f} → {last:.2f} dB over {len(per_pass)} passes: {answer} "
+                     f"({line})")
     if not parts:
         return "feeding the output back: not measured"
     return "feeding the denoised output back in: " + "; ".join(parts) + (

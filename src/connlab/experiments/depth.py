@@ -25,8 +25,8 @@ from pathlib import Path
 
 from connlab.experiments.common import DataSettings, TrainingSettings, add_training_command, int_list, positive_int
 from connlab.experiments.config import flag
-from connlab.experiments.section import (INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, UNKNOWN, Run, Section, Table,
-                                         fmt, get, num, pct, with_figures)
+from connlab.experiments.section import (CONTRADICTED, INCONCLUSIVE, NOT_SUPPORTED, PARTLY, SUPPORTED, UNKNOWN, Run,
+                                         Section, Table, evidence_line, fmt, get, num, pct, weakest, with_figures)
 
 DEFAULT_DEPTHS = (2, 8, 20)
 FULL_DEPTHS = (2, 8, 20, 32, 56)
@@ -34,6 +34,18 @@ DEFAULT_LIMIT = 2000       # training images by default on a CPU; --full uses th
 TRAIN_EVAL_SIZE = 2000     # training images re-scored in eval mode at the end
 KINDS = ("plain", "residual")
 LEARNED = 0.9 * math.log(10)  # a net whose training loss stays above 0.9 x a uniform guess's (ln 10) learned nothing
+SHALLOW_LEARNS = 0.15      # precondition: the shallowest plain net's mean test error (chance is 0.9)
+# The claim's rules, written once; d runs over the shallower depths, D is the deepest, and the
+# intervals are Bonferroni-corrected over those depths (a 95 % family).
+RULES = {
+    "precondition": f"mean test error of the shallowest plain net ≤ {SHALLOW_LEARNS:.0%}",
+    "degradation": "compare(train loss[plain, d], train loss[plain, D], better='higher'), paired by seed; "
+                   "supported when it is for some d",
+    "residual_gap": "compare(gap[plain], gap[residual], better='lower') with gap = train loss[D] − train loss[d] "
+                    "per seed; supported when the residual gap is smaller at every d where the plain net degrades",
+    "residual_at_least": "compare(train loss[residual, d], train loss[residual, D], better='lower'), paired by "
+                         "seed: the deepest residual net trains at least as well as depth d (shown, not the verdict)",
+}
 
 
 depth_list = int_list(1, "depths (numbers of blocks)")
@@ -47,6 +59,8 @@ class DepthExperiment(TrainingSettings, DataSettings):
     depths: tuple[int, ...] = flag(DEFAULT_DEPTHS, "numbers of blocks, each two 3x3 convs", type=depth_list)
     width: int = flag(8, "channels of the first stage", type=positive_int)
     full: bool = flag(False, "the deep sweep on the whole training set (for a GPU)")
+    seeds: int = flag(1, "repeat every net with K seeds (the verdicts need >= 2; the demo uses 5)",
+                      type=positive_int)
     epochs: int = 3
     batch_size: int = 64
     limit: int | None = DEFAULT_LIMIT
@@ -85,70 +99,126 @@ def run_experiment(cfg: DepthExperiment, out: Path, resume: bool = False) -> dic
     for depth in cfg.depths:
         for kind in KINDS:
             model_cfg = ResNetConfig(depth, cfg.width, residual=kind == "residual")
-            model, result = train_variant(cfg, out, f"{kind}-d{depth}", lambda: ResNet(model_cfg), loss_fn,
-                                          (data.train_images, data.train_labels), device,
-                                          model_config=asdict(model_cfg), evaluate=evaluate, resume=resume,
-                                          label=f"{kind} depth {depth}")
-            with torch.no_grad():
-                train_scores = score(model, data.train_images[:TRAIN_EVAL_SIZE], data.train_labels[:TRAIN_EVAL_SIZE])
-                test_scores = score(model, data.test_images, data.test_labels)
-            results[kind][str(depth)] = {
+            records = []
+            for seed in range(cfg.seed, cfg.seed + cfg.seeds):
+                # one seed keeps the folder names of runs made before --seeds existed (resume)
+                name = f"{kind}-d{depth}" + (f"-seed{seed}" if cfg.seeds > 1 else "")
+                model, result = train_variant(cfg, out, name, lambda: ResNet(model_cfg), loss_fn,
+                                              (data.train_images, data.train_labels), device,
+                                              model_config=asdict(model_cfg), seed=seed, evaluate=evaluate,
+                                              resume=resume, label=f"{kind} depth {depth} seed {seed}")
+                with torch.no_grad():
+                    train_scores = score(model, data.train_images[:TRAIN_EVAL_SIZE],
+                                         data.train_labels[:TRAIN_EVAL_SIZE])
+                    test_scores = score(model, data.test_images, data.test_labels)
+                records.append({
+                    "seed": seed, "final_train_loss": result.final_train_loss,
+                    "train_loss_eval_mode": train_scores["loss"], "train_error_eval_mode": train_scores["error"],
+                    "test_loss": test_scores["loss"], "test_error": test_scores["error"],
+                    "train_seconds": result.train_seconds,
+                    "history": [{"epoch": h["epoch"], "train_loss": h["train_loss"], "test_error": h["test_error"]}
+                                for h in result.history]})
+            results[kind][str(depth)] = {   # means over seeds; the first seed's curve; every seed's numbers
                 "weighted_layers": model_cfg.weighted_layers, "params": sum(p.numel() for p in model.parameters()),
-                "final_train_loss": result.final_train_loss,
-                "train_loss_eval_mode": train_scores["loss"], "train_error_eval_mode": train_scores["error"],
-                "test_loss": test_scores["loss"], "test_error": test_scores["error"],
-                "train_seconds": result.train_seconds,
-                "history": [{"epoch": h["epoch"], "train_loss": h["train_loss"], "test_error": h["test_error"]}
-                            for h in result.history],
-            }
+                **{k: sum(r[k] for r in records) / len(records)
+                   for k in ("final_train_loss", "train_loss_eval_mode", "train_error_eval_mode", "test_loss",
+                             "test_error", "train_seconds")},
+                "history": records[0]["history"],
+                "seeds": [{k: v for k, v in r.items() if k != "history"} for r in records]}
 
     summary = {
         "experiment": "depth", "dataset": data.name, "data_source": data.source, "device": str(device),
         "train_images": len(data.train_images), "test_images": len(data.test_images),
         "depth_means": "number of blocks (two 3x3 convs each); weighted layers = 2 * depth + 2",
-        "depths": list(cfg.depths), "width": cfg.width, "epochs": cfg.epochs, "results": results,
-        **verdict(results, cfg.depths),
+        "depths": list(cfg.depths), "width": cfg.width, "epochs": cfg.epochs, "seeds": cfg.seeds,
+        "results": results, "evidence": depth_evidence(results, cfg.depths),
+        "residual_beats_plain_at_deepest": (results["residual"][str(max(cfg.depths))]["final_train_loss"]
+                                            < results["plain"][str(max(cfg.depths))]["final_train_loss"]),
     }
+    summary["verdict"] = ": ".join(judge(summary))
     write_summary(out, summary)
     depth_figure(summary, out)
     return summary
 
 
-def verdict(results: dict, depths) -> dict:
-    """The summary's verdict ("VERDICT: the numbers"): ``judge`` on the final training losses."""
-    losses = {kind: {str(d): results[kind][str(d)]["final_train_loss"] for d in depths} for kind in KINDS}
-    deepest = str(max(depths))
-    return {"residual_beats_plain_at_deepest": losses["residual"][deepest] < losses["plain"][deepest],
-            "verdict": ": ".join(judge(losses["plain"], losses["residual"]))}
+def depth_evidence(results: dict, depths) -> dict:
+    """The claim's comparisons (``RULES``) on the per-seed final training losses, as Evidence dicts:
+    {"confidence", "degradation": {d: ...}, "residual_gap": {d: ...}, "residual_at_least": {d: ...}}."""
+    from connlab.evidence import compare
+
+    deepest = max(depths)
+    shallower = sorted(d for d in set(depths) if d != deepest)
+    if not shallower:
+        return {}
+    confidence = 1 - 0.05 / len(shallower)
+    loss = {k: {d: [r["final_train_loss"] for r in results[k][str(d)]["seeds"]] for d in depths} for k in KINDS}
+    out = {"confidence": confidence, "degradation": {}, "residual_gap": {}, "residual_at_least": {}}
+    for d in shallower:
+        gap = {k: [deep - shallow for shallow, deep in zip(loss[k][d], loss[k][deepest])] for k in KINDS}
+        out["degradation"][str(d)] = compare(loss["plain"][d], loss["plain"][deepest], better="higher",
+                                             confidence=confidence).as_dict()
+        out["residual_gap"][str(d)] = compare(gap["plain"], gap["residual"], better="lower",
+                                              confidence=confidence).as_dict()
+        out["residual_at_least"][str(d)] = compare(loss["residual"][d], loss["residual"][deepest], better="lower",
+                                                   confidence=confidence).as_dict()
+    return out
 
 
-def judge(plain: dict[str, float | None], residual: dict[str, float | None]) -> tuple[str, str]:
-    """The claim's rule: the deepest residual net reaches a lower final training loss than the deepest
-    plain net (inconclusive when neither learned); the text adds whether the plain net degrades with depth.
+def judge(summary: dict) -> tuple[str, str]:
+    """The claim's rules (``RULES``) on the stored comparisons.
 
-    ``plain`` and ``residual`` map depth (a str) to final training loss (None: not measured).
+    Precondition: the shallowest plain net learns (mean test error ≤ ``SHALLOW_LEARNS``); otherwise
+    a difference between nets that have not started learning is no degradation: inconclusive.
+    Degradation: supported when the deepest plain net trains to a higher loss than some shallower one.
+    Residual: the verdict uses the gap rule — the residual net's deep-vs-shallow gap is smaller than
+    the plain net's at each depth where the plain net degrades — because "removes the degradation"
+    is a claim about the degradation, and an interval containing 0 in "the deepest residual net
+    trains at least as well as depth d" would not show "at least as well" anyway (that needs a
+    margin). That comparison is shown next to it; when it is contradicted (the deepest residual
+    net trains measurably worse than a shallower one) the claim is only partly supported.
     """
-    depths = sorted(set(plain) | set(residual), key=int)
-    if not depths:
-        return UNKNOWN, "the deepest plain or residual net was not measured"
-    deepest = depths[-1]
-    p, r = plain.get(deepest), residual.get(deepest)
-    if p is None or r is None:
-        return UNKNOWN, "the deepest plain or residual net was not measured"
-    better = r < p
-    verdict = SUPPORTED if better else NOT_SUPPORTED
-    if min(r, p) > LEARNED:
-        verdict = INCONCLUSIVE
-    text = (f"depth {deepest} (blocks): residual final training loss {r:.4f} vs plain {p:.4f} — the residual net "
-            + ("trained to a LOWER training loss" if better
-               else "did NOT train to a lower training loss at this budget"))
-    known = {d: v for d, v in plain.items() if v is not None}
-    if len(known) > 1:
-        best = min(known, key=known.get)
-        text += (f"; the plain net degrades with depth (training loss {known[best]:.4f} at depth {best}, its best, "
-                 f"-> {p:.4f} at depth {deepest})" if best != deepest
-                 else f"; the plain net does not degrade with depth here (depth {deepest} is its best)")
-    return verdict, text
+    depths = sorted({str(d) for d in get(summary, "depths", default=[]) or []}, key=int)
+    if len(depths) < 2:
+        return UNKNOWN, "needs at least two depths"
+    shallowest = depths[0]
+    error = num(summary, "results", "plain", shallowest, "test_error")
+    evidence = get(summary, "evidence")
+    if error is None:
+        return UNKNOWN, "the shallowest plain net was not measured"
+    pre = (f"precondition ({RULES['precondition']}): plain depth {shallowest} test error {100 * error:.1f} % over "
+           f"{get(summary, 'seeds', default=1)} seed(s)")
+    if error > SHALLOW_LEARNS:
+        return INCONCLUSIVE, pre + " — not met: the nets did not learn at this budget, so neither degradation nor " \
+                                   "its removal can be judged (see docs/evidence-budgets.md §3 for a regime that learns)"
+    if not isinstance(evidence, dict) or not isinstance(get(evidence, "degradation"), dict):
+        return UNKNOWN, pre + " — met; " + evidence_line(None, RULES["degradation"], "")[1]
+    lines, degraded, gap_verdicts, at_least = [pre + " — met"], [], [], []
+    for d in depths[:-1]:
+        v, line = evidence_line(get(evidence, "degradation", d), RULES["degradation"],
+                                f"plain depth {depths[-1]} − depth {d} train loss")
+        lines.append("degradation: " + line)
+        if v == SUPPORTED:
+            degraded.append(d)
+    degradation = SUPPORTED if degraded else NOT_SUPPORTED
+    for d in depths[:-1]:
+        v, line = evidence_line(get(evidence, "residual_gap", d), RULES["residual_gap"],
+                                f"residual − plain gap (depth {d} → {depths[-1]})")
+        lines.append("residual removes it: " + line)
+        if d in degraded:
+            gap_verdicts.append(v)
+        v, line = evidence_line(get(evidence, "residual_at_least", d), RULES["residual_at_least"],
+                                f"residual depth {depths[-1]} − depth {d} train loss")
+        lines.append("shown: " + line)
+        at_least.append(v)
+    residual = weakest(gap_verdicts) if gap_verdicts else NOT_SUPPORTED
+    verdict = weakest([degradation, residual])
+    if verdict == SUPPORTED and CONTRADICTED in at_least:
+        verdict = PARTLY
+        lines.append("partly: residual connections shrink the degradation, but the deepest residual net still "
+                     "trains measurably worse than a shallower residual net")
+    if not degraded:
+        lines.append("the plain net does not degrade measurably at this budget")
+    return verdict, " | ".join(lines)
 
 
 def depth_figure(summary: dict, out: Path) -> None:
@@ -203,11 +273,12 @@ def section(run: Run) -> Section:
         rows.append([d, fmt(num(p, "weighted_layers"), ".0f"), fmt(num(p, "final_train_loss")),
                      fmt(num(r, "final_train_loss")), fmt(pct(num(p, "test_error")), ".2f"),
                      fmt(pct(num(r, "test_error")), ".2f")])
-    verdict, text = judge(*({d: num(s, "results", kind, d, "final_train_loss") for d in depths} for kind in KINDS))
+    verdict, text = judge(s)
     sec = Section("depth", "Can we keep adding layers? Plain vs residual networks",
                   "Deeper plain networks train to a higher training loss (degradation); residual connections remove "
-                  "that, so the deepest residual net trains better than the deepest plain one.", verdict, text,
+                  "that.", verdict, text,
                   tables=[Table(["depth (blocks)", "layers", "plain train loss", "residual train loss",
                                  "plain test error (%)", "residual test error (%)"], rows,
-                                f"{get(s, 'train_images', default='?')} training images, {get(s, 'epochs')} epochs")])
+                                f"{get(s, 'train_images', default='?')} training images, {get(s, 'epochs')} epochs, "
+                                f"mean over {get(s, 'seeds', default=1)} seed(s)")])
     return with_figures(sec, run, ("depth.png", "curves.png"))

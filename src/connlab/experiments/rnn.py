@@ -27,16 +27,22 @@ from pathlib import Path
 
 from connlab.experiments.common import TrainingSettings, add_training_command, int_list, nonnegative_float, positive_int
 from connlab.experiments.config import flag
-from connlab.experiments.section import (INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, UNKNOWN, Run, Section, Table,
-                                         fmt, get, num, with_figures)
+from connlab.experiments.section import (INCONCLUSIVE, UNKNOWN, Run, Section, Table, evidence_line, fmt, get, num,
+                                         weakest, with_figures)
 
 MODELS = ("rnn", "gru", "lstm")
 LABELS = {"rnn": "plain RNN (connlab)", "gru": "GRU (connlab)", "lstm": "LSTM (torch reference)"}
 DEFAULT_LENGTHS = (10, 50, 100)
 FULL_LENGTHS = (10, 50, 100, 200, 400)
 TEST_SEED = 4321     # the test sequences are the same for every model
-CLEAR_MARGIN = 0.5   # "clear": the GRU's MSE is below half the plain RNN's
 LEARNED = 0.8        # a model whose MSE stays above this fraction of the baseline's has not learned the task
+# The claim's rules at the longest length, written once: the page prints them next to each comparison.
+RULES = {
+    "gru_vs_rnn": "compare(test MSE[plain RNN], test MSE[GRU], better='lower') at the longest L, paired by seed "
+                  "(same training sequences), 95 % t interval; supported when it lies below 0",
+    "gru_vs_baseline": "compare(predict-the-mean MSE, test MSE[GRU], better='lower') at the longest L, paired by "
+                       "seed (the baseline uses that seed's training mean); supported when it lies below 0",
+}
 
 
 length_list = int_list(2, "sequence lengths (one marker in each half)")
@@ -62,6 +68,8 @@ class RNNExperiment(TrainingSettings):
     train_size: int = flag(12800, "training sequences", type=positive_int)
     test_size: int = flag(1000, "test sequences", type=positive_int)
     grad_clip: float = flag(1.0, "gradient norm clip, 0 = off", type=nonnegative_float)
+    seeds: int = flag(1, "repeat each model with K seeds (seed i also draws its own training sequences)",
+                      type=positive_int)
     epochs: int = 5
     batch_size: int = 64
     lr: float = 3e-3
@@ -109,35 +117,52 @@ def run_experiment(cfg: RNNExperiment, out: Path, resume: bool = False) -> dict:
 
     device = pick_device(cfg.device)
     results: dict[str, dict[str, dict]] = {m: {} for m in cfg.models}
-    baselines: dict[str, float] = {}
-    for length in cfg.lengths:
-        x_train, y_train = adding_problem(cfg.train_size, length, torch.Generator().manual_seed(cfg.seed + length))
-        x_test, y_test = adding_problem(cfg.test_size, length, torch.Generator().manual_seed(TEST_SEED + length))
-        x_train, y_train, x_test, y_test = (t.to(device) for t in (x_train, y_train, x_test, y_test))
-        baselines[str(length)] = ((y_test - y_train.mean()) ** 2).mean().item()
+    baselines: dict[str, float] = {}          # the first seed's, for the table and figures
+    seed_baselines: dict[str, list[float]] = {}
+    seeds = range(cfg.seed, cfg.seed + cfg.seeds)
 
-        def loss_fn(model, batch, generator):
-            x, y = batch
-            return ((model(x).float() - y) ** 2).mean()
+    def loss_fn(model, batch, generator):
+        x, y = batch
+        return ((model(x).float() - y) ** 2).mean()
+
+    for length in cfg.lengths:
+        x_test, y_test = adding_problem(cfg.test_size, length, torch.Generator().manual_seed(TEST_SEED + length))
+        x_test, y_test = x_test.to(device), y_test.to(device)
 
         def evaluate(model, x_test=x_test, y_test=y_test):
             pred = torch.cat([model(chunk).float() for chunk in x_test.split(1000)])
             return {"test_mse": ((pred - y_test) ** 2).mean().item()}
 
-        for kind in cfg.models:
-            model, result = train_variant(cfg, out, f"{kind}-L{length}", lambda: make_regressor(kind, cfg.hidden),
-                                          loss_fn, (x_train, y_train), device,
-                                          model_config={"kind": kind, "hidden": cfg.hidden, "length": length},
-                                          evaluate=evaluate, resume=resume, label=f"{kind} L={length}")
-            with torch.no_grad():
-                test_mse = evaluate(model)["test_mse"]
-            results[kind][str(length)] = {
-                "test_mse": test_mse, "final_train_loss": result.final_train_loss,
-                "train_seconds": result.train_seconds, "steps": result.steps,
-                "params": sum(p.numel() for p in model.parameters()),
-                "history": [{"epoch": h["epoch"], "train_loss": h["train_loss"], "test_mse": h["test_mse"]}
-                            for h in result.history],
-            }
+        per_seed: dict[str, list[dict]] = {k: [] for k in cfg.models}
+        seed_baselines[str(length)] = []
+        for seed in seeds:
+            x_train, y_train = adding_problem(cfg.train_size, length, torch.Generator().manual_seed(seed + length))
+            x_train, y_train = x_train.to(device), y_train.to(device)
+            seed_baselines[str(length)].append(((y_test - y_train.mean()) ** 2).mean().item())
+            for kind in cfg.models:
+                # one seed keeps the folder names of runs made before --seeds existed (resume)
+                name = f"{kind}-L{length}" + (f"-seed{seed}" if cfg.seeds > 1 else "")
+                model, result = train_variant(cfg, out, name, lambda: make_regressor(kind, cfg.hidden),
+                                              loss_fn, (x_train, y_train), device,
+                                              model_config={"kind": kind, "hidden": cfg.hidden, "length": length},
+                                              seed=seed, evaluate=evaluate, resume=resume,
+                                              label=f"{kind} L={length} seed {seed}")
+                with torch.no_grad():
+                    test_mse = evaluate(model)["test_mse"]
+                per_seed[kind].append({
+                    "seed": seed, "test_mse": test_mse, "final_train_loss": result.final_train_loss,
+                    "train_seconds": result.train_seconds, "steps": result.steps,
+                    "params": sum(p.numel() for p in model.parameters()),
+                    "history": [{"epoch": h["epoch"], "train_loss": h["train_loss"], "test_mse": h["test_mse"]}
+                                for h in result.history]})
+        baselines[str(length)] = seed_baselines[str(length)][0]
+        for kind, records in per_seed.items():
+            first = records[0]
+            results[kind][str(length)] = {   # the mean over seeds; the first seed's curve
+                **{k: sum(r[k] for r in records) / len(records)
+                   for k in ("test_mse", "final_train_loss", "train_seconds")},
+                "steps": first["steps"], "params": first["params"], "history": first["history"],
+                "seeds": [{k: v for k, v in r.items() if k != "history"} for r in records]}
 
     summary = {
         "experiment": "rnn", "task": "adding problem", "device": str(device), "lengths": list(cfg.lengths),
@@ -145,8 +170,10 @@ def run_experiment(cfg: RNNExperiment, out: Path, resume: bool = False) -> dict:
         "train_size": cfg.train_size, "test_size": cfg.test_size, "grad_clip": cfg.grad_clip,
         "baseline_mse_theory": 2 / 12, "baseline_mse": baselines,
         "test_mse": {k: {length: r["test_mse"] for length, r in per.items()} for k, per in results.items()},
-        "results": results, "verdict": verdict(results, baselines, cfg.lengths),
+        "seeds": cfg.seeds, "baseline_mse_per_seed": seed_baselines,
+        "results": results, "evidence": gru_evidence(results, seed_baselines, cfg.lengths),
     }
+    summary["verdict"] = ": ".join(judge(summary))
     write_summary(out, summary)
 
     xs = list(cfg.lengths)
@@ -166,33 +193,44 @@ def run_experiment(cfg: RNNExperiment, out: Path, resume: bool = False) -> dict:
     return summary
 
 
-def verdict(results: dict, baselines: dict, lengths) -> str:
-    """The summary's verdict line ("VERDICT: the numbers"): ``judge`` at the longest length."""
+def gru_evidence(results: dict, seed_baselines: dict, lengths) -> dict:
+    """The claim's comparisons at the longest length (``RULES``), as Evidence dicts; {} without both models."""
+    from connlab.evidence import compare
+
     longest = str(max(lengths))
     if "gru" not in results or "rnn" not in results:
-        return "no verdict: the comparison needs both the rnn and the gru model"
-    return ": ".join(judge(results["gru"][longest]["test_mse"], results["rnn"][longest]["test_mse"],
-                           baselines[longest], longest))
+        return {}
+    gru = [r["test_mse"] for r in results["gru"][longest]["seeds"]]
+    plain = [r["test_mse"] for r in results["rnn"][longest]["seeds"]]
+    return {"length": int(longest),
+            "gru_vs_rnn": compare(plain, gru, better="lower").as_dict(),
+            "gru_vs_baseline": compare(seed_baselines[longest], gru, better="lower").as_dict()}
 
 
-def judge(gru: float, plain: float, base: float | None, longest) -> tuple[str, str]:
-    """The claim's rule: at the longest length the GRU's test MSE is under ``CLEAR_MARGIN`` × the plain RNN's.
-
-    Not met while neither model gets below ``LEARNED`` × the baseline MSE: inconclusive (nothing learned).
-    """
+def judge(summary: dict) -> tuple[str, str]:
+    """The claim's rules (``RULES``) on the stored comparisons: the GRU beats the plain RNN *and* the
+    predict-the-mean baseline at the longest length (the weaker verdict of the two). Inconclusive
+    while neither model gets below ``LEARNED`` × the baseline MSE (nothing learned)."""
+    lengths = [str(x) for x in get(summary, "lengths", default=[]) or []]
+    longest = str(max(int(L) for L in lengths)) if lengths else None
+    gru, plain = num(summary, "test_mse", "gru", longest), num(summary, "test_mse", "rnn", longest)
+    base = num(summary, "baseline_mse", longest)
+    if gru is None or plain is None:
+        return UNKNOWN, "the comparison needs both the rnn and the gru model"
     numbers = (f"at L = {longest}: GRU test MSE {gru:.4f}, plain RNN {plain:.4f}"
-               + (f", baseline {base:.4f}" if base is not None else ""))
-    if gru < CLEAR_MARGIN * plain:
-        return SUPPORTED, (f"{numbers}: the GRU beats the plain RNN by a clear margin "
-                           f"({plain / max(gru, 1e-12):.1f}x lower MSE; 'clear' means under half)")
-    text = (f"{numbers}: the GRU did NOT beat the plain RNN by a clear margin (under half its MSE) "
-            f"at this budget; try more --epochs or --train-size")
+               + (f", predict-the-mean baseline {base:.4f}" if base is not None else "")
+               + f" (mean over {get(summary, 'seeds', default=1)} seed(s))")
+    verdicts, lines = [], []
+    for key, metric in (("gru_vs_rnn", "GRU − plain RNN test MSE"), ("gru_vs_baseline", "GRU − baseline test MSE")):
+        v, line = evidence_line(get(summary, "evidence", key), RULES[key], metric)
+        verdicts.append(v)
+        lines.append(line)
+    verdict, text = weakest(verdicts), numbers + " | " + " | ".join(lines)
     if base is not None and min(gru, plain) >= LEARNED * base:
         return INCONCLUSIVE, text + "; neither model gets clearly below the baseline"
     if base is not None and plain >= LEARNED * base:
-        text += ("; the plain RNN does not get clearly below the baseline "
-                 "(it has not learned to carry the marked values)")
-    return NOT_SUPPORTED, text
+        text += "; the plain RNN does not get clearly below the baseline (it has not learned to carry the marked values)"
+    return verdict, text
 
 
 def format_table(summary: dict) -> str:
@@ -215,13 +253,9 @@ def section(run: Run) -> Section:
     header = ["model"] + [f"L = {L}" for L in lengths]
     rows = [[label] + [fmt(num(s, "test_mse", kind, L)) for L in lengths] for kind, label in models.items()]
     rows.append(["baseline: predict the mean"] + [fmt(num(s, "baseline_mse", L)) for L in lengths])
-    longest = str(max(int(L) for L in lengths)) if lengths else None
-    gru, plain = num(s, "test_mse", "gru", longest), num(s, "test_mse", "rnn", longest)
-    if gru is None or plain is None:
-        verdict, text = UNKNOWN, "the GRU or the plain RNN was not measured"
-    else:
-        verdict, text = judge(gru, plain, num(s, "baseline_mse", longest), longest)
+    verdict, text = judge(s)
     sec = Section("rnn", "Gated recurrent unit vs plain RNN",
                   "A GRU's gates let it carry information across a long sequence, where a plain RNN forgets it.",
-                  verdict, text, tables=[Table(header, rows, "test MSE on the adding problem")])
+                  verdict, text, tables=[Table(header, rows, f"test MSE on the adding problem, mean over "
+                                                         f"{get(s, 'seeds', default=1)} seed(s)")])
     return with_figures(sec, run, ("mse_vs_length.png", "curves.png"))

@@ -3,7 +3,7 @@
 Each experiment module defines ``section(run) -> Section``: its claim, the rule that turns its
 numbers into a verdict, its tables and figures.  This module holds the plain data those
 builders return and the small helpers they share (reading a summary defensively, formatting,
-the one "beyond the seed spread" rule).  It knows no HTML: ``connlab.report`` renders it.
+the line a stored ``connlab.evidence`` comparison prints).  It knows no HTML: ``connlab.report`` renders it.
 
 A number an experiment did not write reads as "not measured" and its verdict says so; any
 other exception in a builder is a bug and propagates.
@@ -18,6 +18,8 @@ from pathlib import Path
 
 NOT_MEASURED = "not measured"
 SUPPORTED, PARTLY, NOT_SUPPORTED = "supported", "partly supported", "not supported at this budget"
+CONTRADICTED = "contradicted"   # the interval lies on the other side of the claim (connlab.evidence)
+NO_INTERVALS = "not measured with intervals — rerun"
 UNKNOWN = NOT_MEASURED
 INCONCLUSIVE = "inconclusive: the models did not learn at this budget"
 SCREENSHOT = "report_screenshot.png"   # written by the browser test beside a report; never a figure
@@ -112,7 +114,7 @@ class Section:
     experiment: str
     title: str
     claim: str
-    verdict: str                 # SUPPORTED / PARTLY / NOT_SUPPORTED / UNKNOWN / INCONCLUSIVE
+    verdict: str                 # SUPPORTED / PARTLY / NOT_SUPPORTED / CONTRADICTED / UNKNOWN / INCONCLUSIVE
     verdict_text: str
     figures: list[tuple[str, Path]] = field(default_factory=list)
     tables: list[Table] = field(default_factory=list)
@@ -144,34 +146,24 @@ def generic_section(run: Run) -> Section:
 
 # --- verdict rules shared by several experiments ---------------------------------------------------
 
-def beyond_seed_spread(mean_a: float, std_a: float, mean_b: float, std_b: float, seeds) -> bool | None:
-    """The lab's one rule for "a real difference between two variants trained over seeds":
-    |mean_a - mean_b| > std_a + std_b (the two one-sigma bands do not overlap).
+def evidence_line(stored, rule: str, metric: str, *, spec: str = ".4f", unit: str = "") -> tuple[str, str]:
+    """(verdict, "rule: … ; n = …; effect … [95 % CI …]") of one comparison stored in a summary as
+    ``connlab.evidence.Evidence.as_dict()``. A run folder written before intervals were stored
+    (``stored`` missing or malformed) reads UNKNOWN with ``NO_INTERVALS``, never an exception."""
+    from connlab.evidence import Evidence
 
-    None when there is no spread to compare with (fewer than two seeds, or a std missing).
-    """
-    if not isinstance(seeds, int) or seeds < 2 or std_a is None or std_b is None:
-        return None
-    return abs(mean_a - mean_b) > std_a + std_b
+    try:
+        ev = Evidence.from_dict(stored)
+    except (TypeError, ValueError, KeyError, AttributeError):
+        return UNKNOWN, f"rule: {rule}; {NO_INTERVALS}"
+    return ev.verdict, f"rule: {rule}; n = {ev.n}; {ev.text(metric, spec, unit)} → {ev.verdict}"
 
 
-def compare(base, base_std, new, new_std, seeds, metric: str, *, higher_is_better: bool, what: str = "",
-            scale: float = 1.0, unit: str = "") -> tuple[str, str]:
-    """Verdict of ``new`` vs ``base`` (means ± std over seeds) by ``beyond_seed_spread``."""
-    if base is None or new is None:
-        return UNKNOWN, f"{metric} was not measured for both variants"
-    spec = ".2f" if scale != 1 else ".4f"
-    before, after = pm(base * scale, (base_std or 0) * scale, spec), pm(new * scale, (new_std or 0) * scale, spec)
-    text = f"{what + ' ' if what else ''}changed {metric} from {before}{unit} to {after}{unit} over {seeds} seed(s)"
-    better = new > base if higher_is_better else new < base
-    beyond = beyond_seed_spread(base, base_std, new, new_std, seeds)
-    if beyond is None:
-        return (PARTLY if better else NOT_SUPPORTED), text + "; one seed, so no spread to compare with"
-    if better and beyond:
-        return SUPPORTED, text + " — better, beyond the seed spread"
-    if better:
-        return PARTLY, text + " — better, but within the seed spread"
-    return NOT_SUPPORTED, text + " — not better"
+def weakest(verdicts) -> str:
+    """The verdict of a claim made of several comparisons that must all hold: the weakest one."""
+    order = (CONTRADICTED, UNKNOWN, INCONCLUSIVE, NOT_SUPPORTED, PARTLY, SUPPORTED)
+    verdicts = list(verdicts)
+    return min(verdicts, key=order.index) if verdicts else UNKNOWN
 
 
 def target(value, goal: float, metric: str) -> tuple[str, str]:

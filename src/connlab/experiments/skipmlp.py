@@ -21,11 +21,13 @@ from pathlib import Path
 
 from connlab.experiments.common import DataSettings, TrainingSettings, add_training_command, positive_int
 from connlab.experiments.config import flag
-from connlab.experiments.section import (INCONCLUSIVE, Run, Section, Table, compare, fmt, get, num, pct, pm,
+from connlab.experiments.section import (INCONCLUSIVE, Run, Section, Table, evidence_line, fmt, get, num, pct, pm,
                                          with_figures)
 
 KINDS = ("plain", "skip")
 LEARNED = 0.5  # test accuracy both models must pass for the comparison to mean anything
+RULE = ("compare(test accuracy[plain], test accuracy[skip], better='higher'), paired by seed (same data order), "
+        "95 % t interval; supported when the interval lies above 0")
 
 
 @dataclass(frozen=True)
@@ -87,20 +89,25 @@ def run_experiment(cfg: SkipMLPExperiment, out: Path, resume: bool = False) -> d
     summary = {"experiment": "skipmlp", "dataset": data.name, "data_source": data.source, "device": str(device),
                "train_images": len(data.train_images), "test_images": len(data.test_images),
                "hidden": cfg.hidden, "layers": cfg.layers, "epochs": cfg.epochs, "seeds": cfg.seeds,
-               "variants": variants, "verdict": ": ".join(verdict(variants, cfg.seeds))}
+               "variants": variants, "evidence": {"accuracy": accuracy_evidence(variants).as_dict()}}
+    summary["verdict"] = ": ".join(verdict(summary))
     write_summary(out, summary)
     curves_figure(summary, out)
     return summary
 
 
-def verdict(variants: dict, seeds) -> tuple[str, str]:
-    """The claim's rule: the input carried forward raises test accuracy beyond the seed spread
-    (``section.compare``); inconclusive while both models stay below ``LEARNED``."""
-    acc = lambda kind, key="test_accuracy": num(variants, kind, key)  # noqa: E731
-    verdict_, text = compare(acc("plain"), acc("plain", "test_accuracy_std"), acc("skip"),
-                             acc("skip", "test_accuracy_std"), seeds, "test accuracy", higher_is_better=True,
-                             scale=100, unit=" %", what="carrying the input forward")
-    accs = [acc(k) for k in KINDS]
+def accuracy_evidence(variants: dict):
+    """The claim's comparison: the skip net's test accuracy minus the plain net's, paired by seed."""
+    from connlab.evidence import compare
+
+    return compare([r["test_accuracy"] for r in variants["plain"]["seeds"]],
+                   [r["test_accuracy"] for r in variants["skip"]["seeds"]], better="higher")
+
+
+def verdict(summary: dict) -> tuple[str, str]:
+    """The claim's rule (``RULE``) on the stored comparison; inconclusive while both models stay below ``LEARNED``."""
+    verdict_, text = evidence_line(get(summary, "evidence", "accuracy"), RULE, "test accuracy")
+    accs = [num(summary, "variants", k, "test_accuracy") for k in KINDS]
     if all(a is not None for a in accs) and max(accs) < LEARNED:
         verdict_, text = INCONCLUSIVE, text + f"; both models stay below {LEARNED:.0%} accuracy"
     return verdict_, text
@@ -138,7 +145,7 @@ def section(run: Run) -> Section:
                      pm(pct(num(s, "variants", kind, "test_accuracy")),
                         pct(num(s, "variants", kind, "test_accuracy_std")), ".2f"),
                      pm(num(s, "variants", kind, "final_train_loss"), num(s, "variants", kind, "final_train_loss_std"))])
-    verdict_, text = verdict(get(s, "variants", default={}), seeds)
+    verdict_, text = verdict(s)
     return with_figures(Section("skipmlp", "Carrying the input forward",
                                 "Concatenating the input (and every earlier layer) into later layers helps an MLP "
                                 "classify digits.", verdict_, text,
