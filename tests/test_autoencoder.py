@@ -73,7 +73,7 @@ def test_autoencoder_cli_trains_compares_and_iterates(tmp_path, capsys):
     assert baselines["noisy_input"]["bce"] is None and "clamp" in baselines["noisy_input"]["bce_note"]
     assert baselines["mean_image"]["bce"] > 0
     assert len(summary["iterate"]["concat"]) == 2
-    assert Evidence.from_dict(summary["iterate"]["evidence"]["concat"]).n == 100   # test digits
+    assert Evidence.from_dict(summary["iterate"]["evidence"]["concat"]).n == summary["test_images"]   # per digit
     sec = section(load_run(out))
     assert sec.verdict_text.count("rule: ") == 4 and "n = 2" in sec.verdict_text
     assert any("(A)" in n or "(B)" in n or "(C)" in n for n in sec.notes)

@@ -113,7 +113,7 @@ def test_rnn_command(tmp_path):
     out = tmp_path / "rnn"
     # 94 steps of 64 sequences at lr 1e-2: every model learns the short (L = 2) problem
     assert main(["rnn", "--lengths", "2,4", "--train-size", "2000", "--test-size", "256", "--epochs", "3",
-                 "--hidden", "16", "--lr", "1e-2", "--device", "cpu", "--out", str(out)]) == 0
+                 "--hidden", "16", "--lr", "1e-2", "--seeds", "2", "--device", "cpu", "--out", str(out)]) == 0
     for name in ("mse_vs_length.png", "curves.png"):
         assert (out / name).is_file()
     s = _summary(out)
@@ -123,6 +123,14 @@ def test_rnn_command(tmp_path):
     assert all(0.05 < b < 0.4 for b in s["baseline_mse"].values())
     assert abs(s["baseline_mse_theory"] - 1 / 6) < 1e-9
     assert "L = 4" in s["verdict"]
+    # two seeds: each model twice per length, paired comparisons at the longest length
+    from connlab.evidence import Evidence
+
+    assert [r["seed"] for r in s["results"]["gru"]["4"]["seeds"]] == [0, 1]
+    assert (out / "variants" / "gru-L4-seed1" / "model.safetensors").is_file()
+    assert s["evidence"]["length"] == 4
+    for key in ("gru_vs_rnn", "gru_vs_baseline"):
+        assert Evidence.from_dict(s["evidence"][key]).n == 2
     # learned: below half the predict-the-mean MSE at L = 2; an untrained network is not
     from connlab.experiments.rnn import TEST_SEED, adding_problem, make_regressor
 
@@ -139,7 +147,7 @@ def test_depth_command(tmp_path):
     out = tmp_path / "depth"
     # 252 steps of 64 digits at lr 3e-3: small nets that learn (test error well below chance)
     assert main(["depth", "--depths", "2,3", "--width", "8", "--epochs", "4", "--limit", "4000", "--lr", "3e-3",
-                 "--device", "cpu", "--out", str(out)]) == 0
+                 "--seeds", "2", "--device", "cpu", "--out", str(out)]) == 0
     assert (out / "depth.png").is_file() and (out / "curves.png").is_file()
     s = _summary(out)
     for kind in ("plain", "residual"):
@@ -149,16 +157,25 @@ def test_depth_command(tmp_path):
             torch.manual_seed(0)
             untrained = ResNet(ResNetConfig(int(d), 8, residual=kind == "residual"))
             assert not classifier_learned(untrained_accuracy(untrained), chance=0.1, margin=0.5)
-    assert isinstance(s["residual_beats_plain_at_deepest"], bool) and "depth 3" in s["verdict"]
+            assert len(r["seeds"]) == 2
+    assert isinstance(s["residual_beats_plain_at_deepest"], bool) and "precondition" in s["verdict"]
+    from connlab.evidence import Evidence
+
+    for key in ("degradation", "residual_gap", "residual_at_least"):   # depth 2 vs the deepest, 2 seeds
+        assert Evidence.from_dict(s["evidence"][key]["2"]).n == 2
 
 
 def test_skipmlp_command(tmp_path):
     out = tmp_path / "skipmlp"
-    assert main(["skipmlp", "--epochs", "2", "--limit", "1000", "--lr", "3e-3", "--seeds", "1", "--hidden", "16",
+    assert main(["skipmlp", "--epochs", "2", "--limit", "1000", "--lr", "3e-3", "--seeds", "2", "--hidden", "16",
                  "--device", "cpu", "--out", str(out)]) == 0
     assert (out / "curves.png").is_file()
     s = _summary(out)
     assert s["variants"]["skip"]["params"] > s["variants"]["plain"]["params"]
+    from connlab.evidence import Evidence
+
+    assert Evidence.from_dict(s["evidence"]["accuracy"]).method == "paired t over 2 seeds"
+    assert s["verdict"].startswith(("supported: rule: ", "not supported at this budget: rule: ", "contradicted: rule: "))
     from connlab.experiments.skipmlp import make_mlp
 
     for kind in ("plain", "skip"):  # well above chance (0.1) after 16 steps; an untrained MLP is not
