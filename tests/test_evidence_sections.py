@@ -47,13 +47,14 @@ def test_skipmlp_rule(tmp_path, gain, expected):
     sec = skipmlp.section(_run(tmp_path, "skipmlp", _skipmlp_summary(gain)))
     assert sec.verdict == expected
     assert sec.verdict_text.startswith("rule: ") and "n = 5" in sec.verdict_text and "95 % CI" in sec.verdict_text
+    assert sec.rule == skipmlp.RULE and "[95 % CI" in sec.effect and "n = 5" in sec.effect
 
 
 def test_skipmlp_old_folder_without_intervals(tmp_path):
     summary = _skipmlp_summary([0.03] * 5)
     del summary["evidence"]
     sec = skipmlp.section(_run(tmp_path, "skipmlp", summary))
-    assert sec.verdict == UNKNOWN and NO_INTERVALS in sec.verdict_text
+    assert sec.verdict == UNKNOWN and NO_INTERVALS in sec.verdict_text and sec.effect == ""
 
 
 # --- autoencoder -------------------------------------------------------------------------------------
@@ -75,6 +76,7 @@ def _ae_summary(psnr_gain, bce_gain):
 def test_autoencoder_rule_needs_every_comparison(tmp_path):
     sec = autoencoder.section(_run(tmp_path, "autoencoder", _ae_summary(3.0, -0.05)))
     assert sec.verdict == SUPPORTED and sec.verdict_text.count("rule: ") == 4
+    assert sec.effect.startswith("concat − none PSNR effect +3.00 dB") and sec.rule
     assert "—" in sec.tables[0].rows[3] and any("log clamp" in n for n in sec.notes)   # noisy-input BCE not shown
     # PSNR better but BCE worse: the claim is not supported as a whole
     sec = autoencoder.section(_run(tmp_path, "autoencoder", _ae_summary(3.0, +0.05)))

@@ -23,7 +23,7 @@ from connlab.experiments.common import (DataSettings, TrainingSettings, add_conf
                                         positive_int, run_training)
 from connlab.experiments.config import flag
 from connlab.experiments.section import (CONTRADICTED, INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, UNKNOWN, Run, Section,
-                                         Table, evidence_line, fmt, get, num, pm, weakest, with_figures)
+                                         Table, effect_of, evidence_line, fmt, get, num, pm, weakest, with_figures)
 
 SKIP_CHOICES = ("none", "concat", "add", "all")
 EVAL_SEED = 1234  # the noisy test set is the same for every variant and seed
@@ -36,7 +36,8 @@ RULES = {
            "supported when it lies below 0",
 }
 ITERATE_RULE = ("per test digit, compare(PSNR after pass 1, PSNR after pass {k}, better='higher'), paired t over "
-                "the test digits; supported → (A) it keeps improving, contradicted → (C) it walks away from the digit, "
+                "the test digits; supported → (A) it keeps improving, contradicted → (C) it walks away from the "
+                "digit, "
                 "interval around 0 → (B) no change at this budget")
 ANSWERS = {SUPPORTED: "(A) keeps improving", CONTRADICTED: "(C) walks away from the digit",
            NOT_SUPPORTED: "(B) no measurable change at this budget"}
@@ -315,7 +316,10 @@ def section(run: Run) -> Section:
                   tables=[Table(["model", "params", "test BCE", "PSNR (dB)", "SSIM", "train s"], rows,
                                 f"{get(s, 'test_images', default='?')} noisy test digits (noise {get(s, 'noise')}, "
                                 f"{get(s, 'noise_dist')}), {get(s, 'epochs')} epochs, mean ± std over {seeds} seed(s)")],
-                  notes=notes)
+                  notes=notes,
+                  rule="PSNR higher and BCE lower with each skip variant than with none, each paired by seed with a "
+                       "95 % t interval; supported when every one of these comparisons is (the weakest decides)",
+                  effect=effect_of(get(s, "evidence", "concat", "psnr"), "concat − none PSNR", spec=".2f", unit="dB"))
     iterate = get(s, "iterate")
     if isinstance(iterate, dict):
         passes = {k: v for k, v in iterate.items() if isinstance(v, list) and v}

@@ -26,7 +26,8 @@ from pathlib import Path
 from connlab.experiments.common import DataSettings, TrainingSettings, add_training_command, int_list, positive_int
 from connlab.experiments.config import flag
 from connlab.experiments.section import (CONTRADICTED, INCONCLUSIVE, NOT_SUPPORTED, PARTLY, SUPPORTED, UNKNOWN, Run,
-                                         Section, Table, evidence_line, fmt, get, num, pct, weakest, with_figures)
+                                         Section, Table, effect_of, evidence_line, fmt, get, num, pct, weakest,
+                                         with_figures)
 
 DEFAULT_DEPTHS = (2, 8, 20)
 FULL_DEPTHS = (2, 8, 20, 32, 56)
@@ -188,8 +189,8 @@ def judge(summary: dict) -> tuple[str, str]:
     pre = (f"precondition ({RULES['precondition']}): plain depth {shallowest} test error {100 * error:.1f} % over "
            f"{get(summary, 'seeds', default=1)} seed(s)")
     if error > SHALLOW_LEARNS:
-        return INCONCLUSIVE, pre + " — not met: the nets did not learn at this budget, so neither degradation nor " \
-                                   "its removal can be judged (see docs/evidence-budgets.md §3 for a regime that learns)"
+        return INCONCLUSIVE, (pre + " — not met: the nets did not learn at this budget, so neither degradation nor "
+                                    "its removal can be judged (docs/evidence-budgets.md §3: a regime that learns)")
     if not isinstance(evidence, dict) or not isinstance(get(evidence, "degradation"), dict):
         return UNKNOWN, pre + " — met; " + evidence_line(None, RULES["degradation"], "")[1]
     lines, degraded, gap_verdicts, at_least = [pre + " — met"], [], [], []
@@ -280,5 +281,10 @@ def section(run: Run) -> Section:
                   tables=[Table(["depth (blocks)", "layers", "plain train loss", "residual train loss",
                                  "plain test error (%)", "residual test error (%)"], rows,
                                 f"{get(s, 'train_images', default='?')} training images, {get(s, 'epochs')} epochs, "
-                                f"mean over {get(s, 'seeds', default=1)} seed(s)")])
+                                f"mean over {get(s, 'seeds', default=1)} seed(s)")],
+                  rule=f"precondition: {RULES['precondition']}; degradation: the deepest plain net trains to a higher "
+                       "loss than a shallower one; residual: its deep-vs-shallow gap is smaller than the plain net's "
+                       "(paired by seed, Bonferroni-corrected 95 % intervals over the shallower depths)",
+                  effect=effect_of(get(s, "evidence", "degradation", depths[0] if depths else ""),
+                                   f"plain deepest − depth {depths[0] if depths else '?'} train loss"))
     return with_figures(sec, run, ("depth.png", "curves.png"))

@@ -27,8 +27,8 @@ from pathlib import Path
 
 from connlab.experiments.common import TrainingSettings, add_training_command, int_list, nonnegative_float, positive_int
 from connlab.experiments.config import flag
-from connlab.experiments.section import (INCONCLUSIVE, UNKNOWN, Run, Section, Table, evidence_line, fmt, get, num,
-                                         weakest, with_figures)
+from connlab.experiments.section import (INCONCLUSIVE, UNKNOWN, Run, Section, Table, effect_of, evidence_line, fmt,
+                                         get, num, weakest, with_figures)
 
 MODELS = ("rnn", "gru", "lstm")
 LABELS = {"rnn": "plain RNN (connlab)", "gru": "GRU (connlab)", "lstm": "LSTM (torch reference)"}
@@ -229,7 +229,8 @@ def judge(summary: dict) -> tuple[str, str]:
     if base is not None and min(gru, plain) >= LEARNED * base:
         return INCONCLUSIVE, text + "; neither model gets clearly below the baseline"
     if base is not None and plain >= LEARNED * base:
-        text += "; the plain RNN does not get clearly below the baseline (it has not learned to carry the marked values)"
+        text += ("; the plain RNN does not get clearly below the baseline "
+                 "(it has not learned to carry the marked values)")
     return verdict, text
 
 
@@ -257,5 +258,8 @@ def section(run: Run) -> Section:
     sec = Section("rnn", "Gated recurrent unit vs plain RNN",
                   "A GRU's gates let it carry information across a long sequence, where a plain RNN forgets it.",
                   verdict, text, tables=[Table(header, rows, f"test MSE on the adding problem, mean over "
-                                                         f"{get(s, 'seeds', default=1)} seed(s)")])
+                                                         f"{get(s, 'seeds', default=1)} seed(s)")],
+                  rule="at the longest L the GRU's test MSE is lower than the plain RNN's and than the "
+                       "predict-the-mean baseline, each paired by seed with a 95 % t interval (the weaker verdict decides)",
+                  effect=effect_of(get(s, "evidence", "gru_vs_rnn"), "GRU − plain RNN test MSE"))
     return with_figures(sec, run, ("mse_vs_length.png", "curves.png"))

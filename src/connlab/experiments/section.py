@@ -120,6 +120,8 @@ class Section:
     tables: list[Table] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     folder: Path | None = None
+    rule: str = ""               # the verdict's rule, written before the numbers ("rule: ..." on the page)
+    effect: str = ""             # the effect with its interval and n, for the summary table ("" = none)
 
 
 def with_figures(sec: Section, run: Run, names=()) -> Section:
@@ -157,6 +159,16 @@ def evidence_line(stored, rule: str, metric: str, *, spec: str = ".4f", unit: st
     except (TypeError, ValueError, KeyError, AttributeError):
         return UNKNOWN, f"rule: {rule}; {NO_INTERVALS}"
     return ev.verdict, f"rule: {rule}; n = {ev.n}; {ev.text(metric, spec, unit)} → {ev.verdict}"
+
+
+def effect_of(stored, metric: str, *, spec: str = ".4f", unit: str = "") -> str:
+    """The summary table's effect line of a stored comparison ("" when there is none)."""
+    from connlab.evidence import Evidence
+
+    try:
+        return Evidence.from_dict(stored).text(metric, spec, unit)
+    except (TypeError, ValueError, KeyError, AttributeError):
+        return ""
 
 
 def weakest(verdicts) -> str:

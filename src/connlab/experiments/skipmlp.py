@@ -21,8 +21,8 @@ from pathlib import Path
 
 from connlab.experiments.common import DataSettings, TrainingSettings, add_training_command, positive_int
 from connlab.experiments.config import flag
-from connlab.experiments.section import (INCONCLUSIVE, Run, Section, Table, evidence_line, fmt, get, num, pct, pm,
-                                         with_figures)
+from connlab.experiments.section import (INCONCLUSIVE, Run, Section, Table, effect_of, evidence_line, fmt, get, num,
+                                         pct, pm, with_figures)
 
 KINDS = ("plain", "skip")
 LEARNED = 0.5  # test accuracy both models must pass for the comparison to mean anything
@@ -150,5 +150,7 @@ def section(run: Run) -> Section:
                                 "Concatenating the input (and every earlier layer) into later layers helps an MLP "
                                 "classify digits.", verdict_, text,
                                 tables=[Table(["model", "params", "test accuracy (%)", "final train loss"], rows,
-                                              f"mean ± std over {seeds} seed(s)")]),
+                                              f"mean ± std over {seeds} seed(s)")],
+                                rule=RULE,
+                                effect=effect_of(get(s, "evidence", "accuracy"), "skip − plain test accuracy")),
                         run, ("curves.png",))
