@@ -65,17 +65,33 @@ def fake_run(folder: Path, experiment: str, summary: dict | None, figures=("figu
     return folder
 
 
-def autoencoder_summary(none_bce, none_std, concat_bce, concat_std, seeds=3) -> dict:
-    def variant(bce, std):
-        return {"params": 1000, "test_bce": bce, "test_bce_std": std, "test_psnr": 20.0, "test_psnr_std": 0.1,
-                "test_ssim": 0.8, "test_ssim_std": 0.01, "train_seconds": 10.0}
+def autoencoder_summary(none_bce, none_std, concat_bce, concat_std, seeds=3, psnr_gain=0.0, evidence=False,
+                        psnr=20.0) -> dict:
+    """A folder as ``connlab autoencoder`` writes it; ``evidence``: with the per-seed comparisons stored
+    (seed i's BCE = mean + std × wobble[i]; PSNR ``psnr`` dB for none, + ``psnr_gain`` for concat)."""
+    wobble = [-1.0, 0.2, 0.8, -0.4, 0.4][:seeds]
+
+    def variant(bce, std, psnr=psnr):
+        return {"params": 1000, "test_bce": bce, "test_bce_std": std, "test_psnr": psnr, "test_psnr_std": 0.1,
+                "test_ssim": 0.8, "test_ssim_std": 0.01, "train_seconds": 10.0,
+                "seeds": [{"seed": i, "test_bce": bce + std * w, "test_psnr": psnr + 0.1 * w}
+                          for i, w in enumerate(wobble)]}
+
+    variants = {"none": variant(none_bce, none_std), "concat": variant(concat_bce, concat_std, psnr + psnr_gain)}
+    if evidence:
+        from connlab.experiments.autoencoder import skip_evidence
+
+        extra = {"evidence": skip_evidence(variants)}
+    else:
+        extra = {}
 
     return {"experiment": "autoencoder", "dataset": "mnist-embedded", "data_source": "embedded", "device": "cpu",
             "test_images": 1000, "noise": 0.5, "noise_dist": "norm", "epochs": 3, "seeds": seeds,
-            "variants": {"none": variant(none_bce, none_std), "concat": variant(concat_bce, concat_std)},
+            "variants": variants, **extra,
             "baselines": {"noisy_input": {"bce": 3.6, "psnr": 9.4, "ssim": 0.2},
                           "mean_image": {"bce": 0.27, "psnr": 11.9, "ssim": 0.34}},
-            "iterate": {"none": [{"pass": 1, "bce": 0.10}, {"pass": 2, "bce": 0.12}], "clean_mean_intensity": 0.13}}
+            "iterate": {"none": [{"pass": 1, "bce": 0.10, "psnr": 15.0}, {"pass": 2, "bce": 0.12, "psnr": 14.0}],
+                        "clean_mean_intensity": 0.13}}
 
 
 @pytest.fixture(scope="module")
@@ -122,23 +138,24 @@ def test_report_is_one_self_contained_page_in_the_lectures_order(runs, tmp_path)
 def test_verdicts_are_computed_from_the_numbers(runs, tmp_path):
     connlab("report", runs / "autoencoder", runs / "diffusion", runs / "vit", "--out", tmp_path / "r.html")
     page = _page_text(tmp_path / "r.html")
-    # 0.110 ± 0.001 -> 0.090 ± 0.002: better beyond the bands
-    assert "from 0.1100 ± 0.0010 to 0.0900 ± 0.0020 over 3 seed(s) — better, beyond the seed spread" in page
+    # a folder written before the comparisons were stored: no verdict invented from the old numbers
+    assert "not measured with intervals — rerun" in page
     assert "Fréchet distance 40.0 vs the real-data floor 4.0 (10× the floor)" in page
     assert "test accuracy 50.00% is below the target 95%" in page
-    assert "skip = none: BCE 0.1000 → 0.1200 over 2 passes (gets worse)" in page
+    assert "skip = none: PSNR 15.00 → 14.00 dB over 2 passes: no answer" in page
 
 
-@pytest.mark.parametrize("numbers, verdict", [
-    ((0.110, 0.001, 0.090, 0.002), "supported"),
-    ((0.110, 0.010, 0.100, 0.010), "partly supported"),       # better, within the seed spread
-    ((0.090, 0.001, 0.110, 0.002), "not supported at this budget"),
-    ((0.300, 0.001, 0.290, 0.002), "inconclusive: the models did not learn at this budget"),  # worse than the mean image
+@pytest.mark.parametrize("numbers, psnr, psnr_gain, verdict", [
+    ((0.110, 0.001, 0.090, 0.002), 20.0, 2.0, "supported"),
+    ((0.110, 0.001, 0.090, 0.002), 20.0, 0.0, "not supported at this budget"),   # BCE better, PSNR the same
+    ((0.090, 0.001, 0.110, 0.002), 20.0, 2.0, "contradicted"),                   # BCE measurably worse
+    ((0.300, 0.001, 0.290, 0.002), 10.0, 1.0, "inconclusive: the models did not learn at this budget"),  # < mean image
 ])
-def test_autoencoder_verdict(numbers, verdict, tmp_path):
+def test_autoencoder_verdict(numbers, psnr, psnr_gain, verdict, tmp_path):
     from connlab.report import build_section, load_run
 
-    run = fake_run(tmp_path / "ae", "autoencoder", autoencoder_summary(*numbers))
+    run = fake_run(tmp_path / "ae", "autoencoder", autoencoder_summary(*numbers, seeds=5, psnr=psnr,
+                                                                     psnr_gain=psnr_gain, evidence=True))
     assert build_section(load_run(run)).verdict == verdict
 
 

@@ -260,6 +260,7 @@ def section(run: Run) -> Section:
                   verdict, text, tables=[Table(header, rows, f"test MSE on the adding problem, mean over "
                                                          f"{get(s, 'seeds', default=1)} seed(s)")],
                   rule="at the longest L the GRU's test MSE is lower than the plain RNN's and than the "
-                       "predict-the-mean baseline, each paired by seed with a 95 % t interval (the weaker verdict decides)",
+                       "predict-the-mean baseline, each paired by seed with a 95 % t interval "
+                       "(the weaker verdict decides)",
                   effect=effect_of(get(s, "evidence", "gru_vs_rnn"), "GRU − plain RNN test MSE"))
     return with_figures(sec, run, ("mse_vs_length.png", "curves.png"))
