@@ -8,12 +8,12 @@ For each depth (number of blocks; see ``connlab.models.resnet``) a plain net and
 net — the same layers, widths and training budget — are trained with ``connlab.train.fit``,
 then scored. The run folder:
 
-    summary.json    per depth and kind: final training loss, training and test error, params;
-                    the verdict: did the deepest residual net reach a lower training loss
-                    than the deepest plain net?
+    summary.json    per depth and kind: final training loss, training and test error, params
+                    (means over ``--seeds``, each seed's numbers under "seeds"); "evidence": the
+                    claim's paired comparisons (``RULES``), which the verdict only reads
     depth.png       final training loss and test error vs depth, plain and residual
     curves.png      training loss per epoch, every model
-    variants/<kind>-d<depth>/   metrics.jsonl, model.safetensors, checkpoints/
+    variants/<kind>-d<depth>[-seed<s>]/   metrics.jsonl, model.safetensors, checkpoints/ (-seed<s> when --seeds > 1)
 """
 
 from __future__ import annotations

@@ -13,10 +13,11 @@ the reference) read at the last step by a linear head. Each (model, L) pair trai
 same budget through ``connlab.train.fit`` on a fixed generated training set, with gradient
 clipping, and is scored on a fixed test set. The run folder:
 
-    summary.json          test MSE per model and length, the baseline, and a verdict
+    summary.json          test MSE per model and length (mean over --seeds), the baseline, the
+                          claim's paired comparisons ("evidence") and the verdict
     mse_vs_length.png     test MSE vs L, one line per model, the baseline dashed
     curves.png            test MSE per epoch at the longest L
-    variants/<model>-L<L>/   metrics.jsonl, model.safetensors, checkpoints/
+    variants/<model>-L<L>[-seed<s>]/   metrics.jsonl, model.safetensors, checkpoints/ (-seed<s> when --seeds > 1)
 """
 
 from __future__ import annotations
