@@ -15,7 +15,6 @@ noisy input itself; the mean training image), and writes the run folder:
 from __future__ import annotations
 
 import argparse
-import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -37,8 +36,7 @@ RULES = {
 }
 ITERATE_RULE = ("per test digit, compare(PSNR after pass 1, PSNR after pass {k}, better='higher'), paired t over "
                 "the test digits; supported → (A) it keeps improving, contradicted → (C) it walks away from the "
-                "digit, "
-                "interval around 0 → (B) no change at this budget")
+                "digit, interval around 0 → (B) no change at this budget")
 ANSWERS = {SUPPORTED: "(A) keeps improving", CONTRADICTED: "(C) walks away from the digit",
            NOT_SUPPORTED: "(B) no measurable change at this budget"}
 
