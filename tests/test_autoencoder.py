@@ -80,7 +80,7 @@ def test_autoencoder_cli_trains_compares_and_iterates(tmp_path, capsys):
     for name in ("reconstructions.png", "loss_curves.png", "iterate.png", "comparison.md", "comparison.json"):
         assert (out / name).stat().st_size > 0
     assert "skip=concat" in (out / "comparison.md").read_text()
-    metrics = (out / "variants" / "none-seed1" / "metrics.jsonl").read_text().splitlines()
+    metrics = (out / "variants" / "none-seed0" / "metrics.jsonl").read_text().splitlines()
     assert len(metrics) == 1 and "test_bce" in json.loads(metrics[0])
     # a finished run resumed is loaded, not retrained, and gives the same numbers
     assert main(["autoencoder", "--resume", "--out", str(out)]) == 0

@@ -106,7 +106,9 @@ def run_experiment(cfg: DepthExperiment, out: Path, resume: bool = False) -> dic
                 name = f"{kind}-d{depth}" + (f"-seed{seed}" if cfg.seeds > 1 else "")
                 model, result = train_variant(cfg, out, name, lambda: ResNet(model_cfg), loss_fn,
                                               (data.train_images, data.train_labels), device,
-                                              model_config=asdict(model_cfg), seed=seed, evaluate=evaluate,
+                                              model_config=asdict(model_cfg), seed=seed,
+                                              # per-epoch test error for the first seed's curve only
+                                              evaluate=evaluate if seed == cfg.seed else None,
                                               resume=resume, label=f"{kind} depth {depth} seed {seed}")
                 with torch.no_grad():
                     train_scores = score(model, data.train_images[:TRAIN_EVAL_SIZE],
@@ -117,7 +119,7 @@ def run_experiment(cfg: DepthExperiment, out: Path, resume: bool = False) -> dic
                     "train_loss_eval_mode": train_scores["loss"], "train_error_eval_mode": train_scores["error"],
                     "test_loss": test_scores["loss"], "test_error": test_scores["error"],
                     "train_seconds": result.train_seconds,
-                    "history": [{"epoch": h["epoch"], "train_loss": h["train_loss"], "test_error": h["test_error"]}
+                    "history": [{"epoch": h["epoch"], "train_loss": h["train_loss"], "test_error": h.get("test_error")}
                                 for h in result.history]})
             results[kind][str(depth)] = {   # means over seeds; the first seed's curve; every seed's numbers
                 "weighted_layers": model_cfg.weighted_layers, "params": sum(p.numel() for p in model.parameters()),
