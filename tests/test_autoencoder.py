@@ -82,6 +82,9 @@ def test_autoencoder_cli_trains_compares_and_iterates(tmp_path, capsys):
     assert "skip=concat" in (out / "comparison.md").read_text()
     metrics = (out / "variants" / "none-seed0" / "metrics.jsonl").read_text().splitlines()
     assert len(metrics) == 1 and "test_bce" in json.loads(metrics[0])
+    # the later seeds skip the per-epoch test curve (only the first seed's is drawn)
+    later = (out / "variants" / "none-seed1" / "metrics.jsonl").read_text().splitlines()
+    assert len(later) == 1 and "test_bce" not in json.loads(later[0])
     # a finished run resumed is loaded, not retrained, and gives the same numbers
     assert main(["autoencoder", "--resume", "--out", str(out)]) == 0
     again = json.loads((out / "summary.json").read_text())
