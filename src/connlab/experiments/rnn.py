@@ -146,7 +146,9 @@ def run_experiment(cfg: RNNExperiment, out: Path, resume: bool = False) -> dict:
                 model, result = train_variant(cfg, out, name, lambda: make_regressor(kind, cfg.hidden),
                                               loss_fn, (x_train, y_train), device,
                                               model_config={"kind": kind, "hidden": cfg.hidden, "length": length},
-                                              seed=seed, evaluate=evaluate, resume=resume,
+                                              # per-epoch test MSE for the first seed's curve only
+                                              seed=seed, evaluate=evaluate if seed == cfg.seed else None,
+                                              resume=resume,
                                               label=f"{kind} L={length} seed {seed}")
                 with torch.no_grad():
                     test_mse = evaluate(model)["test_mse"]
@@ -154,7 +156,7 @@ def run_experiment(cfg: RNNExperiment, out: Path, resume: bool = False) -> dict:
                     "seed": seed, "test_mse": test_mse, "final_train_loss": result.final_train_loss,
                     "train_seconds": result.train_seconds, "steps": result.steps,
                     "params": sum(p.numel() for p in model.parameters()),
-                    "history": [{"epoch": h["epoch"], "train_loss": h["train_loss"], "test_mse": h["test_mse"]}
+                    "history": [{"epoch": h["epoch"], "train_loss": h["train_loss"], "test_mse": h.get("test_mse")}
                                 for h in result.history]})
         baselines[str(length)] = seed_baselines[str(length)][0]
         for kind, records in per_seed.items():
