@@ -177,3 +177,12 @@ def test_depth_old_folder(tmp_path):
     del summary["evidence"]
     sec = depth.section(_run(tmp_path, "depth", summary))
     assert sec.verdict == UNKNOWN and NO_INTERVALS in sec.verdict_text
+
+
+def test_one_seed_says_what_would_settle_it(tmp_path):
+    from connlab.experiments.section import evidence_line
+    from connlab.evidence import compare
+
+    verdict, line = evidence_line(compare([0.8], [0.9], better="higher").as_dict(), "r", "accuracy")
+    assert verdict == NOT_SUPPORTED and "rerun with --seeds 5" in line
+    assert "rerun with" not in evidence_line(compare([0.8, 0.81], [0.9, 0.92], better="higher").as_dict(), "r", "a")[1]

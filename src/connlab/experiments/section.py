@@ -158,7 +158,10 @@ def evidence_line(stored, rule: str, metric: str, *, spec: str = ".4f", unit: st
         ev = Evidence.from_dict(stored)
     except (TypeError, ValueError, KeyError, AttributeError):
         return UNKNOWN, f"rule: {rule}; {NO_INTERVALS}"
-    return ev.verdict, f"rule: {rule}; n = {ev.n}; {ev.text(metric, spec, unit)} → {ev.verdict}"
+    line = f"rule: {rule}; n = {ev.n}; {ev.text(metric, spec, unit)} → {ev.verdict}"
+    if ev.n < 2:   # the budget that would settle it: an interval needs pairs (the demo runs 5 seeds)
+        line += " (one seed gives no interval: rerun with --seeds 5)"
+    return ev.verdict, line
 
 
 def effect_of(stored, metric: str, *, spec: str = ".4f", unit: str = "") -> str:
