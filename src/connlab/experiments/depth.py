@@ -38,6 +38,11 @@ LEARNED = 0.9 * math.log(10)  # a net whose training loss stays above 0.9 x a un
 SHALLOW_LEARNS = 0.15      # precondition: the shallowest plain net's mean test error (chance is 0.9)
 # The claim's rules, written once; d runs over the shallower depths, D is the deepest, and the
 # intervals are Bonferroni-corrected over those depths (a 95 % family).
+WHY_GAP_RULE = ("Why the residual verdict uses the gap rule: \"residual connections remove the degradation\" is a "
+                "claim about the plain net's deep-vs-shallow gap, so it is tested as that gap shrinking; \"the deepest "
+                "residual net trains at least as well as depth d\" is shown next to it, but an interval around 0 "
+                "could not show \"at least as well\" (that needs a margin), and when it lies above 0 the verdict "
+                "drops to partly supported.")
 RULES = {
     "precondition": f"mean test error of the shallowest plain net ≤ {SHALLOW_LEARNS:.0%}",
     "degradation": "compare(train loss[plain, d], train loss[plain, D], better='higher'), paired by seed; "
@@ -289,4 +294,5 @@ def section(run: Run) -> Section:
                        "(paired by seed, Bonferroni-corrected 95 % intervals over the shallower depths)",
                   effect=effect_of(get(s, "evidence", "degradation", depths[0] if depths else ""),
                                    f"plain deepest − depth {depths[0] if depths else '?'} train loss"))
+    sec.notes.append(WHY_GAP_RULE)
     return with_figures(sec, run, ("depth.png", "curves.png"))
