@@ -15,7 +15,7 @@ from connlab.experiments import REGISTRY
 
 # Every command that makes a run folder with --out (a sub-command where it has one).
 OUT_COMMANDS = [["diffusion", "train"] if name == "diffusion" else [name]
-                for name, entry in REGISTRY.items() if name not in ("data", "report")]
+                for name, entry in REGISTRY.items() if name not in ("data", "report", "explore")]
 
 
 @pytest.mark.parametrize("command", OUT_COMMANDS, ids=" ".join)
@@ -30,6 +30,15 @@ def test_report_out_that_cannot_be_created_is_one_line_and_exit_2(tmp_path, caps
     run.mkdir()
     (run / "config.json").write_text(json.dumps({"experiment": "gates", "config": {}}))
     assert main(["report", str(run), "--out", "/proc/connlab-test/r.html"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "/proc/connlab-test" in err
+
+
+def test_explore_out_that_cannot_be_created_is_one_line_and_exit_2(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"experiment": "vit", "config": {}}))
+    assert main(["explore", str(run), "--out", "/proc/connlab-test/e.html"]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "/proc/connlab-test" in err
 
