@@ -9,7 +9,7 @@ instead of inventing a verdict from the old numbers.
 from __future__ import annotations
 
 from connlab.evidence import CONTRADICTED, NOT_SUPPORTED, SUPPORTED, Evidence
-from connlab.experiments.section import UNKNOWN, get
+from connlab.experiments.section import PARTLY, UNKNOWN, get
 
 RERUN = "not measured with intervals — rerun"
 
@@ -33,3 +33,15 @@ def verdict_of(ev: Evidence | None) -> str:
 def effect_text(ev: Evidence | None, metric: str, spec: str = ".4f", unit: str = "") -> str:
     """``ev.text(...)``, or the "rerun" line for a folder without it."""
     return RERUN if ev is None else ev.text(metric, spec, unit)
+
+
+def combine(*verdicts: str) -> str:
+    """A claim of several parts: all supported -> supported; some -> partly supported; none: contradicted
+    when a part is, "not measured" when no part was, else not supported at this budget."""
+    if all(v == SUPPORTED for v in verdicts):
+        return SUPPORTED
+    if any(v in (SUPPORTED, PARTLY) for v in verdicts):
+        return PARTLY
+    if CONTRADICTED in verdicts:
+        return CONTRADICTED
+    return UNKNOWN if all(v == UNKNOWN for v in verdicts) else NOT_SUPPORTED
