@@ -259,3 +259,17 @@ def test_vit_verdict_comes_from_the_ink_ratio_rule(tmp_path, ratios, accuracy, v
     sec = section(load_run(_vit_folder(tmp_path, summary)))
     assert sec.verdict == verdict
     assert ("rerun" in sec.effect) == (ratios is None)
+
+
+def test_attention_section_states_its_rule(tmp_path):
+    from connlab.experiments.attention import ATTENTION_TARGET, section
+    from connlab.experiments.section import load_run
+
+    folder = tmp_path / "att-fake"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"experiment": "attention", "config": {}}))
+    for acc, verdict in ((ATTENTION_TARGET + 0.01, "supported"), (ATTENTION_TARGET - 0.01,
+                                                                  "not supported at this budget")):
+        (folder / "summary.json").write_text(json.dumps({"test_accuracy": acc, "test_sequences": 1000}))
+        sec = section(load_run(folder))
+        assert sec.verdict == verdict and "1000 held-out test sequences" in sec.rule and "n = 1000" in sec.effect
