@@ -39,6 +39,7 @@ choices, and each preset's quality and time: docs/diffusion-cpu-quality.md.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from dataclasses import asdict, dataclass, replace
@@ -459,6 +460,13 @@ def fewer_steps_verdict(claim) -> tuple[str, str, str]:
     line = ev.text(f"DDIM-{k} − DDPM Fréchet distance", ".2f")
     text = (f"{line}; DDPM's distance {ddpm:.2f}, margin fixed before the run +{margin:.2f} "
             f"({num(claim, 'margin_share') or 0:.0%} of it)")
+    if get(claim, "verdict") == NOT_SUPPORTED and ev.high == ev.high and margin > max(ev.effect, 0):
+        # the bootstrap interval narrows about as 1/sqrt(N): the N at which, if the effect stays
+        # this size, the interval's upper end would fall below the margin
+        half = (ev.high - ev.low) / 2
+        needed = ev.n * (half / (margin - max(ev.effect, 0))) ** 2
+        text += (f" — the interval is wider than the margin at N = {ev.n}; about N = {math.ceil(needed / 100) * 100} "
+                 "samples per sampler would settle it if the effect stays this size (width ∝ 1/√N)")
     return get(claim, "verdict"), text, f"{line} (margin +{margin:.2f})"
 
 
