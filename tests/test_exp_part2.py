@@ -230,7 +230,7 @@ def test_vit_command_stores_the_ink_ratio_evidence(tmp_path):
     assert ev.n >= 100 and ink["digits"] == 1000 and ink["threshold"] == INK_RATIO_THRESHOLD
     assert abs(ev.effect + INK_RATIO_THRESHOLD - ink["mean"]) < 1e-6
     sec = section(load_run(out))
-    assert "test digits" in sec.rule and f"{INK_RATIO_THRESHOLD:g}" in sec.rule and "n = 1000" in sec.effect
+    assert "test digits" in sec.rule and f"{INK_RATIO_THRESHOLD:g}" in sec.rule and "n = 1000 test digits" in sec.effect
 
 
 def _vit_folder(tmp_path, summary):

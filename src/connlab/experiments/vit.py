@@ -241,9 +241,20 @@ def attention_overlays(images, maps: dict, grid: int, labels: list[str], path: P
 
 # --- the report's section: the lecture's claim, its rule, the numbers -------------------------------
 
+def ratio_text(ev) -> str:
+    """The ratio itself with its interval (the stored effect is ratio − threshold)."""
+    from connlab.experiments.claim import RERUN
+
+    if ev is None:
+        return RERUN
+    t = INK_RATIO_THRESHOLD
+    return (f"attention-on-ink ratio {ev.effect + t:.3f} [95 % CI {ev.low + t:.3f}, {ev.high + t:.3f}] "
+            f"vs {t:g}, n = {ev.n} test digits")
+
+
 def section(run: Run) -> Section:
     from connlab.evidence import SUPPORTED as EV_SUPPORTED
-    from connlab.experiments.claim import RERUN, effect_text, stored
+    from connlab.experiments.claim import RERUN, stored
     from connlab.experiments.section import NOT_SUPPORTED, SUPPORTED
 
     s = run.summary
@@ -266,13 +277,12 @@ def section(run: Run) -> Section:
         mean = ev.effect + INK_RATIO_THRESHOLD
         side = ("above" if ev.verdict == EV_SUPPORTED else "not clearly above" if ev.low <= 0 <= ev.high
                 else "below")
-        text = (f"{acc_text}; attention-rollout mass per unit area is {mean:.3f}× as high on inked patches as on "
-                f"the image as a whole, {side} the rule's {INK_RATIO_THRESHOLD:g} "
+        text = (f"{acc_text}; the patches holding ink get {mean:.3f}× the attention-rollout mass their share of "
+                f"the image would get under uniform attention, {side} the rule's {INK_RATIO_THRESHOLD:g} "
                 f"[95 % CI {ev.low + INK_RATIO_THRESHOLD:.3f}, {ev.high + INK_RATIO_THRESHOLD:.3f}] over {ev.n} "
                 f"test digits")
     sec = Section("vit", "Vision Transformer: attention over patches",
                   "A transformer that attends over image patches classifies digits, and its attention "
                   "falls on the strokes.", verdict, text, tables=[Table(["quantity", "value"], rows)],
-                  rule=INK_RULE,
-                  effect=effect_text(ev, f"ink ratio − {INK_RATIO_THRESHOLD:g}", ".3f"))
+                  rule=INK_RULE, effect=ratio_text(ev))
     return with_figures(sec, run, ("attention_maps.png", "attention_rollout.png", "accuracy_curve.png"))
