@@ -17,12 +17,14 @@ encoded once to standardised 4×7×7 latents, the U-Net learns to denoise those,
 decoder maps sampled latents back to pixels.
 
 Run folder (train):
-    config.json, summary.json         the experiment config; final numbers (quality, time)
+    config.json, summary.json         the experiment config; final numbers (quality, time) and
+                                      structure_first: the label-free DDIM chain's "structure first" rule
     model.safetensors, ema.safetensors, metrics.jsonl, checkpoints/   the U-Net (sampling uses EMA)
     autoencoder/                      latent space only: its fit run and autoencoder.safetensors
     classifier/                       the quality classifier, when trained on the fly
     samples.png, trajectory.png       a sample grid; x_T → x_0 for a few samples
-    eval.md, eval.json                written by ``eval``: distance and time vs sampler and steps
+    eval.md, eval.json                written by ``eval``: distance and time vs sampler and steps, and
+                                      fewer_steps: DDIM-50 vs DDPM-T Fréchet distance, bootstrap interval
     samples-<sampler><steps>.png      written by ``sample``
     sidebyside.html, sidebyside.png   written by ``sample --ladder-run``: the ladder's chain, DDPM's
                                       and the chosen sampler's, from the same pure noise (the page is

@@ -6,7 +6,9 @@ x̂_{t−1} = sigmoid(net(x̂_t, t)) and writes the run folder:
 
     summary.json       chain_psnr / chain_bce (T+1 numbers: x_T, then after each step),
                        ladder_psnr (the true rungs), from-noise statistics, train time,
-                       materialize cost; per variant and, with --sweep, per T
+                       materialize cost; per variant and, with --sweep, per T; "evidence":
+                       the claim's comparisons over the test digits (``Evidence.as_dict()``)
+                       for the trained chain and, with 2+ epochs, for the chain after epoch 1
     chain.png          test digits in columns: x_T, the outputs T−1 … 0, the clean digit
     from_noise.png     the same chain started from uniform random pixels
     chain_psnr.png     PSNR against the clean digit along the chain, every variant
