@@ -289,3 +289,21 @@ def test_ladder_verdict_comes_from_the_chain_rule(tmp_path, trained, early, verd
     assert sec.verdict == verdict
     assert ("rerun" in sec.verdict_text) == (trained is None)
     assert any("walks away from the digit" in note for note in sec.notes) == (early is not None)
+
+
+def test_two_epochs_keep_the_chain_after_epoch_1(tmp_path):
+    """The under-trained chain is the model's own at the end of epoch 1, on the same digits, shown beside it."""
+    out = tmp_path / "two"
+    assert _exit_code(["ladder", "--epochs", "2", "--limit", "200", "--batch-size", "32", "--steps", "2",
+                       "--dataset", "mnist-embedded", "--eval-images", "100", "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    early, trained = summary["evidence"]["early"], summary["evidence"]["trained"]
+    assert early["epochs"] == 1 and trained["epochs"] == 2 and early["gain"]["n"] == 100
+    assert early["mean_psnr"][0] == trained["mean_psnr"][0]            # the same noised digits x_T
+    assert early["mean_psnr"][1:] != trained["mean_psnr"][1:]          # a different (earlier) network
+    metrics = [json.loads(line) for line in (out / "variants" / "T2-none" / "metrics.jsonl").read_text().splitlines()]
+    assert abs(metrics[0]["chain_final_psnr"] - early["mean_psnr"][-1]) < 1e-4
+    from connlab.experiments.ladder import section
+    from connlab.experiments.section import load_run
+
+    assert any("after epoch 1" in note for note in section(load_run(out)).notes)

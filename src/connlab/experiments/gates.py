@@ -242,6 +242,7 @@ def fit_mixture(cfg: GatesExperiment, k: int, data, folder: Path, resume: bool, 
 def softmax_gate_figure(cfg: GatesExperiment, out: Path, resume: bool) -> dict:
     import torch
 
+    from connlab.evidence import compare
     from connlab.plots import pyplot, save_figure
     from connlab.train import pick_device
 
@@ -257,8 +258,6 @@ def softmax_gate_figure(cfg: GatesExperiment, out: Path, resume: bool) -> dict:
         moe_err = ((moe(x_test) - y_test) ** 2).flatten(1).mean(1)     # per test point
         one_err = ((single(x_test) - y_test) ** 2).flatten(1).mean(1)
         test_mse, one_mse = moe_err.mean().item(), one_err.mean().item()
-        from connlab.evidence import compare
-
         # "the mixture beats one expert", paired by test point (both nets see the same 2,000 points)
         mixture_ev = compare(one_err.tolist(), moe_err.tolist(), better="lower", what="test points")
         winner = moe.gate(x_test).argmax(dim=1)
@@ -346,5 +345,4 @@ def section(run: Run) -> Section:
                   "softmax gate divides the input space among experts.", combine(shut, mixture),
                   f"{shut_text}; {mixture_text}", tables=[Table(["quantity", "value"], rows)], rule=rule,
                   effect=effect_text(ev, "mixture − one expert test MSE", ".4f"))
-    return with_figures(sec,
-                        run, ("bump.png", "product_gate.png", "softmax_gate.png"))
+    return with_figures(sec, run, ("bump.png", "product_gate.png", "softmax_gate.png"))

@@ -146,11 +146,11 @@ def run_experiment(cfg: LadderExperiment, out: Path, resume: bool = False) -> di
             model_cfg = StepConditionConfig(condition, T)
             # The under-trained denoiser, shown next to the working one: the chain of the model after its
             # first epoch, measured on the same test digits at that epoch's end (no extra training).
-            early: dict = {}
+            evaluated: list = []   # per-digit chain PSNRs, one per epoch evaluated in this process
 
-            def evaluate(model, T=T, test_top=test_ladder[T], early=early):
+            def evaluate(model, T=T, test_top=test_ladder[T], evaluated=evaluated):
                 per_digit = chain_psnr(torch.stack(run_chain(model, test_top, T)), clean_test)
-                early.setdefault("psnr", per_digit)
+                evaluated.append(per_digit)
                 return {"chain_final_psnr": per_digit[-1].mean().item()}
 
             model, result = train_variant(cfg, out, name, lambda: StepConditionedUNet(model_cfg), loss_fn,
@@ -161,8 +161,10 @@ def run_experiment(cfg: LadderExperiment, out: Path, resume: bool = False) -> di
                 chain = run_chain(model, test_ladder[T], T)
                 noise_chain = run_chain(model, starts, T)
             claim = {"trained": evidence_dict(chain_psnr(torch.stack(chain), clean_test), cfg.epochs)}
-            if "psnr" in early and cfg.epochs > 1:  # a resumed run that skipped epoch 1 has no early chain
-                claim["early"] = evidence_dict(early["psnr"], 1)
+            # the first evaluation was epoch 1 only when this process trained from the start
+            # (a resumed run evaluates its remaining epochs only; its early chain is not measured)
+            if cfg.epochs > 1 and evaluated and len(result.history) - len(evaluated) == 0:
+                claim["early"] = evidence_dict(evaluated[0], 1)
             entry = {
                 "steps": T, "condition": condition, "params": count_parameters(model),
                 "train_seconds": result.train_seconds, "train_images_per_second": result.train_images_per_second,
