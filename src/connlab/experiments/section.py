@@ -118,6 +118,8 @@ class Section:
     tables: list[Table] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     folder: Path | None = None
+    rule: str = ""               # the verdict's rule, written before the numbers ("rule: ..." on the page)
+    effect: str = ""             # the effect with its interval and n, for the summary table ("" = none)
 
 
 def with_figures(sec: Section, run: Run, names=()) -> Section:
