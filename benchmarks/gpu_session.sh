@@ -42,13 +42,11 @@ section "benchmark: DDPM training at issue 9's reference size (UNet2DModel 4.0M 
 timeout $(limit 180) python3 benchmarks/run.py --device cuda --data-dir "$DATA" --verbose \
   --rows ddpm-diffusers-4m,ddpm-connlab-4m --json "$OUT/bench-4m.json" 2>&1 | tail -10 | tee "$OUT/bench-4m.log"
 
-section "benchmark: ae-concat-connlab again, with inductor's on-disk compile cache now warm (a user's second run)"
-timeout $(limit 90) python3 benchmarks/run.py --device cuda --data-dir "$DATA" --verbose \
-  --rows ae-concat-connlab --json "$OUT/bench-ae-warm.json" 2>&1 | tail -6 | tee "$OUT/bench-ae-warm.log"
-
-section "benchmark: ae-concat-connlab with --compile off (CUDA graph of the eager model: no compile cost)"
-timeout $(limit 90) python3 benchmarks/run.py --device cuda --data-dir "$DATA" --verbose --compile off \
-  --rows ae-concat-connlab --json "$OUT/bench-ae-nocompile.json" 2>&1 | tail -6 | tee "$OUT/bench-ae-nocompile.log"
+section "benchmark: ae-concat-connlab with --compile on (the default is off since 2026-11-29), twice: cold, then warm cache"
+for pass in cold warm; do
+  timeout $(limit 90) python3 benchmarks/run.py --device cuda --data-dir "$DATA" --verbose --compile on \
+    --rows ae-concat-connlab --json "$OUT/bench-ae-compiled-$pass.json" 2>&1 | tail -6 | tee "$OUT/bench-ae-compiled-$pass.log"
+done
 
 section "benchmark: DDPM training at batch 512 (as long as time is left)"
 timeout $(limit 150) python3 benchmarks/run.py --device cuda --data-dir "$DATA" --verbose \

@@ -301,7 +301,7 @@ def chain(model, x_top, steps2use):
     \"\"\"x̂_T = x_top, x̂_{t−1} = net(x̂_t): the T + 1 states, top first.\"\"\"
     states = [x_top]
     for _ in range(steps2use):
-        states.append(model.denoise(states[-1]))
+        states.append(torch.sigmoid(model(states[-1])))  # the net gives logits
     return states
 
 

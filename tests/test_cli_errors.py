@@ -15,7 +15,7 @@ from connlab.experiments import REGISTRY
 
 # Every command that makes a run folder with --out (a sub-command where it has one).
 OUT_COMMANDS = [["diffusion", "train"] if name == "diffusion" else [name]
-                for name, entry in REGISTRY.items() if name not in ("data", "report")]
+                for name, entry in REGISTRY.items() if name not in ("data", "report", "explore")]
 
 
 @pytest.mark.parametrize("command", OUT_COMMANDS, ids=" ".join)
@@ -25,11 +25,12 @@ def test_out_that_cannot_be_created_is_one_line_and_exit_2(command, capsys):
     assert len(err.strip().splitlines()) == 1 and "/proc/connlab-test/run" in err and "error" in err
 
 
-def test_report_out_that_cannot_be_created_is_one_line_and_exit_2(tmp_path, capsys):
-    run = tmp_path / "run"
+@pytest.mark.parametrize("command, experiment", [("report", "gates"), ("explore", "vit")])
+def test_page_out_that_cannot_be_created_is_one_line_and_exit_2(command, experiment, tmp_path, capsys):
+    run = tmp_path / "run"  # a run folder the command accepts, so the --out is what fails
     run.mkdir()
-    (run / "config.json").write_text(json.dumps({"experiment": "gates", "config": {}}))
-    assert main(["report", str(run), "--out", "/proc/connlab-test/r.html"]) == 2
+    (run / "config.json").write_text(json.dumps({"experiment": experiment, "config": {}}))
+    assert main([command, str(run), "--out", "/proc/connlab-test/page.html"]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "/proc/connlab-test" in err
 

@@ -107,6 +107,16 @@ def test_train_sample_eval_path(runs, capsys):
     result = json.loads((runs / "pixel" / "eval.json").read_text())
     assert [(r["sampler"], r["steps"]) for r in result["rows"]] == [("ddim", 10), ("ddim", 20), ("ddpm", 20)]
     assert (runs / "pixel" / "eval.md").is_file()
+    # T = 20 has no DDIM-50 row: the "far fewer steps" claim is not measured, and the page says so
+    assert "fewer_steps" not in result
+    structure = summary["structure_first"]
+    assert structure["num"] == 100 and structure["steps"] == 20 and len(structure["agreement"]) == 20
+    assert structure["agreement"][-1] == 1.0 and structure["verdict"] in ("supported", "not supported at this budget")
+    from connlab.experiments.diffusion import section
+    from connlab.experiments.section import load_run
+
+    sec = section(load_run(runs / "pixel"))
+    assert sec.verdict != "supported" and "rerun" in sec.effect and "non-inferiority" in sec.rule
 
 
 @pytest.mark.parametrize("argv", [
@@ -330,3 +340,67 @@ def test_demo_passes_the_ladder_run_only_when_the_ladder_part_finished(tmp_path)
     argv = command_line(part, tmp_path)
     assert argv[argv.index("--ladder-run") + 1] == str(tmp_path / "ladder")
     assert argv[argv.index("--run") + 1] == str(tmp_path / "diffusion")
+
+
+def test_fewer_steps_claim_fails_for_noise(runs):
+    """The non-inferiority rule: two sets of real digits differ by an interval around 0; noise is not accepted."""
+    from connlab.data import load_dataset, to_unit
+    from connlab.diffusion.evaluate import fewer_steps_claim
+    from connlab.quality import load_classifier
+
+    classifier, _ = load_classifier(runs / "clf")
+    data = load_dataset("mnist-embedded", None, 2000)
+    digits = to_unit(data.train_images)
+    real = to_unit(data.test_images)
+    same = fewer_steps_claim(real, digits[:500], digits[500:1000], classifier)
+    ev = same["evidence"]
+    assert ev["n"] == 500 and ev["low"] <= 0 <= ev["high"] and same["verdict"] != "contradicted", same
+    noise = torch.rand(500, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    worse = fewer_steps_claim(real, digits[:500], noise, classifier)
+    assert worse["evidence"]["low"] > 0 and worse["verdict"] == "contradicted", worse
+
+
+def _diffusion_folder(tmp_path, summary, eval_json=None):
+    folder = tmp_path / "diffusion-fake"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"experiment": "diffusion", "config": {}}))
+    (folder / "summary.json").write_text(json.dumps(summary))
+    if eval_json is not None:
+        (folder / "eval.json").write_text(json.dumps(eval_json))
+    return folder
+
+
+def _structure(step, change_low):
+    agreement = [0.5] * step + [0.95] * (50 - step)
+    return {"agreement": agreement, "structure_step": step, "steps": 50, "structure_fraction": (step + 1) / 50,
+            "agree": 0.9, "relative_l2_change_after": change_low + 0.01,
+            "relative_l2_interval": [change_low, change_low + 0.02], "num": 100,
+            "verdict": "supported" if (step + 1) / 50 <= 0.75 and change_low > 0.05 else "not supported at this budget"}
+
+
+def _fewer(low, high, verdict):
+    from connlab.evidence import Evidence
+
+    ev = Evidence((low + high) / 2, None, low, high, 100, 0.95, "bootstrap", "lower", "not supported at this budget")
+    return {"ddim_steps": 50, "ddpm_frechet": 80.0, "ddim_frechet": 80 + ev.effect, "margin": 16.0,
+            "margin_share": 0.2, "evidence": ev.as_dict(), "verdict": verdict}
+
+
+@pytest.mark.parametrize("structure, fewer, verdict", [
+    (_structure(25, 0.12), _fewer(-40, 13, "supported"), "supported"),
+    (_structure(45, 0.12), _fewer(-40, 13, "supported"), "partly supported"),      # labels settle late
+    (_structure(25, 0.12), _fewer(20, 40, "contradicted"), "partly supported"),    # DDIM-50 clearly worse
+    (None, None, "partly supported"),        # an old folder: only the sample-quality part can be judged
+])
+def test_diffusion_verdict_combines_its_three_rules(tmp_path, structure, fewer, verdict):
+    from connlab.experiments.diffusion import section
+    from connlab.experiments.section import load_run
+
+    summary = {"quality": {"frechet_distance": 70.0, "mean_confidence": 0.95, "classes_covered": 10, "steps": 50},
+               "frechet_floor": 14.0}
+    if structure is not None:
+        summary["structure_first"] = structure
+    sec = section(load_run(_diffusion_folder(tmp_path, summary, None if fewer is None else
+                                             {"rows": [], "num": 100, "fewer_steps": fewer})))
+    assert sec.verdict == verdict
+    assert ("rerun" in sec.verdict_text) == (structure is None)

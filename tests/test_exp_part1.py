@@ -107,6 +107,14 @@ def test_gates_command(tmp_path):
         with torch.no_grad():
             untrained = ((MixtureOfExperts(2, 1, 3)(x_test) - y_test) ** 2).mean().item()
         assert not mixture_learned(untrained, g["one_expert_test_mse"]), (seed, untrained)
+    # the page's rule: the mixture's test MSE lower than one expert's, paired over the 2,000 test points
+    ev = g["mixture_vs_one_expert"]
+    assert ev["n"] == 2000 and ev["verdict"] == "supported" and ev["high"] < 0, ev
+    from connlab.experiments.gates import section
+    from connlab.experiments.section import load_run
+
+    sec = section(load_run(out))
+    assert sec.verdict == "supported" and "n = 2000" in sec.effect and "deterministic" in sec.rule
 
 
 def test_rnn_command(tmp_path):

@@ -212,3 +212,64 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, argv, words):
     err = capsys.readouterr().err.strip()
     assert words in err and "\n" not in err
     assert not (tmp_path / "run").exists()  # refused before a run folder is made
+
+
+def test_vit_command_stores_the_ink_ratio_evidence(tmp_path):
+    """The strokes claim is measured on every test digit and stored for the page, which reads it back."""
+    from connlab.evidence import Evidence
+    from connlab.experiments.section import load_run
+    from connlab.experiments.vit import INK_RATIO_THRESHOLD, section
+
+    out = tmp_path / "vit-ink"
+    code = main(["vit", "--dataset", "mnist-embedded", "--limit", "256", "--epochs", "1", "--dim", "16",
+                 "--depth", "1", "--heads", "2", "--stem-channels", "8", "--device", "cpu", "--threads", "1",
+                 "--out", str(out)])
+    assert code == 0
+    ink = _summary(out)["attention_ink_ratio"]
+    ev = Evidence.from_dict(ink["evidence"])
+    assert ev.n >= 100 and ink["digits"] == 1000 and ink["threshold"] == INK_RATIO_THRESHOLD
+    assert abs(ev.effect + INK_RATIO_THRESHOLD - ink["mean"]) < 1e-6
+    sec = section(load_run(out))
+    assert "test digits" in sec.rule and f"{INK_RATIO_THRESHOLD:g}" in sec.rule and "n = 1000 test digits" in sec.effect
+
+
+def _vit_folder(tmp_path, summary):
+    folder = tmp_path / "vit-fake"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"experiment": "vit", "config": {}}))
+    (folder / "summary.json").write_text(json.dumps(summary))
+    return folder
+
+
+@pytest.mark.parametrize("ratios, accuracy, verdict", [
+    ([1.6, 1.62, 1.65, 1.58, 1.61] * 30, 0.97, "supported"),
+    ([1.0, 1.01, 0.99, 1.0, 1.02] * 30, 0.97, "contradicted"),      # an untrained net's ratios: ≈ 1 < 1.1
+    ([1.6, 1.62, 1.65, 1.58, 1.61] * 30, 0.50, "not supported at this budget"),  # a net that does not classify
+    (None, 0.97, "not measured"),                                     # an old folder: no interval stored
+])
+def test_vit_verdict_comes_from_the_ink_ratio_rule(tmp_path, ratios, accuracy, verdict):
+    from connlab.experiments.section import load_run
+    from connlab.experiments.vit import INK_RATIO_THRESHOLD, section
+    from connlab.measures import attention_on_strokes
+
+    summary = {"experiment": "vit", "test_accuracy": accuracy}
+    if ratios is not None:
+        ev = attention_on_strokes(torch.tensor(ratios), threshold=INK_RATIO_THRESHOLD)
+        summary["attention_ink_ratio"] = {"mean": sum(ratios) / len(ratios), "evidence": ev.as_dict()}
+    sec = section(load_run(_vit_folder(tmp_path, summary)))
+    assert sec.verdict == verdict
+    assert ("rerun" in sec.effect) == (ratios is None)
+
+
+def test_attention_section_states_its_rule(tmp_path):
+    from connlab.experiments.attention import ATTENTION_TARGET, section
+    from connlab.experiments.section import load_run
+
+    folder = tmp_path / "att-fake"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"experiment": "attention", "config": {}}))
+    for acc, verdict in ((ATTENTION_TARGET + 0.01, "supported"), (ATTENTION_TARGET - 0.01,
+                                                                  "not supported at this budget")):
+        (folder / "summary.json").write_text(json.dumps({"test_accuracy": acc, "test_sequences": 1000}))
+        sec = section(load_run(folder))
+        assert sec.verdict == verdict and "1000 held-out test sequences" in sec.rule and "n = 1000" in sec.effect

@@ -34,6 +34,15 @@ TOL_PAGE = 1e-3     # onnxruntime-web in Chromium vs PyTorch
 
 # --- run folders -----------------------------------------------------------------------------------
 
+
+def _generator(run: Path):
+    """The run's sampler as the explorer exports it: fp32, contiguous, on the CPU."""
+    from connlab.diffusion.generate import Generator
+    from connlab.experiments.diffusion import DiffusionExperiment
+    from connlab.runtime.speed import Speed
+
+    return Generator.from_run(run, "cpu", Speed(precision="fp32", channels_last="off"), DiffusionExperiment)
+
 def _autoencoder_run(out: Path) -> None:
     from connlab.checkpoint import model_signature, save_weights
     from connlab.experiments.autoencoder import AutoencoderExperiment
@@ -54,12 +63,12 @@ def _diffusion_run(out: Path, preset: str = "demo") -> None:
     """``demo``: latent, v-prediction, class-conditional; ``pixel``: pixels, ε, unconditional, x̂₀ clipped."""
     from connlab.checkpoint import model_signature, save_weights
     from connlab.diffusion.generate import plain_config
-    from connlab.experiments.diffusion import PRESETS, DiffusionExperiment
+    from connlab.experiments.diffusion import DiffusionExperiment
     from connlab.models.diffusion_unet import DiffusionUNet
     from connlab.models.latent_ae import LatentAEConfig, LatentAutoencoder
     from connlab.runs import prepare_run
 
-    settings = {**PRESETS[preset], "base_channels": 8, "channel_mults": (1, 2)}
+    settings = {**DiffusionExperiment.PRESETS[preset], "base_channels": 8, "channel_mults": (1, 2)}
     out, cfg = prepare_run(out, "diffusion", DiffusionExperiment(preset=preset, **settings), resume=False)
     torch.manual_seed(20)
     unet = DiffusionUNet(cfg.unet_config())
@@ -142,12 +151,12 @@ def test_recorded_outputs_are_the_lab_models_own(demo_dir, exported):
     x = torch.rand(1, 1, 28, 28)
     page = AutoencoderPage(ae)
     with torch.no_grad():
-        assert torch.equal(page(x, torch.ones(2)), ae.denoise(x))
+        assert torch.equal(page(x, torch.ones(2)), torch.sigmoid(ae(x)))
         # a skip switched off changes the output: the toggle reaches the network
         assert (page(x, torch.tensor([0.0, 1.0])) - page(x, torch.ones(2))).abs().max() > 1e-4
 
     m = exported["ddim_step"]
-    gen = Generator.from_run(demo_dir / "diffusion", "cpu")
+    gen = _generator(demo_dir / "diffusion")
     x_t, t, t_prev = (torch.from_numpy(m.inputs[k]) for k in ("x", "t", "t_prev"))
     y, w = torch.from_numpy(m.inputs["y"]), float(m.inputs["w"][0])
     with torch.no_grad():
@@ -439,7 +448,7 @@ def test_ladder_vit_attention_and_ddim_panels_match_pytorch(browser, explorer_pa
     pg.click("#ddim-run")
     v.settled()
     x_T = torch.from_numpy(_array(pg, "explorer.state.diffusion.states[0]"))
-    gen = Generator.from_run(demo_dir / "diffusion", "cpu")
+    gen = _generator(demo_dir / "diffusion")
     want = gen.sample("ddim", 10, 1, guidance=1.5, x_T=x_T.view(1, *gen.shape))
     assert np.abs(_array(pg, "explorer.state.diffusion.image") - want.numpy().reshape(-1)).max() <= TOL_PAGE
     pg.focus("#ddim-scrub")
@@ -527,7 +536,7 @@ def test_a_pixel_space_unconditional_run_samples_in_the_page(browser, tmp_path):
     v.page.fill("#ddim-steps", "5")
     v.page.click("#ddim-run")
     v.settled()
-    gen = Generator.from_run(run, "cpu")
+    gen = _generator(run)
     x_T = torch.from_numpy(_array(v.page, "explorer.state.diffusion.states[0]")).view(1, *gen.shape)
     want = gen.sample("ddim", 5, 1, x_T=x_T)
     assert np.abs(_array(v.page, "explorer.state.diffusion.image") - want.numpy().reshape(-1)).max() <= TOL_PAGE

@@ -174,8 +174,8 @@ def _exit_code(argv: list[str]) -> int:
 def untrained_chain_psnr(T: int, eval_images: int) -> list[float]:
     """The ladder experiment's chain PSNRs for an untrained denoiser on the same test rung x_T."""
     from connlab.data import load_dataset, stratified_first, to_unit
-    from connlab.diffusion.ladder import LadderSchedule, full_ladder
-    from connlab.experiments.ladder import EVAL_SEED, chain_scores, run_chain
+    from connlab.diffusion.ladder import LadderSchedule, full_ladder, run_chain
+    from connlab.experiments.ladder import EVAL_SEED, chain_scores
     from connlab.models.step_conditioned import StepConditionConfig, StepConditionedUNet
 
     data = load_dataset("mnist-embedded", None, 100)
@@ -201,6 +201,15 @@ def test_cli_tiny_run_writes_figures_and_chain_psnr(tmp_path):
     assert step_improves(*summary["chain_psnr"][:2]), summary["chain_psnr"]
     assert not step_improves(*untrained_chain_psnr(3, 100)[:2])  # the check fails for an untrained network
     assert summary["materialize_cost"]["bytes"] == 4 * 1920 * 784 * 4
+    # the claim's rule over the 100 test digits: the gain's interval lies above 0; one epoch, no early chain
+    gain = summary["evidence"]["trained"]["gain"]
+    assert gain["n"] == 100 and gain["verdict"] == "supported", gain
+    assert "early" not in summary["evidence"]
+    from connlab.experiments.ladder import section
+    from connlab.experiments.section import load_run
+
+    sec = section(load_run(out))
+    assert sec.verdict in ("supported", "partly supported") and "n = 100" in sec.effect and sec.rule
     assert summary["train_seconds"] > 0
 
 
@@ -224,3 +233,77 @@ def test_bad_input_is_one_line_and_exit_2(argv, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "error" in err
     assert not (tmp_path / "bad").exists()
+
+
+def test_the_gain_rule_fails_on_an_untrained_chain():
+    """The same rule the trained chain passes: an untrained denoiser's chain does not raise PSNR."""
+    from connlab.experiments.ladder import evidence_dict
+
+    schedule = LadderSchedule("notebook", 3, 1.0, "norm")
+    clean = _x0(100).round()
+    rungs = full_ladder(clean, schedule, torch.Generator().manual_seed(1))
+    from connlab.diffusion.ladder import run_chain
+    from connlab.measures import chain_psnr
+
+    with torch.no_grad():
+        chain = run_chain(StepConditionedUNet(StepConditionConfig("none", 3)).eval(), rungs[3], 3)
+    assert evidence_dict(chain_psnr(torch.stack(chain), clean), 0)["gain"]["verdict"] != "supported"
+
+
+def _ladder_folder(tmp_path, evidence):
+    folder = tmp_path / "ladder-fake"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"experiment": "ladder", "config": {}}))
+    summary = {"experiment": "ladder", "chain_psnr": [9.0, 12.0, 13.0], "variants": {}, "eval_images": 200}
+    if evidence is not None:
+        summary["evidence"] = evidence
+    (folder / "summary.json").write_text(json.dumps(summary))
+    return folder
+
+
+def _chain_evidence(means, epochs, spread=0.5, digits=200):
+    """The stored evidence of a chain whose per-digit PSNRs scatter around ``means``."""
+    from connlab.experiments.ladder import evidence_dict
+
+    noise = torch.randn(digits, generator=torch.Generator().manual_seed(0)) * spread
+    return evidence_dict(torch.tensor(means)[:, None] + noise[None] + 0.1 * torch.randn(len(means), digits), epochs)
+
+
+@pytest.mark.parametrize("trained, early, verdict", [
+    ([9.0, 12.0, 14.0], None, "supported"),
+    ([9.0, 13.0, 11.0], None, "partly supported"),            # rises, then walks away
+    ([9.0, 8.0, 7.0], None, "contradicted"),                    # walks away from the first step
+    ([9.0, 12.0, 14.0], [9.0, 11.0, 6.0], "supported"),         # the early chain's failure is shown, not judged
+    (None, None, "not measured"),                               # an old folder: no intervals stored
+])
+def test_ladder_verdict_comes_from_the_chain_rule(tmp_path, trained, early, verdict):
+    from connlab.experiments.ladder import section
+    from connlab.experiments.section import load_run
+
+    evidence = None
+    if trained is not None:
+        evidence = {"trained": _chain_evidence(trained, 2)}
+        if early is not None:
+            evidence["early"] = _chain_evidence(early, 1)
+    sec = section(load_run(_ladder_folder(tmp_path, evidence)))
+    assert sec.verdict == verdict
+    assert ("rerun" in sec.verdict_text) == (trained is None)
+    assert any("walks away from the digit" in note for note in sec.notes) == (early is not None)
+
+
+def test_two_epochs_keep_the_chain_after_epoch_1(tmp_path):
+    """The under-trained chain is the model's own at the end of epoch 1, on the same digits, shown beside it."""
+    out = tmp_path / "two"
+    assert _exit_code(["ladder", "--epochs", "2", "--limit", "200", "--batch-size", "32", "--steps", "2",
+                       "--dataset", "mnist-embedded", "--eval-images", "100", "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    early, trained = summary["evidence"]["early"], summary["evidence"]["trained"]
+    assert early["epochs"] == 1 and trained["epochs"] == 2 and early["gain"]["n"] == 100
+    assert early["mean_psnr"][0] == trained["mean_psnr"][0]            # the same noised digits x_T
+    assert early["mean_psnr"][1:] != trained["mean_psnr"][1:]          # a different (earlier) network
+    metrics = [json.loads(line) for line in (out / "variants" / "T2-none" / "metrics.jsonl").read_text().splitlines()]
+    assert abs(metrics[0]["chain_final_psnr"] - early["mean_psnr"][-1]) < 1e-4
+    from connlab.experiments.ladder import section
+    from connlab.experiments.section import load_run
+
+    assert any("after epoch 1" in note for note in section(load_run(out)).notes)

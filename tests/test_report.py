@@ -380,3 +380,36 @@ def test_demo_only_resume_and_refusal(tmp_path, capsys, monkeypatch):
     assert connlab("report", out, "--out", tmp_path / "again.html") == 0     # a demo folder stands for its runs
     assert 'id="gates"' in _page_text(tmp_path / "again.html")
 
+
+
+def test_summary_table_shows_each_verdict_with_its_effect_and_rule(tmp_path):
+    """Verdicts from connlab.evidence, their effect [95 % CI] and n in the summary, the rule beside each;
+    a contradicted claim renders, and a folder written before the intervals existed asks for a rerun."""
+    import torch
+
+    from connlab.experiments.ladder import evidence_dict
+    from connlab.measures import attention_on_strokes
+
+    digits = torch.randn(200, generator=torch.Generator().manual_seed(0)) * 0.5
+    walks_away = evidence_dict(torch.tensor([9.0, 7.0, 5.0])[:, None] + digits[None], 2)
+    ladder = fake_run(tmp_path / "ladder", "ladder",
+                      {"experiment": "ladder", "chain_psnr": walks_away["mean_psnr"], "variants": {},
+                       "evidence": {"trained": walks_away}}, ("chain.png",))
+    ratios = attention_on_strokes(torch.full((1000,), 1.6) + 0.1 * torch.randn(1000), threshold=1.1)
+    vit = fake_run(tmp_path / "vit", "vit", {"experiment": "vit", "test_accuracy": 0.97,
+                                             "attention_ink_ratio": {"mean": 1.6, "evidence": ratios.as_dict()}},
+                   ("attention_maps.png",))
+    old_vit = fake_run(tmp_path / "old" / "vit", "vit", {"experiment": "vit", "test_accuracy": 0.97},
+                       ("attention_maps.png",))
+    out = tmp_path / "r.html"
+    assert connlab("report", ladder, vit, "--out", out) == 0
+    page = _page_text(out)
+    summary = page.split('<table class="summary">', 1)[1].split("</table>", 1)[0]
+    assert "<th>effect [95 % CI], n</th>" in summary
+    assert '<td class="not">contradicted</td>' in summary      # the ladder chain walks away from the digit
+    assert '<td class="supported">supported</td>' in summary
+    assert "PSNR gain effect −4.00 dB" in summary and "n = 200" in summary and "n = 1000" in summary
+    assert page.count('<p class="rule">rule: ') == 2
+    assert connlab("report", old_vit, "--out", tmp_path / "old.html") == 0
+    old = _page_text(tmp_path / "old.html")
+    assert "not measured with intervals — rerun" in old and '<td class="unknown">not measured</td>' in old

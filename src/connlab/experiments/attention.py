@@ -260,8 +260,13 @@ def section(run: Run) -> Section:
     verdict, text = target(acc, ATTENTION_TARGET, "token accuracy")
     if best is not None:
         text += f"; the best head puts {best:.2f} of its weight on the position the answer comes from"
+    n = get(s, "test_sequences", default="?")
+    rule = (f"deterministic threshold, no interval: token accuracy on the {n} held-out test sequences "
+            f"≥ {ATTENTION_TARGET:.0%} (the attention weight on the true source is shown, not judged)")
     return with_figures(Section("attention", "Attention: a softmax gate over the values",
                                  "Scaled dot-product attention is a softmax gate over values, with queries, keys and "
                                  "values computed from the input: each output position learns to find its source.",
-                                 verdict, text, tables=[Table(["quantity", "value"], rows)]),
+                                 verdict, text, tables=[Table(["quantity", "value"], rows)], rule=rule,
+                                 effect=f"token accuracy {fmt(acc, '.2%')} vs target {ATTENTION_TARGET:.0%}, "
+                                        f"n = {n} sequences"),
                          run, ("attention_patterns.png", "softmax_gate.png", "accuracy_curve.png"))

@@ -17,12 +17,14 @@ encoded once to standardised 4×7×7 latents, the U-Net learns to denoise those,
 decoder maps sampled latents back to pixels.
 
 Run folder (train):
-    config.json, summary.json         the experiment config; final numbers (quality, time)
+    config.json, summary.json         the experiment config; final numbers (quality, time) and
+                                      structure_first: the label-free DDIM chain's "structure first" rule
     model.safetensors, ema.safetensors, metrics.jsonl, checkpoints/   the U-Net (sampling uses EMA)
     autoencoder/                      latent space only: its fit run and autoencoder.safetensors
     classifier/                       the quality classifier, when trained on the fly
     samples.png, trajectory.png       a sample grid; x_T → x_0 for a few samples
-    eval.md, eval.json                written by ``eval``: distance and time vs sampler and steps
+    eval.md, eval.json                written by ``eval``: distance and time vs sampler and steps, and
+                                      fewer_steps: DDIM-50 vs DDPM-T Fréchet distance, bootstrap interval
     samples-<sampler><steps>.png      written by ``sample``
     sidebyside.html, sidebyside.png   written by ``sample --ladder-run``: the ladder's chain, DDPM's
                                       and the chosen sampler's, from the same pure noise (the page is
@@ -39,11 +41,14 @@ choices, and each preset's quality and time: docs/diffusion-cpu-quality.md.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from connlab.diffusion.evaluate import FEWER_STEPS_RULE, STRUCTURE_RULE
+from connlab.evidence import CONTRADICTED
 from connlab.experiments.common import (DataSettings, TrainingSettings, add_training_command, int_list,
                                         nonnegative_float, nonnegative_int, positive_int)
 from connlab.experiments.config import flag
@@ -229,7 +234,7 @@ def train(cfg: DiffusionExperiment, out: Path, resume: bool = False) -> dict:
 
     from connlab.data import load_dataset, to_unit, unit_to_signed
     from connlab.diffusion import EMA, diffusion_loss
-    from connlab.diffusion.evaluate import EVAL_SEED, floor, score
+    from connlab.diffusion.evaluate import EVAL_SEED, floor, score, structure_claim
     from connlab.diffusion.generate import Generator, SamplingSpeed, plain_config
     from connlab.experiments.classifier import find_or_train_classifier as find_classifier
     from connlab.models.diffusion_unet import DiffusionUNet
@@ -297,6 +302,9 @@ def train(cfg: DiffusionExperiment, out: Path, resume: bool = False) -> dict:
                                guidance=cfg.guidance)
     summary["frechet_floor"] = floor(data, classifier, cfg.eval_num)
     summary["floor_note"] = f"real train vs real test at the same N = {cfg.eval_num}"
+    t0 = time.process_time()
+    summary["structure_first"] = structure_claim(gen, classifier)
+    summary["structure_first"]["cpu_seconds"] = round(time.process_time() - t0, 2)
     gen.figures(out, images)
     write_summary(out, summary)
     return summary
@@ -391,7 +399,8 @@ def run_sample(args: argparse.Namespace) -> int:
 def run_eval(args: argparse.Namespace) -> int:
     from connlab.checkpoint import atomic_write_json, atomic_write_text
     from connlab.data import load_dataset
-    from connlab.diffusion.evaluate import evaluate, floor, format_eval
+    from connlab.data import to_unit
+    from connlab.diffusion.evaluate import FEWER_STEPS_DDIM, evaluate, fewer_steps_claim, floor, format_eval
     from connlab.diffusion.generate import Generator
     from connlab.experiments.classifier import find_or_train_classifier as find_classifier
     from connlab.train import pick_device
@@ -403,11 +412,15 @@ def run_eval(args: argparse.Namespace) -> int:
     data = load_dataset(cfg.dataset, cfg.data_dir, cfg.limit).to(device)
     classifier, info = find_classifier(args.classifier or cfg.classifier, args.run_dir, data, device)
     gen.check("ddim", None, args.guidance)
+    kept: dict = {}
     rows = evaluate(gen, data, classifier, args.num, args.seed, args.guidance,
-                    progress=lambda line: print(line, file=sys.stderr))
+                    progress=lambda line: print(line, file=sys.stderr), keep=kept)
     result = {"run": str(args.run_dir), "space": cfg.space, "num": args.num, "guidance": gen.guidance(args.guidance),
               "classifier": info,
               "frechet_floor": floor(data, classifier, args.num), "rows": rows}
+    ddim, ddpm = kept.get(("ddim", FEWER_STEPS_DDIM)), kept.get(("ddpm", cfg.timesteps))
+    if ddim is not None and ddpm is not None and args.num >= 2:  # T < 50 has no DDIM-50 row
+        result["fewer_steps"] = fewer_steps_claim(to_unit(data.test_images), ddpm, ddim, classifier, args.seed)
     table = format_eval(result)
     atomic_write_json(Path(args.run_dir) / "eval.json", result)
     atomic_write_text(Path(args.run_dir) / "eval.md", table + "\n")
@@ -417,7 +430,51 @@ def run_eval(args: argparse.Namespace) -> int:
 
 # --- the report's section: the lecture's claim, its rule, the numbers -------------------------------
 
+
+def structure_verdict(claim) -> tuple[str, str, str]:
+    """(verdict, text, effect cell) of "early steps lay down structure" from summary.json's numbers."""
+    from connlab.evidence import NOT_SUPPORTED as EV_NOT, SUPPORTED as EV_SUPPORTED
+    from connlab.experiments.claim import RERUN
+
+    step, steps, frac = num(claim, "structure_step"), num(claim, "steps"), num(claim, "structure_fraction")
+    change, low, high = (num(claim, "relative_l2_change_after"), num(claim, "relative_l2_interval", 0),
+                         num(claim, "relative_l2_interval", 1))
+    verdict = get(claim, "verdict")
+    if None in (step, steps, frac, change) or verdict not in (EV_SUPPORTED, EV_NOT):
+        return UNKNOWN, RERUN, "structure first: " + RERUN
+    ci = f" [95 % CI {low:.3f}, {high:.3f}]" if low is not None and high is not None else ""
+    n = get(claim, "num", default="?")
+    text = (f"on the label-free chain the label of x̂₀ settles (≥ {num(claim, 'agree') or 0.9:.0%} agree with the "
+            f"final one) by step {step + 1:.0f} of {steps:.0f} ({frac:.0%} of the chain); after it x̂₀ still changes "
+            f"by a relative L2 of {change:.3f}{ci} over {n} samples")
+    return verdict, text, f"label settles at {frac:.0%} of the chain; x̂₀ change after it {change:.3f}{ci}, n = {n}"
+
+
+def fewer_steps_verdict(claim) -> tuple[str, str, str]:
+    """(verdict, text, effect cell) of "DDIM samples with far fewer steps" from eval.json's numbers."""
+    from connlab.experiments.claim import RERUN, stored
+
+    ev, margin, ddpm = stored(claim, "evidence"), num(claim, "margin"), num(claim, "ddpm_frechet")
+    if ev is None or margin is None or ddpm is None or get(claim, "verdict") not in (SUPPORTED, NOT_SUPPORTED,
+                                                                                     CONTRADICTED):
+        return UNKNOWN, f"{RERUN} (connlab diffusion eval)", "DDIM vs DDPM: " + RERUN
+    k = get(claim, "ddim_steps", default="?")
+    line = ev.text(f"DDIM-{k} − DDPM Fréchet distance", ".2f")
+    text = (f"{line}; DDPM's distance {ddpm:.2f}, margin fixed before the run +{margin:.2f} "
+            f"({num(claim, 'margin_share') or 0:.0%} of it)")
+    if get(claim, "verdict") == NOT_SUPPORTED and ev.high == ev.high and margin > max(ev.effect, 0):
+        # the bootstrap interval narrows about as 1/sqrt(N): the N at which, if the effect stays
+        # this size, the interval's upper end would fall below the margin
+        half = (ev.high - ev.low) / 2
+        needed = ev.n * (half / (margin - max(ev.effect, 0))) ** 2
+        text += (f" — the interval is wider than the margin at N = {ev.n}; about N = {math.ceil(needed / 100) * 100} "
+                 "samples per sampler would settle it if the effect stays this size (width ∝ 1/√N)")
+    return get(claim, "verdict"), text, f"{line} (margin +{margin:.2f})"
+
+
 def section(run: Run) -> Section:
+    from connlab.experiments.claim import combine
+
     s = run.summary
     q = get(s, "quality", default={}) or {}
     dist, floor = num(q, "frechet_distance"), num(s, "frechet_floor")
@@ -432,23 +489,37 @@ def section(run: Run) -> Section:
             ["training seconds (autoencoder + U-Net)", fmt(num(s, "train_seconds"), ".0f")],
             ["quality classifier's test accuracy", fmt(num(s, "classifier", "test_accuracy"), ".2%")]]
     if dist is None or conf is None or classes is None:
-        verdict, text = UNKNOWN, "sample quality was not measured"
+        quality, quality_text = UNKNOWN, "sample quality was not measured"
     else:
         if classes >= 10 and conf >= 0.8:
-            verdict = SUPPORTED
+            quality = SUPPORTED
         elif classes >= 8 and conf >= 0.5:
-            verdict = PARTLY
+            quality = PARTLY
         else:
-            verdict = NOT_SUPPORTED
-        text = (f"from pure noise, DDIM-{get(q, 'steps', default='?')} samples cover {classes:.0f}/10 classes with mean "
-                f"classifier confidence {conf:.2f}; Fréchet distance {dist:.1f} vs the real-data floor "
-                + (f"{floor:.1f} ({dist / floor:.0f}× the floor)" if floor else NOT_MEASURED)
-                + " (supported: all 10 classes and confidence ≥ 0.8; partly: ≥ 8 classes and ≥ 0.5)")
+            quality = NOT_SUPPORTED
+        quality_text = (f"from pure noise, DDIM-{get(q, 'steps', default='?')} samples cover {classes:.0f}/10 classes "
+                        f"with mean classifier confidence {conf:.2f}; Fréchet distance {dist:.1f} vs the real-data "
+                        "floor " + (f"{floor:.1f} ({dist / floor:.0f}× the floor)" if floor else NOT_MEASURED)
+                        + " (digits: all 10 classes and confidence ≥ 0.8)")
+    structure, structure_text, structure_effect = structure_verdict(get(s, "structure_first"))
+    fewer, fewer_text, fewer_effect = fewer_steps_verdict(get(run.extra.get("eval.json", {}), "fewer_steps"))
+    verdict = combine(quality, structure, fewer)
+    text = "; ".join((quality_text, "structure first: " + structure_text, "far fewer steps: " + fewer_text))
+    rule = (f"samples are digits (all 10 classes, classifier confidence ≥ 0.8); structure first: {STRUCTURE_RULE}; "
+            f"far fewer steps: {FEWER_STEPS_RULE}; supported when all three hold, partly when some do")
     sec = Section("diffusion", "DDPM / DDIM: generating digits by repeated denoising",
                   "A network trained to predict the noise turns pure noise into digits step by step — early steps lay "
                   "down structure, late steps detail — and DDIM samples with far fewer steps.", verdict, text,
                   tables=[Table(["quantity", "value"], rows, f"{get(s, 'config', 'space', default='')} diffusion, "
-                                                             f"{get(s, 'train_images', default='?')} training digits")])
+                                                             f"{get(s, 'train_images', default='?')} training digits")],
+                  rule=rule, effect="; ".join((structure_effect, fewer_effect)))
+    agreement = [v for v in get(s, "structure_first", "agreement", default=[]) or [] if isinstance(v, (int, float))]
+    if agreement:
+        shown = sorted({0, len(agreement) // 10, len(agreement) // 4, len(agreement) // 2, 3 * len(agreement) // 4,
+                        len(agreement) - 1})
+        sec.tables.append(Table(["DDIM step"] + [str(k + 1) for k in shown],
+                                [["label of x̂₀ = final label"] + [f"{agreement[k]:.0%}" for k in shown]],
+                                "the label-free chain: share of samples whose x̂₀ already has its final label"))
     ev = run.extra.get("eval.json", {})
     if get(ev, "rows"):
         ev_rows = [[str(get(r, "sampler", default="?")).upper(), str(get(r, "steps", default="?")),

@@ -28,12 +28,20 @@ from pathlib import Path
 from connlab.experiments.common import (DataSettings, TrainingSettings, add_training_command, nonnegative_float,
                                         nonnegative_int, positive_int)
 from connlab.experiments.config import flag
-from connlab.experiments.section import (NOT_MEASURED, Run, Section, Table, fmt, get, num, target,
+from connlab.experiments.section import (NOT_MEASURED, UNKNOWN, Run, Section, Table, fmt, get, num, target,
                                          with_figures)
 
 SHOWN = 6  # test digits in the figures
 
 VIT_TARGET = 0.95  # test accuracy a small ViT should reach on MNIST digits
+# "Its attention falls on the strokes": the rollout's mass on inked patches per unit of their area,
+# over the test digits, must exceed this by its whole 95 % interval. 1 means no preference; 1.1 (10 %
+# more attention per unit area on ink), fixed before any run, because an untrained ViT sits within a
+# few thousandths of 1 and a bare 1 would call it either way (docs/evidence-budgets.md §6).
+INK_RATIO_THRESHOLD = 1.1
+INK_RULE = (f"mean over the test digits of (attention-rollout mass on patches holding ink) / (their share of "
+            f"the image) > {INK_RATIO_THRESHOLD:g}, whole 95 % t interval; accuracy ≥ {VIT_TARGET:.0%} is a "
+            f"precondition")
 GROUP = "model and recipe"
 
 
@@ -154,6 +162,12 @@ def run_experiment(cfg: ViTExperiment, out: Path, resume: bool = False) -> dict:
         shown = test_x[idx]
         logits = model(shown).float()
         maps = [m.float() for m in model.attention_maps()]  # depth x (B, heads, T, T)
+    with torch.no_grad():
+        from connlab.measures import attention_on_strokes, vit_attention_ink_ratio
+
+        # on every test digit: the claim is per item (n = the test set, 1,000 in the demo)
+        ratios = torch.cat([vit_attention_ink_ratio(model, chunk) for chunk in test_x.split(500)])
+    strokes = attention_on_strokes(ratios, threshold=INK_RATIO_THRESHOLD)
     has_cls = model_cfg.pool == "cls"
     last = maps[-1]
     per_head = torch.stack([patch_relevance(last[:, h], has_cls) for h in range(model_cfg.heads)], 1)  # (B, H, N)
@@ -171,6 +185,8 @@ def run_experiment(cfg: ViTExperiment, out: Path, resume: bool = False) -> dict:
                    "warmup_steps": cfg.warmup_steps, "shift": cfg.shift, "label_smoothing": cfg.label_smoothing,
                    "batch_size": cfg.batch_size, "threads": torch.get_num_threads()},
         "history": result.history,
+        "attention_ink_ratio": {"mean": ratios.nanmean().item(), "threshold": INK_RATIO_THRESHOLD,
+                                "digits": len(ratios), "evidence": strokes.as_dict()},
     }
     write_summary(out, summary)
 
@@ -225,15 +241,48 @@ def attention_overlays(images, maps: dict, grid: int, labels: list[str], path: P
 
 # --- the report's section: the lecture's claim, its rule, the numbers -------------------------------
 
+def ratio_text(ev) -> str:
+    """The ratio itself with its interval (the stored effect is ratio − threshold)."""
+    from connlab.experiments.claim import RERUN
+
+    if ev is None:
+        return RERUN
+    t = INK_RATIO_THRESHOLD
+    return (f"attention-on-ink ratio {ev.effect + t:.3f} [95 % CI {ev.low + t:.3f}, {ev.high + t:.3f}] "
+            f"vs {t:g}, n = {ev.n} test digits")
+
+
 def section(run: Run) -> Section:
+    from connlab.evidence import SUPPORTED as EV_SUPPORTED
+    from connlab.experiments.claim import RERUN, stored
+    from connlab.experiments.section import NOT_SUPPORTED, SUPPORTED
+
     s = run.summary
     acc = num(s, "test_accuracy")
+    ev = stored(s, "attention_ink_ratio", "evidence")
     rows = [["test accuracy", fmt(acc, ".2%")], ["target", f"{VIT_TARGET:.0%}"],
+            ["attention-on-ink ratio (mean over test digits)", fmt(num(s, "attention_ink_ratio", "mean"), ".3f")],
             ["parameters", fmt(num(s, "params"), ",.0f")], ["epochs", str(get(s, "epochs", default=NOT_MEASURED))],
             ["training images", fmt(num(s, "train_images"), ",.0f")],
             ["training seconds", fmt(num(s, "train_seconds"), ".0f")]]
-    verdict, text = target(acc, VIT_TARGET, "test accuracy")
-    return with_figures(Section("vit", "Vision Transformer: attention over patches",
-                                 "A transformer that attends over image patches classifies digits, and its attention "
-                                 "falls on the strokes.", verdict, text, tables=[Table(["quantity", "value"], rows)]),
-                         run, ("attention_maps.png", "attention_rollout.png", "accuracy_curve.png"))
+    acc_verdict, acc_text = target(acc, VIT_TARGET, "test accuracy")
+    if ev is None:
+        verdict, text = UNKNOWN, f"{acc_text}; attention on the strokes {RERUN}"
+    elif acc_verdict != SUPPORTED:
+        # attention of a net that does not classify says nothing about where a working ViT looks
+        verdict = NOT_SUPPORTED
+        text = f"{acc_text}, so the attention test does not count; ratio {ev.text('', '.3f')}"
+    else:
+        verdict = ev.verdict
+        mean = ev.effect + INK_RATIO_THRESHOLD
+        side = ("above" if ev.verdict == EV_SUPPORTED else "not clearly above" if ev.low <= 0 <= ev.high
+                else "below")
+        text = (f"{acc_text}; the patches holding ink get {mean:.3f}× the attention-rollout mass their share of "
+                f"the image would get under uniform attention, {side} the rule's {INK_RATIO_THRESHOLD:g} "
+                f"[95 % CI {ev.low + INK_RATIO_THRESHOLD:.3f}, {ev.high + INK_RATIO_THRESHOLD:.3f}] over {ev.n} "
+                f"test digits")
+    sec = Section("vit", "Vision Transformer: attention over patches",
+                  "A transformer that attends over image patches classifies digits, and its attention "
+                  "falls on the strokes.", verdict, text, tables=[Table(["quantity", "value"], rows)],
+                  rule=INK_RULE, effect=ratio_text(ev))
+    return with_figures(sec, run, ("attention_maps.png", "attention_rollout.png", "accuracy_curve.png"))

@@ -240,8 +240,11 @@ def export_ladder(run: Path) -> list[ExportedModel]:
 def export_diffusion(run: Path) -> list[ExportedModel]:
     """The EMA U-Net as one DDIM step (with guidance for class-conditional runs) and its decoder."""
     from connlab.diffusion.generate import Generator
+    from connlab.experiments.diffusion import DiffusionExperiment
+    from connlab.runtime.speed import Speed
 
-    gen = Generator.from_run(run, "cpu")
+    # fp32, contiguous: the exported graph must not carry autocast or a memory-format choice
+    gen = Generator.from_run(run, "cpu", Speed(precision="fp32", channels_last="off"), DiffusionExperiment)
     cfg = gen.cfg
     unet = gen.model.to(memory_format=torch.contiguous_format)
     step = DDIMStep(unet, gen.schedule, cfg.prediction, cfg.space == "pixel", bool(cfg.class_cond))

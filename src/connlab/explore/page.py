@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Callable
 
 from connlab.errors import UserError
+from connlab.runs import make_folder
 
 WEB = Path(__file__).parent / "web"
 RUNTIME = WEB / "node_modules" / "onnxruntime-web" / "dist"
@@ -169,6 +170,7 @@ def write_explorer(run_dir: Path, out: Path | None = None, log=None) -> Path:
     run_dir = Path(run_dir)
     out = Path(out) if out is not None else run_dir / "explorer.html"
     find_runs(run_dir)          # a folder that is not a run is the user's first error to hear about
+    make_folder(out.parent)     # an --out that cannot be written, before minutes of export work
     runtime = runtime_files()   # then what set-up must install, before any export work
     check_exporter()
     models, left_out, errors = collect(run_dir, log)
@@ -184,7 +186,6 @@ def write_explorer(run_dir: Path, out: Path | None = None, log=None) -> Path:
     }
     # one pass over the template, so a filled-in text is never searched for the next placeholder
     html = re.sub(r"@@([A-Z_]+)@@", lambda m: fill[m.group(1)], html)
-    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
     tmp.write_text(html)
     tmp.replace(out)

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from connlab.experiments.section import (INCONCLUSIVE, NOT_MEASURED, NOT_SUPPORTED, PARTLY, SUPPORTED, UNKNOWN, Run,
                                          Section, Table, fmt, generic_section, load_run, num, with_figures)
+from connlab.evidence import CONTRADICTED
 from connlab.report.style import SELF_CHECK, STYLE
 
 
@@ -50,7 +51,12 @@ def lecture_rank(experiment: str) -> int:
 
 
 VERDICT_CLASS = {SUPPORTED: "supported", PARTLY: "partly", NOT_SUPPORTED: "not", UNKNOWN: "unknown",
-                 INCONCLUSIVE: "unknown"}
+                 INCONCLUSIVE: "unknown", CONTRADICTED: "not"}
+
+
+def verdict_class(verdict: str) -> str:
+    # a builder may word a verdict its own way ("not measured with intervals — rerun"): grey, never a crash
+    return VERDICT_CLASS.get(verdict, "unknown")
 
 
 def render(sections: list[Section], demo: dict | None, environment: dict, explorer: bool = False) -> str:
@@ -64,17 +70,22 @@ def render(sections: list[Section], demo: dict | None, environment: dict, explor
     if explorer:
         out.append('<p class="explorer"><a href="explorer.html">Poke the trained models yourself: explorer.html</a> '
                    "(one offline page in this folder: draw a digit, noise it, watch each connection work)</p>")
-    out.append('<h2>Summary</h2><table class="summary"><tr><th>part</th><th>claim</th><th>verdict</th></tr>')
+    out.append('<h2>Summary</h2><table class="summary"><tr><th>part</th><th>claim</th><th>verdict</th>'
+               '<th>effect [95 % CI], n</th></tr>')
     for sec in sections:
         out.append(f'<tr><td><a href="#{e(sec.experiment)}">{e(sec.title)}</a></td><td>'
-                   f'{e(sec.claim)}</td><td class="{VERDICT_CLASS[sec.verdict]}">{e(sec.verdict)}</td></tr>')
+                   f'{e(sec.claim)}</td><td class="{verdict_class(sec.verdict)}">{e(sec.verdict)}</td>'
+                   f'<td>{e(sec.effect or "—")}</td></tr>')
     out.append("</table>")
     for sec in sections:
         out.append(f'<h2 id="{e(sec.experiment)}">{e(sec.title)}</h2>')
         if sec.claim:
             out.append(f'<p class="claim">The lecture: {e(sec.claim)}</p>')
-        out.append(f'<div class="verdict {VERDICT_CLASS[sec.verdict]}"><b>{e(sec.verdict)}</b>: '
+        out.append(f'<div class="verdict {verdict_class(sec.verdict)}"><b>{e(sec.verdict)}</b>: '
                    f"{e(sec.verdict_text)}</div>")
+        if sec.rule:
+            out.append(f'<p class="rule">rule: {e(sec.rule)}'
+                       + (f"; {e(sec.effect)}" if sec.effect else "") + "</p>")
         for note in sec.notes:
             out.append(f"<p>{e(note)}</p>")
         for table in sec.tables:

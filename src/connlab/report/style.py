@@ -5,6 +5,7 @@ body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;max-width:
 color:#222;line-height:1.45}
 h1{margin-bottom:.2em} h2{border-top:1px solid #ddd;padding-top:1em;margin-top:2em}
 .claim{font-style:italic;color:#444}
+.rule{font-size:.92em;color:#333;border-left:3px solid #ccc;padding-left:.6em}
 .verdict{padding:.5em .8em;border-radius:6px;margin:.8em 0}
 .supported{background:#e6f4ea;border-left:5px solid #1e8e3e}
 .partly{background:#fef7e0;border-left:5px solid #f9ab00}
