@@ -434,14 +434,14 @@ def run_eval(args: argparse.Namespace) -> int:
 def structure_verdict(claim) -> tuple[str, str, str]:
     """(verdict, text, effect cell) of "early steps lay down structure" from summary.json's numbers."""
     from connlab.evidence import NOT_SUPPORTED as EV_NOT, SUPPORTED as EV_SUPPORTED
-    from connlab.experiments.claim import RERUN
+    from connlab.experiments.section import NO_INTERVALS
 
     step, steps, frac = num(claim, "structure_step"), num(claim, "steps"), num(claim, "structure_fraction")
     change, low, high = (num(claim, "relative_l2_change_after"), num(claim, "relative_l2_interval", 0),
                          num(claim, "relative_l2_interval", 1))
     verdict = get(claim, "verdict")
     if None in (step, steps, frac, change) or verdict not in (EV_SUPPORTED, EV_NOT):
-        return UNKNOWN, RERUN, "structure first: " + RERUN
+        return UNKNOWN, NO_INTERVALS, "structure first: " + NO_INTERVALS
     ci = f" [95 % CI {low:.3f}, {high:.3f}]" if low is not None and high is not None else ""
     n = get(claim, "num", default="?")
     text = (f"on the label-free chain the label of x̂₀ settles (≥ {num(claim, 'agree') or 0.9:.0%} agree with the "
@@ -452,12 +452,12 @@ def structure_verdict(claim) -> tuple[str, str, str]:
 
 def fewer_steps_verdict(claim) -> tuple[str, str, str]:
     """(verdict, text, effect cell) of "DDIM samples with far fewer steps" from eval.json's numbers."""
-    from connlab.experiments.claim import RERUN, stored
+    from connlab.experiments.section import NO_INTERVALS, stored
 
     ev, margin, ddpm = stored(claim, "evidence"), num(claim, "margin"), num(claim, "ddpm_frechet")
     if ev is None or margin is None or ddpm is None or get(claim, "verdict") not in (SUPPORTED, NOT_SUPPORTED,
                                                                                      CONTRADICTED):
-        return UNKNOWN, f"{RERUN} (connlab diffusion eval)", "DDIM vs DDPM: " + RERUN
+        return UNKNOWN, f"{NO_INTERVALS} (connlab diffusion eval)", "DDIM vs DDPM: " + NO_INTERVALS
     k = get(claim, "ddim_steps", default="?")
     line = ev.text(f"DDIM-{k} − DDPM Fréchet distance", ".2f")
     text = (f"{line}; DDPM's distance {ddpm:.2f}, margin fixed before the run +{margin:.2f} "
@@ -473,7 +473,7 @@ def fewer_steps_verdict(claim) -> tuple[str, str, str]:
 
 
 def section(run: Run) -> Section:
-    from connlab.experiments.claim import combine
+    from connlab.experiments.section import combine
 
     s = run.summary
     q = get(s, "quality", default={}) or {}

@@ -328,14 +328,14 @@ def section(run: Run) -> Section:
              [f"softmax gate: test MSE, {k} experts", fmt(moe, ".4f")],
              ["softmax gate: test MSE, one expert", fmt(one, ".4f")],
              ["softmax gate: winning expert agrees with the true sector", fmt(agree, ".1%")]]
-    from connlab.experiments.claim import RERUN, combine, effect_text, stored
+    from connlab.experiments.section import NO_INTERVALS, combine, effect_text, stored
 
     shut = UNKNOWN if closed is None else SUPPORTED if closed < SHUT else NOT_SUPPORTED
     shut_text = (f"the shut gate passes {NOT_MEASURED}" if closed is None else
                  f"the shut gate passes at most {closed:.4f} ({'<' if closed < SHUT else '≥'} {SHUT:g})")
     ev = stored(s, "softmax_gate", "mixture_vs_one_expert")
     mixture = UNKNOWN if ev is None else ev.verdict
-    mixture_text = ("the mixture vs one expert: " + (RERUN if ev is None else
+    mixture_text = ("the mixture vs one expert: " + (NO_INTERVALS if ev is None else
                     f"{ev.text('test MSE', '.4f')} ({ev.verdict})"))
     rule = (f"deterministic: max |out| of the product gate with the gate shut (x1 = −4) over {GRID} values of x2 "
             f"< {SHUT:g}; the softmax gate's mixture has a lower test MSE than one expert, paired t over the "

@@ -316,7 +316,7 @@ CLAIM_RULE = ("gain = PSNR of x̂_0 − PSNR of x_T per test digit (paired by di
 
 def chain_line(ev: dict, label: str) -> str:
     """One chain's numbers for the page: PSNR along it, its gain and its drift, with intervals."""
-    from connlab.experiments.claim import effect_text, stored
+    from connlab.experiments.section import effect_text, stored
 
     means = [v for v in get(ev, "mean_psnr", default=[]) or [] if isinstance(v, (int, float))]
     path = " → ".join(f"{v:.1f}" for v in means)
@@ -330,7 +330,7 @@ def chain_line(ev: dict, label: str) -> str:
 
 def section(run: Run) -> Section:
     from connlab.evidence import CONTRADICTED
-    from connlab.experiments.claim import RERUN, effect_text, stored
+    from connlab.experiments.section import NO_INTERVALS, effect_text, stored
     from connlab.experiments.section import PARTLY
 
     s = run.summary
@@ -346,7 +346,7 @@ def section(run: Run) -> Section:
     notes = []
     if gain is None:
         verdict = UNKNOWN
-        text = (f"PSNR along the chain {' → '.join(f'{v:.2f}' for v in chain)} dB; {RERUN}" if chain
+        text = (f"PSNR along the chain {' → '.join(f'{v:.2f}' for v in chain)} dB; {NO_INTERVALS}" if chain
                 else "the chain's PSNR was not measured")
     else:
         verdict = gain.verdict

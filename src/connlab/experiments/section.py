@@ -148,15 +148,36 @@ def generic_section(run: Run) -> Section:
 
 # --- verdict rules shared by several experiments ---------------------------------------------------
 
-def evidence_line(stored, rule: str, metric: str, *, spec: str = ".4f", unit: str = "") -> tuple[str, str]:
-    """(verdict, "rule: … ; n = …; effect … [95 % CI …]") of one comparison stored in a summary as
-    ``connlab.evidence.Evidence.as_dict()``. A run folder written before intervals were stored
-    (``stored`` missing or malformed) reads UNKNOWN with ``NO_INTERVALS``, never an exception."""
+def stored(data, *path):
+    """The ``connlab.evidence.Evidence`` stored at ``path`` of a summary (as ``Evidence.as_dict()``), or None
+    when it is missing or malformed: a run folder written before intervals were stored."""
     from connlab.evidence import Evidence
 
+    value = get(data, *path) if path else data
+    if not isinstance(value, dict):
+        return None
     try:
-        ev = Evidence.from_dict(stored)
-    except (TypeError, ValueError, KeyError, AttributeError):
+        ev = Evidence.from_dict(value)
+    except (TypeError, ValueError, KeyError):
+        return None
+    return ev if ev.verdict in (SUPPORTED, NOT_SUPPORTED, CONTRADICTED) else None
+
+
+def verdict_of(ev) -> str:
+    return UNKNOWN if ev is None else ev.verdict
+
+
+def effect_text(ev, metric: str, spec: str = ".4f", unit: str = "") -> str:
+    """``ev.text(...)``, or the "rerun" line for a folder without it."""
+    return NO_INTERVALS if ev is None else ev.text(metric, spec, unit)
+
+
+def evidence_line(value, rule: str, metric: str, *, spec: str = ".4f", unit: str = "") -> tuple[str, str]:
+    """(verdict, "rule: … ; n = …; effect … [95 % CI …]") of one comparison stored in a summary as
+    ``connlab.evidence.Evidence.as_dict()``. A run folder written before intervals were stored
+    (missing or malformed) reads UNKNOWN with ``NO_INTERVALS``, never an exception."""
+    ev = stored(value)
+    if ev is None:
         return UNKNOWN, f"rule: {rule}; {NO_INTERVALS}"
     line = f"rule: {rule}; n = {ev.n}; {ev.text(metric, spec, unit)} → {ev.verdict}"
     if ev.n < 2:   # the budget that would settle it: an interval needs pairs (the demo runs 5 seeds)
@@ -164,14 +185,10 @@ def evidence_line(stored, rule: str, metric: str, *, spec: str = ".4f", unit: st
     return ev.verdict, line
 
 
-def effect_of(stored, metric: str, *, spec: str = ".4f", unit: str = "") -> str:
+def effect_of(value, metric: str, *, spec: str = ".4f", unit: str = "") -> str:
     """The summary table's effect line of a stored comparison ("" when there is none)."""
-    from connlab.evidence import Evidence
-
-    try:
-        return Evidence.from_dict(stored).text(metric, spec, unit)
-    except (TypeError, ValueError, KeyError, AttributeError):
-        return ""
+    ev = stored(value)
+    return "" if ev is None else ev.text(metric, spec, unit)
 
 
 def weakest(verdicts) -> str:
@@ -179,6 +196,19 @@ def weakest(verdicts) -> str:
     order = (CONTRADICTED, UNKNOWN, INCONCLUSIVE, NOT_SUPPORTED, PARTLY, SUPPORTED)
     verdicts = list(verdicts)
     return min(verdicts, key=order.index) if verdicts else UNKNOWN
+
+
+def combine(*verdicts: str) -> str:
+    """A claim of several parts where each part teaches something on its own: all supported -> supported;
+    some -> partly supported; none: contradicted when a part is, "not measured" when no part was, else not
+    supported at this budget. (``weakest`` is for parts that must all hold.)"""
+    if all(v == SUPPORTED for v in verdicts):
+        return SUPPORTED
+    if any(v in (SUPPORTED, PARTLY) for v in verdicts):
+        return PARTLY
+    if CONTRADICTED in verdicts:
+        return CONTRADICTED
+    return UNKNOWN if all(v == UNKNOWN for v in verdicts) else NOT_SUPPORTED
 
 
 def target(value, goal: float, metric: str) -> tuple[str, str]:

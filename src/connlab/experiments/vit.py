@@ -243,10 +243,10 @@ def attention_overlays(images, maps: dict, grid: int, labels: list[str], path: P
 
 def ratio_text(ev) -> str:
     """The ratio itself with its interval (the stored effect is ratio − threshold)."""
-    from connlab.experiments.claim import RERUN
+    from connlab.experiments.section import NO_INTERVALS
 
     if ev is None:
-        return RERUN
+        return NO_INTERVALS
     t = INK_RATIO_THRESHOLD
     return (f"attention-on-ink ratio {ev.effect + t:.3f} [95 % CI {ev.low + t:.3f}, {ev.high + t:.3f}] "
             f"vs {t:g}, n = {ev.n} test digits")
@@ -254,7 +254,7 @@ def ratio_text(ev) -> str:
 
 def section(run: Run) -> Section:
     from connlab.evidence import SUPPORTED as EV_SUPPORTED
-    from connlab.experiments.claim import RERUN, stored
+    from connlab.experiments.section import NO_INTERVALS, stored
     from connlab.experiments.section import NOT_SUPPORTED, SUPPORTED
 
     s = run.summary
@@ -267,7 +267,7 @@ def section(run: Run) -> Section:
             ["training seconds", fmt(num(s, "train_seconds"), ".0f")]]
     acc_verdict, acc_text = target(acc, VIT_TARGET, "test accuracy")
     if ev is None:
-        verdict, text = UNKNOWN, f"{acc_text}; attention on the strokes {RERUN}"
+        verdict, text = UNKNOWN, f"{acc_text}; attention on the strokes {NO_INTERVALS}"
     elif acc_verdict != SUPPORTED:
         # attention of a net that does not classify says nothing about where a working ViT looks
         verdict = NOT_SUPPORTED
