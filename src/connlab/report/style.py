@@ -15,7 +15,7 @@ table{border-collapse:collapse;margin:.6em 0;font-size:.92em} caption{text-align
 td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right} td:first-child,th:first-child{text-align:left}
 figure{margin:1em 0} figure img{max-width:100%;height:auto;border:1px solid #eee}
 figcaption{color:#666;font-size:.85em}
-.small{color:#666;font-size:.85em} table.summary td{text-align:left;vertical-align:top}
+.small{color:#666;font-size:.85em} table.summary td,table.summary th{text-align:left;vertical-align:top}
 """
 
 # The page's only script: after load it records, inside the page, how many images decoded and
