@@ -255,3 +255,19 @@ def test_the_test_only_kill_hook_is_read_once_per_run_not_per_step(tmp_path, mon
     assert len(step_hooks()) == 1
     _, result = train(tmp_path / "b")  # rank 0 here: the hook for rank 1 never fires
     assert result.steps == 10
+
+
+def test_atomic_writes_get_the_mode_a_plain_write_would(tmp_path):
+    # mkstemp makes its file 0600; a report, summary or weights file must be readable as the umask allows
+    import os
+
+    from connlab.checkpoint import atomic_write_text, save_weights
+
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    atomic_write_text(tmp_path / "page.html", "<p>x</p>")
+    save_weights(nn.Linear(2, 2), tmp_path / "model.safetensors")
+    want = plain.stat().st_mode & 0o777
+    for name in ("page.html", "model.safetensors"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == want, name
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]

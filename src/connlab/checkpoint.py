@@ -31,6 +31,14 @@ class UnreadableCheckpoint(UserError):
     """A weights or state file that cannot be read (truncated, not safetensors, not a saved state)."""
 
 
+def _plain_mode(path: str) -> None:
+    """Give a temporary file the mode a plain ``open(path, "w")`` would (mkstemp makes it 0600), so a
+    report or a run folder shared on a cluster stays readable by the group, as the user's umask says."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` via a temporary file in the same folder and a rename (rank 0 only)."""
     if not is_main():
@@ -42,6 +50,7 @@ def atomic_write_text(path: Path, text: str) -> None:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
+        _plain_mode(tmp)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -64,6 +73,7 @@ def save_weights(model: torch.nn.Module, path: Path, metadata: dict | None = Non
     os.close(fd)
     try:
         save_file(tensors, tmp, metadata=meta)
+        _plain_mode(tmp)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
