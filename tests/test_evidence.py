@@ -177,3 +177,35 @@ def test_bootstrap_refuses_too_few_items_or_resamples():
         bootstrap_compare(np.mean, np.array([1.0]), np.array([1.0, 2.0]), better="lower")
     with pytest.raises(UserError, match="resamples"):
         bootstrap_compare(np.mean, np.array([1.0, 2.0]), np.array([1.0, 2.0]), better="lower", resamples=5)
+
+
+def test_reproduction_prediction_interval_by_hand():
+    from scipy import stats
+
+    from connlab.evidence import NOT_REPRODUCED, REPRODUCED, Reproduction, reproduction
+
+    values = [0.160, 0.165, 0.158, 0.170, 0.162]
+    r = reproduction(0.1652, values)
+    m = sum(values) / 5
+    s = (sum((v - m) ** 2 for v in values) / 4) ** 0.5
+    half = stats.t.ppf(0.975, 4) * s * (1 + 1 / 5) ** 0.5
+    assert r.low == pytest.approx(m - half) and r.high == pytest.approx(m + half)
+    assert r.verdict == REPRODUCED and r.gap == 0.0
+    far = reproduction(0.20, values)
+    assert far.verdict == NOT_REPRODUCED and far.gap == pytest.approx(0.20 - (m + half))
+    assert "above" in far.text()
+    assert Reproduction.from_dict(far.as_dict()) == far
+    # one seed: no interval, never "reproduced"
+    assert reproduction(0.16, [0.16]).verdict == NOT_REPRODUCED
+
+
+def test_reproduction_calibration_one_run_inside_95_percent():
+    """A published run drawn from the same distribution lies inside the prediction interval ~95 % of the time."""
+    import random
+
+    from connlab.evidence import REPRODUCED, reproduction
+
+    rng = random.Random(0)
+    hits = sum(reproduction(rng.gauss(0, 1), [rng.gauss(0, 1) for _ in range(5)]).verdict == REPRODUCED
+               for _ in range(2000))
+    assert 0.93 <= hits / 2000 <= 0.97

@@ -243,3 +243,63 @@ def at_least(values, threshold: float, *, confidence: float = 0.95, what: str = 
     low_e, high_e = low - threshold, high - threshold
     return Evidence(mean - threshold, _relative(mean - threshold, threshold), low_e, high_e, len(xs), confidence,
                     method, "higher", decide(low_e, high_e, "higher"))
+
+
+REPRODUCED = "reproduced"
+NOT_REPRODUCED = "not reproduced"
+
+
+@dataclass(frozen=True)
+class Reproduction:
+    """A published single run against our runs of the same protocol.
+
+    The course reports one run; we run ``n`` seeds. The published figure is *reproduced* when it lies
+    inside the 95 % prediction interval for one more run, mean ± t(n−1) · s · √(1 + 1/n): the spread of
+    one run, not of the mean, since the course's figure is one run too.
+    """
+
+    published: float
+    mean: float
+    low: float               # the prediction interval for one run (nan when n < 2)
+    high: float
+    n: int
+    confidence: float
+    verdict: str             # REPRODUCED | NOT_REPRODUCED (also when n < 2: no interval, nothing shown)
+    gap: float               # published − the nearer bound when outside, 0 inside (nan when n < 2)
+
+    def text(self, spec: str = ".4f") -> str:
+        """``course 0.1652; ours 0.1641 (one run: 0.1590 to 0.1692, n = 5): reproduced``."""
+        f = lambda v: format(v, spec)  # noqa: E731
+        if math.isnan(self.low):
+            return f"course {f(self.published)}; ours {f(self.mean)} (n = {self.n}: no interval): {self.verdict}"
+        gap = "" if self.verdict == REPRODUCED else f", {f(abs(self.gap))} {'above' if self.gap > 0 else 'below'}"
+        return (f"course {f(self.published)}; ours {f(self.mean)} (one run: {f(self.low)} to {f(self.high)}, "
+                f"n = {self.n}): {self.verdict}{gap}")
+
+    def as_dict(self) -> dict:
+        return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Reproduction:
+        values = dict(d)
+        for key in ("low", "high", "gap"):
+            values[key] = float("nan") if values.get(key) is None else float(values[key])
+        return cls(**values)
+
+
+def reproduction(published: float, values, *, confidence: float = 0.95) -> Reproduction:
+    """Does one published run lie where one more of our runs would? (the prediction interval above)"""
+    _check("lower", confidence)
+    xs = _floats(values, "values")
+    m = _mean(xs)
+    if len(xs) < 2:
+        nan = float("nan")
+        return Reproduction(float(published), m, nan, nan, len(xs), confidence, NOT_REPRODUCED, nan)
+    from scipy import stats
+
+    half = float(stats.t.ppf(0.5 + confidence / 2, len(xs) - 1)) * math.sqrt(_var(xs) * (1 + 1 / len(xs)))
+    low, high = m - half, m + half
+    inside = low <= published <= high
+    gap = 0.0 if inside else (published - high if published > high else published - low)
+    return Reproduction(float(published), m, low, high, len(xs), confidence,
+                        REPRODUCED if inside else NOT_REPRODUCED, gap)

@@ -39,3 +39,19 @@ def corrupt(x: torch.Tensor, magnitude: float, dist: str = "norm",
     """Noisy copy of ``x`` (float in [0, 1], any shape), clipped to [0, 1]."""
     check_noise(magnitude, dist)
     return (x + magnitude * draw_noise(x, dist, generator)).clamp_(0.0, 1.0)
+
+
+def salt_and_pepper(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """The course's Exercise-1 noise: ``clip(x + round(U(-1, 1)), 0, 1)`` for ``x`` in [0, 1].
+
+    round(U(-1, 1)) is −1 with probability ¼, +1 with ¼ and 0 with ½: a quarter of the pixels
+    forced to 0 (pepper), a quarter to 1 (salt), half untouched. The course draws it once per set.
+    """
+    return (x + torch.round(draw_noise(x, "uniform", generator))).clamp_(0.0, 1.0)
+
+
+def rounded_endpoint(x: torch.Tensor, magnitude: float, dist: str = "norm",
+                     generator: torch.Generator | None = None) -> torch.Tensor:
+    """The course's diffusion end point x_T: ``clip(x + round(mag · noise), 0, 1)`` (noise ``norm`` or ``uniform``)."""
+    check_noise(magnitude, dist)
+    return (x + torch.round(magnitude * draw_noise(x, dist, generator))).clamp_(0.0, 1.0)
