@@ -50,7 +50,7 @@ from pathlib import Path
 from connlab.diffusion.evaluate import FEWER_STEPS_RULE, STRUCTURE_RULE
 from connlab.evidence import CONTRADICTED
 from connlab.experiments.common import (DataSettings, TrainingSettings, add_training_command, int_list,
-                                        nonnegative_float, nonnegative_int, positive_int)
+                                        nonnegative_float, nonnegative_int, positive_int, seed_int)
 from connlab.experiments.config import flag
 from connlab.experiments.section import (NOT_MEASURED, NOT_SUPPORTED, PARTLY, SUPPORTED, UNKNOWN, Run, Section,
                                          Table, fmt, get, num, with_figures)
@@ -147,7 +147,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="a `connlab ladder` run: also write sidebyside.html, its chain and DDPM from the same noise")
     s.add_argument("--ladder-variant", default=None,
                    help="which of the ladder run's variants, e.g. T10-none (default: the one its figures show)")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=seed_int, default=0)
     s.add_argument("--device", default="auto")
     _add_speed_flags(s)
     s.set_defaults(run=run_sample)
@@ -158,7 +158,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     e.add_argument("--classifier", type=Path, default=None, help="a `connlab classifier` run (default: the run's)")
     e.add_argument("--guidance", type=nonnegative_float, default=None,
                    help="classifier-free guidance weight w (default: the run's own; class-conditional runs only)")
-    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--seed", type=seed_int, default=0)
     e.add_argument("--device", default="auto")
     _add_speed_flags(e)
     e.set_defaults(run=run_eval)

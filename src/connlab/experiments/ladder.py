@@ -101,7 +101,7 @@ def run_experiment(cfg: LadderExperiment, out: Path, resume: bool = False) -> di
     import torch.nn.functional as F
 
     from connlab import plots
-    from connlab.checkpoint import atomic_write_text
+    from connlab.checkpoint import atomic_write_bytes, atomic_write_text
     from connlab.data import stratified_first, to_unit
     from connlab.data.global_batch import batch_rows, own_rows
     from connlab.runtime.distributed import is_main
@@ -182,7 +182,7 @@ def run_experiment(cfg: LadderExperiment, out: Path, resume: bool = False) -> di
     shown = {k: v for k, v in variants.items() if v["steps"] == cfg.shown_steps}
     first = next(iter(shown))
     for fig in ("chain.png", "from_noise.png") if is_main() else ():  # rank 0 wrote the variants' figures
-        (out / fig).write_bytes((out / "variants" / first / fig).read_bytes())
+        atomic_write_bytes(out / fig, (out / "variants" / first / fig).read_bytes())
     T = cfg.shown_steps
     k = list(range(T + 1))  # denoising steps applied: k = 0 is x_T, k = T is x̂_0
     series = {f"{name}: chain x̂_(T-k)": (k, e["chain_psnr"]) for name, e in shown.items()}

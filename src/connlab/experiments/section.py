@@ -39,7 +39,7 @@ class Run:
 def load_run(folder: Path) -> Run:
     """A run folder, or a UserError naming what is wrong with it."""
     from connlab.errors import UserError
-    from connlab.runs import read_config
+    from connlab.runs import read_config, read_json_object
 
     folder = Path(folder)
     saved = read_config(folder)
@@ -49,8 +49,9 @@ def load_run(folder: Path) -> Run:
     extra = {}
     for name in ("eval.json",):
         if (folder / name).is_file():
-            extra[name] = read_json(folder / name)
-    return Run(folder, experiment, saved.get("config") or {}, read_json(folder / "summary.json"), extra)
+            extra[name] = read_json_object(folder / name)
+    # no summary.json: the run did not finish; a damaged one is an error naming it, not "did not finish"
+    return Run(folder, experiment, saved.get("config") or {}, read_json_object(folder / "summary.json", {}), extra)
 
 
 def read_json(path: Path) -> dict:

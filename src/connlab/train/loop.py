@@ -30,7 +30,8 @@ from typing import Callable
 
 import torch
 
-from connlab.checkpoint import atomic_write_text, model_signature, save_weights, write_checkpoint
+from connlab.checkpoint import (atomic_write_text, model_signature, remove_stale_temporaries, save_weights,
+                                write_checkpoint)
 from connlab.runtime import distributed as dp
 from connlab.runtime.cpu_memory import keep_freed_memory
 from connlab.runtime.fastpath import GraphedStep
@@ -70,6 +71,7 @@ def fit(
     step_model = prepare_model(model, speed)
     total_steps = math.ceil(len(data[0]) / cfg.batch_size) * cfg.epochs
     parts = make_parts(model, cfg, speed, device, total_steps, ema)
+    remove_stale_temporaries(out / "checkpoints")  # of a write that was killed; the run folder is this run's
     state = start(out / "checkpoints", out, resume, parts, signature, device, lr_on_device=speed.cuda_graph)
     loop = Loop(cfg, data, out, parts, signature, speed, Stepper(step_model, loss_fn, data, cfg, speed, parts, state),
                 callbacks.step_hooks(), label)
