@@ -217,6 +217,13 @@ def checked_config(args: argparse.Namespace) -> DiffusionExperiment:
     if not cfg.label_dropout < 1:
         raise UserError(f"--label-dropout must be < 1, got {cfg.label_dropout}")
     from_flags(cfg.unet_config)
+    if cfg.classifier is not None:  # before the autoencoder and the U-Net train, not after
+        from connlab.quality import load_classifier
+
+        try:
+            load_classifier(Path(cfg.classifier), "cpu")
+        except UserError as err:
+            raise UserError(f"--classifier: {err}") from None
     return cfg
 
 
@@ -355,17 +362,18 @@ def run_sample(args: argparse.Namespace) -> int:
     import numpy as np
 
     from connlab import plots
+    from connlab.checkpoint import atomic_write, check_output
     from connlab.data import to_uint8
     from connlab.diffusion.generate import Generator
-    from connlab.errors import UserError
     from connlab.train import pick_device
 
     device = pick_device(args.device)
     gen = Generator.from_run(args.run_dir, device, _speed(args), DiffusionExperiment)
     _set_threads(gen.cfg.threads, device)
     steps = gen.check(args.sampler, args.steps, args.guidance)
-    if args.save_npz is not None and not Path(args.save_npz).parent.exists():
-        raise UserError(f"--save-npz {args.save_npz}: folder {Path(args.save_npz).parent} does not exist")
+    check_sample_size(args.num, device)
+    if args.save_npz is not None:  # written exactly there (numpy adds no .npz to an open file), checked first
+        check_output(args.save_npz, "--save-npz")
     ladder = None
     if args.ladder_run is not None:  # checked before any sampling
         from connlab.experiments.ladder import load_ladder
@@ -375,7 +383,7 @@ def run_sample(args: argparse.Namespace) -> int:
     images = gen.sample(args.sampler, steps, args.num, args.eta, args.guidance, seed=args.seed)
     seconds = time.perf_counter() - t0
     if args.save_npz is not None:
-        np.savez_compressed(args.save_npz, images=to_uint8(images[:, 0]).cpu().numpy())  # (N, 28, 28) uint8
+        atomic_write(args.save_npz, lambda f: np.savez_compressed(f, images=to_uint8(images[:, 0]).cpu().numpy()))
     w = gen.guidance(args.guidance)
     tag = f"{args.sampler}{steps}" + (f"-eta{args.eta:g}" if args.eta else "") + (f"-w{w:g}" if w is not None else "")
     rows = [("", images[i:i + 10]) for i in range(0, min(len(images), 60), 10)]
@@ -396,6 +404,13 @@ def run_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_sample_size(num: int, device) -> None:
+    """``--num`` samples must fit in memory: they are kept (float32 images, the chunks and their join)."""
+    from connlab.runtime.memory import check_fits
+
+    check_fits(num * 28 * 28 * 4 * 3, device, f"--num {num} samples", "ask for fewer")
+
+
 def run_eval(args: argparse.Namespace) -> int:
     from connlab.checkpoint import atomic_write_json, atomic_write_text
     from connlab.data import load_dataset
@@ -409,6 +424,7 @@ def run_eval(args: argparse.Namespace) -> int:
     gen = Generator.from_run(args.run_dir, device, _speed(args), DiffusionExperiment)
     _set_threads(gen.cfg.threads, device)
     cfg = gen.cfg
+    check_sample_size(args.num, device)
     data = load_dataset(cfg.dataset, cfg.data_dir, cfg.limit).to(device)
     classifier, info = find_classifier(args.classifier or cfg.classifier, args.run_dir, data, device)
     gen.check("ddim", None, args.guidance)

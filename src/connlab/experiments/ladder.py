@@ -91,7 +91,20 @@ def config_from_args(args: argparse.Namespace) -> LadderExperiment:
     cfg = LadderExperiment.from_args(args)
     for T in cfg.step_counts:  # reject bad values before a run folder exists
         from_flags(LadderSchedule, cfg.schedule, T, cfg.mag, cfg.dist)
+    if cfg.materialize:  # the largest training set the data set can give, since it is not loaded yet
+        check_materialize(min(cfg.limit or 60_000, 9_000 if cfg.dataset == "mnist-embedded" else 60_000), cfg)
     return cfg
+
+
+def check_materialize(n: int, cfg: LadderExperiment) -> None:
+    """``--materialize`` stores (T+1) x N images: refuse, as one line, a stack the device cannot hold."""
+    from connlab.diffusion.ladder import materialize_bytes
+    from connlab.runtime.memory import check_fits
+    from connlab.train import pick_device
+
+    T = max(cfg.step_counts)
+    check_fits(materialize_bytes(n, T), pick_device(cfg.device), f"--materialize with T = {T} and {n:,} digits",
+               "lower --steps or --limit, or drop --materialize (the ladder is then drawn per batch)")
 
 
 
@@ -128,6 +141,7 @@ def run_experiment(cfg: LadderExperiment, out: Path, resume: bool = False) -> di
         test_ladder = full_ladder(clean_test, schedule, torch.Generator(device=device).manual_seed(EVAL_SEED))
         stored = None
         if cfg.materialize:
+            check_materialize(len(train), cfg)
             stored = materialize(to_unit(train), schedule, torch.Generator(device=device).manual_seed(cfg.seed))
 
         def loss_fn(model, batch, generator, schedule=schedule, stored=stored, T=T):

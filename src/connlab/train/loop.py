@@ -226,8 +226,12 @@ class Loop:
                 "seconds": round(state.epoch_seconds, 3),
                 "images_per_second": round(self.n / max(state.epoch_seconds, 1e-9), 1),
                 "lr": float(self.parts.scheduler.get_last_lr()[0])}
+        callbacks.check_finite_weights(self.parts.model, state.step, epoch, self.ckpt_dir)
         if evaluate is not None:
             line.update(callbacks.evaluate_epoch(self.parts.model, evaluate, self.speed.bf16, self.device))
+            for key, value in line.items():  # the last update of the epoch can blow up what the loss never saw
+                if isinstance(value, float) and not math.isfinite(value):
+                    callbacks.check_finite(value, state.step, epoch, self.ckpt_dir)
         state.history.append(line)
         callbacks.log_epoch(self.label, self.cfg.epochs, line)
         state.loss_sum.zero_()
@@ -242,6 +246,11 @@ class Loop:
         if self.parts.ema is not None:
             save_weights(self.parts.ema.module, self.out / "ema.safetensors", signature)
         dp.barrier()  # the other ranks may now read what rank 0 wrote
+        if self.speed.channels_last:
+            # hand the model back in the default layout, as a model loaded from these weights is: what
+            # it computes next (the latent autoencoder's encodings) must not depend on whether this
+            # process trained it or a resumed one loaded it (the kernels differ by layout, ~1e-5)
+            self.parts.model.to(memory_format=torch.contiguous_format)
         self.parts.model.eval()
         images = self.n * self.cfg.epochs
         return TrainResult(
