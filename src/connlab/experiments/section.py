@@ -39,13 +39,17 @@ class Run:
 def load_run(folder: Path) -> Run:
     """A run folder, or a UserError naming what is wrong with it."""
     from connlab.errors import UserError
-    from connlab.runs import read_config, read_json_object
+    from connlab.experiments.registry import REGISTRY
+    from connlab.runs import config_from_json, read_config, read_json_object
 
     folder = Path(folder)
     saved = read_config(folder)
     experiment = saved.get("experiment")
     if not isinstance(experiment, str):
         raise UserError(f"{folder}: not a connlab run folder (config.json names no experiment)")
+    entry = REGISTRY.get(experiment)
+    if entry is not None and entry.config_class is not None:  # each saved value as its flag would take it
+        config_from_json(entry.config_class, saved.get("config") or {}, folder / "config.json")
     extra = {}
     for name in ("eval.json",):
         if (folder / name).is_file():
