@@ -134,6 +134,8 @@ def prepare_run(out: Path | None, experiment: str, config, resume: bool, given: 
         saved = read_config(out)
         if saved.get("experiment") != experiment:
             raise UserError(f"{out}: a {saved.get('experiment')!r} run, not {experiment!r}")
+        if distributed.is_main():
+            claim(Path(out))  # a second process on this folder hears of the first before anything else
         config = config_from_json(type(config), saved.get("config") or {}, Path(out) / "config.json")
         differ = [k for k, v in (given or {}).items() if to_json(v) != to_json(getattr(config, k, None))]
         if differ:
@@ -142,8 +144,6 @@ def prepare_run(out: Path | None, experiment: str, config, resume: bool, given: 
             raise UserError(f"--resume continues {out} with its saved config.json; these flags differ from it: "
                             f"{listed} — drop them, or start a new run with another --out")
         check_inputs(config)
-        if distributed.is_main():
-            claim(Path(out))
         spread = distributed.describe(getattr(config, "batch_size", None))
         if saved.get("distributed", spread) != spread:  # resumed on another number of processes
             atomic_write_json(Path(out) / "config.json", {**saved, "distributed": spread})
