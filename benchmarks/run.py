@@ -291,7 +291,7 @@ def row_ddim50(args, device):
     """
     import torch
 
-    from connlab.diffusion.generate import Generator, SamplingSpeed
+    from connlab.sampling.generate import Generator, SamplingSpeed
     from connlab.experiments.diffusion import DiffusionExperiment
     from connlab.models.diffusion_unet import DiffusionUNet, DiffusionUNetConfig
 

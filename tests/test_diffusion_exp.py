@@ -166,7 +166,7 @@ def test_sampling_from_non_diffusion_run_exits_2(runs, capsys):
 
 def _in_memory(space: str):
     """A random-weight Generator (pixel or latent, T = 20) and ladder (T = 3): no training needed."""
-    from connlab.diffusion.generate import Generator
+    from connlab.sampling.generate import Generator
     from connlab.diffusion.sidebyside import Ladder
     from connlab.experiments.diffusion import DiffusionExperiment
     from connlab.models.diffusion_unet import DiffusionUNet
@@ -187,7 +187,7 @@ def test_sampling_speed_settings_keep_the_samples(space):
     import copy
 
     from connlab.diffusion import sample_ddim, sample_ddpm
-    from connlab.diffusion.generate import Generator, SamplingSpeed
+    from connlab.sampling.generate import Generator, SamplingSpeed
 
     fast, _ = _in_memory(space)  # the default SamplingSpeed
     assert fast.model.stem.weight.is_contiguous(memory_format=torch.channels_last)
@@ -219,7 +219,7 @@ def test_bad_speed_flags_exit_2(runs, argv, message, capsys):
 
 
 def test_sampling_speed_refuses_unknown_values():
-    from connlab.diffusion.generate import SamplingSpeed
+    from connlab.sampling.generate import SamplingSpeed
     from connlab.errors import UserError
 
     with pytest.raises(UserError, match="--compile 'yes' is not one of auto, on, off"):
@@ -331,7 +331,7 @@ def test_side_by_side_page_in_headless_chromium(runs, ladder_run, tmp_path):
 
 
 def test_demo_passes_the_ladder_run_only_when_the_ladder_part_finished(tmp_path):
-    from connlab.experiments.demo import command_line, plan
+    from connlab.demo import command_line, plan
 
     part = next(p for p in plan(False, "mnist-embedded", None, "cpu") if p.name == "diffusion sample")
     assert "--ladder-run" not in command_line(part, tmp_path)       # no ladder: sample alone
@@ -345,7 +345,7 @@ def test_demo_passes_the_ladder_run_only_when_the_ladder_part_finished(tmp_path)
 def test_fewer_steps_claim_fails_for_noise(runs):
     """The non-inferiority rule: two sets of real digits differ by an interval around 0; noise is not accepted."""
     from connlab.data import load_dataset, to_unit
-    from connlab.diffusion.evaluate import fewer_steps_claim
+    from connlab.sampling.evaluate import fewer_steps_claim
     from connlab.quality import load_classifier
 
     classifier, _ = load_classifier(runs / "clf")

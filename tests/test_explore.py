@@ -37,7 +37,7 @@ TOL_PAGE = 1e-3     # onnxruntime-web in Chromium vs PyTorch
 
 def _generator(run: Path):
     """The run's sampler as the explorer exports it: fp32, contiguous, on the CPU."""
-    from connlab.diffusion.generate import Generator
+    from connlab.sampling.generate import Generator
     from connlab.experiments.diffusion import DiffusionExperiment
     from connlab.runtime.speed import Speed
 
@@ -62,7 +62,7 @@ def _autoencoder_run(out: Path) -> None:
 def _diffusion_run(out: Path, preset: str = "demo") -> None:
     """``demo``: latent, v-prediction, class-conditional; ``pixel``: pixels, ε, unconditional, x̂₀ clipped."""
     from connlab.checkpoint import model_signature, save_weights
-    from connlab.diffusion.generate import plain_config
+    from connlab.sampling.generate import plain_config
     from connlab.experiments.diffusion import DiffusionExperiment
     from connlab.models.diffusion_unet import DiffusionUNet
     from connlab.models.latent_ae import LatentAEConfig, LatentAutoencoder
@@ -142,7 +142,7 @@ def test_onnx_matches_pytorch(exported, name):
 def test_recorded_outputs_are_the_lab_models_own(demo_dir, exported):
     """The wrappers add outputs, not arithmetic: all skips on is ``denoise``; the DDIM step is ``ddim_step``."""
     from connlab.diffusion import ddim_step, guided
-    from connlab.diffusion.generate import Generator
+    from connlab.sampling.generate import Generator
     from connlab.explore.export import AutoencoderPage, load
     from connlab.models.autoencoder import AutoencoderConfig, DenoisingAutoencoder
 
@@ -387,7 +387,7 @@ def test_page_self_test_and_autoencoders_as_a_person_uses_them(browser, explorer
 @needs_runtime
 @needs_browser
 def test_ladder_vit_attention_and_ddim_panels_match_pytorch(browser, explorer_page, demo_dir, exported, tmp_path):
-    from connlab.diffusion.generate import Generator
+    from connlab.sampling.generate import Generator
     from connlab.explore.export import LadderStep, SequencePage, ViTPage, experiment_config, load
     from connlab.experiments.attention import AttentionExperiment, SequenceTransformer
     from connlab.experiments.ladder import LadderExperiment
@@ -519,7 +519,7 @@ def test_a_page_with_parts_left_out_still_works(browser, attention_only_page):
 @needs_runtime
 @needs_browser
 def test_a_pixel_space_unconditional_run_samples_in_the_page(browser, tmp_path):
-    from connlab.diffusion.generate import Generator
+    from connlab.sampling.generate import Generator
     from connlab.explore import page as page_module
 
     run = tmp_path / "pixel"

@@ -103,7 +103,7 @@ def test_generator_replays_the_ddim_loop_as_a_graph():
     one CUDA graph replay, and it gives the eager loop's digits."""
     import copy
 
-    from connlab.diffusion.generate import Generator, SamplingSpeed
+    from connlab.sampling.generate import Generator, SamplingSpeed
     from connlab.experiments.diffusion import DiffusionExperiment
 
     torch.manual_seed(0)

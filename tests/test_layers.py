@@ -38,21 +38,14 @@ LAYER_OF = {
     "connlab.quality": "eval",
     "connlab.evidence": "eval",
     "connlab.measures": "eval",
-    "connlab.eval": "eval",
+    "connlab.sampling": "eval",  # loads diffusion run folders, scores samples (quality, measures)
     "connlab.experiments": "experiments",
     "connlab.exercises": "experiments",  # the notebooks' checks: a leaf beside the experiments, imported by nothing
     "connlab.report": "report",
     "connlab.explore": "report",
     "connlab.cli": "cli",
     "connlab.__main__": "cli",
-    # Modules that sit in diffusion/ but do the job of a higher layer, mapped by that job:
-    # - generate loads a trained run folder (config, EMA weights) and runs the samplers at the resolved
-    #   speed: it consumes the trainer's output, so it stands with the trainer;
-    "connlab.diffusion.generate": "train",
-    # - evaluate scores samples with the quality metric (connlab.quality);
-    "connlab.diffusion.evaluate": "eval",
-    # demo runs every experiment through the CLI, then the report: a command above both
-    "connlab.experiments.demo": "cli",
+    "connlab.demo": "cli",  # runs every experiment through the CLI, then the report and the explorer
 }
 
 # Upward imports that are known, each with its reason. Drop a line when its import is gone (the test says so).

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from connlab.diffusion.generate import SamplingSpeed
+from connlab.sampling.generate import SamplingSpeed
 from connlab.errors import UserError
 from connlab.runtime.speed import ResolvedSpeed, Speed
 from connlab.train import TrainConfig

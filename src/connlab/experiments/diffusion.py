@@ -9,7 +9,7 @@ This file is the command line and the training recipe.  The pieces compose as in
 the U-Net (``models.diffusion_unet``) predicts ε, x_0 or v; the process
 (``diffusion.schedule``) noises and defines the loss; DDPM and DDIM (``diffusion.samplers``)
 are two step rules over the same trained network; ``train.fit`` is the training loop (EMA
-included); ``diffusion.generate`` loads a run and samples it; ``diffusion.evaluate`` scores
+included); ``sampling.generate`` loads a run and samples it; ``sampling.evaluate`` scores
 samples in an MNIST classifier's features (``quality``); ``diffusion.sidebyside`` puts the
 Exercise-2 ladder beside DDPM from the same noise.  With ``--space latent`` (Rombach et al. 2022) a small autoencoder
 (``models.latent_ae``) is trained first by the same ``fit``, the training digits are
@@ -47,7 +47,7 @@ import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from connlab.diffusion.evaluate import FEWER_STEPS_RULE, STRUCTURE_RULE
+from connlab.sampling.evaluate import FEWER_STEPS_RULE, STRUCTURE_RULE
 from connlab.evidence import CONTRADICTED
 from connlab.experiments.common import (DataSettings, TrainingSettings, add_training_command, int_list,
                                         nonnegative_float, nonnegative_int, positive_int)
@@ -165,7 +165,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _add_speed_flags(p: argparse.ArgumentParser) -> None:
-    """The sampling fast path, one switch per part (``diffusion.generate.SamplingSpeed``)."""
+    """The sampling fast path, one switch per part (``connlab.runtime.speed.Speed``)."""
     g = p.add_argument_group("speed (defaults are the fast path; each flag turns one part off)")
     g.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
                    help="auto: bf16 autocast on CUDA, fp32 elsewhere")
@@ -178,7 +178,7 @@ def _add_speed_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _speed(args: argparse.Namespace):
-    from connlab.diffusion.generate import SamplingSpeed
+    from connlab.sampling.generate import SamplingSpeed
 
     return SamplingSpeed(precision=args.precision, channels_last=args.channels_last, compile=args.compile,
                          cuda_graph=args.cuda_graph)
@@ -234,8 +234,8 @@ def train(cfg: DiffusionExperiment, out: Path, resume: bool = False) -> dict:
 
     from connlab.data import load_dataset, to_unit, unit_to_signed
     from connlab.diffusion import EMA, diffusion_loss
-    from connlab.diffusion.evaluate import EVAL_SEED, floor, score, structure_claim
-    from connlab.diffusion.generate import Generator, SamplingSpeed, plain_config
+    from connlab.sampling.evaluate import EVAL_SEED, floor, score, structure_claim
+    from connlab.sampling.generate import Generator, SamplingSpeed, plain_config
     from connlab.experiments.classifier import find_or_train_classifier as find_classifier
     from connlab.models.diffusion_unet import DiffusionUNet
     from connlab.runs import resumable, write_summary
@@ -356,7 +356,7 @@ def run_sample(args: argparse.Namespace) -> int:
 
     from connlab import plots
     from connlab.data import to_uint8
-    from connlab.diffusion.generate import Generator
+    from connlab.sampling.generate import Generator
     from connlab.errors import UserError
     from connlab.train import pick_device
 
@@ -400,8 +400,8 @@ def run_eval(args: argparse.Namespace) -> int:
     from connlab.checkpoint import atomic_write_json, atomic_write_text
     from connlab.data import load_dataset
     from connlab.data import to_unit
-    from connlab.diffusion.evaluate import FEWER_STEPS_DDIM, evaluate, fewer_steps_claim, floor, format_eval
-    from connlab.diffusion.generate import Generator
+    from connlab.sampling.evaluate import FEWER_STEPS_DDIM, evaluate, fewer_steps_claim, floor, format_eval
+    from connlab.sampling.generate import Generator
     from connlab.experiments.classifier import find_or_train_classifier as find_classifier
     from connlab.train import pick_device
 

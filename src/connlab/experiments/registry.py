@@ -83,7 +83,7 @@ def _s(*argv) -> tuple[str, ...]:
 
 for _entry in (
     Experiment("demo", "the whole lab in one command: every experiment, then report.html",
-               "connlab.experiments.demo", single_process=("",)),
+               "connlab.demo", single_process=("",)),
     Experiment("report", "rebuild report.html from existing run folders", "connlab.report.command",
                single_process=("",)),
     Experiment("data", "describe a data set as one JSON object", "connlab.experiments.data_info",

@@ -239,7 +239,7 @@ def export_ladder(run: Path) -> list[ExportedModel]:
 
 def export_diffusion(run: Path) -> list[ExportedModel]:
     """The EMA U-Net as one DDIM step (with guidance for class-conditional runs) and its decoder."""
-    from connlab.diffusion.generate import Generator
+    from connlab.sampling.generate import Generator
     from connlab.experiments.diffusion import DiffusionExperiment
     from connlab.runtime.speed import Speed
 

@@ -43,7 +43,7 @@ def write_side_by_side(gen, ladder: Ladder, folder: Path, sampler: str = "ddpm",
 
 def _columns(traj: torch.Tensor) -> tuple[list[int], torch.Tensor]:
     """Which states of a (K + 1, B, 1, 28, 28) chain to show: all up to ``COLUMNS``, else ``COLUMNS`` evenly spaced."""
-    from connlab.diffusion.generate import evenly_spaced
+    from connlab.sampling.generate import evenly_spaced
 
     return evenly_spaced(len(traj), COLUMNS), traj
 

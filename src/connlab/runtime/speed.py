@@ -1,6 +1,6 @@
 """Speed settings, resolved once: the user's switches (auto / on / off) → what runs on this device.
 
-The trainer (``connlab.train``) and the samplers (``connlab.diffusion.generate``) take the same
+The trainer (``connlab.train``) and the samplers (``connlab.sampling.generate``) take the same
 switches, with the same flags and the same checks; each resolves them once, for its device and
 its job, into a ``ResolvedSpeed`` of plain booleans that the rest of the code only reads.
 
