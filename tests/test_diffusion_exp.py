@@ -187,12 +187,13 @@ def test_sampling_speed_settings_keep_the_samples(space):
     import copy
 
     from connlab.diffusion import sample_ddim, sample_ddpm
-    from connlab.sampling.generate import Generator, SamplingSpeed
+    from connlab.runtime.speed import Speed
+    from connlab.sampling.generate import Generator
 
-    fast, _ = _in_memory(space)  # the default SamplingSpeed
+    fast, _ = _in_memory(space)  # the default Speed
     assert fast.model.stem.weight.is_contiguous(memory_format=torch.channels_last)
     model = copy.deepcopy(fast.model).to(memory_format=torch.contiguous_format)
-    plain = Generator(fast.cfg, model, fast.decoder, torch.device("cpu"), SamplingSpeed(channels_last="off"))
+    plain = Generator(fast.cfg, model, fast.decoder, torch.device("cpu"), Speed(channels_last="off"))
     assert plain.model.stem.weight.is_contiguous()
     clip, pred = space == "pixel", plain.cfg.prediction
     for sampler, steps, eta in [("ddim", 5, 0.0), ("ddim", 5, 1.0), ("ddpm", None, 0.0)]:
@@ -219,13 +220,13 @@ def test_bad_speed_flags_exit_2(runs, argv, message, capsys):
 
 
 def test_sampling_speed_refuses_unknown_values():
-    from connlab.sampling.generate import SamplingSpeed
+    from connlab.runtime.speed import Speed
     from connlab.errors import UserError
 
     with pytest.raises(UserError, match="--compile 'yes' is not one of auto, on, off"):
-        SamplingSpeed(compile="yes")
+        Speed(compile="yes")
     with pytest.raises(UserError, match="--precision 'fp16'"):
-        SamplingSpeed(precision="fp16")
+        Speed(precision="fp16")
 
 
 def test_one_noise_draw_maps_onto_each_start():

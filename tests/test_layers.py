@@ -26,10 +26,6 @@ LAYER_OF = {
     "connlab.models": "models",
     "connlab.diffusion": "diffusion",
     "connlab.runtime": "runtime",
-    # old import paths of the runtime modules (thin aliases of connlab.runtime.*)
-    "connlab.distributed": "runtime",
-    "connlab.fastpath": "runtime",
-    "connlab.cpu_memory": "runtime",
     "connlab.train": "train",
     "connlab.checkpoint": "train",
     "connlab.runs": "train",

@@ -46,7 +46,7 @@ def prepare_run(out: Path | None, experiment: str, config, resume: bool, given: 
     Under torchrun rank 0 creates the folder and the others learn its name from rank 0
     (a default name holds a timestamp); ``distributed`` records how the run is spread.
     """
-    from connlab import distributed
+    from connlab.runtime import distributed
 
     if resume:
         if out is None:
@@ -79,7 +79,7 @@ def prepare_run(out: Path | None, experiment: str, config, resume: bool, given: 
 
 
 def _create_run(out: Path | None, experiment: str, config) -> Path:
-    from connlab import distributed
+    from connlab.runtime import distributed
 
     out = Path(out) if out is not None else default_out(experiment)
     if (out / "config.json").exists():
@@ -134,7 +134,7 @@ def make_folder(path: Path, flag: str = "--out") -> Path:
 
 def write_summary(out: Path, summary: dict) -> None:
     """Write ``summary.json`` (rank 0); under torchrun all ranks leave together, so it exists for all."""
-    from connlab import distributed
+    from connlab.runtime import distributed
 
     atomic_write_json(Path(out) / "summary.json", summary)
     distributed.barrier()

@@ -47,13 +47,12 @@ import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from connlab.sampling.evaluate import FEWER_STEPS_RULE, STRUCTURE_RULE
-from connlab.evidence import CONTRADICTED
 from connlab.experiments.common import (DataSettings, TrainingSettings, add_training_command, int_list,
                                         nonnegative_float, nonnegative_int, positive_int)
 from connlab.experiments.config import flag
-from connlab.experiments.section import (NOT_MEASURED, NOT_SUPPORTED, PARTLY, SUPPORTED, UNKNOWN, Run, Section,
+from connlab.experiments.section import (CONTRADICTED, NOT_MEASURED, NOT_SUPPORTED, PARTLY, SUPPORTED, Run, Section,
                                          Table, fmt, get, num, with_figures)
+from connlab.sampling.evaluate import FEWER_STEPS_RULE, STRUCTURE_RULE
 
 int_tuple = int_list(1, "U-Net levels (channel multipliers)")
 
@@ -178,9 +177,9 @@ def _add_speed_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _speed(args: argparse.Namespace):
-    from connlab.sampling.generate import SamplingSpeed
+    from connlab.runtime.speed import Speed
 
-    return SamplingSpeed(precision=args.precision, channels_last=args.channels_last, compile=args.compile,
+    return Speed(precision=args.precision, channels_last=args.channels_last, compile=args.compile,
                          cuda_graph=args.cuda_graph)
 
 
@@ -235,7 +234,8 @@ def train(cfg: DiffusionExperiment, out: Path, resume: bool = False) -> dict:
     from connlab.data import load_dataset, to_unit, unit_to_signed
     from connlab.diffusion import EMA, diffusion_loss
     from connlab.sampling.evaluate import EVAL_SEED, floor, score, structure_claim
-    from connlab.sampling.generate import Generator, SamplingSpeed, plain_config
+    from connlab.runtime.speed import Speed
+    from connlab.sampling.generate import Generator, plain_config
     from connlab.experiments.classifier import find_or_train_classifier as find_classifier
     from connlab.models.diffusion_unet import DiffusionUNet
     from connlab.runs import resumable, write_summary
@@ -290,9 +290,7 @@ def train(cfg: DiffusionExperiment, out: Path, resume: bool = False) -> dict:
                     "final_train_loss": result.final_train_loss, "history": result.history})
 
     # Score the EMA network with DDIM, and draw the figures.
-    gen = Generator.from_run(out, device, SamplingSpeed(precision=cfg.precision, channels_last=cfg.channels_last,
-                                                        compile=cfg.compile, cuda_graph=cfg.cuda_graph),
-                             DiffusionExperiment)
+    gen = Generator.from_run(out, device, Speed.of(cfg), DiffusionExperiment)  # the trainer's speed switches
     classifier, summary["classifier"] = find_classifier(cfg.classifier, out, data, device)
     steps = min(cfg.eval_steps, cfg.timesteps)
     t0 = time.perf_counter()
@@ -433,15 +431,14 @@ def run_eval(args: argparse.Namespace) -> int:
 
 def structure_verdict(claim) -> tuple[str, str, str]:
     """(verdict, text, effect cell) of "early steps lay down structure" from summary.json's numbers."""
-    from connlab.evidence import NOT_SUPPORTED as EV_NOT, SUPPORTED as EV_SUPPORTED
     from connlab.experiments.section import NO_INTERVALS
 
     step, steps, frac = num(claim, "structure_step"), num(claim, "steps"), num(claim, "structure_fraction")
     change, low, high = (num(claim, "relative_l2_change_after"), num(claim, "relative_l2_interval", 0),
                          num(claim, "relative_l2_interval", 1))
     verdict = get(claim, "verdict")
-    if None in (step, steps, frac, change) or verdict not in (EV_SUPPORTED, EV_NOT):
-        return UNKNOWN, NO_INTERVALS, "structure first: " + NO_INTERVALS
+    if None in (step, steps, frac, change) or verdict not in (SUPPORTED, NOT_SUPPORTED):
+        return NOT_MEASURED, NO_INTERVALS, "structure first: " + NO_INTERVALS
     ci = f" [95 % CI {low:.3f}, {high:.3f}]" if low is not None and high is not None else ""
     n = get(claim, "num", default="?")
     text = (f"on the label-free chain the label of x̂₀ settles (≥ {num(claim, 'agree') or 0.9:.0%} agree with the "
@@ -457,7 +454,7 @@ def fewer_steps_verdict(claim) -> tuple[str, str, str]:
     ev, margin, ddpm = stored(claim, "evidence"), num(claim, "margin"), num(claim, "ddpm_frechet")
     if ev is None or margin is None or ddpm is None or get(claim, "verdict") not in (SUPPORTED, NOT_SUPPORTED,
                                                                                      CONTRADICTED):
-        return UNKNOWN, f"{NO_INTERVALS} (connlab diffusion eval)", "DDIM vs DDPM: " + NO_INTERVALS
+        return NOT_MEASURED, f"{NO_INTERVALS} (connlab diffusion eval)", "DDIM vs DDPM: " + NO_INTERVALS
     k = get(claim, "ddim_steps", default="?")
     line = ev.text(f"DDIM-{k} − DDPM Fréchet distance", ".2f")
     text = (f"{line}; DDPM's distance {ddpm:.2f}, margin fixed before the run +{margin:.2f} "
@@ -489,7 +486,7 @@ def section(run: Run) -> Section:
             ["training seconds (autoencoder + U-Net)", fmt(num(s, "train_seconds"), ".0f")],
             ["quality classifier's test accuracy", fmt(num(s, "classifier", "test_accuracy"), ".2%")]]
     if dist is None or conf is None or classes is None:
-        quality, quality_text = UNKNOWN, "sample quality was not measured"
+        quality, quality_text = NOT_MEASURED, "sample quality was not measured"
     else:
         if classes >= 10 and conf >= 0.8:
             quality = SUPPORTED

@@ -21,9 +21,8 @@ import platform
 import time
 from pathlib import Path
 
-from connlab.experiments.section import (INCONCLUSIVE, NOT_MEASURED, NOT_SUPPORTED, PARTLY, SUPPORTED, UNKNOWN, Run,
-                                         Section, Table, fmt, generic_section, load_run, num, with_figures)
-from connlab.evidence import CONTRADICTED
+from connlab.experiments.section import (CONTRADICTED, INCONCLUSIVE, NOT_MEASURED, NOT_SUPPORTED, PARTLY, SUPPORTED,
+                                         Run, Section, Table, fmt, generic_section, load_run, num, with_figures)
 from connlab.report.style import SELF_CHECK, STYLE
 
 
@@ -32,7 +31,7 @@ def build_section(run: Run) -> Section:
     from connlab.experiments import REGISTRY
 
     if not run.summary:
-        sec = Section(run.experiment, f"connlab {run.experiment}", "", UNKNOWN,
+        sec = Section(run.experiment, f"connlab {run.experiment}", "", NOT_MEASURED,
                       "the run has no summary.json (it did not finish; continue it with --resume)")
         return with_figures(sec, run)
     entry = REGISTRY.get(run.experiment)
@@ -50,7 +49,7 @@ def lecture_rank(experiment: str) -> int:
     return order.index(experiment) if experiment in order else len(order)
 
 
-VERDICT_CLASS = {SUPPORTED: "supported", PARTLY: "partly", NOT_SUPPORTED: "not", UNKNOWN: "unknown",
+VERDICT_CLASS = {SUPPORTED: "supported", PARTLY: "partly", NOT_SUPPORTED: "not", NOT_MEASURED: "unknown",
                  INCONCLUSIVE: "unknown", CONTRADICTED: "not"}
 
 

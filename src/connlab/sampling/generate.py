@@ -30,14 +30,6 @@ TRAJECTORY_SAMPLES = 6
 TRAJECTORY_COLUMNS = 10
 
 
-# How the samplers run: the trainer's speed switches, one object for both (connlab.runtime.speed).
-# Resolved for sampling: precision auto = bf16 on CUDA (the sampler's update stays fp32); channels-last
-# on; compile off unless asked (compile and capture cost more than a sampling job saves, see
-# benchmarks/RESULTS.md); on CUDA a deterministic loop (DDIM, eta = 0, no trajectory) is recorded
-# once as a CUDA graph and replayed for every later chunk of the same size (fastpath.GraphedCall).
-SamplingSpeed = Speed
-
-
 def plain_config(config) -> dict:
     """A config dataclass as JSON would give it back (tuples → lists), for weight signatures."""
     return json.loads(json.dumps(asdict(config)))
