@@ -263,19 +263,36 @@ def test_chains_start_from_the_same_noise(space):
 
 
 def test_side_by_side_page_is_self_contained(tmp_path):
+    """The chains are computed and stored once (sidebyside.json); the page is rendered from that file alone."""
     import re
 
-    from connlab.report.sidebyside import COLUMNS, write_side_by_side
+    from connlab.report.sidebyside import write_side_by_side
+    from connlab.sampling.sidebyside import COLUMNS, store_side_by_side
 
     gen, ladder = _in_memory("latent")
-    page = write_side_by_side(gen, ladder, tmp_path, sampler="ddim", steps=5, num=2)
+    data = store_side_by_side(gen, ladder, tmp_path, sampler="ddim", steps=5, num=2)
+    assert data == tmp_path / "sidebyside.json"
+    assert (tmp_path / "sidebyside.png").read_bytes()[:4] == b"\x89PNG"
+    page = write_side_by_side(tmp_path)
     text = page.read_text()
     # per draw: the ladder's T + 1 = 4 states, DDPM's COLUMNS of 21, DDIM-5's 6
     assert text.count("<img ") == 2 * (4 + COLUMNS + 6)
     assert text.count('src="data:image/png;base64,') == text.count("<img ")
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", text) and "url(" not in text
     assert "Φ(z)" in text and "4×4 pixel patch" in text
-    assert (tmp_path / "sidebyside.png").read_bytes()[:4] == b"\x89PNG"
+    assert write_side_by_side(tmp_path / "nothing-here") is None  # a folder without stored chains: no page
+
+
+def test_side_by_side_page_refuses_a_corrupt_file(tmp_path):
+    from connlab.errors import UserError
+    from connlab.report.sidebyside import write_side_by_side
+
+    (tmp_path / "sidebyside.json").write_text("{\"num\": 2")
+    with pytest.raises(UserError, match="sidebyside.json: corrupt JSON"):
+        write_side_by_side(tmp_path)
+    (tmp_path / "sidebyside.json").write_text("{}")
+    with pytest.raises(UserError, match="sidebyside.json: not the chains"):
+        write_side_by_side(tmp_path)
 
 
 @pytest.fixture(scope="module")
@@ -285,10 +302,12 @@ def ladder_run(runs):
     return runs / "ladder"
 
 
-def test_sample_with_ladder_run_writes_the_page(runs, ladder_run, capsys):
+def test_sample_with_ladder_run_stores_the_chains_and_the_report_renders_them(runs, ladder_run, capsys):
     assert main(["diffusion", "sample", "--run", str(runs / "pixel"), "--sampler", "ddim", "--steps", "5",
                  "--num", "4", "--ladder-run", str(ladder_run)]) == 0
-    assert "side-by-side page" in capsys.readouterr().out
+    assert "side-by-side chains" in capsys.readouterr().out
+    assert (runs / "pixel" / "sidebyside.json").is_file() and (runs / "pixel" / "sidebyside.png").is_file()
+    assert main(["report", str(runs / "pixel"), "--out", str(runs / "pixel-report.html")]) == 0
     text = (runs / "pixel" / "sidebyside.html").read_text()
     assert "ladder T3-none" in text and "DDPM-20" in text and "DDIM-5" in text and "x<sub>T</sub> = z itself" in text
 
@@ -322,6 +341,7 @@ def test_side_by_side_page_in_headless_chromium(runs, ladder_run, tmp_path):
     if not page.is_file():
         assert main(["diffusion", "sample", "--run", str(runs / "pixel"), "--sampler", "ddpm", "--num", "2",
                      "--ladder-run", str(ladder_run)]) == 0
+        assert main(["report", str(runs / "pixel"), "--out", str(tmp_path / "report.html")]) == 0
     seen = open_in_chromium(page, tmp_path / "profile")
     check = seen["self_check"]
     assert seen["returncode"] == 0 and check is not None, "the page's self-check did not run"

@@ -11,7 +11,8 @@ the U-Net (``models.diffusion_unet``) predicts ε, x_0 or v; the process
 are two step rules over the same trained network; ``train.fit`` is the training loop (EMA
 included); ``sampling.generate`` loads a run and samples it; ``sampling.evaluate`` scores
 samples in an MNIST classifier's features (``quality``); ``diffusion.sidebyside`` puts the
-Exercise-2 ladder beside DDPM from the same noise.  With ``--space latent`` (Rombach et al. 2022) a small autoencoder
+Exercise-2 ladder beside DDPM from the same noise (stored by ``sampling.sidebyside``, rendered
+by ``connlab report``).  With ``--space latent`` (Rombach et al. 2022) a small autoencoder
 (``models.latent_ae``) is trained first by the same ``fit``, the training digits are
 encoded once to standardised 4×7×7 latents, the U-Net learns to denoise those, and the
 decoder maps sampled latents back to pixels.
@@ -26,9 +27,11 @@ Run folder (train):
     eval.md, eval.json                written by ``eval``: distance and time vs sampler and steps, and
                                       fewer_steps: DDIM-50 vs DDPM-T Fréchet distance, bootstrap interval
     samples-<sampler><steps>.png      written by ``sample``
-    sidebyside.html, sidebyside.png   written by ``sample --ladder-run``: the ladder's chain, DDPM's
-                                      and the chosen sampler's, from the same pure noise (the page is
-                                      self-contained; the PNG is what ``connlab report`` shows)
+    sidebyside.json, sidebyside.png   written by ``sample --ladder-run``: the ladder's chain, DDPM's
+                                      and the chosen sampler's, from the same pure noise (the PNG is
+                                      what the report shows)
+    sidebyside.html                   written by ``connlab report`` from sidebyside.json: the chains
+                                      step by step, one self-contained page
 
 CPU default (2 CPU cores, embedded data): latent diffusion with v-prediction on the cosine
 schedule (Salimans & Ho 2022), lr 2e-3 with warm-up, cosine decay and EMA with warm-up, because a
@@ -384,13 +387,14 @@ def run_sample(args: argparse.Namespace) -> int:
           f"({args.num / seconds:.1f} images/s); grid: {Path(args.run_dir) / f'samples-{tag}.png'}"
           + (f"; npz: {args.save_npz}" if args.save_npz else ""))
     if ladder is not None:
-        from connlab.report.sidebyside import write_side_by_side
+        from connlab.sampling.sidebyside import FIGURE, store_side_by_side
 
         t0 = time.perf_counter()
-        page = write_side_by_side(gen, ladder, Path(args.run_dir), sampler=args.sampler, steps=steps, eta=args.eta,
+        data = store_side_by_side(gen, ladder, Path(args.run_dir), sampler=args.sampler, steps=steps, eta=args.eta,
                                   guidance=args.guidance, seed=args.seed)
-        print(f"side-by-side page (ladder {ladder.name} and DDPM from the same noise, "
-              f"{time.perf_counter() - t0:.1f} s): {page}")
+        print(f"side-by-side chains (ladder {ladder.name} and DDPM from the same noise, "
+              f"{time.perf_counter() - t0:.1f} s): {data}, figure {data.parent / FIGURE}; "
+              f"the page: connlab report {args.run_dir} (writes {data.parent / 'sidebyside.html'})")
     return 0
 
 

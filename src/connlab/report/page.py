@@ -23,6 +23,7 @@ from pathlib import Path
 
 from connlab.experiments.section import (CONTRADICTED, INCONCLUSIVE, NOT_MEASURED, NOT_SUPPORTED, PARTLY, SUPPORTED,
                                          Run, Section, Table, fmt, generic_section, load_run, num, with_figures)
+from connlab.report.sidebyside import write_side_by_side
 from connlab.report.style import SELF_CHECK, STYLE
 
 
@@ -156,6 +157,10 @@ def build_report(folders: list[Path], out: Path, demo: dict | None = None) -> Pa
 
     runs = sorted((load_run(f) for f in folders), key=lambda r: lecture_rank(r.experiment))
     sections = [build_section(r) for r in runs]
+    for sec, run in zip(sections, runs):  # the chains a run stored for its own page (diffusion sample --ladder-run)
+        side = write_side_by_side(run.folder)
+        if side is not None:
+            sec.notes.append(f"The ladder and DDPM from the same noise, every chain step by step: {side}")
     out = Path(out)
     make_folder(out.parent)
     atomic_write_text(out, render(sections, demo, environment(runs, demo), (out.parent / "explorer.html").is_file()))
