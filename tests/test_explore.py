@@ -246,7 +246,7 @@ def test_missing_parts_are_left_out_with_their_command(attention_only_page):
 
 
 @needs_runtime
-def test_a_model_that_fails_to_export_is_named_and_the_page_still_written(demo_dir, tmp_path, monkeypatch):
+def test_a_part_that_fails_to_export_is_a_bug_named_on_the_page_and_the_command_fails(demo_dir, tmp_path, monkeypatch):
     import shutil
 
     from connlab.explore import page as page_module
@@ -263,10 +263,34 @@ def test_a_model_that_fails_to_export_is_named_and_the_page_still_written(demo_d
                                                        page_module.Part(p.experiment, p.title, p.command, broken)
                                                        for p in real()])
     lines = []
-    manifest = _manifest(page_module.write_explorer(only, log=lines.append).read_text())
+    with pytest.raises(page_module.ExportFailed, match="without the ViT") as failed:
+        page_module.write_explorer(only, log=lines.append)
+    assert isinstance(failed.value.__cause__, RuntimeError)  # the bug keeps its traceback
+    manifest = _manifest((only / "explorer.html").read_text())  # the other parts are still on the page
     assert set(manifest["models"]) == {"sequence"}
     assert any("the ViT" in e and "unsupported operator aten::foo" in e for e in manifest["export_errors"])
     assert any("could not export" in line and "aten::foo" in line for line in lines)
+    assert any(line.startswith("Traceback") and "RuntimeError: unsupported operator aten::foo" in line for line in lines)
+    with pytest.raises(page_module.ExportFailed):  # so `connlab explore` exits non-zero with the traceback
+        main(["explore", str(only)])
+
+
+@needs_runtime
+def test_an_unreadable_run_part_is_left_out_naming_the_file(demo_dir, tmp_path):
+    import shutil
+
+    from connlab.explore import page as page_module
+
+    only = tmp_path / "demo"
+    for part in ("attention", "vit"):
+        shutil.copytree(demo_dir / part, only / part)
+    weights = only / "vit" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])  # cut short
+    lines = []
+    manifest = _manifest(page_module.write_explorer(only, log=lines.append).read_text())
+    assert set(manifest["models"]) == {"sequence"}
+    why = {p["part"]: p["why"] for p in manifest["left_out"]}["vit"]
+    assert str(weights) in why and "not a readable safetensors file" in why
 
 
 def test_not_a_run_folder_is_one_line_and_exit_2(tmp_path, capsys):

@@ -29,6 +29,7 @@ import resource
 import shutil
 import sys
 import time
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -151,8 +152,10 @@ def run(args: argparse.Namespace) -> int:
     if interrupted:
         print(f"demo interrupted; continue with: connlab demo --resume --out {out}", file=sys.stderr)
         return 130
+    explorer_failed = False
     if args.explorer:
         from connlab.explore import write_explorer
+        from connlab.explore.page import ExportFailed
 
         t0 = time.perf_counter()
         try:  # the trained models, live in one offline page beside the report
@@ -160,6 +163,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"explorer: {page} ({time.perf_counter() - t0:.0f} s)")
         except UserError as err:  # onnx / onnxruntime-web missing, or no part it can show
             print(f"demo: explorer.html not written: {err}", file=sys.stderr)
+        except ExportFailed:  # a bug in one part's export: its traceback, the report still built, exit 1
+            traceback.print_exc()
+            explorer_failed = True
     if args.report:
         from connlab.report.page import build_report
 
@@ -173,8 +179,9 @@ def run(args: argparse.Namespace) -> int:
     if failed:
         print(f"demo: failed parts: {', '.join(failed)} (fix, then connlab demo --resume --out {out})",
               file=sys.stderr)
-        return 1
-    return 0
+    if explorer_failed:
+        print("demo: explorer.html lacks a part whose export failed (traceback above)", file=sys.stderr)
+    return 1 if failed or explorer_failed else 0
 
 
 def command_line(part: Part, out: Path) -> list[str]:
@@ -199,8 +206,6 @@ def command_line(part: Part, out: Path) -> list[str]:
 
 def run_part(argv: list[str]) -> tuple[int, float, float]:
     """Run one ``connlab`` command in this process: (exit code, wall seconds, CPU seconds)."""
-    import traceback
-
     import torch
 
     from connlab.cli import main
@@ -234,16 +239,18 @@ def environment(device: str) -> dict:
     import torch
 
     from connlab import __version__
+    from connlab.errors import UserError
     from connlab.train import pick_device
 
     try:
         resolved = str(pick_device(device))
-    except Exception:  # reported by the parts themselves
+    except UserError:  # a device this machine lacks: each part reports it (exit 2); the record keeps the name
         resolved = device
     return {"connlab": __version__, "python": platform.python_version(), "torch": torch.__version__,
             "platform": platform.platform(), "machine": platform.machine(), "cpu_count": os.cpu_count(),
             "torch_threads": torch.get_num_threads(), "device": resolved,
-            "cuda_device": torch.cuda.get_device_name(0) if resolved.startswith("cuda") else None,
+            "cuda_device": torch.cuda.get_device_name(0) if resolved.startswith("cuda") and torch.cuda.is_available()
+            else None,
             "load_average_at_start": _loadavg()}
 
 
