@@ -33,6 +33,9 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
+from connlab.experiments.config import Config, flag
+from connlab.runtime.settings import RunSettings
+
 @dataclass(frozen=True)
 class Part:
     name: str                  # "autoencoder", "diffusion sample"
@@ -66,24 +69,30 @@ def plan(full: bool, dataset: str, data_dir: str | None, device: str) -> list[Pa
     return parts
 
 
+@dataclass(frozen=True)
+class DemoCommand(Config):
+    """``connlab demo``'s flags (the parts' own flags are their registry entries' demo steps)."""
+
+    out: Path | None = flag(None, "demo folder (default runs/demo-<timestamp>)", type=Path)
+    full: bool = flag(False, "full-size settings for a GPU and the full MNIST")
+    resume: bool = flag(False, "continue the demo in --out: skip finished parts, resume an interrupted one")
+    device: str = flag(RunSettings.device, "auto (cuda, mps, cpu), cpu, cuda, cuda:N, mps", show_default=False)
+    dataset: str | None = flag(None, "default mnist-embedded (the shipped 9,000 / 1,000 digits); with --full: mnist",
+                               type=str)
+    data_dir: Path | None = flag(None, "folder with the four MNIST IDX files", type=Path)
+    only: str | None = flag(None, "run only these parts (names as in demo.json, e.g. gates,rnn); the report shows "
+                                  "what exists", type=str, metavar="PART,...")
+    report: bool = flag(True, "do not build report.html", negative="--no-report")
+    explorer: bool = flag(True, "do not write explorer.html (the trained models in one offline page)",
+                          negative="--no-explorer")
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", type=Path, default=None, help="demo folder (default runs/demo-<timestamp>)")
-    p.add_argument("--full", action="store_true", help="full-size settings for a GPU and the full MNIST")
-    p.add_argument("--resume", action="store_true",
-                   help="continue the demo in --out: skip finished parts, resume an interrupted one")
-    p.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda, cuda:N, mps")
-    p.add_argument("--dataset", default=None,
-                   help="default mnist-embedded (the shipped 9,000 / 1,000 digits); with --full: mnist")
-    p.add_argument("--data-dir", type=Path, default=None, help="folder with the four MNIST IDX files")
-    p.add_argument("--only", default=None, metavar="PART,...",
-                   help="run only these parts (names as in demo.json, e.g. gates,rnn); the report shows what exists")
-    p.add_argument("--no-report", dest="report", action="store_false", help="do not build report.html")
-    p.add_argument("--no-explorer", dest="explorer", action="store_false",
-                   help="do not write explorer.html (the trained models in one offline page)")
-    p.set_defaults(run=run)
+    DemoCommand.add_flags(p)
+    p.set_defaults(run=lambda args: run(DemoCommand.from_args(args)))
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: DemoCommand) -> int:
     from connlab.errors import UserError
     from connlab.runs import default_out, make_folder
 

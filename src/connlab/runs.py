@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import Any
 
 from connlab import __version__
 from connlab.checkpoint import atomic_write_json
@@ -36,6 +37,33 @@ def read_config(out: Path) -> dict:
         raise UserError(f"{path}: corrupt JSON ({err.msg} at line {err.lineno})") from None
 
 
+@dataclass(frozen=True)
+class SavedRun:
+    """A run folder's config.json, read back: what kind of run it is and its config."""
+
+    folder: Path
+    experiment: str      # the command that made it ("diffusion", "ladder", ...)
+    config: Any          # the experiment's config dataclass when asked for, else config.json's "config" object
+    saved: dict          # the whole of config.json (connlab_version, distributed, ...)
+
+
+def read_run(folder: Path, experiment: str | None = None, cls=None, flag: str = "") -> SavedRun:
+    """The one reader of a run's config: what kind of run ``folder`` holds and its config (as ``cls``,
+    unknown keys dropped, when given); a UserError when it is no run folder, or not an ``experiment``
+    run when one is asked for. ``flag`` (e.g. "--ladder-run") starts the error message."""
+    prefix = f"{flag} " if flag else ""
+    saved = read_config(folder)
+    kind = saved.get("experiment")
+    if not isinstance(kind, str):
+        raise UserError(f"{prefix}{folder}: not a connlab run folder (config.json names no experiment)")
+    if experiment is not None and kind != experiment:
+        raise UserError(f"{prefix}{folder}: a {kind!r} run, not a {experiment} run")
+    raw = saved.get("config") or {}
+    if not isinstance(raw, dict):
+        raise UserError(f"{prefix}{Path(folder) / 'config.json'}: its \"config\" is not an object")
+    return SavedRun(Path(folder), kind, config_from_json(cls, raw) if cls is not None else raw, saved)
+
+
 def prepare_run(out: Path | None, experiment: str, config, resume: bool, given: dict | None = None):
     """Create (or, with ``resume``, reopen) a run folder; returns (folder, config).
 
@@ -51,10 +79,8 @@ def prepare_run(out: Path | None, experiment: str, config, resume: bool, given: 
     if resume:
         if out is None:
             raise UserError("--resume needs --out DIR, the run folder to continue")
-        saved = read_config(out)
-        if saved.get("experiment") != experiment:
-            raise UserError(f"{out}: a {saved.get('experiment')!r} run, not {experiment!r}")
-        config = config_from_json(type(config), saved.get("config") or {})
+        run = read_run(out, experiment, type(config))
+        saved, config = run.saved, run.config
         differ = [k for k, v in (given or {}).items() if to_json(v) != to_json(getattr(config, k, None))]
         if differ:
             listed = ", ".join(f"--{k.replace('_', '-')} {to_json(given[k])} (saved: {to_json(getattr(config, k))})"

@@ -51,8 +51,10 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from connlab.experiments.common import (DataSettings, TrainingSettings, add_training_command, int_list,
-                                        nonnegative_float, nonnegative_int, positive_int)
-from connlab.experiments.config import flag
+                                        nonnegative_float, nonnegative_int, positive_int, speed_flag)
+from connlab.experiments.config import Config, flag
+from connlab.runtime.settings import RunSettings
+from connlab.runtime.speed import Speed
 from connlab.experiments.section import (CONTRADICTED, NOT_MEASURED, NOT_SUPPORTED, PARTLY, SUPPORTED, Run, Section,
                                          Table, fmt, get, num, with_figures)
 from connlab.sampling.evaluate import FEWER_STEPS_RULE, STRUCTURE_RULE
@@ -128,62 +130,61 @@ class DiffusionExperiment(TrainingSettings, DataSettings):
 
 # --- command line -------------------------------------------------------------------------------
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    from connlab.experiments.common import nonnegative_float, positive_int
+SPEED = "speed (defaults are the fast path; each flag turns one part off)"
 
+
+@dataclass(frozen=True)
+class SamplingCommand(Config):
+    """What ``diffusion sample`` and ``eval`` share: the run, the guidance, the seed, the device, the speed
+    switches (``Speed``'s, as the trainer's; malloc_cache is a training switch). Not saved in a run."""
+
+    run_dir: Path = flag(help="a `connlab diffusion train` run folder", type=Path, option="--run", metavar="RUN")
+    guidance: float | None = flag(None, "classifier-free guidance weight w (default: the run's own; "
+                                        "class-conditional runs only)", type=nonnegative_float)
+    seed: int = flag(0, "random seed of the noise")
+    device: str = flag(RunSettings.device, "auto (cuda, mps, cpu), cpu, cuda, cuda:N, mps", show_default=False)
+    precision: str = speed_flag("precision", SPEED)
+    channels_last: str = speed_flag("channels_last", SPEED)
+    compile: str = speed_flag("compile", SPEED)
+    cuda_graph: str = speed_flag("cuda_graph", SPEED)
+
+
+@dataclass(frozen=True)
+class SampleCommand(SamplingCommand):
+    """``connlab diffusion sample``'s flags."""
+
+    sampler: str = flag("ddim", "the step rule", choices=("ddpm", "ddim"))
+    steps: int | None = flag(None, "DDIM steps, 1..T (default 50); DDPM uses T", type=positive_int)
+    num: int = flag(64, "number of samples", type=positive_int)
+    eta: float = flag(0.0, "DDIM η (0: deterministic, 1: DDPM-like)", type=nonnegative_float)
+    save_npz: Path | None = flag(None, "write the samples as uint8 'images' (N, 28, 28)", type=Path)
+    ladder_run: Path | None = flag(None, "a `connlab ladder` run: also store its chain and DDPM's from the same "
+                                         "noise (sidebyside.json; `connlab report` renders the page)", type=Path)
+    ladder_variant: str | None = flag(None, "which of the ladder run's variants, e.g. T10-none (default: the one "
+                                            "its figures show)", type=str)
+
+
+@dataclass(frozen=True)
+class EvalCommand(SamplingCommand):
+    """``connlab diffusion eval``'s flags."""
+
+    num: int = flag(500, "samples per sampler setting", type=positive_int)
+    classifier: Path | None = flag(None, "a `connlab classifier` run (default: the run's)", type=Path)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="action", metavar="ACTION", parser_class=type(p), required=True)
 
     t = sub.add_parser("train", help="train a DDPM (pixel or latent space)")
     add_training_command(t, DiffusionExperiment, "diffusion", train, describe, config=checked_config)
 
     s = sub.add_parser("sample", help="sample digits from a trained run")
-    s.add_argument("--run", dest="run_dir", type=Path, required=True, help="a `connlab diffusion train` run folder")
-    s.add_argument("--sampler", choices=("ddpm", "ddim"), default="ddim")
-    s.add_argument("--steps", type=positive_int, default=None, help="DDIM steps, 1..T (default 50); DDPM uses T")
-    s.add_argument("--num", type=positive_int, default=64, help="number of samples")
-    s.add_argument("--eta", type=nonnegative_float, default=0.0, help="DDIM η (0: deterministic, 1: DDPM-like)")
-    s.add_argument("--guidance", type=nonnegative_float, default=None,
-                   help="classifier-free guidance weight w (default: the run's own; class-conditional runs only)")
-    s.add_argument("--save-npz", type=Path, default=None, help="write the samples as uint8 'images' (N, 28, 28)")
-    s.add_argument("--ladder-run", type=Path, default=None,
-                   help="a `connlab ladder` run: also write sidebyside.html, its chain and DDPM from the same noise")
-    s.add_argument("--ladder-variant", default=None,
-                   help="which of the ladder run's variants, e.g. T10-none (default: the one its figures show)")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--device", default="auto")
-    _add_speed_flags(s)
-    s.set_defaults(run=run_sample)
+    SampleCommand.add_flags(s)
+    s.set_defaults(run=lambda args: run_sample(SampleCommand.from_args(args)))
 
     e = sub.add_parser("eval", help="distance and time vs sampler and steps")
-    e.add_argument("--run", dest="run_dir", type=Path, required=True, help="a `connlab diffusion train` run folder")
-    e.add_argument("--num", type=positive_int, default=500, help="samples per sampler setting")
-    e.add_argument("--classifier", type=Path, default=None, help="a `connlab classifier` run (default: the run's)")
-    e.add_argument("--guidance", type=nonnegative_float, default=None,
-                   help="classifier-free guidance weight w (default: the run's own; class-conditional runs only)")
-    e.add_argument("--seed", type=int, default=0)
-    e.add_argument("--device", default="auto")
-    _add_speed_flags(e)
-    e.set_defaults(run=run_eval)
-
-
-def _add_speed_flags(p: argparse.ArgumentParser) -> None:
-    """The sampling fast path, one switch per part (``connlab.runtime.speed.Speed``)."""
-    g = p.add_argument_group("speed (defaults are the fast path; each flag turns one part off)")
-    g.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
-                   help="auto: bf16 autocast on CUDA, fp32 elsewhere")
-    g.add_argument("--channels-last", default="auto", choices=("auto", "on", "off"),
-                   help="NHWC memory format for the U-Net (auto: on)")
-    g.add_argument("--compile", default="auto", choices=("auto", "on", "off"),
-                   help="torch.compile the U-Net (auto: off; its compile time pays only for very long jobs)")
-    g.add_argument("--cuda-graph", default="auto", choices=("auto", "on", "off"),
-                   help="replay the DDIM (eta 0) loop as one CUDA graph from the second chunk on (auto: on CUDA)")
-
-
-def _speed(args: argparse.Namespace):
-    from connlab.runtime.speed import Speed
-
-    return Speed(precision=args.precision, channels_last=args.channels_last, compile=args.compile,
-                         cuda_graph=args.cuda_graph)
+    EvalCommand.add_flags(e)
+    e.set_defaults(run=lambda args: run_eval(EvalCommand.from_args(args)))
 
 
 def config_from_args(args: argparse.Namespace) -> DiffusionExperiment:
@@ -237,7 +238,6 @@ def train(cfg: DiffusionExperiment, out: Path, resume: bool = False) -> dict:
     from connlab.data import load_dataset, to_unit, unit_to_signed
     from connlab.diffusion import EMA, diffusion_loss
     from connlab.sampling.evaluate import EVAL_SEED, floor, score, structure_claim
-    from connlab.runtime.speed import Speed
     from connlab.sampling.generate import Generator, plain_config
     from connlab.experiments.classifier import find_or_train_classifier as find_classifier
     from connlab.models.diffusion_unet import DiffusionUNet
@@ -352,7 +352,7 @@ def train_autoencoder(cfg: DiffusionExperiment, out: Path, data, resume: bool):
 
 # --- sample and eval -----------------------------------------------------------------------------
 
-def run_sample(args: argparse.Namespace) -> int:
+def run_sample(cmd: SampleCommand) -> int:
     import numpy as np
 
     from connlab import plots
@@ -361,44 +361,44 @@ def run_sample(args: argparse.Namespace) -> int:
     from connlab.errors import UserError
     from connlab.train import pick_device
 
-    device = pick_device(args.device)
-    gen = Generator.from_run(args.run_dir, device, _speed(args), DiffusionExperiment)
+    device = pick_device(cmd.device)
+    gen = Generator.from_run(cmd.run_dir, device, Speed.of(cmd), DiffusionExperiment)
     _set_threads(gen.cfg.threads, device)
-    steps = gen.check(args.sampler, args.steps, args.guidance)
-    if args.save_npz is not None and not Path(args.save_npz).parent.exists():
-        raise UserError(f"--save-npz {args.save_npz}: folder {Path(args.save_npz).parent} does not exist")
+    steps = gen.check(cmd.sampler, cmd.steps, cmd.guidance)
+    if cmd.save_npz is not None and not Path(cmd.save_npz).parent.exists():
+        raise UserError(f"--save-npz {cmd.save_npz}: folder {Path(cmd.save_npz).parent} does not exist")
     ladder = None
-    if args.ladder_run is not None:  # checked before any sampling
+    if cmd.ladder_run is not None:  # checked before any sampling
         from connlab.experiments.ladder import load_ladder
 
-        ladder = load_ladder(args.ladder_run, args.ladder_variant, device)
+        ladder = load_ladder(cmd.ladder_run, cmd.ladder_variant, device)
     t0 = time.perf_counter()
-    images = gen.sample(args.sampler, steps, args.num, args.eta, args.guidance, seed=args.seed)
+    images = gen.sample(cmd.sampler, steps, cmd.num, cmd.eta, cmd.guidance, seed=cmd.seed)
     seconds = time.perf_counter() - t0
-    if args.save_npz is not None:
-        np.savez_compressed(args.save_npz, images=to_uint8(images[:, 0]).cpu().numpy())  # (N, 28, 28) uint8
-    w = gen.guidance(args.guidance)
-    tag = f"{args.sampler}{steps}" + (f"-eta{args.eta:g}" if args.eta else "") + (f"-w{w:g}" if w is not None else "")
+    if cmd.save_npz is not None:
+        np.savez_compressed(cmd.save_npz, images=to_uint8(images[:, 0]).cpu().numpy())  # (N, 28, 28) uint8
+    w = gen.guidance(cmd.guidance)
+    tag = f"{cmd.sampler}{steps}" + (f"-eta{cmd.eta:g}" if cmd.eta else "") + (f"-w{w:g}" if w is not None else "")
     rows = [("", images[i:i + 10]) for i in range(0, min(len(images), 60), 10)]
-    plots.image_rows(rows, Path(args.run_dir) / f"samples-{tag}.png",
-                     f"{args.sampler.upper()}-{steps}" + (f", guidance w = {w:g}" if w is not None else ""))
-    print(f"{args.num} samples, {args.sampler.upper()}-{steps}" + (f", guidance w = {w:g}" if w is not None else "")
+    plots.image_rows(rows, Path(cmd.run_dir) / f"samples-{tag}.png",
+                     f"{cmd.sampler.upper()}-{steps}" + (f", guidance w = {w:g}" if w is not None else ""))
+    print(f"{cmd.num} samples, {cmd.sampler.upper()}-{steps}" + (f", guidance w = {w:g}" if w is not None else "")
           + f", {seconds:.1f} s "
-          f"({args.num / seconds:.1f} images/s); grid: {Path(args.run_dir) / f'samples-{tag}.png'}"
-          + (f"; npz: {args.save_npz}" if args.save_npz else ""))
+          f"({cmd.num / seconds:.1f} images/s); grid: {Path(cmd.run_dir) / f'samples-{tag}.png'}"
+          + (f"; npz: {cmd.save_npz}" if cmd.save_npz else ""))
     if ladder is not None:
         from connlab.sampling.sidebyside import FIGURE, store_side_by_side
 
         t0 = time.perf_counter()
-        data = store_side_by_side(gen, ladder, Path(args.run_dir), sampler=args.sampler, steps=steps, eta=args.eta,
-                                  guidance=args.guidance, seed=args.seed)
+        data = store_side_by_side(gen, ladder, Path(cmd.run_dir), sampler=cmd.sampler, steps=steps, eta=cmd.eta,
+                                  guidance=cmd.guidance, seed=cmd.seed)
         print(f"side-by-side chains (ladder {ladder.name} and DDPM from the same noise, "
               f"{time.perf_counter() - t0:.1f} s): {data}, figure {data.parent / FIGURE}; "
-              f"the page: connlab report {args.run_dir} (writes {data.parent / 'sidebyside.html'})")
+              f"the page: connlab report {cmd.run_dir} (writes {data.parent / 'sidebyside.html'})")
     return 0
 
 
-def run_eval(args: argparse.Namespace) -> int:
+def run_eval(cmd: EvalCommand) -> int:
     from connlab.checkpoint import atomic_write_json, atomic_write_text
     from connlab.data import load_dataset
     from connlab.data import to_unit
@@ -407,25 +407,25 @@ def run_eval(args: argparse.Namespace) -> int:
     from connlab.experiments.classifier import find_or_train_classifier as find_classifier
     from connlab.train import pick_device
 
-    device = pick_device(args.device)
-    gen = Generator.from_run(args.run_dir, device, _speed(args), DiffusionExperiment)
+    device = pick_device(cmd.device)
+    gen = Generator.from_run(cmd.run_dir, device, Speed.of(cmd), DiffusionExperiment)
     _set_threads(gen.cfg.threads, device)
     cfg = gen.cfg
     data = load_dataset(cfg.dataset, cfg.data_dir, cfg.limit).to(device)
-    classifier, info = find_classifier(args.classifier or cfg.classifier, args.run_dir, data, device)
-    gen.check("ddim", None, args.guidance)
+    classifier, info = find_classifier(cmd.classifier or cfg.classifier, cmd.run_dir, data, device)
+    gen.check("ddim", None, cmd.guidance)
     kept: dict = {}
-    rows = evaluate(gen, data, classifier, args.num, args.seed, args.guidance,
+    rows = evaluate(gen, data, classifier, cmd.num, cmd.seed, cmd.guidance,
                     progress=lambda line: print(line, file=sys.stderr), keep=kept)
-    result = {"run": str(args.run_dir), "space": cfg.space, "num": args.num, "guidance": gen.guidance(args.guidance),
+    result = {"run": str(cmd.run_dir), "space": cfg.space, "num": cmd.num, "guidance": gen.guidance(cmd.guidance),
               "classifier": info,
-              "frechet_floor": floor(data, classifier, args.num), "rows": rows}
+              "frechet_floor": floor(data, classifier, cmd.num), "rows": rows}
     ddim, ddpm = kept.get(("ddim", FEWER_STEPS_DDIM)), kept.get(("ddpm", cfg.timesteps))
-    if ddim is not None and ddpm is not None and args.num >= 2:  # T < 50 has no DDIM-50 row
-        result["fewer_steps"] = fewer_steps_claim(to_unit(data.test_images), ddpm, ddim, classifier, args.seed)
+    if ddim is not None and ddpm is not None and cmd.num >= 2:  # T < 50 has no DDIM-50 row
+        result["fewer_steps"] = fewer_steps_claim(to_unit(data.test_images), ddpm, ddim, classifier, cmd.seed)
     table = format_eval(result)
-    atomic_write_json(Path(args.run_dir) / "eval.json", result)
-    atomic_write_text(Path(args.run_dir) / "eval.md", table + "\n")
+    atomic_write_json(Path(cmd.run_dir) / "eval.json", result)
+    atomic_write_text(Path(cmd.run_dir) / "eval.md", table + "\n")
     print(table)
     return 0
 

@@ -225,12 +225,10 @@ def load_ladder(run: Path, variant: str | None, device) -> Ladder:
     from connlab.diffusion.sidebyside import Ladder
     from connlab.errors import UserError
     from connlab.models.step_conditioned import StepConditionConfig, StepConditionedUNet
-    from connlab.runs import read_config
+    from connlab.runs import read_run
 
     run = Path(run)
-    saved = read_config(run)
-    if saved.get("experiment") != "ladder":
-        raise UserError(f"--ladder-run {run}: a {saved.get('experiment')!r} run, not a ladder run (connlab ladder)")
+    saved = read_run(run, "ladder", flag="--ladder-run").saved
     try:
         summary = json.loads((run / "summary.json").read_text())
     except (OSError, json.JSONDecodeError):

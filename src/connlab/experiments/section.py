@@ -40,19 +40,15 @@ class Run:
 
 def load_run(folder: Path) -> Run:
     """A run folder, or a UserError naming what is wrong with it."""
-    from connlab.errors import UserError
-    from connlab.runs import read_config
+    from connlab.runs import read_run
 
     folder = Path(folder)
-    saved = read_config(folder)
-    experiment = saved.get("experiment")
-    if not isinstance(experiment, str):
-        raise UserError(f"{folder}: not a connlab run folder (config.json names no experiment)")
+    saved = read_run(folder)
     extra = {}
     for name in ("eval.json",):
         if (folder / name).is_file():
             extra[name] = read_json(folder / name)
-    return Run(folder, experiment, saved.get("config") or {}, read_json(folder / "summary.json"), extra)
+    return Run(folder, saved.experiment, saved.config, read_json(folder / "summary.json"), extra)
 
 
 def read_json(path: Path) -> dict:

@@ -176,12 +176,10 @@ class SequencePage(nn.Module):
 # --- run folders -> exported models -------------------------------------------------------------
 
 def experiment_config(run: Path, cls):
-    """The experiment dataclass saved in ``run/config.json`` (unknown keys dropped)."""
-    from connlab.runs import read_config
+    """The experiment dataclass saved in ``run/config.json`` (unknown keys dropped; ``connlab.runs.read_run``)."""
+    from connlab.runs import read_run
 
-    saved = read_config(run)["config"]
-    names = cls.__dataclass_fields__
-    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in saved.items() if k in names})
+    return read_run(run, cls=cls).config
 
 
 def load(model: nn.Module, path: Path) -> nn.Module:

@@ -81,7 +81,7 @@ def check_exporter() -> None:
 
 def find_runs(run_dir: Path) -> dict[str, Path]:
     """experiment name -> run folder: ``run_dir`` itself (one run) or its subfolders (a demo folder)."""
-    from connlab.runs import read_config
+    from connlab.runs import read_run
 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -93,11 +93,11 @@ def find_runs(run_dir: Path) -> dict[str, Path]:
     known = {p.experiment for p in parts()}
     found: dict[str, Path] = {}
     for folder in candidates:
-        experiment = read_config(folder).get("experiment")
+        experiment = read_run(folder).experiment
         if experiment in known and (experiment not in found or folder.name == experiment):
             found[experiment] = folder
     if not found and candidates == [run_dir]:
-        experiment = read_config(run_dir).get("experiment")
+        experiment = read_run(run_dir).experiment
         raise UserError(f"{run_dir}: a {experiment!r} run has no model the explorer shows; "
                         f"give a demo folder or a run of one of: {', '.join(sorted(known))}")
     return found
