@@ -15,8 +15,10 @@ import errno
 import io
 import json
 import os
+import pickle
 import shutil
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import BinaryIO, Callable
 
@@ -230,7 +232,12 @@ def list_checkpoints(folder: Path) -> list[Path]:
 def read_checkpoint(path: Path, model: torch.nn.Module, signature: dict) -> dict:
     """Load a checkpoint's weights into ``model`` and return its training state."""
     load_weights(model, path / "model.safetensors", signature)
+    state = path / "state.pt"
+    if not zipfile.is_zipfile(state):  # torch.save writes a zip archive; a cut or foreign file is not one
+        why = "missing" if not state.is_file() else "truncated or not written by torch.save (no zip archive)"
+        raise UnreadableCheckpoint(f"{state}: unreadable training state ({why})")
     try:
-        return torch.load(path / "state.pt", map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any unpickling failure means the same to the user
-        raise UnreadableCheckpoint(f"{path / 'state.pt'}: unreadable training state ({type(err).__name__})") from None
+        return torch.load(state, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError) as err:  # a damaged archive or its pickle
+        first = (str(err).strip().splitlines() or [""])[0]
+        raise UnreadableCheckpoint(f"{state}: unreadable training state ({type(err).__name__}: {first})") from err

@@ -4,7 +4,7 @@ Only the chosen command's module is imported, so ``connlab --help`` is instant.
 User errors (``UserError``: bad flags, files, checkpoints; and argparse's) print one line and
 exit with code 2; any other exception is a bug and keeps its traceback.
 Under ``torchrun`` every rank runs ``main``; it joins the process group first
-(``connlab.distributed``), so every training command is data-parallel without changes.
+(``connlab.runtime.distributed``), so every training command is data-parallel without changes.
 """
 
 from __future__ import annotations
@@ -54,9 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    from connlab import distributed
+    from connlab.runtime import distributed
     from connlab.errors import UserError
-    from connlab.fastpath import GraphCaptureFailed
+    from connlab.runtime.fastpath import GraphCaptureFailed
     from connlab.runs import held, release
     from connlab.train import TrainingDiverged
 

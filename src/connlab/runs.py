@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import Any
 
 from connlab import __version__
 from connlab.checkpoint import atomic_write_json
@@ -55,8 +56,6 @@ def read_config(out: Path) -> dict:
     saved = read_json_object(path)
     if not isinstance(saved.get("config", {}), dict):
         raise UserError(f"{path}: \"config\" is not an object; the file is damaged")
-    if not isinstance(saved.get("experiment"), str):
-        raise UserError(f"{path}: names no experiment; the file is damaged")
     return saved
 
 
@@ -116,6 +115,34 @@ def check_inputs(config) -> None:
         check_source(config.dataset, getattr(config, "data_dir", None), verify=True)
 
 
+@dataclass(frozen=True)
+class SavedRun:
+    """A run folder's config.json, read back: what kind of run it is and its config."""
+
+    folder: Path
+    experiment: str      # the command that made it ("diffusion", "ladder", ...)
+    config: Any          # the experiment's config dataclass when asked for, else config.json's "config" object
+    saved: dict          # the whole of config.json (connlab_version, distributed, ...)
+
+
+def read_run(folder: Path, experiment: str | None = None, cls=None, flag: str = "") -> SavedRun:
+    """The one reader of a run's config: what kind of run ``folder`` holds and its config (as ``cls``,
+    unknown keys dropped, when given); a UserError when it is no run folder, or not an ``experiment``
+    run when one is asked for. ``flag`` (e.g. "--ladder-run") starts the error message."""
+    prefix = f"{flag} " if flag else ""
+    saved = read_config(folder)
+    kind = saved.get("experiment")
+    if not isinstance(kind, str):
+        raise UserError(f"{prefix}{folder}: not a connlab run folder (config.json names no experiment)")
+    if experiment is not None and kind != experiment:
+        raise UserError(f"{prefix}{folder}: a {kind!r} run, not a {experiment} run")
+    raw = saved.get("config") or {}
+    if not isinstance(raw, dict):
+        raise UserError(f"{prefix}{Path(folder) / 'config.json'}: its \"config\" is not an object")
+    config = config_from_json(cls, raw, Path(folder) / "config.json") if cls is not None else raw
+    return SavedRun(Path(folder), kind, config, saved)
+
+
 def prepare_run(out: Path | None, experiment: str, config, resume: bool, given: dict | None = None):
     """Create (or, with ``resume``, reopen) a run folder; returns (folder, config).
 
@@ -126,17 +153,15 @@ def prepare_run(out: Path | None, experiment: str, config, resume: bool, given: 
     Under torchrun rank 0 creates the folder and the others learn its name from rank 0
     (a default name holds a timestamp); ``distributed`` records how the run is spread.
     """
-    from connlab import distributed
+    from connlab.runtime import distributed
 
     if resume:
         if out is None:
             raise UserError("--resume needs --out DIR, the run folder to continue")
-        saved = read_config(out)
-        if saved.get("experiment") != experiment:
-            raise UserError(f"{out}: a {saved.get('experiment')!r} run, not {experiment!r}")
+        run = read_run(out, experiment)
         if distributed.is_main():
             claim(Path(out))  # a second process on this folder hears of the first before anything else
-        config = config_from_json(type(config), saved.get("config") or {}, Path(out) / "config.json")
+        saved, config = run.saved, config_from_json(type(config), run.config, Path(out) / "config.json")
         differ = [k for k, v in (given or {}).items() if to_json(v) != to_json(getattr(config, k, None))]
         if differ:
             listed = ", ".join(f"--{k.replace('_', '-')} {to_json(given[k])} (saved: {to_json(getattr(config, k))})"
@@ -163,7 +188,7 @@ def prepare_run(out: Path | None, experiment: str, config, resume: bool, given: 
 
 
 def _create_run(out: Path | None, experiment: str, config) -> Path:
-    from connlab import distributed
+    from connlab.runtime import distributed
 
     out = Path(out) if out is not None else default_out(experiment)
     if out.exists() and not out.is_dir():
@@ -238,7 +263,7 @@ def make_folder(path: Path, flag: str = "--out") -> Path:
 
 def write_summary(out: Path, summary: dict) -> None:
     """Write ``summary.json`` (rank 0); under torchrun all ranks leave together, so it exists for all."""
-    from connlab import distributed
+    from connlab.runtime import distributed
 
     atomic_write_json(Path(out) / "summary.json", summary)
     distributed.barrier()

@@ -27,15 +27,17 @@ FLAG = "flag"   # the metadata key
 
 def flag(default: Any = MISSING, help: str = "", *, type: Callable | None = None, choices=None,
          aliases: tuple[str, ...] = (), metavar: str | None = None, negative: str | None = None,
-         optional_bool: bool = False, group: str | None = None, show_default: bool = True):
-    """A config field that is also a command-line flag ``--field-name``.
+         optional_bool: bool = False, group: str | None = None, show_default: bool = True,
+         option: str | None = None):
+    """A config field that is also a command-line flag ``--field-name`` (or ``option``).
 
     ``type`` parses the text (default: the default value's type); ``aliases`` are more option names;
     a bool field is ``store_true``, or ``store_false`` under ``negative`` (``--no-attention``), or
-    ``--x/--no-x`` with ``optional_bool``; ``group`` names the help section.
+    ``--x/--no-x`` with ``optional_bool``; ``group`` names the help section. A field without a
+    default is a required flag.
     """
     spec = dict(help=help, type=type, choices=choices, aliases=tuple(aliases), metavar=metavar, negative=negative,
-                optional_bool=optional_bool, group=group, show_default=show_default)
+                optional_bool=optional_bool, group=group, show_default=show_default, option=option)
     return field(default=default, metadata={FLAG: spec})
 
 
@@ -88,8 +90,10 @@ class Config:
                 help_text += f" (default {_shown(default)}{preset})"
             elif preset:
                 help_text += f" ({preset.lstrip('; ')})"
-            names = [option_name(f.name), *spec["aliases"]]
+            names = [spec.get("option") or option_name(f.name), *spec["aliases"]]
             kwargs: dict[str, Any] = dict(dest=f.name, default=argparse.SUPPRESS, help=help_text.strip() or None)
+            if default is MISSING:
+                kwargs["required"] = True
             if isinstance(default, bool):
                 if spec["optional_bool"]:
                     kwargs["action"] = argparse.BooleanOptionalAction

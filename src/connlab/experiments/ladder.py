@@ -30,8 +30,8 @@ from connlab.diffusion.ladder import SCHEDULES
 from connlab.experiments.common import (DataSettings, TrainingSettings, add_training_command, nonnegative_float,
                                         positive_int)
 from connlab.experiments.config import flag
-from connlab.experiments.section import (NOT_MEASURED, NOT_SUPPORTED, SUPPORTED, UNKNOWN, Run, Section, Table,
-                                         fmt, get, num, with_figures)
+from connlab.experiments.section import (NOT_MEASURED, NOT_SUPPORTED, SUPPORTED, Run, Section, Table, fmt, get, num,
+                                         with_figures)
 
 if TYPE_CHECKING:
     from connlab.diffusion.sidebyside import Ladder
@@ -239,12 +239,10 @@ def load_ladder(run: Path, variant: str | None, device) -> Ladder:
     from connlab.diffusion.sidebyside import Ladder
     from connlab.errors import UserError
     from connlab.models.step_conditioned import StepConditionConfig, StepConditionedUNet
-    from connlab.runs import read_config
+    from connlab.runs import read_run
 
     run = Path(run)
-    saved = read_config(run)
-    if saved.get("experiment") != "ladder":
-        raise UserError(f"--ladder-run {run}: a {saved.get('experiment')!r} run, not a ladder run (connlab ladder)")
+    saved = read_run(run, "ladder", flag="--ladder-run").saved
     try:
         summary = json.loads((run / "summary.json").read_text())
     except (OSError, json.JSONDecodeError):
@@ -359,7 +357,7 @@ def section(run: Run) -> Section:
     gain, drift = stored(trained, "gain"), stored(trained, "drift")
     notes = []
     if gain is None:
-        verdict = UNKNOWN
+        verdict = NOT_MEASURED
         text = (f"PSNR along the chain {' → '.join(f'{v:.2f}' for v in chain)} dB; {NO_INTERVALS}" if chain
                 else "the chain's PSNR was not measured")
     else:

@@ -11,11 +11,12 @@ checkpoints, resume and the NaN guard.
 - On CPU, N steps in one go and N/2 + resume give bitwise-identical weights (tested).
 - Losses are summed on the device; the host reads them every ``sync_every`` steps only
   (on the CUDA-graph path only at epoch ends and checkpoints).
-- Speed (``connlab.runtime.speed``, resolved once): on CPU channels-last convolutions and a heap
-  that keeps freed memory for the next step; ``torch.compile`` off. On CUDA (each with a flag to
-  turn it off): bf16 autocast, channels-last, ``torch.compile``, fused Adam, and every full-batch
+- Speed (``connlab.runtime.speed``, resolved once; what each ``auto`` means is stated there): on
+  CPU channels-last convolutions and a heap that keeps freed memory for the next step. On CUDA
+  (each with a flag to turn it off): bf16 autocast, channels-last, fused Adam, and every full-batch
   step — batch gather, noise, forward, backward, optimizer, loss sum — replayed as one CUDA graph
-  (``connlab.runtime.fastpath``). A last, smaller batch of an epoch runs eagerly.
+  (``connlab.runtime.fastpath``). A last, smaller batch of an epoch runs eagerly. ``torch.compile``
+  only with ``--compile on``.
 - Under torchrun (``connlab.runtime.distributed``): DDP over the whole loss, each rank on its rows
   of every global batch (``--batch-size`` stays global), noise drawn for the global batch,
   losses averaged over ranks when read; rank 0 alone writes. No CUDA graph there.

@@ -29,8 +29,12 @@ import resource
 import shutil
 import sys
 import time
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
+
+from connlab.experiments.config import Config, flag
+from connlab.runtime.settings import RunSettings
 
 @dataclass(frozen=True)
 class Part:
@@ -65,24 +69,30 @@ def plan(full: bool, dataset: str, data_dir: str | None, device: str) -> list[Pa
     return parts
 
 
+@dataclass(frozen=True)
+class DemoCommand(Config):
+    """``connlab demo``'s flags (the parts' own flags are their registry entries' demo steps)."""
+
+    out: Path | None = flag(None, "demo folder (default runs/demo-<timestamp>)", type=Path)
+    full: bool = flag(False, "full-size settings for a GPU and the full MNIST")
+    resume: bool = flag(False, "continue the demo in --out: skip finished parts, resume an interrupted one")
+    device: str = flag(RunSettings.device, "auto (cuda, mps, cpu), cpu, cuda, cuda:N, mps", show_default=False)
+    dataset: str | None = flag(None, "default mnist-embedded (the shipped 9,000 / 1,000 digits); with --full: mnist",
+                               type=str)
+    data_dir: Path | None = flag(None, "folder with the four MNIST IDX files", type=Path)
+    only: str | None = flag(None, "run only these parts (names as in demo.json, e.g. gates,rnn); the report shows "
+                                  "what exists", type=str, metavar="PART,...")
+    report: bool = flag(True, "do not build report.html", negative="--no-report")
+    explorer: bool = flag(True, "do not write explorer.html (the trained models in one offline page)",
+                          negative="--no-explorer")
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", type=Path, default=None, help="demo folder (default runs/demo-<timestamp>)")
-    p.add_argument("--full", action="store_true", help="full-size settings for a GPU and the full MNIST")
-    p.add_argument("--resume", action="store_true",
-                   help="continue the demo in --out: skip finished parts, resume an interrupted one")
-    p.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda, cuda:N, mps")
-    p.add_argument("--dataset", default=None,
-                   help="default mnist-embedded (the shipped 9,000 / 1,000 digits); with --full: mnist")
-    p.add_argument("--data-dir", type=Path, default=None, help="folder with the four MNIST IDX files")
-    p.add_argument("--only", default=None, metavar="PART,...",
-                   help="run only these parts (names as in demo.json, e.g. gates,rnn); the report shows what exists")
-    p.add_argument("--no-report", dest="report", action="store_false", help="do not build report.html")
-    p.add_argument("--no-explorer", dest="explorer", action="store_false",
-                   help="do not write explorer.html (the trained models in one offline page)")
-    p.set_defaults(run=run)
+    DemoCommand.add_flags(p)
+    p.set_defaults(run=lambda args: run(DemoCommand.from_args(args)))
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: DemoCommand) -> int:
     from connlab.data.datasets import check_source
     from connlab.errors import UserError
     from connlab.runs import claim, default_out, make_folder
@@ -165,8 +175,10 @@ def run(args: argparse.Namespace) -> int:
     if interrupted:
         print(f"demo interrupted; continue with: connlab demo --resume --out {out}", file=sys.stderr)
         return 130
+    explorer_failed = False
     if args.explorer:
         from connlab.explore import write_explorer
+        from connlab.explore.page import ExportFailed
 
         t0 = time.perf_counter()
         try:  # the trained models, live in one offline page beside the report
@@ -174,6 +186,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"explorer: {page} ({time.perf_counter() - t0:.0f} s)")
         except UserError as err:  # onnx / onnxruntime-web missing, or no part it can show
             print(f"demo: explorer.html not written: {err}", file=sys.stderr)
+        except ExportFailed:  # a bug in one part's export: its traceback, the report still built, exit 1
+            traceback.print_exc()
+            explorer_failed = True
     if args.report:
         from connlab.report.page import build_report
 
@@ -187,8 +202,9 @@ def run(args: argparse.Namespace) -> int:
     if failed:
         print(f"demo: failed parts: {', '.join(failed)} (fix, then connlab demo --resume --out {out})",
               file=sys.stderr)
-        return 1
-    return 0
+    if explorer_failed:
+        print("demo: explorer.html lacks a part whose export failed (traceback above)", file=sys.stderr)
+    return 1 if failed or explorer_failed else 0
 
 
 def command_line(part: Part, out: Path) -> list[str]:
@@ -213,8 +229,6 @@ def command_line(part: Part, out: Path) -> list[str]:
 
 def run_part(argv: list[str]) -> tuple[int, float, float]:
     """Run one ``connlab`` command in this process: (exit code, wall seconds, CPU seconds)."""
-    import traceback
-
     import torch
 
     from connlab.cli import main
@@ -248,16 +262,18 @@ def environment(device: str) -> dict:
     import torch
 
     from connlab import __version__
+    from connlab.errors import UserError
     from connlab.train import pick_device
 
     try:
         resolved = str(pick_device(device))
-    except Exception:  # reported by the parts themselves
+    except UserError:  # a device this machine lacks: each part reports it (exit 2); the record keeps the name
         resolved = device
     return {"connlab": __version__, "python": platform.python_version(), "torch": torch.__version__,
             "platform": platform.platform(), "machine": platform.machine(), "cpu_count": os.cpu_count(),
             "torch_threads": torch.get_num_threads(), "device": resolved,
-            "cuda_device": torch.cuda.get_device_name(0) if resolved.startswith("cuda") else None,
+            "cuda_device": torch.cuda.get_device_name(0) if resolved.startswith("cuda") and torch.cuda.is_available()
+            else None,
             "load_average_at_start": _loadavg()}
 
 
