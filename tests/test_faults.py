@@ -332,6 +332,11 @@ def test_every_writer_replaces_a_planted_link(tmp_path):
     model = torch.nn.Linear(2, 2)
     write_checkpoint(ckpts, 1, model, {"step": 1}, {})
     assert (ckpts / "step-0000001").is_dir() and not (ckpts / "step-0000001").is_symlink()
+    import os
+
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (ckpts / "step-0000001").stat().st_mode & 0o777 == 0o777 & ~umask  # as mkdir makes it, not 0700
     assert victim.read_text() == "keep me" and (tmp_path / "out").is_dir()
 
 
@@ -491,3 +496,22 @@ def test_a_killed_and_resumed_run_equals_the_uninterrupted_one_bit_for_bit(comma
     whole, split = _weights(tmp_path / "whole"), _weights(tmp_path / "split")
     assert whole and whole.keys() == split.keys()
     assert [k for k in whole if whole[k] != split[k]] == []
+
+
+# --- work sized from a user's number is refused when it cannot fit ------------------------------------------
+
+def test_a_materialized_ladder_that_cannot_fit_is_refused_before_the_folder(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["ladder", "--steps", "100000", "--materialize", "--device", "cpu", "--out", str(out)]) == 2
+    one_line_error(capsys, "--materialize", "GiB")
+    assert not out.exists()
+
+
+def test_more_samples_than_memory_holds_are_refused(monkeypatch):
+    from connlab.experiments.diffusion import check_sample_size
+    from connlab.runtime import memory
+
+    with pytest.raises(UserError, match=r"--num 1000000000000 samples needs about"):
+        check_sample_size(10**12, "cpu")
+    monkeypatch.setattr(memory, "available_bytes", lambda device: 10**9)
+    check_sample_size(1000, "cpu")  # 9 MB of a free GB
