@@ -54,7 +54,7 @@ def write_error(path: Path, err: OSError) -> UserError:
     if err.errno in (errno.ENOSPC, errno.EDQUOT):
         return UserError(f"{path}: disk full (no space left on the device) — free some space, then rerun "
                          "(a training run continues with --resume)")
-    if isinstance(err, IsADirectoryError) or Path(path).is_dir() and not Path(path).is_symlink():
+    if isinstance(err, IsADirectoryError) or (Path(path).is_dir() and not Path(path).is_symlink()):
         return UserError(f"{path}: is a folder, not a file name")
     return UserError(f"{path}: cannot write it ({err.strerror or err})")
 
