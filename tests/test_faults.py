@@ -515,3 +515,13 @@ def test_more_samples_than_memory_holds_are_refused(monkeypatch):
         check_sample_size(10**12, "cpu")
     monkeypatch.setattr(memory, "available_bytes", lambda device: 10**9)
     check_sample_size(1000, "cpu")  # 9 MB of a free GB
+
+
+@pytest.mark.parametrize("command", TRAINING)
+def test_every_default_config_passes_its_own_saved_value_checks(command, tmp_path):
+    """The checks refuse damaged values only: a config.json the lab writes reads back equal."""
+    from connlab.runs import config_from_json, config_to_json
+
+    cls = REGISTRY[command].config_class
+    cfg = cls()
+    assert config_from_json(cls, json.loads(json.dumps(config_to_json(cfg))), tmp_path / "config.json") == cfg
