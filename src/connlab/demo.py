@@ -93,32 +93,46 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: DemoCommand) -> int:
+    from connlab.data.datasets import check_source
     from connlab.errors import UserError
-    from connlab.runs import default_out, make_folder
+    from connlab.runs import claim, default_out, make_folder
+    from connlab.train import pick_device
 
     out = Path(args.out) if args.out is not None else default_out("demo")
     record_path = out / "demo.json"
     options = {"full": args.full, "dataset": args.dataset or ("mnist" if args.full else "mnist-embedded"),
                "data_dir": str(args.data_dir) if args.data_dir else None, "device": args.device}
     previous: dict = {}
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out}: a file, not a folder")
+    if (out / "config.json").exists():
+        raise UserError(f"--out {out} is a run folder of one experiment, not a demo folder; choose another --out")
     if args.resume and not record_path.is_file():  # so `make demo` can always pass --resume
         print(f"--resume: {out} holds no demo yet; starting one", file=sys.stderr)
     elif args.resume:
         previous = _read_json(record_path)
         options = previous.get("options", options)  # continue the demo that was started
+        if not isinstance(options, dict) or not {"full", "dataset", "data_dir", "device"} <= set(options):
+            raise UserError(f"{record_path}: \"options\" is not the demo's options object; the file is damaged")
     elif record_path.exists() or any((out / p.folder / "config.json").exists()
                                      for p in plan(False, "", None, "auto")):
         raise UserError(f"{out} already holds a demo; pass --resume to continue it or choose another --out")
 
+    pick_device(options["device"])  # every input a part would refuse, refused before the first part runs
+    check_source(options["dataset"], options["data_dir"], verify=True)
+
     parts = plan(options["full"], options["dataset"], options["data_dir"], options["device"])
-    if args.only:
+    if args.only is not None:
         wanted = [w.strip() for w in args.only.split(",") if w.strip()]
+        if not wanted:
+            raise UserError(f"--only {args.only!r} names no part; parts: {', '.join(p.name for p in parts)}")
         unknown = [w for w in wanted if w not in {p.name for p in parts}]
         if unknown:
             raise UserError(f"--only: unknown part {unknown[0]!r}; parts: {', '.join(p.name for p in parts)}")
         parts = [p for p in parts if p.name in wanted]
     make_folder(out)
-    old = {r["name"]: r for r in previous.get("parts", [])}
+    claim(out)  # one demo per folder at a time; each part claims its own run folder too
+    old = {r["name"]: r for r in previous.get("parts", []) if isinstance(r, dict) and "name" in r}
     record = {"experiment": "demo", "options": options, "started": previous.get("started", _now()),
               "environment": environment(options["device"]), "parts": [dict(old[p.name]) for p in plan(
                   options["full"], options["dataset"], options["data_dir"], options["device"]) if p.name in old]}
@@ -287,11 +301,12 @@ def _now() -> str:
 def _read_json(path: Path) -> dict:
     from connlab.errors import UserError
 
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise UserError(f"{path}: corrupt JSON ({err.msg} at line {err.lineno})") from None
-    return data if isinstance(data, dict) else {}
+    from connlab.runs import read_json_object
+
+    data = read_json_object(path)
+    if not isinstance(data.get("parts", []), list):
+        raise UserError(f"{path}: \"parts\" is not a list; the file is damaged")
+    return data
 
 
 def _write_json(path: Path, data: dict) -> None:

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from connlab.experiments.common import (DataSettings, TrainingSettings, add_config_flags, nonnegative_float,
-                                        positive_int, run_training)
+                                        nonnegative_int, positive_int, run_training)
 from connlab.experiments.config import flag
 from connlab.experiments.section import (CONTRADICTED, INCONCLUSIVE, NOT_MEASURED, NOT_SUPPORTED, SUPPORTED, Run,
                                          Section, Table, effect_of, evidence_line, fmt, get, num, pm, weakest,
@@ -51,7 +51,7 @@ class AutoencoderExperiment(TrainingSettings, DataSettings):
     noise_dist: str = flag("norm", "noise distribution", choices=("norm", "uniform"))
     seeds: int = flag(1, "repeat each variant with K seeds", type=positive_int)
     iterate: int = flag(0, "feed the denoised output back K times and measure each pass (0: off)",
-                        type=positive_int, show_default=False)
+                        type=nonnegative_int, show_default=False)
     epochs: int = 3
 
     @property

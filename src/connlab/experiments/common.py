@@ -30,8 +30,14 @@ def from_flags(build, *args, **kwargs):
         raise UserError(str(err)) from None
 
 
-def int_at_least(minimum: int):
-    """A flag parser: an integer >= ``minimum``, else argparse's one-line error."""
+# No count, size or step of the lab comes near 2^31 (torch indexes many kernels with int32): a larger
+# value is a typo, refused as one line instead of an overflow deep inside torch.
+LARGEST_INT = 2**31 - 1
+LARGEST_SEED = 2**32 - 1   # numpy's and most tools' seed range; torch's seeds are derived from it
+
+
+def int_at_least(minimum: int, maximum: int = LARGEST_INT):
+    """A flag parser: an integer in ``minimum`` .. ``maximum``, else argparse's one-line error."""
 
     def parse(text: str) -> int:
         try:
@@ -40,6 +46,8 @@ def int_at_least(minimum: int):
             raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
         if value < minimum:
             raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        if value > maximum:
+            raise argparse.ArgumentTypeError(f"must be <= {maximum}, got {value}")
         return value
 
     return parse
@@ -47,6 +55,7 @@ def int_at_least(minimum: int):
 
 positive_int = int_at_least(1)
 nonnegative_int = int_at_least(0)
+seed_int = int_at_least(0, LARGEST_SEED)
 
 
 def int_list(minimum: int, what: str):
@@ -62,6 +71,9 @@ def int_list(minimum: int, what: str):
         bad = [v for v in values if v < minimum]
         if bad:
             raise argparse.ArgumentTypeError(f"{what} must be >= {minimum}, got {bad[0]}")
+        bad = [v for v in values if v > LARGEST_INT]
+        if bad:
+            raise argparse.ArgumentTypeError(f"{what} must be <= {LARGEST_INT}, got {bad[0]}")
         return values
 
     return parse
@@ -106,7 +118,7 @@ class TrainingSettings(Config):
     epochs: int = flag(RunSettings.epochs, "passes over the training set", type=positive_int, group=TRAINING)
     batch_size: int = flag(RunSettings.batch_size, "", type=positive_int, group=TRAINING)
     lr: float = flag(RunSettings.lr, "learning rate", type=positive_float, group=TRAINING)
-    seed: int = flag(RunSettings.seed, "random seed", group=TRAINING)
+    seed: int = flag(RunSettings.seed, "random seed", type=seed_int, group=TRAINING)
     device: str = flag(RunSettings.device, "auto (cuda, mps, cpu), cpu, cuda, cuda:N, mps", show_default=False,
                        group=TRAINING)
     precision: str = speed_flag("precision")

@@ -51,7 +51,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from connlab.experiments.common import (DataSettings, TrainingSettings, add_training_command, int_list,
-                                        nonnegative_float, nonnegative_int, positive_int, speed_flag)
+                                        nonnegative_float, nonnegative_int, positive_int, seed_int, speed_flag)
 from connlab.experiments.config import Config, flag
 from connlab.runtime.settings import RunSettings
 from connlab.runtime.speed import Speed
@@ -141,7 +141,7 @@ class SamplingCommand(Config):
     run_dir: Path = flag(help="a `connlab diffusion train` run folder", type=Path, option="--run", metavar="RUN")
     guidance: float | None = flag(None, "classifier-free guidance weight w (default: the run's own; "
                                         "class-conditional runs only)", type=nonnegative_float)
-    seed: int = flag(0, "random seed of the noise")
+    seed: int = flag(0, "random seed of the noise", type=seed_int)
     device: str = flag(RunSettings.device, "auto (cuda, mps, cpu), cpu, cuda, cuda:N, mps", show_default=False)
     precision: str = speed_flag("precision", SPEED)
     channels_last: str = speed_flag("channels_last", SPEED)
@@ -220,6 +220,13 @@ def checked_config(args: argparse.Namespace) -> DiffusionExperiment:
     if not cfg.label_dropout < 1:
         raise UserError(f"--label-dropout must be < 1, got {cfg.label_dropout}")
     from_flags(cfg.unet_config)
+    if cfg.classifier is not None:  # before the autoencoder and the U-Net train, not after
+        from connlab.quality import load_classifier
+
+        try:
+            load_classifier(Path(cfg.classifier), "cpu")
+        except UserError as err:
+            raise UserError(f"--classifier: {err}") from None
     return cfg
 
 
@@ -356,17 +363,18 @@ def run_sample(cmd: SampleCommand) -> int:
     import numpy as np
 
     from connlab import plots
+    from connlab.checkpoint import atomic_write, check_output
     from connlab.data import to_uint8
     from connlab.sampling.generate import Generator
-    from connlab.errors import UserError
     from connlab.train import pick_device
 
     device = pick_device(cmd.device)
     gen = Generator.from_run(cmd.run_dir, device, Speed.of(cmd), DiffusionExperiment)
     _set_threads(gen.cfg.threads, device)
     steps = gen.check(cmd.sampler, cmd.steps, cmd.guidance)
-    if cmd.save_npz is not None and not Path(cmd.save_npz).parent.exists():
-        raise UserError(f"--save-npz {cmd.save_npz}: folder {Path(cmd.save_npz).parent} does not exist")
+    check_sample_size(cmd.num, device)
+    if cmd.save_npz is not None:  # written exactly there (numpy adds no .npz to an open file), checked first
+        check_output(cmd.save_npz, "--save-npz")
     ladder = None
     if cmd.ladder_run is not None:  # checked before any sampling
         from connlab.experiments.ladder import load_ladder
@@ -375,8 +383,8 @@ def run_sample(cmd: SampleCommand) -> int:
     t0 = time.perf_counter()
     images = gen.sample(cmd.sampler, steps, cmd.num, cmd.eta, cmd.guidance, seed=cmd.seed)
     seconds = time.perf_counter() - t0
-    if cmd.save_npz is not None:
-        np.savez_compressed(cmd.save_npz, images=to_uint8(images[:, 0]).cpu().numpy())  # (N, 28, 28) uint8
+    if cmd.save_npz is not None:  # (N, 28, 28) uint8
+        atomic_write(cmd.save_npz, lambda f: np.savez_compressed(f, images=to_uint8(images[:, 0]).cpu().numpy()))
     w = gen.guidance(cmd.guidance)
     tag = f"{cmd.sampler}{steps}" + (f"-eta{cmd.eta:g}" if cmd.eta else "") + (f"-w{w:g}" if w is not None else "")
     rows = [("", images[i:i + 10]) for i in range(0, min(len(images), 60), 10)]
@@ -398,6 +406,13 @@ def run_sample(cmd: SampleCommand) -> int:
     return 0
 
 
+def check_sample_size(num: int, device) -> None:
+    """``--num`` samples must fit in memory: they are kept (float32 images, the chunks and their join)."""
+    from connlab.runtime.memory import check_fits
+
+    check_fits(num * 28 * 28 * 4 * 3, device, f"--num {num} samples", "ask for fewer")
+
+
 def run_eval(cmd: EvalCommand) -> int:
     from connlab.checkpoint import atomic_write_json, atomic_write_text
     from connlab.data import load_dataset
@@ -411,6 +426,7 @@ def run_eval(cmd: EvalCommand) -> int:
     gen = Generator.from_run(cmd.run_dir, device, Speed.of(cmd), DiffusionExperiment)
     _set_threads(gen.cfg.threads, device)
     cfg = gen.cfg
+    check_sample_size(cmd.num, device)
     data = load_dataset(cfg.dataset, cfg.data_dir, cfg.limit).to(device)
     classifier, info = find_classifier(cmd.classifier or cfg.classifier, cmd.run_dir, data, device)
     gen.check("ddim", None, cmd.guidance)

@@ -40,15 +40,20 @@ class Run:
 
 def load_run(folder: Path) -> Run:
     """A run folder, or a UserError naming what is wrong with it."""
-    from connlab.runs import read_run
+    from connlab.experiments.registry import REGISTRY
+    from connlab.runs import config_from_json, read_json_object, read_run
 
     folder = Path(folder)
     saved = read_run(folder)
+    entry = REGISTRY.get(saved.experiment)
+    if entry is not None and entry.config_class is not None:  # each saved value as its flag would take it
+        config_from_json(entry.config_class, saved.config, folder / "config.json")
     extra = {}
     for name in ("eval.json",):
         if (folder / name).is_file():
-            extra[name] = read_json(folder / name)
-    return Run(folder, saved.experiment, saved.config, read_json(folder / "summary.json"), extra)
+            extra[name] = read_json_object(folder / name)
+    # no summary.json: the run did not finish; a damaged one is an error naming it, not "did not finish"
+    return Run(folder, saved.experiment, saved.config, read_json_object(folder / "summary.json", {}), extra)
 
 
 def read_json(path: Path) -> dict:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from connlab.checkpoint import atomic_write_text, check_output
 from connlab.errors import UserError
 from connlab.runs import make_folder
 
@@ -181,7 +182,7 @@ def write_explorer(run_dir: Path, out: Path | None = None, log=None) -> Path:
     run_dir = Path(run_dir)
     out = Path(out) if out is not None else run_dir / "explorer.html"
     find_runs(run_dir)          # a folder that is not a run is the user's first error to hear about
-    make_folder(out.parent)     # an --out that cannot be written, before minutes of export work
+    check_output(out, "--out")  # an --out that cannot be written (or a folder), before minutes of export work
     runtime = runtime_files()   # then what set-up must install, before any export work
     check_exporter()
     models, left_out, errors, bugs = collect(run_dir, log)
@@ -197,9 +198,7 @@ def write_explorer(run_dir: Path, out: Path | None = None, log=None) -> Path:
     }
     # one pass over the template, so a filled-in text is never searched for the next placeholder
     html = re.sub(r"@@([A-Z_]+)@@", lambda m: fill[m.group(1)], html)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(html)
-    tmp.replace(out)
+    atomic_write_text(out, html)
     log(f"explore: {out} ({out.stat().st_size / 1e6:.1f} MB, {len(models)} model{'s' if len(models) != 1 else ''}"
         + (f"; left out: {', '.join(p['part'] for p in left_out)}" if left_out else "") + ")")
     if bugs:

@@ -31,7 +31,8 @@ from typing import Callable
 
 import torch
 
-from connlab.checkpoint import atomic_write_text, model_signature, save_weights, write_checkpoint
+from connlab.checkpoint import (atomic_write_text, model_signature, remove_stale_temporaries, save_weights,
+                                write_checkpoint)
 from connlab.runtime import distributed as dp
 from connlab.runtime.cpu_memory import keep_freed_memory
 from connlab.runtime.fastpath import GraphedStep
@@ -71,6 +72,7 @@ def fit(
     step_model = prepare_model(model, speed)
     total_steps = math.ceil(len(data[0]) / cfg.batch_size) * cfg.epochs
     parts = make_parts(model, cfg, speed, device, total_steps, ema)
+    remove_stale_temporaries(out / "checkpoints")  # of a write that was killed; the run folder is this run's
     state = start(out / "checkpoints", out, resume, parts, signature, device, lr_on_device=speed.cuda_graph)
     loop = Loop(cfg, data, out, parts, signature, speed, Stepper(step_model, loss_fn, data, cfg, speed, parts, state),
                 callbacks.step_hooks(), label)
@@ -225,8 +227,12 @@ class Loop:
                 "seconds": round(state.epoch_seconds, 3),
                 "images_per_second": round(self.n / max(state.epoch_seconds, 1e-9), 1),
                 "lr": float(self.parts.scheduler.get_last_lr()[0])}
+        callbacks.check_finite_weights(self.parts.model, state.step, epoch, self.ckpt_dir)
         if evaluate is not None:
             line.update(callbacks.evaluate_epoch(self.parts.model, evaluate, self.speed.bf16, self.device))
+            for key, value in line.items():  # the last update of the epoch can blow up what the loss never saw
+                if isinstance(value, float) and not math.isfinite(value):
+                    callbacks.check_finite(value, state.step, epoch, self.ckpt_dir)
         state.history.append(line)
         callbacks.log_epoch(self.label, self.cfg.epochs, line)
         state.loss_sum.zero_()
@@ -241,6 +247,11 @@ class Loop:
         if self.parts.ema is not None:
             save_weights(self.parts.ema.module, self.out / "ema.safetensors", signature)
         dp.barrier()  # the other ranks may now read what rank 0 wrote
+        if self.speed.channels_last:
+            # hand the model back in the default layout, as a model loaded from these weights is: what
+            # it computes next (the latent autoencoder's encodings) must not depend on whether this
+            # process trained it or a resumed one loaded it (the kernels differ by layout, ~1e-5)
+            self.parts.model.to(memory_format=torch.contiguous_format)
         self.parts.model.eval()
         images = self.n * self.cfg.epochs
         return TrainResult(
