@@ -143,7 +143,7 @@ class LadderSchedule:
         return [1.0] + a, [0.0] + b
 
     def gain(self) -> list[float]:
-        """A_t for t = 0 … T: ∏_{s≤t} a_s for a walk; 1 − t/T, the weight of x_0 on the line, for ``interpolate``."""
+        """A_t for t = 0 … T: ∏_{s≤t} a_s for a walk; for ``interpolate`` 1 − t/T, the weight of x_0 on the line."""
         if self.interpolates:
             return [1.0 - t / self.T for t in range(self.T + 1)]
         a, _ = self.coefficients()

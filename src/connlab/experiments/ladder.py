@@ -179,6 +179,7 @@ def run_experiment(cfg: LadderExperiment, out: Path, resume: bool = False) -> di
     from connlab.experiments.variants import train_variant
     from connlab.measures import chain_psnr
     from connlab.metrics import bce as mean_bce
+    from connlab.metrics import mean_std
     from connlab.models.autoencoder import count_parameters
     from connlab.models.step_conditioned import StepConditionedUNet
     from connlab.runs import write_summary
@@ -208,7 +209,8 @@ def run_experiment(cfg: LadderExperiment, out: Path, resume: bool = False) -> di
         for T in cfg.step_counts:
             schedule = LadderSchedule(cfg.schedule, T, cfg.mag, cfg.dist)
             # one seed's validation ladder: the same for its variants (paired), drawn anew for the next seed
-            test_ladder = full_ladder(clean_test, schedule, torch.Generator(device=device).manual_seed(EVAL_SEED + seed))
+            test_ladder = full_ladder(clean_test, schedule,
+                                      torch.Generator(device=device).manual_seed(EVAL_SEED + seed))
             val_in, val_target = pairs_from_rungs(test_ladder)
             stored = None
             if cfg.stores:
@@ -269,7 +271,7 @@ def run_experiment(cfg: LadderExperiment, out: Path, resume: bool = False) -> di
                 if key in variants:  # a later seed of this variant: its numbers join the first seed's entry
                     variants[key]["seeds"].append(record)
                     continue
-                claim = {"trained": evidence_dict(chain_psnr(torch.stack(chain), clean_test), cfg.epochs)}
+                claim = {"trained": evidence_dict(chain_psnr(torch.stack(chain), clean_test), len(result.history))}
                 # the first evaluation was epoch 1 only when this process trained from the start
                 # (a resumed run evaluates its remaining epochs only; its early chain is not measured)
                 if cfg.epochs > 1 and evaluated and len(result.history) - len(evaluated) == 0:
@@ -292,8 +294,7 @@ def run_experiment(cfg: LadderExperiment, out: Path, resume: bool = False) -> di
                 feed_figure(fed, min(FEED_RUNG, T), folder / "feed_back.png", cfg.course_data, title)
 
     for e in variants.values():
-        vals = [r["val_bce"] for r in e["seeds"]]
-        e["val_bce"], e["val_bce_std"] = sum(vals) / len(vals), float(torch.tensor(vals).std()) if len(vals) > 1 else 0.0
+        e["val_bce"], e["val_bce_std"] = mean_std([r["val_bce"] for r in e["seeds"]])
     shown = {k: v for k, v in variants.items() if v["steps"] == cfg.shown_steps}
     first = next(iter(shown))
     for fig in ("chain.png", "from_noise.png", "feed_back.png") if is_main() else ():  # rank 0 wrote the figures
@@ -503,7 +504,8 @@ def section(run: Run) -> Section:
                   "towards the clean one: PSNR rises along the chain.", verdict, text, notes=notes,
                   tables=[Table(["variant", "PSNR x_T (dB)", "PSNR x̂_0 (dB)", "PSNR rises", "train s",
                                  "ink from noise", "ink, real digits"], rows,
-                                f"{get(s, 'eval_images', default='?')} test digits; {schedule_name(str(get(s, 'schedule')))} schedule, "
+                                f"{get(s, 'eval_images', default='?')} test digits; "
+                                f"{schedule_name(str(get(s, 'schedule')))} schedule, "
                                 f"{get(s, 'dist')} noise, magnitude {get(s, 'mag')}")],
                   rule=CLAIM_RULE, effect=effect_text(gain, "PSNR gain", ".2f", "dB"))
     if chain:
