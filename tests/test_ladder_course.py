@@ -210,3 +210,18 @@ def test_an_old_run_folder_still_renders(tmp_path):
     sec = section(load_run(_folder(tmp_path, summary)))
     assert "walk schedule" in sec.tables[0].caption
     assert all("course (one run)" not in t.header for t in sec.tables)
+
+
+def test_an_old_run_folder_resumes_as_the_walk(tmp_path):
+    """``--resume`` reads the saved config: its "notebook" is today's "walk", the ladder it trained on."""
+    from connlab.diffusion.ladder import LadderSchedule
+    from connlab.experiments.ladder import LadderExperiment
+    from connlab.runs import prepare_run
+
+    folder = tmp_path / "old"
+    folder.mkdir()
+    saved = {"steps": 3, "dist": "norm", "mag": 1.0, "schedule": "notebook", "condition": "none", "epochs": 2}
+    (folder / "config.json").write_text(json.dumps({"experiment": "ladder", "config": saved}))
+    _, cfg = prepare_run(folder, "ladder", LadderExperiment(), True, {})
+    assert cfg.schedule == "walk" and cfg.seeds == 1 and not cfg.all_pairs and cfg.variant_name(3, "none", 0) == "T3-none"
+    assert LadderSchedule(cfg.schedule, 3).coefficients()[1] == pytest.approx([0.0] + [1 / 3] * 3)
