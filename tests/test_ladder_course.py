@@ -153,14 +153,14 @@ def test_course_run_summary_contract_and_page(tmp_path):
     from connlab.experiments.section import load_run
 
     out = tmp_path / "course"
-    assert main(["ladder", "--preset", "course", "--limit", "8", "--eval-images", "12", "--epochs", "2",
+    assert main(["ladder", "--preset", "course", "--limit", "6", "--eval-images", "12", "--epochs", "1",
                  "--seeds", "2", "--steps", "3", "--batch-size", "32", "--out", str(out)]) == 0
     summary = json.loads((out / "summary.json").read_text())
     per_seed = summary["val_bce_per_seed"]
     assert len(per_seed) == 2 and all(math.isfinite(v) and 0 < v < 2 for v in per_seed)
     entry = summary["variants"]["T3-none"]
     assert [r["seed"] for r in entry["seeds"]] == [0, 1] and [r["val_bce"] for r in entry["seeds"]] == per_seed
-    assert summary["train_pairs_per_epoch"] == 8 * 4 and summary["validation"]["pairs"] == 12 * 4
+    assert summary["train_pairs_per_epoch"] == 6 * 4 and summary["validation"]["pairs"] == 12 * 4
     assert summary["validation"]["set"] in ("mnist-test", "embedded-rest")
     assert entry["params"] == 260_177                                       # the course's U-Net
     assert len(entry["feed_back"]["psnr"]) == 17 and entry["feed_back"]["rung"] == 3
