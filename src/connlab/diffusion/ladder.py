@@ -4,7 +4,7 @@
 |--------------------|-------------------|------------------------------------------------------------|
 | ``T``              | T (``steps2use``) | rungs above the clean image; x_0 is clean, x_T the noisiest |
 | ``mag``            | ``mag2use``       | noise magnitude                                            |
-| ``dist``           | ``dist2try``      | ``norm``: z ~ N(0, 1);  ``uniform``: z ~ U(−1, 1) (the course's ``'uni'``) |
+| ``dist``           | ``dist2try``      | ``norm``: z ~ N(0, 1); ``uniform``: z ~ U(−1, 1) (course: ``'uni'``) |
 | ``x_T``            | x_T               | ``interpolate``: the one end point, clip(x_0 + round(mag · z), 0, 1) |
 | ``a[t]``, ``b[t]`` | a_t, b_t          | a walk's rung: x_t = clip(a_t · x_{t−1} + b_t · z_t), t = 1 … T  |
 | ``gain[t]``        | A_t = ∏_{s≤t} a_s | what is left of x_0 in x_t (before clipping)               |
@@ -143,7 +143,7 @@ class LadderSchedule:
         return [1.0] + a, [0.0] + b
 
     def gain(self) -> list[float]:
-        """A_t for t = 0 … T: ∏_{s≤t} a_s for a walk; for ``interpolate`` 1 − t/T, the weight of x_0 on the line."""
+        """A_t for t = 0 … T: ∏_{s≤t} a_s for a walk; for ``interpolate`` 1 − t/T (x_0's weight on the line)."""
         if self.interpolates:
             return [1.0 - t / self.T for t in range(self.T + 1)]
         a, _ = self.coefficients()

@@ -524,6 +524,13 @@ def course_rows(sec: Section, s: dict) -> None:
     per_seed = [v for v in get(s, "val_bce_per_seed", default=[]) or [] if isinstance(v, (int, float))]
     if not per_seed:
         return  # a run folder written before the validation BCE was measured
+    sweep = get(s, "sweep")
+    sec.notes.append("The course's questions. \"Does a smaller number still work?\" — "
+                     + ("the sweep table above trains one model per T" if sweep else
+                        "connlab ladder --sweep 1,5,10,20 trains one model per T and tabulates them")
+                     + ". \"What would happen if the input was completely random?\" — from_noise.png runs the "
+                       "chain from uniform random pixels; the table's \"ink from noise\" is the share of pixels it "
+                       "leaves above 0.5, beside real digits'.")
     where = get(s, "validation", "set", default="?")
     digits = get(s, "validation", "digits", default="?")
     caption = (f"validation BCE: BCE of net(x_i) against x_(i−1) over the T+1 pairs of each of {digits} validation "
