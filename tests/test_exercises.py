@@ -7,14 +7,11 @@ import math
 
 import pytest
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from connlab.exercises import (
-    LECTURE_PARAMETERS, CheckFailed, YourTurn, check_attention, check_ddim_step, check_encoder_decoder,
-    check_ladder_pairs, check_noise_rung, check_q_sample, check_skip_autoencoder,
+    CheckFailed, YourTurn, check_attention, check_ddim_step, check_ladder_pairs, check_noise_rung,
+    check_q_sample,
 )
-from connlab.models.autoencoder import AutoencoderConfig, DenoisingAutoencoder, sequential_autoencoder
 from connlab.nn.attention import TransformerBlock, scaled_dot_product_attention
 
 
@@ -28,80 +25,7 @@ def fails_with(check, piece, *phrases):
     return message
 
 
-# --- 01: encoder-decoder and U-Net ----------------------------------------------------------------------
-
-class UNet(nn.Module):
-    """The notebook's solution, with switches for the typical mistakes."""
-
-    def __init__(self, widen=(2, 2), cat=(True, True), skip_from="encoder", dim=1, relu_skip=True):
-        super().__init__()
-        self.cat, self.skip_from, self.dim, self.relu_skip = cat, skip_from, dim, relu_skip
-        self.conv1, self.conv2 = nn.Conv2d(1, 64, 3, padding=1), nn.Conv2d(64, 128, 3, padding=1)
-        self.conv3 = nn.Conv2d(128, 128, 3, padding=1)
-        self.conv4 = nn.Conv2d(128 * widen[0], 64, 3, padding=1)
-        self.conv5 = nn.Conv2d(64 * widen[1], 1, 3, padding=1)
-        self.pool, self.up = nn.MaxPool2d(2), nn.Upsample(scale_factor=2)
-
-    def forward(self, x):
-        a1 = self.conv1(x)
-        conv_1 = F.relu(a1)
-        a2 = self.conv2(self.pool(conv_1))
-        conv_2 = F.relu(a2)
-        h = self.up(F.relu(self.conv3(self.pool(conv_2))))
-        skip2 = {"encoder": conv_2 if self.relu_skip else a2, "decoder": h}[self.skip_from]
-        if self.cat[0]:
-            h = torch.cat([h, skip2], dim=self.dim)
-        h = self.up(F.relu(self.conv4(h)))
-        if self.cat[1]:
-            h = torch.cat([h, conv_1], dim=1)
-        return self.conv5(h)
-
-
-def test_the_lecture_parameter_count_is_the_labs_concat_model_and_torchinfos():
-    from torchinfo import summary
-
-    model = DenoisingAutoencoder(AutoencoderConfig("concat"))
-    assert summary(model, input_size=(1, 1, 28, 28), verbose=0).total_params == LECTURE_PARAMETERS == 370_753
-    assert summary(UNet(), input_size=(1, 1, 28, 28), verbose=0).total_params == LECTURE_PARAMETERS
-
-
-def test_skip_check_passes_on_the_solution_and_the_labs_u_net(capsys):
-    assert check_skip_autoencoder(UNet())["parameters"] == 370_753
-    assert check_skip_autoencoder(DenoisingAutoencoder(AutoencoderConfig("concat")))["parameters"] == 370_753
-    assert "370,753 parameters" in capsys.readouterr().out
-
-
-def test_skip_check_names_a_missing_skip():
-    fails_with(check_skip_autoencoder, DenoisingAutoencoder(AutoencoderConfig("none")),
-               "the decoder's second convolution gets 128 channels; with the concat skip from the 14×14 encoder map "
-               "it should get 128 + 128 = 256")
-
-
-def test_skip_check_names_a_convolution_built_for_the_wrong_channel_count():
-    fails_with(check_skip_autoencoder, UNet(cat=(False, True)),
-               "the decoder's second convolution is built for 256 input channels but forward hands it 128",
-               "concatenation with the 14×14 encoder map is missing")
-    fails_with(check_skip_autoencoder, UNet(widen=(2, 1)),
-               "the decoder's last convolution is built for 64 input channels but forward hands it 128",
-               "64 + 64")
-
-
-def test_skip_check_names_the_wrong_map_dim_or_activation():
-    fails_with(check_skip_autoencoder, UNet(skip_from="decoder"), "none of them is the 14×14 encoder map")
-    fails_with(check_skip_autoencoder, UNet(dim=0, widen=(1, 2)), "dim=1")
-    fails_with(check_skip_autoencoder, UNet(relu_skip=False), "before its ReLU")
-
-
-def test_encoder_decoder_check_passes_on_sequential_and_names_a_wrong_layer():
-    assert check_encoder_decoder(sequential_autoencoder())["parameters"] == 296_449
-    layers = list(sequential_autoencoder())
-    layers[9] = nn.Conv2d(128, 32, 3, padding=1)    # Conv 32 where the lecture has Conv 64
-    layers[12] = nn.Conv2d(32, 1, 3, padding=1)
-    fails_with(check_encoder_decoder, nn.Sequential(*layers),
-               "the decoder's second convolution gives 32 channels; the lecture's layer is Conv 64")
-    no_pool = [m for i, m in enumerate(sequential_autoencoder()) if i != 5]   # one MaxPool2d missing
-    fails_with(check_encoder_decoder, nn.Sequential(*no_pool), "the decoder's first convolution sees 14×14 maps")
-
+# --- 01: tests/test_exercise_autoencoder.py ---------------------------------------------------------
 
 def test_a_marked_place_says_your_turn_in_one_line():
     error = YourTurn("write the concatenation skip here")
