@@ -9,8 +9,7 @@ import pytest
 import torch
 
 from connlab.exercises import (
-    CheckFailed, YourTurn, check_attention, check_ddim_step, check_ladder_pairs, check_noise_rung,
-    check_q_sample,
+    CheckFailed, YourTurn, check_attention, check_ddim_step, check_q_sample,
 )
 from connlab.nn.attention import TransformerBlock, scaled_dot_product_attention
 
@@ -33,46 +32,7 @@ def test_a_marked_place_says_your_turn_in_one_line():
     assert isinstance(error, NotImplementedError)
 
 
-# --- 02: the ladder --------------------------------------------------------------------------------------
-
-def rung(x, steps2use, mag2use, dist2try, generator, *, scale=None, clip=True, uniform="sym", same_dist=False):
-    if dist2try == "norm" or same_dist:
-        z = torch.randn(x.shape, generator=generator)
-    else:
-        z = torch.rand(x.shape, generator=generator) * (2 if uniform == "sym" else 1) - (1 if uniform == "sym" else 0)
-    x = x + (mag2use / steps2use if scale is None else scale(mag2use, steps2use)) * z
-    return x.clamp(0, 1) if clip else x
-
-
-def pair(x0, t, steps2use, mag2use, dist2try, generator, *, below=1, swap=False, reuse=False):
-    if reuse:  # one z for every rung
-        z = torch.randn(x0.shape, generator=generator) * mag2use / steps2use
-        out = ((x0 + t * z).clamp(0, 1), (x0 + (t - 1) * z).clamp(0, 1))
-        return out
-    x_prev = x0
-    for _ in range(t - below):
-        x_prev = rung(x_prev, steps2use, mag2use, dist2try, generator)
-    x_t = rung(x_prev, steps2use, mag2use, dist2try, generator)
-    return (x_prev, x_t) if swap else (x_t, x_prev)
-
-
-def test_rung_check_passes_and_names_each_mistake():
-    check_noise_rung(rung)
-    fails_with(check_noise_rung, lambda *a: rung(*a, scale=lambda m, T: m), "divide mag2use by steps2use")
-    fails_with(check_noise_rung, lambda *a: rung(*a, clip=False), "clip every rung")
-    fails_with(check_noise_rung, lambda *a: rung(*a, uniform="unit"), "should have mean 0", "torch.rand draws U(0, 1)")
-    fails_with(check_noise_rung, lambda *a: rung(*a, same_dist=True), "dist2try = 'uniform'", "U(−1, 1)")
-    fails_with(check_noise_rung, lambda x, T, m, d, g: rung(x, T, m, d, torch.Generator().manual_seed(0)),
-               "generator=generator")
-
-
-def test_pair_check_passes_and_names_the_off_by_ones():
-    assert set(check_ladder_pairs(pair)["std_x_t_minus_x0"]) == {1, 3, 10}
-    fails_with(check_ladder_pairs, lambda *a: pair(*a, below=0),
-               "at t = 1, x_{t−1} should be x_0 itself", "one rung too many")
-    fails_with(check_ladder_pairs, lambda *a: pair(*a, below=2), "at t = 3", "off-by-one")
-    fails_with(check_ladder_pairs, lambda *a: pair(*a, swap=True), "the pair is swapped")
-    fails_with(check_ladder_pairs, lambda *a: pair(*a, reuse=True), "draw fresh noise for every rung")
+# --- 02: tests/test_exercise_ladder.py ----------------------------------------------------------------
 
 
 # --- 03: q(x_t | x_0) and one DDIM step --------------------------------------------------------------------
