@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from connlab.data.noise import rounded_endpoint
+from connlab.diffusion.ladder import interpolation_ladder, pairs_from_rungs
 from connlab.exercises import CheckFailed, check_end_point, check_rung, check_training_pairs
 
 
@@ -84,6 +85,11 @@ def test_the_checks_accept_the_solution_and_the_labs_end_point():
     check_rung(rung)
     check_rung(lambda x0, x_T, i, T: torch.lerp(x0, x_T, i / T))   # another way to write the same line
     check_training_pairs(training_pairs)
+
+
+def test_the_checks_accept_the_labs_own_ladder():
+    check_rung(lambda x0, x_T, i, T: interpolation_ladder(x0, x_T, T)[i])
+    check_training_pairs(lambda x0, x_T, T: pairs_from_rungs(interpolation_ladder(x0, x_T, T)))
 
 
 def _says(check, piece):
