@@ -111,7 +111,6 @@ def run_course(cfg, out: Path, resume: bool = False) -> dict:
 
     from connlab.data.course import load_course_data
     from connlab.errors import UserError
-    from connlab.evidence import compare, reproduction
     from connlab.experiments.variants import train_variant
     from connlab.models.identity_cnn import IdentityCNN, IdentityCNNConfig
     from connlab.nn.init import keras_init_
@@ -129,10 +128,12 @@ def run_course(cfg, out: Path, resume: bool = False) -> dict:
     stopping = EarlyStopping(MONITOR, cfg.patience) if cfg.patience else None
     records: dict[str, list[dict]] = {}
     meta: dict[str, dict] = {}
-    for seed in range(cfg.seed, cfg.seed + cfg.seeds):
-        train_x, val_x = (x.to(device) for x in noisy_sets(data, seed))
+    # the course's loss first, every seed of it, then the variants: a long run that is stopped early has
+    # the course's comparison, and the summary is rewritten after every plain/residual pair (--resume goes on)
+    for loss in cfg.losses:
         for blocks in cfg.depths:
-            for loss in cfg.losses:
+            for seed in range(cfg.seed, cfg.seed + cfg.seeds):
+                train_x, val_x = (x.to(device) for x in noisy_sets(data, seed))
                 for kind in KINDS:
                     name = variant_name(kind, loss, blocks)
                     model_cfg = IdentityCNNConfig(blocks, kind == "residual", width=cfg.width,
@@ -143,7 +144,7 @@ def run_course(cfg, out: Path, resume: bool = False) -> dict:
                         # Keras' initialisation, drawn from the seed: plain and residual start equal
                         return keras_init_(IdentityCNN(model_cfg), torch.Generator().manual_seed(seed))
 
-                    def evaluate(model, loss_fn=loss_fn):   # what Keras prints as val_loss / val_accuracy
+                    def evaluate(model, loss_fn=loss_fn, val_x=val_x):   # Keras' val_loss / val_accuracy
                         logits = predict(model, val_x)
                         return {MONITOR: loss_fn(logits, val_y).item(),
                                 "val_accuracy": (logits.argmax(1) == val_y).float().mean().item()}
@@ -161,27 +162,42 @@ def run_course(cfg, out: Path, resume: bool = False) -> dict:
                          "train_seconds": result.train_seconds,
                          "history": [{k: h.get(k) for k in ("epoch", "train_loss", MONITOR, "val_accuracy")}
                                      for h in result.history]})
+                write_summary(out, build_summary(cfg, course, device, records, meta, complete=False))
+    summary = build_summary(cfg, course, device, records, meta, complete=True)
+    write_summary(out, summary)
+    course_figure(summary, out)
+    return summary
+
+
+def build_summary(cfg, course, device, records: dict, meta: dict, complete: bool) -> dict:
+    """summary.json from the per-seed records so far (``complete``: every variant and seed is in)."""
+    import torch
+
+    from connlab.evidence import compare, reproduction
+
+    data = course.data
     variants = {name: {**meta[name], **means(recs), "seeds": recs} for name, recs in records.items()}
     differences = protocol_differences(cfg)
+    pairs = [(loss, b) for loss in cfg.losses for b in cfg.depths
+             if all(variant_name(k, loss, b) in variants for k in KINDS)]
     summary = {
         "experiment": "depth", "protocol": "course", "notebook": NOTEBOOK, "device": str(device),
-        **course.describe(), "train_images": len(data.train_images), "validation_images": len(data.test_images),
+        "complete": complete, **course.describe(), "train_images": len(data.train_images),
+        "validation_images": len(data.test_images),
         "validation_class_counts": torch.bincount(data.test_labels, minlength=10).tolist(),
         "blocks": list(cfg.depths), "losses": list(cfg.losses), "epochs": cfg.epochs, "batch_size": cfg.batch_size,
         "lr": cfg.lr, "patience": cfg.patience, "seeds": cfg.seeds, "protocol_differences": differences,
         "course": {"blocks": COURSE_BLOCKS, "loss": "bce", "val_accuracy": COURSE_ACCURACY},
         "evidence": {f"{loss}-b{b}": compare(accuracies(variants, "plain", loss, b),
                                              accuracies(variants, "residual", loss, b), better="higher").as_dict()
-                     for b in cfg.depths for loss in cfg.losses},
+                     for loss, b in pairs},
     }
-    if not differences:   # the course's figures are of its protocol: compared only under it
+    if not differences and ("bce", COURSE_BLOCKS) in pairs:   # the course's figures are of its protocol only
         summary["reproduction"] = {
             kind: reproduction(COURSE_ACCURACY[kind], accuracies(variants, kind, "bce", COURSE_BLOCKS)).as_dict()
             for kind in KINDS}
     summary["variants"] = variants
     summary["verdict"] = ": ".join(judge(summary))
-    write_summary(out, summary)
-    course_figure(summary, out)
     return summary
 
 
@@ -313,6 +329,11 @@ def section(run: Run) -> Section:
                   "Residual connections let the deeper net learn: without them the course's network predicts one "
                   "class for every digit (validation accuracy 0.100), with them it reaches 0.634.", verdict, text,
                   rule=RULE, effect=effect_of(get(s, "evidence", key or ""), "residual − plain accuracy", spec=".3f"))
+    if get(s, "complete") is False:
+        done = ", ".join(f"{name} {len(get(v, 'seeds', default=[]))}"
+                         for name, v in (get(s, "variants", default={}) or {}).items())
+        sec.notes.append(f"Partial run (seeds done: {done} of {get(s, 'seeds')}): the numbers so far; "
+                         "`--resume` with the same --out goes on.")
     reps = get(s, "reproduction")
     if isinstance(reps, dict):
         rows = [reproduction_row(f"{kind} (bce, {COURSE_BLOCKS} blocks)", reps.get(kind), ".3f") for kind in KINDS]
