@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = ("01_autoencoder", "02_incremental_denoising", "03_diffusion", "04_attention")
+NOTEBOOKS = ("01_autoencoder", "02_incremental_denoising", "03_diffusion", "04_attention", "05_residual")
 
 
 def builder():
@@ -128,12 +128,13 @@ def test_solution_source_runs_as_a_module_at_the_tiny_size(name, tmp_path, monke
     monkeypatch.setenv("CONNLAB_NB_OUT", str(tmp_path / "runs"))
     monkeypatch.setenv("MPLBACKEND", "Agg")
     monkeypatch.chdir(tmp_path)
-    runpy.run_path(str(ROOT / "notebooks" / "src" / f"{name}.py"), run_name="__main__")
+    source = ROOT / "notebooks" / "src" / f"{name}.py"
+    runpy.run_path(str(source), run_name="__main__")
     text = capsys.readouterr().out
     checks = sum(len(c.source.splitlines()) for c in _read(ROOT / "notebooks" / f"{name}.ipynb").cells
                  if c.metadata.get("nbgrader", {}).get("grade"))
     assert text.count("✓ ") == checks, text  # every check ran and passed
-    assert "figure: " in text                 # and the pictures were drawn
+    assert text.count("figure: ") == source.read_text().count("show(OUT")  # and every picture was drawn
 
 
 def _client(nb, tmp_path, monkeypatch):

@@ -13,6 +13,7 @@ from connlab.exercises.autoencoder import LECTURE_PARAMETERS, check_encoder_deco
 from connlab.exercises.ladder import check_end_point, check_rung, check_training_pairs
 from connlab.exercises.diffusion import check_ddim_step, check_q_sample
 from connlab.exercises.attention import check_attention
+from connlab.exercises.residual import check_identity_block
 from connlab.exercises.session import show, start
 
 __all__ = [
@@ -21,5 +22,6 @@ __all__ = [
     "check_end_point", "check_rung", "check_training_pairs",
     "check_q_sample", "check_ddim_step",
     "check_attention",
+    "check_identity_block",
     "show", "start",
 ]
