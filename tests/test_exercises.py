@@ -114,3 +114,50 @@ def test_nothing_in_the_lab_imports_the_exercise_layer():
     importers = [str(p.relative_to(src)) for p in src.rglob("*.py")
                  if "exercises" not in p.parts and "connlab.exercises" in p.read_text(encoding="utf-8")]
     assert importers == []
+
+
+# --- 03: the mistakes that used to be named only by their symptom -------------------------------------------
+
+def _q_sample_alpha(x0, t, eps, alpha_bar):
+    """α_t = ᾱ_t / ᾱ_{t−1} where ᾱ_t belongs."""
+    prev = torch.where(t > 0, alpha_bar[(t - 1).clamp(min=0)], torch.ones_like(alpha_bar[t]))
+    a = (alpha_bar[t] / prev).view(-1, 1, 1, 1)
+    return a.sqrt() * x0 + (1 - a).sqrt() * eps
+
+
+def _q_sample_minus(x0, t, eps, alpha_bar):
+    ab = alpha_bar[t].view(-1, 1, 1, 1)
+    return ab.sqrt() * x0 - (1 - ab).sqrt() * eps
+
+
+def _ddim_with(mistake):
+    def step(x_t, eps, ab, ab_prev):
+        alpha = ab / ab_prev
+        if mistake == "ddpm":
+            return (x_t - (1 - alpha) / (1 - ab) ** 0.5 * eps) / alpha ** 0.5
+        if mistake == "alpha":
+            x0_hat = (x_t - (1 - alpha) ** 0.5 * eps) / alpha ** 0.5
+        else:
+            x0_hat = (x_t + (-1 if mistake != "sign x0" else 1) * (1 - ab) ** 0.5 * eps) / ab ** 0.5
+        sign = -1 if mistake == "sign direction" else 1
+        return ab_prev ** 0.5 * x0_hat + sign * (1 - ab_prev) ** 0.5 * eps
+    return step
+
+
+@pytest.mark.parametrize("piece, sentence", [
+    (_q_sample_alpha, "you used α_t, one step's 1 − β_t"),
+    (_q_sample_minus, "a sign error: the noise is added"),
+], ids=["alpha_t for alpha_bar_t", "sign"])
+def test_q_sample_check_names_the_mistake_not_its_symptom(piece, sentence):
+    fails_with(check_q_sample, piece, sentence)
+
+
+@pytest.mark.parametrize("mistake, sentence", [
+    ("ddpm", "that is DDPM's update"),
+    ("sign x0", "a sign error in x̂_0"),
+    ("sign direction", "a sign error in x_{t−1}"),
+    ("alpha", "you used one step's α_t = ᾱ_t / ᾱ_{t−1} in x̂_0"),
+])
+def test_ddim_check_names_the_mistake_not_its_symptom(mistake, sentence):
+    check_ddim_step(_ddim_with("none"))
+    fails_with(check_ddim_step, _ddim_with(mistake), sentence)
