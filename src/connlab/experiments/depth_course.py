@@ -35,7 +35,7 @@ import argparse
 from dataclasses import asdict
 from pathlib import Path
 
-from connlab.experiments.section import (NOT_MEASURED, UNKNOWN, Run, Section, Table, effect_of,
+from connlab.experiments.section import (NOT_MEASURED, Run, Section, Table, effect_of,
                                          evidence_line, fmt, get, num)
 
 NOTEBOOK = "CIML23_MNIST_wResidConnections_v0.ipynb (ciml-org/ciml-summer-institute-2023)"
@@ -263,7 +263,7 @@ def claim_key(summary: dict) -> str | None:
 def judge(summary: dict) -> tuple[str, str]:
     key = claim_key(summary)
     if key is None:
-        return UNKNOWN, "no plain/residual pair was trained"
+        return NOT_MEASURED, "no plain/residual pair was trained"
     loss, blocks = key.split("-b")
     verdict, line = evidence_line(get(summary, "evidence", key), RULE,
                                   f"residual − plain validation accuracy ({loss}, {blocks} blocks)", spec=".3f")
