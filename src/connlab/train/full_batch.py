@@ -84,4 +84,5 @@ def train_full_batch(params: Sequence[torch.Tensor], losses: Callable[[], torch.
                     reductions[c].append((index, epoch))
                 rate = torch.where(due, torch.clamp(rate * rule.factor, min=rule.min_lr), rate)
                 wait = torch.where(due, 0, wait)  # Keras restarts the count only when it lowered the LR
-    return {"loss": torch.stack(logged, dim=1), "lr": rate, "reductions": reductions}
+    loss = torch.stack(logged, dim=1) if logged else torch.empty(k, 0)
+    return {"loss": loss, "lr": rate, "reductions": reductions}
