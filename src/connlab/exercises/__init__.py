@@ -13,6 +13,7 @@ from connlab.exercises.autoencoder import LECTURE_PARAMETERS, check_encoder_deco
 from connlab.exercises.ladder import check_ladder_pairs, check_noise_rung
 from connlab.exercises.diffusion import check_ddim_step, check_q_sample
 from connlab.exercises.attention import check_attention, check_causal_attention, check_toy_head
+from connlab.exercises.session import show, start
 
 __all__ = [
     "CheckFailed", "YourTurn", "LECTURE_PARAMETERS",
@@ -20,4 +21,5 @@ __all__ = [
     "check_noise_rung", "check_ladder_pairs",
     "check_q_sample", "check_ddim_step",
     "check_attention", "check_causal_attention", "check_toy_head",
+    "show", "start",
 ]
