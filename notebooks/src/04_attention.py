@@ -36,12 +36,26 @@ x, y = corpus()
 print("inputs", x.tolist(), "targets", y.tolist(), f"floor ln 2 / 5 = {loss_floor():.4f}")
 
 # %% [markdown]
-# ## 1. The masked, scaled head
+# ## 1. The causal mask
+#
+# A language model that predicts token t + 1 must not read it: query t may see keys j ≤ t only. Build that as a
+# T × T boolean matrix, True where query t (row) may look at key j (column).
+
+# %%
+T = x.shape[1]
+# ✎ Your turn: keep[t, j] = True for j ≤ t, False above the diagonal (a lower triangle: torch.tril)
+### BEGIN SOLUTION
+keep = torch.ones(T, T, dtype=torch.bool).tril()
+### END SOLUTION
+print(keep.int())
+
+# %% [markdown]
+# ## 2. The masked, scaled head
 #
 # q and k have shape (B, T, H), v (B, T, E). Score every query t against every key j, scale by 1/√H (so the
-# scores keep a variance of about 1 however large H is), and hide the future: query t may only see keys j ≤ t
-# — a language model that predicts token t + 1 must not read it. Then a softmax over the keys (each row sums to
-# 1) and the weighted sum of the values. Return `(out, weights)`.
+# scores keep a variance of about 1 however large H is), and hide the future with your mask (for any length n:
+# build it for n inside the function): the hidden scores become −inf, so the softmax gives them weight 0. Then
+# a softmax over the keys (each row sums to 1) and the weighted sum of the values. Return `(out, weights)`.
 
 # %%
 def causal_attention(q, k, v):
@@ -62,7 +76,7 @@ def causal_attention(q, k, v):
 check_causal_attention(causal_attention)
 
 # %% [markdown]
-# ## 2. Train the course's head with your attention
+# ## 3. Train the course's head with your attention
 #
 # `ToyAttentionModel` is the course's network; `attention=` puts your function inside its head (the lab's head
 # then adds no mask of its own: `causal=False` — yours does the masking). The loss is the course's: Keras'
@@ -93,7 +107,7 @@ print(f"{len(losses)} epochs in {time.perf_counter() - t0:.1f} s: loss {losses[0
 check_toy_head(model)
 
 # %% [markdown]
-# ## 3. What did the head learn?
+# ## 4. What did the head learn?
 #
 # Left: the attention weights, one row per query position (all zero above the diagonal). Right: the next-token
 # probabilities, softmax(z). Look at the row of `the`: does it predict chicken after the man and beef after the
@@ -137,7 +151,7 @@ print(f"P(chicken | man … the) = {probs[0, THE, TOKENS.index('chicken')]:.3f},
       f"P(beef | woman … the) = {probs[1, THE, TOKENS.index('beef')]:.3f}")
 
 # %% [markdown]
-# ## 4. Why GPT masks
+# ## 5. Why GPT masks
 #
 # The same head without the mask (BERT's attention) on the same next-token task: position t can now see t + 1,
 # the very token it has to predict. Its loss falls below the floor — no model that reads only the past can get
@@ -162,7 +176,7 @@ for first in ("man", "woman"):
     print("generated:", " ".join(generate(unmasked, first)), "  | yours:", " ".join(generate(model, first)))
 
 # %% [markdown]
-# ## 5. From a head to a transformer
+# ## 6. From a head to a transformer
 #
 # The slides' next step: several heads of size H/N side by side, layer normalisation, an MLP on top, residual
 # connections around both — the lab's `TransformerBlock` — and blocks stacked. `ToyTransformer` puts one (or
