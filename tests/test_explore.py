@@ -224,7 +224,7 @@ def test_page_is_one_offline_file(explorer_page):
 
     assert external_references(html) == []  # the report's own check: nothing is fetched from elsewhere
     manifest = _manifest(html)
-    assert len(manifest["models"]) == 8 and manifest["left_out"] == [] and manifest["export_errors"] == []
+    assert len(manifest["models"]) == 9 and manifest["left_out"] == [] and manifest["export_errors"] == []
     assert len(manifest["digits"]) == 10
 
 
@@ -245,7 +245,9 @@ def test_missing_parts_are_left_out_with_their_command(attention_only_page):
     assert set(manifest["models"]) == {"sequence"}
     commands = {p["part"]: p["command"] for p in manifest["left_out"]}
     assert commands["ladder"] == f"connlab ladder --out {attention_only_page.parent}/ladder"
-    assert set(commands) == {"autoencoder", "ladder", "diffusion", "vit"}
+    assert set(commands) == {"autoencoder", "ladder", "diffusion", "vit", "toy_attention"}
+    assert commands["toy_attention"] == (f"connlab attention --preset course --out "
+                                         f"{attention_only_page.parent}/attention-course")
 
 
 @needs_runtime
