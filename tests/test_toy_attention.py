@@ -152,7 +152,7 @@ def test_preset_course_and_task_toy_fill_only_what_is_not_given():
         return config_from_args(p.parse_args(list(argv)))
 
     c = cfg("--preset", "course")
-    assert (c.task, c.lr, c.batch_size, c.epochs, c.seeds, c.head_size) == ("toy", 0.01, 2, 5000, 5, 20)
+    assert (c.task, c.lr, c.batch_size, c.epochs, c.seeds, c.head_size) == ("toy", 0.01, 2, 5000, 10, 20)
     c = cfg("--task", "toy", "--seeds", "2", "--lr", "0.05")
     assert (c.task, c.lr, c.epochs, c.seeds) == ("toy", 0.05, 5000, 2)
     assert cfg().task == "reverse" and cfg().lr == 2e-3
