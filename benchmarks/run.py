@@ -285,13 +285,14 @@ def row_ddpm(args, device, which, batch=128, size="small"):
 def row_ddim50(args, device):
     """DDIM-50 sampling of 10,000 digits, as ``connlab diffusion sample`` runs it: the product's
     ``Generator`` with connlab's U-Net (827,233 params, untrained weights: speed only) and its default
-    ``SamplingSpeed`` (channels-last; on CUDA also bf16 and the 50-step loop replayed as one CUDA graph
+    ``Speed`` (channels-last; on CUDA also bf16 and the 50-step loop replayed as one CUDA graph
     per chunk; ``--compile on`` compiles the U-Net). On CUDA the first two chunks (eager warm-up,
     compile, capture) are timed apart as setup.
     """
     import torch
 
-    from connlab.diffusion.generate import Generator, SamplingSpeed
+    from connlab.runtime.speed import Speed
+    from connlab.sampling.generate import Generator
     from connlab.experiments.diffusion import DiffusionExperiment
     from connlab.models.diffusion_unet import DiffusionUNet, DiffusionUNetConfig
 
@@ -299,7 +300,7 @@ def row_ddim50(args, device):
     # the process (space, schedule, prediction) comes from cfg; the network is the other rows' default U-Net
     cfg = DiffusionExperiment(space="pixel", schedule="linear", prediction="eps", timesteps=1000, class_cond=False)
     model = DiffusionUNet(DiffusionUNetConfig()).to(device).eval()
-    gen = Generator(cfg, model, None, device, SamplingSpeed(compile=args.compile, cuda_graph=args.cuda_graph))
+    gen = Generator(cfg, model, None, device, Speed(compile=args.compile, cuda_graph=args.cuda_graph))
     n = (2000 if cuda else 200) if args.quick else 10_000
     chunk = min(n, args.ddim_chunk if cuda else 200)
     t0 = time.perf_counter()

@@ -166,7 +166,7 @@ def test_sampling_from_non_diffusion_run_exits_2(runs, capsys):
 
 def _in_memory(space: str):
     """A random-weight Generator (pixel or latent, T = 20) and ladder (T = 3): no training needed."""
-    from connlab.diffusion.generate import Generator
+    from connlab.sampling.generate import Generator
     from connlab.diffusion.sidebyside import Ladder
     from connlab.experiments.diffusion import DiffusionExperiment
     from connlab.models.diffusion_unet import DiffusionUNet
@@ -187,12 +187,13 @@ def test_sampling_speed_settings_keep_the_samples(space):
     import copy
 
     from connlab.diffusion import sample_ddim, sample_ddpm
-    from connlab.diffusion.generate import Generator, SamplingSpeed
+    from connlab.runtime.speed import Speed
+    from connlab.sampling.generate import Generator
 
-    fast, _ = _in_memory(space)  # the default SamplingSpeed
+    fast, _ = _in_memory(space)  # the default Speed
     assert fast.model.stem.weight.is_contiguous(memory_format=torch.channels_last)
     model = copy.deepcopy(fast.model).to(memory_format=torch.contiguous_format)
-    plain = Generator(fast.cfg, model, fast.decoder, torch.device("cpu"), SamplingSpeed(channels_last="off"))
+    plain = Generator(fast.cfg, model, fast.decoder, torch.device("cpu"), Speed(channels_last="off"))
     assert plain.model.stem.weight.is_contiguous()
     clip, pred = space == "pixel", plain.cfg.prediction
     for sampler, steps, eta in [("ddim", 5, 0.0), ("ddim", 5, 1.0), ("ddpm", None, 0.0)]:
@@ -219,13 +220,13 @@ def test_bad_speed_flags_exit_2(runs, argv, message, capsys):
 
 
 def test_sampling_speed_refuses_unknown_values():
-    from connlab.diffusion.generate import SamplingSpeed
+    from connlab.runtime.speed import Speed
     from connlab.errors import UserError
 
     with pytest.raises(UserError, match="--compile 'yes' is not one of auto, on, off"):
-        SamplingSpeed(compile="yes")
+        Speed(compile="yes")
     with pytest.raises(UserError, match="--precision 'fp16'"):
-        SamplingSpeed(precision="fp16")
+        Speed(precision="fp16")
 
 
 def test_one_noise_draw_maps_onto_each_start():
@@ -262,19 +263,36 @@ def test_chains_start_from_the_same_noise(space):
 
 
 def test_side_by_side_page_is_self_contained(tmp_path):
+    """The chains are computed and stored once (sidebyside.json); the page is rendered from that file alone."""
     import re
 
-    from connlab.report.sidebyside import COLUMNS, write_side_by_side
+    from connlab.report.sidebyside import write_side_by_side
+    from connlab.sampling.sidebyside import COLUMNS, store_side_by_side
 
     gen, ladder = _in_memory("latent")
-    page = write_side_by_side(gen, ladder, tmp_path, sampler="ddim", steps=5, num=2)
+    data = store_side_by_side(gen, ladder, tmp_path, sampler="ddim", steps=5, num=2)
+    assert data == tmp_path / "sidebyside.json"
+    assert (tmp_path / "sidebyside.png").read_bytes()[:4] == b"\x89PNG"
+    page = write_side_by_side(tmp_path)
     text = page.read_text()
     # per draw: the ladder's T + 1 = 4 states, DDPM's COLUMNS of 21, DDIM-5's 6
     assert text.count("<img ") == 2 * (4 + COLUMNS + 6)
     assert text.count('src="data:image/png;base64,') == text.count("<img ")
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", text) and "url(" not in text
     assert "Φ(z)" in text and "4×4 pixel patch" in text
-    assert (tmp_path / "sidebyside.png").read_bytes()[:4] == b"\x89PNG"
+    assert write_side_by_side(tmp_path / "nothing-here") is None  # a folder without stored chains: no page
+
+
+def test_side_by_side_page_refuses_a_corrupt_file(tmp_path):
+    from connlab.errors import UserError
+    from connlab.report.sidebyside import write_side_by_side
+
+    (tmp_path / "sidebyside.json").write_text("{\"num\": 2")
+    with pytest.raises(UserError, match="sidebyside.json: corrupt JSON"):
+        write_side_by_side(tmp_path)
+    (tmp_path / "sidebyside.json").write_text("{}")
+    with pytest.raises(UserError, match="sidebyside.json: not the chains"):
+        write_side_by_side(tmp_path)
 
 
 @pytest.fixture(scope="module")
@@ -284,10 +302,12 @@ def ladder_run(runs):
     return runs / "ladder"
 
 
-def test_sample_with_ladder_run_writes_the_page(runs, ladder_run, capsys):
+def test_sample_with_ladder_run_stores_the_chains_and_the_report_renders_them(runs, ladder_run, capsys):
     assert main(["diffusion", "sample", "--run", str(runs / "pixel"), "--sampler", "ddim", "--steps", "5",
                  "--num", "4", "--ladder-run", str(ladder_run)]) == 0
-    assert "side-by-side page" in capsys.readouterr().out
+    assert "side-by-side chains" in capsys.readouterr().out
+    assert (runs / "pixel" / "sidebyside.json").is_file() and (runs / "pixel" / "sidebyside.png").is_file()
+    assert main(["report", str(runs / "pixel"), "--out", str(runs / "pixel-report.html")]) == 0
     text = (runs / "pixel" / "sidebyside.html").read_text()
     assert "ladder T3-none" in text and "DDPM-20" in text and "DDIM-5" in text and "x<sub>T</sub> = z itself" in text
 
@@ -321,6 +341,7 @@ def test_side_by_side_page_in_headless_chromium(runs, ladder_run, tmp_path):
     if not page.is_file():
         assert main(["diffusion", "sample", "--run", str(runs / "pixel"), "--sampler", "ddpm", "--num", "2",
                      "--ladder-run", str(ladder_run)]) == 0
+        assert main(["report", str(runs / "pixel"), "--out", str(tmp_path / "report.html")]) == 0
     seen = open_in_chromium(page, tmp_path / "profile")
     check = seen["self_check"]
     assert seen["returncode"] == 0 and check is not None, "the page's self-check did not run"
@@ -331,7 +352,7 @@ def test_side_by_side_page_in_headless_chromium(runs, ladder_run, tmp_path):
 
 
 def test_demo_passes_the_ladder_run_only_when_the_ladder_part_finished(tmp_path):
-    from connlab.experiments.demo import command_line, plan
+    from connlab.demo import command_line, plan
 
     part = next(p for p in plan(False, "mnist-embedded", None, "cpu") if p.name == "diffusion sample")
     assert "--ladder-run" not in command_line(part, tmp_path)       # no ladder: sample alone
@@ -345,7 +366,7 @@ def test_demo_passes_the_ladder_run_only_when_the_ladder_part_finished(tmp_path)
 def test_fewer_steps_claim_fails_for_noise(runs):
     """The non-inferiority rule: two sets of real digits differ by an interval around 0; noise is not accepted."""
     from connlab.data import load_dataset, to_unit
-    from connlab.diffusion.evaluate import fewer_steps_claim
+    from connlab.sampling.evaluate import fewer_steps_claim
     from connlab.quality import load_classifier
 
     classifier, _ = load_classifier(runs / "clf")

@@ -19,7 +19,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from connlab import distributed as dp
+from connlab.runtime import distributed as dp
 
 AE = ["autoencoder", "--device", "cpu", "--dataset", "mnist-embedded", "--epochs", "1", "--limit", "400",
       "--batch-size", "133", "--skip", "none", "--checkpoint-every", "2"]

@@ -13,7 +13,7 @@ import pytest
 
 from connlab.evidence import CONTRADICTED, NOT_SUPPORTED, SUPPORTED
 from connlab.experiments import autoencoder, depth, rnn, skipmlp
-from connlab.experiments.section import INCONCLUSIVE, NO_INTERVALS, PARTLY, UNKNOWN, Run, weakest
+from connlab.experiments.section import INCONCLUSIVE, NO_INTERVALS, PARTLY, NOT_MEASURED, Run, weakest
 
 NOISE = [0.3, -0.2, 0.1, -0.4, 0.2]   # a seed-to-seed wobble, mean 0
 
@@ -27,7 +27,7 @@ def test_weakest_takes_the_weaker_verdict():
     assert weakest([SUPPORTED, SUPPORTED]) == SUPPORTED
     assert weakest([SUPPORTED, NOT_SUPPORTED]) == NOT_SUPPORTED
     assert weakest([NOT_SUPPORTED, CONTRADICTED, SUPPORTED]) == CONTRADICTED
-    assert weakest([]) == UNKNOWN
+    assert weakest([]) == NOT_MEASURED
 
 
 # --- skipmlp -----------------------------------------------------------------------------------------
@@ -54,7 +54,7 @@ def test_skipmlp_old_folder_without_intervals(tmp_path):
     summary = _skipmlp_summary([0.03] * 5)
     del summary["evidence"]
     sec = skipmlp.section(_run(tmp_path, "skipmlp", summary))
-    assert sec.verdict == UNKNOWN and NO_INTERVALS in sec.verdict_text and sec.effect == ""
+    assert sec.verdict == NOT_MEASURED and NO_INTERVALS in sec.verdict_text and sec.effect == ""
 
 
 # --- autoencoder -------------------------------------------------------------------------------------
@@ -94,7 +94,7 @@ def test_autoencoder_old_folder(tmp_path):
     del summary["evidence"]
     summary["baselines"]["noisy_input"]["bce"] = 3.62   # old folders stored the clamped number
     sec = autoencoder.section(_run(tmp_path, "autoencoder", summary))
-    assert sec.verdict == UNKNOWN and NO_INTERVALS in sec.verdict_text
+    assert sec.verdict == NOT_MEASURED and NO_INTERVALS in sec.verdict_text
 
 
 @pytest.mark.parametrize("drift, answer", [(+1.0, "(A)"), (0.0, "(B)"), (-1.0, "(C)")])
@@ -133,7 +133,7 @@ def test_rnn_old_folder(tmp_path):
     summary = _rnn_summary([0.005] * 5)
     del summary["evidence"]
     sec = rnn.section(_run(tmp_path, "rnn", summary))
-    assert sec.verdict == UNKNOWN and NO_INTERVALS in sec.verdict_text
+    assert sec.verdict == NOT_MEASURED and NO_INTERVALS in sec.verdict_text
 
 
 # --- depth -------------------------------------------------------------------------------------------
@@ -176,7 +176,7 @@ def test_depth_old_folder(tmp_path):
     summary = _depth_summary(DEGRADES)
     del summary["evidence"]
     sec = depth.section(_run(tmp_path, "depth", summary))
-    assert sec.verdict == UNKNOWN and NO_INTERVALS in sec.verdict_text
+    assert sec.verdict == NOT_MEASURED and NO_INTERVALS in sec.verdict_text
 
 
 def test_one_seed_says_what_would_settle_it(tmp_path):

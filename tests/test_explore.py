@@ -37,7 +37,7 @@ TOL_PAGE = 1e-3     # onnxruntime-web in Chromium vs PyTorch
 
 def _generator(run: Path):
     """The run's sampler as the explorer exports it: fp32, contiguous, on the CPU."""
-    from connlab.diffusion.generate import Generator
+    from connlab.sampling.generate import Generator
     from connlab.experiments.diffusion import DiffusionExperiment
     from connlab.runtime.speed import Speed
 
@@ -62,7 +62,7 @@ def _autoencoder_run(out: Path) -> None:
 def _diffusion_run(out: Path, preset: str = "demo") -> None:
     """``demo``: latent, v-prediction, class-conditional; ``pixel``: pixels, ε, unconditional, x̂₀ clipped."""
     from connlab.checkpoint import model_signature, save_weights
-    from connlab.diffusion.generate import plain_config
+    from connlab.sampling.generate import plain_config
     from connlab.experiments.diffusion import DiffusionExperiment
     from connlab.models.diffusion_unet import DiffusionUNet
     from connlab.models.latent_ae import LatentAEConfig, LatentAutoencoder
@@ -145,7 +145,7 @@ def test_onnx_matches_pytorch(exported, name):
 def test_recorded_outputs_are_the_lab_models_own(demo_dir, exported):
     """The wrappers add outputs, not arithmetic: all skips on is ``denoise``; the DDIM step is ``ddim_step``."""
     from connlab.diffusion import ddim_step, guided
-    from connlab.diffusion.generate import Generator
+    from connlab.sampling.generate import Generator
     from connlab.explore.export import AutoencoderPage, load
     from connlab.models.autoencoder import AutoencoderConfig, DenoisingAutoencoder
 
@@ -251,7 +251,7 @@ def test_missing_parts_are_left_out_with_their_command(attention_only_page):
 
 
 @needs_runtime
-def test_a_model_that_fails_to_export_is_named_and_the_page_still_written(demo_dir, tmp_path, monkeypatch):
+def test_a_part_that_fails_to_export_is_a_bug_named_on_the_page_and_the_command_fails(demo_dir, tmp_path, monkeypatch):
     import shutil
 
     from connlab.explore import page as page_module
@@ -268,10 +268,34 @@ def test_a_model_that_fails_to_export_is_named_and_the_page_still_written(demo_d
                                                        page_module.Part(p.experiment, p.title, p.command, broken)
                                                        for p in real()])
     lines = []
-    manifest = _manifest(page_module.write_explorer(only, log=lines.append).read_text())
+    with pytest.raises(page_module.ExportFailed, match="without the ViT") as failed:
+        page_module.write_explorer(only, log=lines.append)
+    assert isinstance(failed.value.__cause__, RuntimeError)  # the bug keeps its traceback
+    manifest = _manifest((only / "explorer.html").read_text())  # the other parts are still on the page
     assert set(manifest["models"]) == {"sequence"}
     assert any("the ViT" in e and "unsupported operator aten::foo" in e for e in manifest["export_errors"])
     assert any("could not export" in line and "aten::foo" in line for line in lines)
+    assert any(line.startswith("Traceback") and "RuntimeError: unsupported operator aten::foo" in line for line in lines)
+    with pytest.raises(page_module.ExportFailed):  # so `connlab explore` exits non-zero with the traceback
+        main(["explore", str(only)])
+
+
+@needs_runtime
+def test_an_unreadable_run_part_is_left_out_naming_the_file(demo_dir, tmp_path):
+    import shutil
+
+    from connlab.explore import page as page_module
+
+    only = tmp_path / "demo"
+    for part in ("attention", "vit"):
+        shutil.copytree(demo_dir / part, only / part)
+    weights = only / "vit" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])  # cut short
+    lines = []
+    manifest = _manifest(page_module.write_explorer(only, log=lines.append).read_text())
+    assert set(manifest["models"]) == {"sequence"}
+    why = {p["part"]: p["why"] for p in manifest["left_out"]}["vit"]
+    assert str(weights) in why and "not a readable safetensors file" in why
 
 
 def test_not_a_run_folder_is_one_line_and_exit_2(tmp_path, capsys):
@@ -392,7 +416,7 @@ def test_page_self_test_and_autoencoders_as_a_person_uses_them(browser, explorer
 @needs_runtime
 @needs_browser
 def test_ladder_vit_attention_and_ddim_panels_match_pytorch(browser, explorer_page, demo_dir, exported, tmp_path):
-    from connlab.diffusion.generate import Generator
+    from connlab.sampling.generate import Generator
     from connlab.explore.export import LadderStep, SequencePage, ViTPage, experiment_config, load
     from connlab.experiments.attention import AttentionExperiment, SequenceTransformer
     from connlab.experiments.ladder import LadderExperiment
@@ -524,7 +548,7 @@ def test_a_page_with_parts_left_out_still_works(browser, attention_only_page):
 @needs_runtime
 @needs_browser
 def test_a_pixel_space_unconditional_run_samples_in_the_page(browser, tmp_path):
-    from connlab.diffusion.generate import Generator
+    from connlab.sampling.generate import Generator
     from connlab.explore import page as page_module
 
     run = tmp_path / "pixel"

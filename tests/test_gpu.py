@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from connlab.data import corrupt, to_unit
 from connlab.diffusion import NoiseSchedule, sample_ddim
-from connlab.fastpath import GraphedCall
+from connlab.runtime.fastpath import GraphedCall
 from connlab.models.autoencoder import AutoencoderConfig, DenoisingAutoencoder
 from connlab.models.diffusion_unet import DiffusionUNet, DiffusionUNetConfig
 from connlab.train import TrainConfig, fit
@@ -103,15 +103,16 @@ def test_generator_replays_the_ddim_loop_as_a_graph():
     one CUDA graph replay, and it gives the eager loop's digits."""
     import copy
 
-    from connlab.diffusion.generate import Generator, SamplingSpeed
+    from connlab.runtime.speed import Speed
+    from connlab.sampling.generate import Generator
     from connlab.experiments.diffusion import DiffusionExperiment
 
     torch.manual_seed(0)
     cfg = DiffusionExperiment(space="pixel", timesteps=100, base_channels=16, channel_mults=(1, 2),
                               class_cond=True, guidance=1.0)
     model = DiffusionUNet(cfg.unet_config()).cuda().eval()
-    eager = Generator(cfg, copy.deepcopy(model), None, "cuda", SamplingSpeed(precision="fp32", cuda_graph="off"))
-    graphed = Generator(cfg, model, None, "cuda", SamplingSpeed(precision="fp32"))
+    eager = Generator(cfg, copy.deepcopy(model), None, "cuda", Speed(precision="fp32", cuda_graph="off"))
+    graphed = Generator(cfg, model, None, "cuda", Speed(precision="fp32"))
     a = graphed.sample("ddim", 10, 3 * 64, seed=1, chunk=64)  # eager warm-up, capture + replay, replay
     assert graphed.graphed[(10, 64, 1.0)].graph is not None
     b = eager.sample("ddim", 10, 3 * 64, seed=1, chunk=64)

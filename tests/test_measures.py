@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import torch
 
+from connlab.diffusion import ddim_x0_path
 from connlab.errors import UserError
 from connlab.evidence import CONTRADICTED, NOT_SUPPORTED, SUPPORTED
 from connlab.measures import (attention_ink_ratio, attention_on_strokes, baseline_bce, chain_psnr,
-                              chain_psnr_evidence, clamped_bce, classifier_features, ddim_x0_path,
+                              chain_psnr_evidence, clamped_bce, classifier_features,
                               frechet_bootstrap, frechet_from_features, image_baselines, structure_first,
                               vit_attention_ink_ratio, within_margin)
 

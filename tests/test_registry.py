@@ -75,7 +75,7 @@ def test_a_registered_experiment_appears_in_help_demo_and_report(toy, tmp_path, 
     assert cli.main(["toy", "--help"]) == 0
     assert "--size" in capsys.readouterr().out
 
-    from connlab.experiments.demo import plan
+    from connlab.demo import plan
 
     names = [p.name for p in plan(False, "mnist-embedded", None, "cpu")]
     assert names[names.index("rnn") + 1] == "toy" and names[names.index("toy") + 1] == "skipmlp"

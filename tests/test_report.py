@@ -315,7 +315,7 @@ def test_browser_checks_catch_a_bad_page(runs, tmp_path):
 # --- connlab demo: bookkeeping and resume ------------------------------------------------------
 
 def test_demo_plan_runs_every_experiment_in_the_lectures_order():
-    from connlab.experiments.demo import plan
+    from connlab.demo import plan
 
     for full in (False, True):
         names = [p.name for p in plan(full, "mnist-embedded", None, "cpu")]
@@ -331,7 +331,7 @@ def test_demo_plan_runs_every_experiment_in_the_lectures_order():
 @pytest.mark.parametrize("full", [False, True])
 def test_demo_command_lines_parse(full, tmp_path):
     """Every part's flags are accepted by its command (argparse only; nothing runs)."""
-    from connlab.experiments.demo import command_line, plan
+    from connlab.demo import command_line, plan
 
     for part in plan(full, "mnist", None, "cpu"):
         argv = command_line(part, tmp_path)
@@ -340,7 +340,7 @@ def test_demo_command_lines_parse(full, tmp_path):
 
 
 def test_demo_resume_passes_resume_only_to_a_started_part(tmp_path):
-    from connlab.experiments.demo import Part, _done, command_line
+    from connlab.demo import Part, _done, command_line
 
     part = Part("depth", "depth", ("depth", "--epochs", "1"))
     assert command_line(part, tmp_path)[-2:] == ["--out", str(tmp_path / "depth")]

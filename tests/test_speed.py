@@ -3,14 +3,12 @@
 import pytest
 import torch
 
-from connlab.diffusion.generate import SamplingSpeed
 from connlab.errors import UserError
 from connlab.runtime.speed import ResolvedSpeed, Speed
 from connlab.train import TrainConfig
 
 
 def test_trainer_and_sampler_share_one_speed_object():
-    assert SamplingSpeed is Speed
     assert TrainConfig(compile="off", malloc_cache="on").speed == Speed(compile="off", malloc_cache="on")
 
 

@@ -216,7 +216,7 @@ def test_keep_freed_memory_stops_page_faults_for_reallocated_tensors():
 
     code = """
 import resource, torch
-from connlab.cpu_memory import keep_freed_memory
+from connlab.runtime.cpu_memory import keep_freed_memory
 
 def faults(cycles=6):
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt

@@ -4,7 +4,7 @@ Only the chosen command's module is imported, so ``connlab --help`` is instant.
 User errors (``UserError``: bad flags, files, checkpoints; and argparse's) print one line and
 exit with code 2; any other exception is a bug and keeps its traceback.
 Under ``torchrun`` every rank runs ``main``; it joins the process group first
-(``connlab.distributed``), so every training command is data-parallel without changes.
+(``connlab.runtime.distributed``), so every training command is data-parallel without changes.
 """
 
 from __future__ import annotations
@@ -54,13 +54,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    from connlab import distributed
+    from connlab.runtime import distributed
     from connlab.errors import UserError
-    from connlab.fastpath import GraphCaptureFailed
+    from connlab.runtime.fastpath import GraphCaptureFailed
+    from connlab.runs import held, release
     from connlab.train import TrainingDiverged
 
     name = " ".join([args.command] + ([args.action] if isinstance(getattr(args, "action", None), str) else []))
     where = ""
+    before = held()  # the demo runs its parts through main: they release their folders, not the demo's
     try:
         if distributed.init_from_env():
             where = f" (rank {distributed.rank()} of {distributed.world_size()})"
@@ -78,14 +80,27 @@ def main(argv: list[str] | None = None) -> int:
         print(f"connlab {args.command}{where}: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"connlab {args.command}{where}: interrupted; continue with --resume --out RUN_DIR", file=sys.stderr)
+        print(f"connlab {args.command}{where}: interrupted{continue_with(args, before)}", file=sys.stderr)
         return 130
     except RuntimeError as err:  # a peer rank died or timed out: one line, not W tracebacks
         message = distributed.failure_message(err)
         if message is None:
             raise
-        print(f"connlab {args.command}: error: {message}; continue with --resume --out RUN_DIR", file=sys.stderr)
+        print(f"connlab {args.command}: error: {message}{continue_with(args, before)}", file=sys.stderr)
         return 1
+    finally:
+        release(keep=before)
+
+
+def continue_with(args: argparse.Namespace, before: list[str]) -> str:
+    """"; continue with --resume --out FOLDER" for a command that resumes (its folder: --out, or the one
+    it claimed), else nothing."""
+    from connlab.runs import held
+
+    if not hasattr(args, "resume"):
+        return ""
+    folder = getattr(args, "out", None) or next(reversed([k for k in held() if k not in before]), None)
+    return f"; continue with --resume --out {folder}" if folder else "; continue with --resume --out RUN_DIR"
 
 
 if __name__ == "__main__":

@@ -6,16 +6,14 @@ the claim is about, ``connlab.evidence`` turns it into an effect with an interva
     baselines       PSNR / SSIM of the noisy input and of the mean training image against the
                     clean test digits (what any denoiser must beat); BCE with its log clamp stated
     ViT             attention_ink_ratio: does the attention rollout fall on the strokes?
-    diffusion       ddim_x0_path + structure_first: "early steps lay down structure, late steps
-                    detail"; frechet_bootstrap: "DDIM samples with far fewer steps"
+    diffusion       structure_first (on ``connlab.diffusion.ddim_x0_path``'s chain): "early steps lay
+                    down structure, late steps detail"; frechet_bootstrap: "DDIM samples with far fewer steps"
     ladder          chain_psnr_evidence: PSNR gain along the incremental-denoising chain
 
 Images are (N, 1, H, W) floats in [0, 1] unless said otherwise.
 """
 
 from __future__ import annotations
-
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -143,28 +141,6 @@ def attention_on_strokes(ratios: torch.Tensor, threshold: float = 1.0, confidenc
 
 
 # --------------------------------------------------------------------------- diffusion
-
-
-@torch.no_grad()
-def ddim_x0_path(model_fn: Callable, schedule, x_T: torch.Tensor, steps: int, *, prediction: str = "eps",
-                 clip: bool = True) -> torch.Tensor:
-    """Deterministic DDIM (η = 0) from ``x_T``, returning the network's x̂₀ at every step.
-
-    The same step rule as ``connlab.diffusion.sample_ddim`` (which returns the states x_t, not
-    x̂₀). Returns (steps, B, C, H, W) in the sampler's space ([−1, 1] for pixels); the last
-    entry is the final sample (at t_prev = −1 DDIM returns x̂₀ itself).
-    """
-    from connlab.diffusion.samplers import ddim_step, ddim_timesteps
-
-    timesteps = ddim_timesteps(schedule.T, steps).tolist()
-    x, path = x_T, []
-    for i, t in enumerate(timesteps):
-        t_prev = timesteps[i + 1] if i + 1 < len(timesteps) else -1
-        out = model_fn(x, torch.full((len(x),), t, dtype=torch.long, device=x.device))
-        x0 = schedule.predict_x0(x, t, out, prediction)
-        path.append(x0.clamp(-1, 1) if clip else x0)
-        x = ddim_step(schedule, out, t, t_prev, x, 0.0, None, prediction, clip)
-    return torch.stack(path)
 
 
 def structure_first(labels: torch.Tensor, x0_images: torch.Tensor, agree: float = 0.9,

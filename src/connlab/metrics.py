@@ -20,9 +20,14 @@ def bce(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
     Safe inside a bf16 autocast region (the trainer evaluates under one on CUDA), where
     PyTorch refuses ``F.binary_cross_entropy``: autocast is switched off around it.
+    A ``pred`` holding NaN (a diverged model) gives NaN, which the trainer's guard reports, instead of
+    the exception ``F.binary_cross_entropy`` raises for values outside [0, 1].
     """
     with torch.autocast(pred.device.type, enabled=False):
-        return F.binary_cross_entropy(pred.float(), target.float())
+        pred = pred.float()
+        if not bool(pred.isfinite().all()):
+            return torch.tensor(float("nan"), device=pred.device)
+        return F.binary_cross_entropy(pred, target.float())
 
 
 def image_metrics(pred: torch.Tensor, target: torch.Tensor) -> dict[str, float]:

@@ -26,13 +26,15 @@ _plt = pyplot  # the old private name
 
 
 def save_figure(fig, path: Path, dpi: int) -> Path:
-    """Write ``fig`` to ``path`` (rank 0 only) and close it."""
-    from connlab.runtime.distributed import is_main
+    """Write ``fig`` to ``path`` (rank 0 only, through ``atomic_write``: never through a link) and close it."""
+    from connlab.checkpoint import atomic_write  # torch comes with it: figures are drawn after training anyway
 
-    if is_main():
-        fig.savefig(path, dpi=dpi)
-    pyplot().close(fig)
-    return Path(path)
+    path = Path(path)
+    try:
+        atomic_write(path, lambda f: fig.savefig(f, dpi=dpi, format=path.suffix.lstrip(".") or "png"))
+    finally:
+        pyplot().close(fig)
+    return path
 
 
 def image_rows(rows: list[tuple[str, torch.Tensor]], path: Path, title: str | None = None) -> Path:

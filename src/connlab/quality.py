@@ -96,16 +96,16 @@ def load_classifier(run_dir: Path, device="cpu") -> tuple[nn.Module, dict]:
     from connlab.checkpoint import load_weights, model_signature
     from connlab.errors import UserError
     from connlab.models.classifier import ClassifierConfig, MnistClassifier
-    from connlab.runs import read_config
+    from connlab.runs import read_json_object, read_run
 
     run_dir = Path(run_dir)
-    saved = read_config(run_dir)
-    if saved.get("experiment") != "classifier":
-        raise UserError(f"{run_dir}: a {saved.get('experiment')!r} run, not a classifier run")
+    read_run(run_dir, "classifier")
     summary_path = run_dir / "summary.json"
     if not summary_path.is_file():
         raise UserError(f"{run_dir}: the classifier run has no summary.json (unfinished? use --resume)")
-    summary = json.loads(summary_path.read_text())
+    summary = read_json_object(summary_path)
+    if not isinstance(summary.get("model_config"), dict) or "test_accuracy" not in summary:
+        raise UserError(f"{summary_path}: not a finished classifier's summary (no model_config); the file is damaged")
     model_cfg = ClassifierConfig(**{k: tuple(v) if isinstance(v, list) else v
                                     for k, v in summary["model_config"].items()})
     model = MnistClassifier(model_cfg)

@@ -126,14 +126,20 @@ def _download(name: str, target: Path, mirrors: tuple[str, ...]) -> str | None:
     """Download the four files into ``target``; return None on success, else the reason."""
     from tqdm import tqdm
 
-    target.mkdir(parents=True, exist_ok=True)
+    try:  # $CONNLAB_DATA may be a file or a read-only folder: then there is no cache to download into
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        return f"cannot make the cache folder {target} ({err.strerror or err})"
     for fname in FILES:
         if (target / f"{fname}.gz").is_file():
             continue
         reasons = []
         for mirror in mirrors:
             url = f"{mirror}{fname}.gz"
-            tmp = tempfile.NamedTemporaryFile(dir=target, prefix=f".{fname}.", suffix=".part", delete=False)
+            try:
+                tmp = tempfile.NamedTemporaryFile(dir=target, prefix=f".{fname}.", suffix=".part", delete=False)
+            except OSError as err:
+                return f"cannot write in the cache folder {target} ({err.strerror or err})"
             try:
                 with urllib.request.urlopen(url, timeout=15) as response, tmp:
                     total = int(response.headers.get("Content-Length") or 0) or None
@@ -170,19 +176,31 @@ def _load_embedded() -> tuple[np.ndarray, ...]:
         return tuple(z[k] for k in ("train_images", "train_labels", "test_images", "test_labels"))
 
 
-def _load_arrays(name: str, data_dir: Path | None) -> tuple[str, tuple[np.ndarray, ...]]:
-    if name not in DATASETS:
+def check_source(name: str, data_dir: Path | str | None = None, verify: bool = False) -> dict[str, Path] | None:
+    """A known data set name, and a ``--data-dir`` that holds the four files (their files, then; None
+    without ``--data-dir``); with ``verify`` their checksums too. Run before a run folder is made."""
+    if not isinstance(name, str) or name not in DATASETS:
         raise UserError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    if data_dir is None or name == "mnist-embedded":
+        return None
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise UserError(f"--data-dir {data_dir}: no such folder")
+    files = _find_files(data_dir)
+    if files is None:
+        missing = [f for f in FILES if not (data_dir / f).is_file() and not (data_dir / f"{f}.gz").is_file()]
+        raise UserError(f"--data-dir {data_dir}: missing {', '.join(missing)} (raw or .gz)")
+    if verify:
+        for f in FILES:
+            read_idx(files[f], CHECKSUMS[name][f])
+    return files
+
+
+def _load_arrays(name: str, data_dir: Path | None) -> tuple[str, tuple[np.ndarray, ...]]:
+    files = check_source(name, data_dir)
     if name == "mnist-embedded":
         return "embedded", _load_embedded()
-    if data_dir is not None:
-        data_dir = Path(data_dir)
-        if not data_dir.is_dir():
-            raise UserError(f"--data-dir {data_dir}: no such folder")
-        files = _find_files(data_dir)
-        if files is None:
-            missing = [f for f in FILES if not (data_dir / f).is_file() and not (data_dir / f"{f}.gz").is_file()]
-            raise UserError(f"--data-dir {data_dir}: missing {', '.join(missing)} (raw or .gz)")
+    if files is not None:
         return str(data_dir), _read_folder(name, files)
     cache = cache_dir() / ("mnist" if name == "mnist" else "fashion-mnist")
     for folder in (cache, *SYSTEM_DIRS[name]):

@@ -7,6 +7,7 @@ from connlab.diffusion.ema import EMA
 from connlab.diffusion.samplers import (
     ddim_step,
     ddim_timesteps,
+    ddim_x0_path,
     ddpm_step,
     guided,
     sample_ddim,
@@ -20,6 +21,7 @@ __all__ = [
     "PREDICTIONS",
     "ddim_step",
     "ddim_timesteps",
+    "ddim_x0_path",
     "ddpm_step",
     "diffusion_loss",
     "guided",

@@ -207,3 +207,23 @@ def guided(model: Callable[..., torch.Tensor], y: torch.Tensor, w: float) -> Mod
         return (1 + w) * model(x, t, y) - w * model(x, t, None)
 
     return model_fn
+
+
+@torch.no_grad()
+def ddim_x0_path(model_fn: ModelFn, schedule, x_T: torch.Tensor, steps: int, *, prediction: str = "eps",
+                 clip: bool = True) -> torch.Tensor:
+    """Deterministic DDIM (η = 0) from ``x_T``, returning the network's x̂₀ at every step.
+
+    The same step rule as ``sample_ddim`` (which returns the states x_t, not x̂₀). Returns
+    (steps, B, C, H, W) in the sampler's space ([−1, 1] for pixels); the last entry is the final
+    sample (at t_prev = −1 DDIM returns x̂₀ itself).
+    """
+    timesteps = ddim_timesteps(schedule.T, steps).tolist()
+    x, path = x_T, []
+    for i, t in enumerate(timesteps):
+        t_prev = timesteps[i + 1] if i + 1 < len(timesteps) else -1
+        out = model_fn(x, torch.full((len(x),), t, dtype=torch.long, device=x.device))
+        x0 = schedule.predict_x0(x, t, out, prediction)
+        path.append(x0.clamp(-1, 1) if clip else x0)
+        x = ddim_step(schedule, out, t, t_prev, x, 0.0, None, prediction, clip)
+    return torch.stack(path)

@@ -11,8 +11,9 @@
 Where the ladder model comes from
 ---------------------------------
 From a finished ``connlab ladder`` run (``connlab.experiments.ladder.load_ladder``):
-``connlab diffusion sample --run DIR --ladder-run LADDER_DIR`` writes the page
-(``connlab.report.sidebyside``) into the diffusion run folder DIR. The ladder is the user's own
+``connlab diffusion sample --run DIR --ladder-run LADDER_DIR`` stores the chains in the
+diffusion run folder DIR (``connlab.sampling.sidebyside``) and ``connlab report`` renders them
+as the page (``connlab.report.sidebyside``). The ladder is the user's own
 Exercise-2 model (the one whose ``from_noise.png`` they have already seen), nothing is trained
 here, and ``connlab demo`` passes its ladder part's folder. ``--ladder-variant`` picks one of a
 sweep's models; by default the one the ladder run's own figures show.

@@ -19,10 +19,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from connlab.experiments.common import (DataSettings, TrainingSettings, add_config_flags, nonnegative_float,
-                                        positive_int, run_training)
+                                        nonnegative_int, positive_int, run_training)
 from connlab.experiments.config import flag
-from connlab.experiments.section import (CONTRADICTED, INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, UNKNOWN, Run, Section,
-                                         Table, effect_of, evidence_line, fmt, get, num, pm, weakest, with_figures)
+from connlab.experiments.section import (CONTRADICTED, INCONCLUSIVE, NOT_MEASURED, NOT_SUPPORTED, SUPPORTED, Run,
+                                         Section, Table, effect_of, evidence_line, fmt, get, num, pm, weakest,
+                                         with_figures)
 
 SKIP_CHOICES = ("none", "concat", "add", "all")
 EVAL_SEED = 1234  # the noisy test set is the same for every variant and seed
@@ -50,7 +51,7 @@ class AutoencoderExperiment(TrainingSettings, DataSettings):
     noise_dist: str = flag("norm", "noise distribution", choices=("norm", "uniform"))
     seeds: int = flag(1, "repeat each variant with K seeds", type=positive_int)
     iterate: int = flag(0, "feed the denoised output back K times and measure each pass (0: off)",
-                        type=positive_int, show_default=False)
+                        type=nonnegative_int, show_default=False)
     epochs: int = 3
 
     @property
@@ -305,7 +306,7 @@ def section(run: Run) -> Section:
                 lines.append(line)
         verdict, text = weakest(verdicts), " | ".join(lines)
     else:
-        verdict, text = UNKNOWN, "needs the skip = none run and at least one skip variant (--skip all)"
+        verdict, text = NOT_MEASURED, "needs the skip = none run and at least one skip variant (--skip all)"
     floor = num(s, "baselines", "mean_image", "psnr")
     best_psnr = max((v for v in (num(e, "test_psnr") for e in variants.values()) if v is not None), default=None)
     if floor is not None and best_psnr is not None and best_psnr <= floor:

@@ -38,7 +38,26 @@ class ClassifierExperiment(TrainingSettings, DataSettings):
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    add_training_command(p, ClassifierExperiment, "classifier", run_experiment, describe)
+    add_training_command(p, ClassifierExperiment, "classifier", run_experiment, describe, config=checked_config)
+
+
+def checked_config(args: argparse.Namespace) -> ClassifierExperiment:
+    """The config; with ``--full`` the full set is looked for now (it may be downloaded into the cache),
+    before a run folder exists, so a machine with the embedded subset only leaves no half-made run."""
+    from connlab.data import load_dataset
+
+    cfg = ClassifierExperiment.from_args(args)
+    if cfg.full:
+        check_full(load_dataset(cfg.dataset, cfg.data_dir, 1).source)
+    return cfg
+
+
+def check_full(source: str) -> None:
+    from connlab.errors import UserError
+
+    if source == "embedded":
+        raise UserError("--full needs the full MNIST set, but only the embedded subset was found "
+                        "(pass --data-dir with the four IDX files)")
 
 
 def describe(summary: dict, cfg: ClassifierExperiment) -> str:
@@ -51,7 +70,6 @@ def run_experiment(cfg: ClassifierExperiment, out: Path, resume: bool = False, d
     import torch
 
     from connlab.data import load_dataset
-    from connlab.errors import UserError
     from connlab.models.classifier import ClassifierConfig, MnistClassifier, count_parameters
     from connlab.experiments.variants import classification_loss
     from connlab.runs import resumable, write_summary
@@ -60,9 +78,8 @@ def run_experiment(cfg: ClassifierExperiment, out: Path, resume: bool = False, d
     device = pick_device(cfg.device)
     if data is None:
         data = load_dataset(cfg.dataset, cfg.data_dir, cfg.limit)
-    if cfg.full and data.source == "embedded":
-        raise UserError("--full needs the full MNIST set, but only the embedded subset was found "
-                        "(pass --data-dir with the four IDX files)")
+    if cfg.full:
+        check_full(data.source)
     data = data.to(device)
     seed_everything(cfg.seed)
     model_cfg = ClassifierConfig(feature_dim=cfg.feature_dim)

@@ -8,6 +8,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from connlab.experiments.config import Config, flag
+from connlab.runtime import speed
+from connlab.runtime.settings import RunSettings
+from connlab.runtime.speed import Speed
 
 if TYPE_CHECKING:
     from connlab.train import TrainConfig
@@ -27,8 +30,14 @@ def from_flags(build, *args, **kwargs):
         raise UserError(str(err)) from None
 
 
-def int_at_least(minimum: int):
-    """A flag parser: an integer >= ``minimum``, else argparse's one-line error."""
+# No count, size or step of the lab comes near 2^31 (torch indexes many kernels with int32): a larger
+# value is a typo, refused as one line instead of an overflow deep inside torch.
+LARGEST_INT = 2**31 - 1
+LARGEST_SEED = 2**32 - 1   # numpy's and most tools' seed range; torch's seeds are derived from it
+
+
+def int_at_least(minimum: int, maximum: int = LARGEST_INT):
+    """A flag parser: an integer in ``minimum`` .. ``maximum``, else argparse's one-line error."""
 
     def parse(text: str) -> int:
         try:
@@ -37,6 +46,8 @@ def int_at_least(minimum: int):
             raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
         if value < minimum:
             raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        if value > maximum:
+            raise argparse.ArgumentTypeError(f"must be <= {maximum}, got {value}")
         return value
 
     return parse
@@ -44,6 +55,7 @@ def int_at_least(minimum: int):
 
 positive_int = int_at_least(1)
 nonnegative_int = int_at_least(0)
+seed_int = int_at_least(0, LARGEST_SEED)
 
 
 def int_list(minimum: int, what: str):
@@ -59,6 +71,9 @@ def int_list(minimum: int, what: str):
         bad = [v for v in values if v < minimum]
         if bad:
             raise argparse.ArgumentTypeError(f"{what} must be >= {minimum}, got {bad[0]}")
+        bad = [v for v in values if v > LARGEST_INT]
+        if bad:
+            raise argparse.ArgumentTypeError(f"{what} must be <= {LARGEST_INT}, got {bad[0]}")
         return values
 
     return parse
@@ -81,8 +96,13 @@ def positive_float(text: str) -> float:
     return value
 
 
-SWITCH = ("auto", "on", "off")
 TRAINING = "common training flags"
+
+
+def speed_flag(name: str, group: str | None = TRAINING, help: str | None = None):
+    """The flag of speed switch ``name``: ``Speed``'s default, choices and help (what ``auto`` means)."""
+    choices = speed.PRECISIONS if name == "precision" else speed.SWITCH
+    return flag(getattr(Speed, name), help or speed.HELP[name], choices=choices, group=group)
 
 
 @dataclass(frozen=True)
@@ -91,25 +111,23 @@ class TrainingSettings(Config):
 
     An experiment's config inherits these and redeclares a field only to change its default
     (``epochs: int = 3``); the flag keeps its help. The names are config.json's keys and match
-    ``TrainConfig``'s: ``train_config`` copies every field the two share.
+    ``TrainConfig``'s: ``train_config`` copies every field the two share. The defaults are
+    ``RunSettings``' and ``Speed``'s (``connlab.runtime``), which ``TrainConfig`` is made of.
     """
 
-    epochs: int = flag(5, "passes over the training set", type=positive_int, group=TRAINING)
-    batch_size: int = flag(128, "", type=positive_int, group=TRAINING)
-    lr: float = flag(1e-3, "learning rate", type=positive_float, group=TRAINING)
-    seed: int = flag(0, "random seed", group=TRAINING)
-    device: str = flag("auto", "auto (cuda, mps, cpu), cpu, cuda, cuda:N, mps", show_default=False, group=TRAINING)
-    precision: str = flag("auto", "auto: bf16 autocast on CUDA, fp32 elsewhere", choices=("auto", "fp32", "bf16"),
-                          group=TRAINING)
-    compile: str = flag("auto", "torch.compile (auto: on CUDA)", choices=SWITCH, group=TRAINING)
-    channels_last: str = flag("auto", "NHWC memory format for convolutions (auto: on)", choices=SWITCH,
-                              group=TRAINING)
-    cuda_graph: str = flag("auto", "replay each training step as one CUDA graph (auto: on CUDA, single process)",
-                           choices=SWITCH, group=TRAINING)
-    malloc_cache: str = flag("auto", "keep memory freed by a training step for the next one instead of "
-                                     "page-faulting it in again (glibc; auto: on CPU)", choices=SWITCH,
-                             group=TRAINING)
-    checkpoint_every: int = flag(500, "steps between checkpoints", type=positive_int, group=TRAINING)
+    epochs: int = flag(RunSettings.epochs, "passes over the training set", type=positive_int, group=TRAINING)
+    batch_size: int = flag(RunSettings.batch_size, "", type=positive_int, group=TRAINING)
+    lr: float = flag(RunSettings.lr, "learning rate", type=positive_float, group=TRAINING)
+    seed: int = flag(RunSettings.seed, "random seed", type=seed_int, group=TRAINING)
+    device: str = flag(RunSettings.device, "auto (cuda, mps, cpu), cpu, cuda, cuda:N, mps", show_default=False,
+                       group=TRAINING)
+    precision: str = speed_flag("precision")
+    compile: str = speed_flag("compile")
+    channels_last: str = speed_flag("channels_last")
+    cuda_graph: str = speed_flag("cuda_graph")
+    malloc_cache: str = speed_flag("malloc_cache")
+    checkpoint_every: int = flag(RunSettings.checkpoint_every, "steps between checkpoints", type=positive_int,
+                                 group=TRAINING)
 
     def train_config(self, **overrides) -> TrainConfig:
         """The trainer's config: every field whose name ``TrainConfig`` shares, then ``overrides`` (the

@@ -16,7 +16,10 @@ even one given with its default value.  ``Config.given(args)`` lists the given f
 from __future__ import annotations
 
 import argparse
+import json
+import math
 from dataclasses import MISSING, field, fields
+from pathlib import Path
 from typing import Any, Callable, ClassVar
 
 FLAG = "flag"   # the metadata key
@@ -24,15 +27,17 @@ FLAG = "flag"   # the metadata key
 
 def flag(default: Any = MISSING, help: str = "", *, type: Callable | None = None, choices=None,
          aliases: tuple[str, ...] = (), metavar: str | None = None, negative: str | None = None,
-         optional_bool: bool = False, group: str | None = None, show_default: bool = True):
-    """A config field that is also a command-line flag ``--field-name``.
+         optional_bool: bool = False, group: str | None = None, show_default: bool = True,
+         option: str | None = None):
+    """A config field that is also a command-line flag ``--field-name`` (or ``option``).
 
     ``type`` parses the text (default: the default value's type); ``aliases`` are more option names;
     a bool field is ``store_true``, or ``store_false`` under ``negative`` (``--no-attention``), or
-    ``--x/--no-x`` with ``optional_bool``; ``group`` names the help section.
+    ``--x/--no-x`` with ``optional_bool``; ``group`` names the help section. A field without a
+    default is a required flag.
     """
     spec = dict(help=help, type=type, choices=choices, aliases=tuple(aliases), metavar=metavar, negative=negative,
-                optional_bool=optional_bool, group=group, show_default=show_default)
+                optional_bool=optional_bool, group=group, show_default=show_default, option=option)
     return field(default=default, metadata={FLAG: spec})
 
 
@@ -85,8 +90,10 @@ class Config:
                 help_text += f" (default {_shown(default)}{preset})"
             elif preset:
                 help_text += f" ({preset.lstrip('; ')})"
-            names = [option_name(f.name), *spec["aliases"]]
+            names = [spec.get("option") or option_name(f.name), *spec["aliases"]]
             kwargs: dict[str, Any] = dict(dest=f.name, default=argparse.SUPPRESS, help=help_text.strip() or None)
+            if default is MISSING:
+                kwargs["required"] = True
             if isinstance(default, bool):
                 if spec["optional_bool"]:
                     kwargs["action"] = argparse.BooleanOptionalAction
@@ -113,6 +120,51 @@ class Config:
             return ""
         prefix = "--" if isinstance(getattr(cls, cls.PRESET_FIELD, None), bool) else "preset "
         return "; " + ", ".join(prefix + n for n in notes)
+
+    @classmethod
+    def check_saved(cls, name: str, value, where) -> None:
+        """A value read from config.json (``where``) for field ``name``, checked as its flag would check
+        the same text: one ``UserError`` naming the file and the key, never the flag the user did not give."""
+        from connlab.errors import UserError
+
+        f = cls.__dataclass_fields__[name]
+        default, spec = f.default, flag_spec(cls, name)
+
+        def bad(why: str):
+            return UserError(f"{where}: \"{name}\": {json.dumps(value)} {why}; the file is damaged")
+
+        if value is None:
+            if default is None:
+                return
+            raise bad("is null")
+        if isinstance(default, bool) or isinstance(value, bool):
+            if not (isinstance(default, bool) and isinstance(value, bool)):
+                raise bad("is not the expected kind of value" if not isinstance(default, bool)
+                          else "is not true or false")
+            return
+        if isinstance(value, dict) or (isinstance(value, list) and not isinstance(default, tuple)):
+            raise bad("is not the expected kind of value")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise bad("is not a finite number")
+        if isinstance(default, tuple) and not isinstance(value, list):
+            raise bad("is not a list")
+        if spec is None:  # not a flag: its type is all there is to check
+            kind = type(default) if default not in (MISSING, None) else None
+            if kind is float and isinstance(value, int) or kind is None or isinstance(value, kind):
+                return
+            raise bad(f"is not a{'n' if kind.__name__[0] in 'aeiou' else ''} {kind.__name__}")
+        parse = spec["type"] or (type(default) if default not in (MISSING, None) else str)
+        if parse in (str, Path) and not isinstance(value, str):
+            raise bad("is not a string")
+        if parse is int and not isinstance(value, int) or parse is float and not isinstance(value, (int, float)):
+            raise bad(f"is not a{'n' if parse is int else ''} {parse.__name__}")
+        text = ",".join(map(str, value)) if isinstance(value, list) else str(value)
+        try:
+            parsed = parse(text)
+        except (argparse.ArgumentTypeError, ValueError, TypeError, OverflowError) as err:
+            raise bad(f"is not valid ({err})") from None
+        if spec["choices"] is not None and parsed not in spec["choices"]:
+            raise bad(f"is not one of {', '.join(map(str, spec['choices']))}")
 
     @classmethod
     def given(cls, args: argparse.Namespace) -> dict:

@@ -4,21 +4,18 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
+
+from connlab.experiments.common import TRAINING, DataSettings
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from connlab.experiments.common import positive_int
-
-    p.add_argument("--dataset", default="mnist", help="mnist, mnist-embedded or fashion")
-    p.add_argument("--data-dir", type=Path, default=None, help="folder with the four IDX files (raw or .gz)")
-    p.add_argument("--limit", type=positive_int, default=None, help="first N training images (stratified)")
-    p.set_defaults(run=run)
+    DataSettings.add_flags(p, groups={TRAINING: "data"})  # the training commands' data flags, same defaults
+    p.set_defaults(run=lambda args: run(DataSettings.from_args(args)))
 
 
-def run(args: argparse.Namespace) -> int:
+def run(data_settings: DataSettings) -> int:
     from connlab.data import load_dataset
 
-    data = load_dataset(args.dataset, args.data_dir, args.limit)
+    data = load_dataset(data_settings.dataset, data_settings.data_dir, data_settings.limit)
     print(json.dumps(data.describe()))
     return 0

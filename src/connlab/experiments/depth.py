@@ -25,8 +25,8 @@ from pathlib import Path
 
 from connlab.experiments.common import DataSettings, TrainingSettings, add_training_command, int_list, positive_int
 from connlab.experiments.config import flag
-from connlab.experiments.section import (CONTRADICTED, INCONCLUSIVE, NOT_SUPPORTED, PARTLY, SUPPORTED, UNKNOWN, Run,
-                                         Section, Table, effect_of, evidence_line, fmt, get, num, pct, weakest,
+from connlab.experiments.section import (CONTRADICTED, INCONCLUSIVE, NOT_MEASURED, NOT_SUPPORTED, PARTLY, SUPPORTED,
+                                         Run, Section, Table, effect_of, evidence_line, fmt, get, num, pct, weakest,
                                          with_figures)
 
 DEFAULT_DEPTHS = (2, 8, 20)
@@ -187,19 +187,19 @@ def judge(summary: dict) -> tuple[str, str]:
     """
     depths = sorted({str(d) for d in get(summary, "depths", default=[]) or []}, key=int)
     if len(depths) < 2:
-        return UNKNOWN, "needs at least two depths"
+        return NOT_MEASURED, "needs at least two depths"
     shallowest = depths[0]
     error = num(summary, "results", "plain", shallowest, "test_error")
     evidence = get(summary, "evidence")
     if error is None:
-        return UNKNOWN, "the shallowest plain net was not measured"
+        return NOT_MEASURED, "the shallowest plain net was not measured"
     pre = (f"precondition ({RULES['precondition']}): plain depth {shallowest} test error {100 * error:.1f} % over "
            f"{get(summary, 'seeds', default=1)} seed(s)")
     if error > SHALLOW_LEARNS:
         return INCONCLUSIVE, (pre + " — not met: the nets did not learn at this budget, so neither degradation nor "
                                     "its removal can be judged (docs/evidence-budgets.md §3: a regime that learns)")
     if not isinstance(evidence, dict) or not isinstance(get(evidence, "degradation"), dict):
-        return UNKNOWN, pre + " — met; " + evidence_line(None, RULES["degradation"], "")[1]
+        return NOT_MEASURED, pre + " — met; " + evidence_line(None, RULES["degradation"], "")[1]
     lines, degraded, gap_verdicts, at_least = [pre + " — met"], [], [], []
     for d in depths[:-1]:
         v, line = evidence_line(get(evidence, "degradation", d), RULES["degradation"],

@@ -9,9 +9,10 @@ This file is the command line and the training recipe.  The pieces compose as in
 the U-Net (``models.diffusion_unet``) predicts ε, x_0 or v; the process
 (``diffusion.schedule``) noises and defines the loss; DDPM and DDIM (``diffusion.samplers``)
 are two step rules over the same trained network; ``train.fit`` is the training loop (EMA
-included); ``diffusion.generate`` loads a run and samples it; ``diffusion.evaluate`` scores
+included); ``sampling.generate`` loads a run and samples it; ``sampling.evaluate`` scores
 samples in an MNIST classifier's features (``quality``); ``diffusion.sidebyside`` puts the
-Exercise-2 ladder beside DDPM from the same noise.  With ``--space latent`` (Rombach et al. 2022) a small autoencoder
+Exercise-2 ladder beside DDPM from the same noise (stored by ``sampling.sidebyside``, rendered
+by ``connlab report``).  With ``--space latent`` (Rombach et al. 2022) a small autoencoder
 (``models.latent_ae``) is trained first by the same ``fit``, the training digits are
 encoded once to standardised 4×7×7 latents, the U-Net learns to denoise those, and the
 decoder maps sampled latents back to pixels.
@@ -26,9 +27,11 @@ Run folder (train):
     eval.md, eval.json                written by ``eval``: distance and time vs sampler and steps, and
                                       fewer_steps: DDIM-50 vs DDPM-T Fréchet distance, bootstrap interval
     samples-<sampler><steps>.png      written by ``sample``
-    sidebyside.html, sidebyside.png   written by ``sample --ladder-run``: the ladder's chain, DDPM's
-                                      and the chosen sampler's, from the same pure noise (the page is
-                                      self-contained; the PNG is what ``connlab report`` shows)
+    sidebyside.json, sidebyside.png   written by ``sample --ladder-run``: the ladder's chain, DDPM's
+                                      and the chosen sampler's, from the same pure noise (the PNG is
+                                      what the report shows)
+    sidebyside.html                   written by ``connlab report`` from sidebyside.json: the chains
+                                      step by step, one self-contained page
 
 CPU default (2 CPU cores, embedded data): latent diffusion with v-prediction on the cosine
 schedule (Salimans & Ho 2022), lr 2e-3 with warm-up, cosine decay and EMA with warm-up, because a
@@ -47,13 +50,14 @@ import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from connlab.diffusion.evaluate import FEWER_STEPS_RULE, STRUCTURE_RULE
-from connlab.evidence import CONTRADICTED
 from connlab.experiments.common import (DataSettings, TrainingSettings, add_training_command, int_list,
-                                        nonnegative_float, nonnegative_int, positive_int)
-from connlab.experiments.config import flag
-from connlab.experiments.section import (NOT_MEASURED, NOT_SUPPORTED, PARTLY, SUPPORTED, UNKNOWN, Run, Section,
+                                        nonnegative_float, nonnegative_int, positive_int, seed_int, speed_flag)
+from connlab.experiments.config import Config, flag
+from connlab.runtime.settings import RunSettings
+from connlab.runtime.speed import Speed
+from connlab.experiments.section import (CONTRADICTED, NOT_MEASURED, NOT_SUPPORTED, PARTLY, SUPPORTED, Run, Section,
                                          Table, fmt, get, num, with_figures)
+from connlab.sampling.evaluate import FEWER_STEPS_RULE, STRUCTURE_RULE
 
 int_tuple = int_list(1, "U-Net levels (channel multipliers)")
 
@@ -126,62 +130,61 @@ class DiffusionExperiment(TrainingSettings, DataSettings):
 
 # --- command line -------------------------------------------------------------------------------
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    from connlab.experiments.common import nonnegative_float, positive_int
+SPEED = "speed (defaults are the fast path; each flag turns one part off)"
 
+
+@dataclass(frozen=True)
+class SamplingCommand(Config):
+    """What ``diffusion sample`` and ``eval`` share: the run, the guidance, the seed, the device, the speed
+    switches (``Speed``'s, as the trainer's; malloc_cache is a training switch). Not saved in a run."""
+
+    run_dir: Path = flag(help="a `connlab diffusion train` run folder", type=Path, option="--run", metavar="RUN")
+    guidance: float | None = flag(None, "classifier-free guidance weight w (default: the run's own; "
+                                        "class-conditional runs only)", type=nonnegative_float)
+    seed: int = flag(0, "random seed of the noise", type=seed_int)
+    device: str = flag(RunSettings.device, "auto (cuda, mps, cpu), cpu, cuda, cuda:N, mps", show_default=False)
+    precision: str = speed_flag("precision", SPEED)
+    channels_last: str = speed_flag("channels_last", SPEED)
+    compile: str = speed_flag("compile", SPEED)
+    cuda_graph: str = speed_flag("cuda_graph", SPEED)
+
+
+@dataclass(frozen=True)
+class SampleCommand(SamplingCommand):
+    """``connlab diffusion sample``'s flags."""
+
+    sampler: str = flag("ddim", "the step rule", choices=("ddpm", "ddim"))
+    steps: int | None = flag(None, "DDIM steps, 1..T (default 50); DDPM uses T", type=positive_int)
+    num: int = flag(64, "number of samples", type=positive_int)
+    eta: float = flag(0.0, "DDIM η (0: deterministic, 1: DDPM-like)", type=nonnegative_float)
+    save_npz: Path | None = flag(None, "write the samples as uint8 'images' (N, 28, 28)", type=Path)
+    ladder_run: Path | None = flag(None, "a `connlab ladder` run: also store its chain and DDPM's from the same "
+                                         "noise (sidebyside.json; `connlab report` renders the page)", type=Path)
+    ladder_variant: str | None = flag(None, "which of the ladder run's variants, e.g. T10-none (default: the one "
+                                            "its figures show)", type=str)
+
+
+@dataclass(frozen=True)
+class EvalCommand(SamplingCommand):
+    """``connlab diffusion eval``'s flags."""
+
+    num: int = flag(500, "samples per sampler setting", type=positive_int)
+    classifier: Path | None = flag(None, "a `connlab classifier` run (default: the run's)", type=Path)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="action", metavar="ACTION", parser_class=type(p), required=True)
 
     t = sub.add_parser("train", help="train a DDPM (pixel or latent space)")
     add_training_command(t, DiffusionExperiment, "diffusion", train, describe, config=checked_config)
 
     s = sub.add_parser("sample", help="sample digits from a trained run")
-    s.add_argument("--run", dest="run_dir", type=Path, required=True, help="a `connlab diffusion train` run folder")
-    s.add_argument("--sampler", choices=("ddpm", "ddim"), default="ddim")
-    s.add_argument("--steps", type=positive_int, default=None, help="DDIM steps, 1..T (default 50); DDPM uses T")
-    s.add_argument("--num", type=positive_int, default=64, help="number of samples")
-    s.add_argument("--eta", type=nonnegative_float, default=0.0, help="DDIM η (0: deterministic, 1: DDPM-like)")
-    s.add_argument("--guidance", type=nonnegative_float, default=None,
-                   help="classifier-free guidance weight w (default: the run's own; class-conditional runs only)")
-    s.add_argument("--save-npz", type=Path, default=None, help="write the samples as uint8 'images' (N, 28, 28)")
-    s.add_argument("--ladder-run", type=Path, default=None,
-                   help="a `connlab ladder` run: also write sidebyside.html, its chain and DDPM from the same noise")
-    s.add_argument("--ladder-variant", default=None,
-                   help="which of the ladder run's variants, e.g. T10-none (default: the one its figures show)")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--device", default="auto")
-    _add_speed_flags(s)
-    s.set_defaults(run=run_sample)
+    SampleCommand.add_flags(s)
+    s.set_defaults(run=lambda args: run_sample(SampleCommand.from_args(args)))
 
     e = sub.add_parser("eval", help="distance and time vs sampler and steps")
-    e.add_argument("--run", dest="run_dir", type=Path, required=True, help="a `connlab diffusion train` run folder")
-    e.add_argument("--num", type=positive_int, default=500, help="samples per sampler setting")
-    e.add_argument("--classifier", type=Path, default=None, help="a `connlab classifier` run (default: the run's)")
-    e.add_argument("--guidance", type=nonnegative_float, default=None,
-                   help="classifier-free guidance weight w (default: the run's own; class-conditional runs only)")
-    e.add_argument("--seed", type=int, default=0)
-    e.add_argument("--device", default="auto")
-    _add_speed_flags(e)
-    e.set_defaults(run=run_eval)
-
-
-def _add_speed_flags(p: argparse.ArgumentParser) -> None:
-    """The sampling fast path, one switch per part (``diffusion.generate.SamplingSpeed``)."""
-    g = p.add_argument_group("speed (defaults are the fast path; each flag turns one part off)")
-    g.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
-                   help="auto: bf16 autocast on CUDA, fp32 elsewhere")
-    g.add_argument("--channels-last", default="auto", choices=("auto", "on", "off"),
-                   help="NHWC memory format for the U-Net (auto: on)")
-    g.add_argument("--compile", default="auto", choices=("auto", "on", "off"),
-                   help="torch.compile the U-Net (auto: off; its compile time pays only for very long jobs)")
-    g.add_argument("--cuda-graph", default="auto", choices=("auto", "on", "off"),
-                   help="replay the DDIM (eta 0) loop as one CUDA graph from the second chunk on (auto: on CUDA)")
-
-
-def _speed(args: argparse.Namespace):
-    from connlab.diffusion.generate import SamplingSpeed
-
-    return SamplingSpeed(precision=args.precision, channels_last=args.channels_last, compile=args.compile,
-                         cuda_graph=args.cuda_graph)
+    EvalCommand.add_flags(e)
+    e.set_defaults(run=lambda args: run_eval(EvalCommand.from_args(args)))
 
 
 def config_from_args(args: argparse.Namespace) -> DiffusionExperiment:
@@ -217,6 +220,13 @@ def checked_config(args: argparse.Namespace) -> DiffusionExperiment:
     if not cfg.label_dropout < 1:
         raise UserError(f"--label-dropout must be < 1, got {cfg.label_dropout}")
     from_flags(cfg.unet_config)
+    if cfg.classifier is not None:  # before the autoencoder and the U-Net train, not after
+        from connlab.quality import load_classifier
+
+        try:
+            load_classifier(Path(cfg.classifier), "cpu")
+        except UserError as err:
+            raise UserError(f"--classifier: {err}") from None
     return cfg
 
 
@@ -234,8 +244,8 @@ def train(cfg: DiffusionExperiment, out: Path, resume: bool = False) -> dict:
 
     from connlab.data import load_dataset, to_unit, unit_to_signed
     from connlab.diffusion import EMA, diffusion_loss
-    from connlab.diffusion.evaluate import EVAL_SEED, floor, score, structure_claim
-    from connlab.diffusion.generate import Generator, SamplingSpeed, plain_config
+    from connlab.sampling.evaluate import EVAL_SEED, floor, score, structure_claim
+    from connlab.sampling.generate import Generator, plain_config
     from connlab.experiments.classifier import find_or_train_classifier as find_classifier
     from connlab.models.diffusion_unet import DiffusionUNet
     from connlab.runs import resumable, write_summary
@@ -290,9 +300,7 @@ def train(cfg: DiffusionExperiment, out: Path, resume: bool = False) -> dict:
                     "final_train_loss": result.final_train_loss, "history": result.history})
 
     # Score the EMA network with DDIM, and draw the figures.
-    gen = Generator.from_run(out, device, SamplingSpeed(precision=cfg.precision, channels_last=cfg.channels_last,
-                                                        compile=cfg.compile, cuda_graph=cfg.cuda_graph),
-                             DiffusionExperiment)
+    gen = Generator.from_run(out, device, Speed.of(cfg), DiffusionExperiment)  # the trainer's speed switches
     classifier, summary["classifier"] = find_classifier(cfg.classifier, out, data, device)
     steps = min(cfg.eval_steps, cfg.timesteps)
     t0 = time.perf_counter()
@@ -351,79 +359,89 @@ def train_autoencoder(cfg: DiffusionExperiment, out: Path, data, resume: bool):
 
 # --- sample and eval -----------------------------------------------------------------------------
 
-def run_sample(args: argparse.Namespace) -> int:
+def run_sample(cmd: SampleCommand) -> int:
     import numpy as np
 
     from connlab import plots
+    from connlab.checkpoint import atomic_write, check_output
     from connlab.data import to_uint8
-    from connlab.diffusion.generate import Generator
-    from connlab.errors import UserError
+    from connlab.sampling.generate import Generator
     from connlab.train import pick_device
 
-    device = pick_device(args.device)
-    gen = Generator.from_run(args.run_dir, device, _speed(args), DiffusionExperiment)
+    device = pick_device(cmd.device)
+    gen = Generator.from_run(cmd.run_dir, device, Speed.of(cmd), DiffusionExperiment)
     _set_threads(gen.cfg.threads, device)
-    steps = gen.check(args.sampler, args.steps, args.guidance)
-    if args.save_npz is not None and not Path(args.save_npz).parent.exists():
-        raise UserError(f"--save-npz {args.save_npz}: folder {Path(args.save_npz).parent} does not exist")
+    steps = gen.check(cmd.sampler, cmd.steps, cmd.guidance)
+    check_sample_size(cmd.num, device)
+    if cmd.save_npz is not None:  # written exactly there (numpy adds no .npz to an open file), checked first
+        check_output(cmd.save_npz, "--save-npz")
     ladder = None
-    if args.ladder_run is not None:  # checked before any sampling
+    if cmd.ladder_run is not None:  # checked before any sampling
         from connlab.experiments.ladder import load_ladder
 
-        ladder = load_ladder(args.ladder_run, args.ladder_variant, device)
+        ladder = load_ladder(cmd.ladder_run, cmd.ladder_variant, device)
     t0 = time.perf_counter()
-    images = gen.sample(args.sampler, steps, args.num, args.eta, args.guidance, seed=args.seed)
+    images = gen.sample(cmd.sampler, steps, cmd.num, cmd.eta, cmd.guidance, seed=cmd.seed)
     seconds = time.perf_counter() - t0
-    if args.save_npz is not None:
-        np.savez_compressed(args.save_npz, images=to_uint8(images[:, 0]).cpu().numpy())  # (N, 28, 28) uint8
-    w = gen.guidance(args.guidance)
-    tag = f"{args.sampler}{steps}" + (f"-eta{args.eta:g}" if args.eta else "") + (f"-w{w:g}" if w is not None else "")
+    if cmd.save_npz is not None:  # (N, 28, 28) uint8
+        atomic_write(cmd.save_npz, lambda f: np.savez_compressed(f, images=to_uint8(images[:, 0]).cpu().numpy()))
+    w = gen.guidance(cmd.guidance)
+    tag = f"{cmd.sampler}{steps}" + (f"-eta{cmd.eta:g}" if cmd.eta else "") + (f"-w{w:g}" if w is not None else "")
     rows = [("", images[i:i + 10]) for i in range(0, min(len(images), 60), 10)]
-    plots.image_rows(rows, Path(args.run_dir) / f"samples-{tag}.png",
-                     f"{args.sampler.upper()}-{steps}" + (f", guidance w = {w:g}" if w is not None else ""))
-    print(f"{args.num} samples, {args.sampler.upper()}-{steps}" + (f", guidance w = {w:g}" if w is not None else "")
+    plots.image_rows(rows, Path(cmd.run_dir) / f"samples-{tag}.png",
+                     f"{cmd.sampler.upper()}-{steps}" + (f", guidance w = {w:g}" if w is not None else ""))
+    print(f"{cmd.num} samples, {cmd.sampler.upper()}-{steps}" + (f", guidance w = {w:g}" if w is not None else "")
           + f", {seconds:.1f} s "
-          f"({args.num / seconds:.1f} images/s); grid: {Path(args.run_dir) / f'samples-{tag}.png'}"
-          + (f"; npz: {args.save_npz}" if args.save_npz else ""))
+          f"({cmd.num / seconds:.1f} images/s); grid: {Path(cmd.run_dir) / f'samples-{tag}.png'}"
+          + (f"; npz: {cmd.save_npz}" if cmd.save_npz else ""))
     if ladder is not None:
-        from connlab.report.sidebyside import write_side_by_side
+        from connlab.sampling.sidebyside import FIGURE, store_side_by_side
 
         t0 = time.perf_counter()
-        page = write_side_by_side(gen, ladder, Path(args.run_dir), sampler=args.sampler, steps=steps, eta=args.eta,
-                                  guidance=args.guidance, seed=args.seed)
-        print(f"side-by-side page (ladder {ladder.name} and DDPM from the same noise, "
-              f"{time.perf_counter() - t0:.1f} s): {page}")
+        data = store_side_by_side(gen, ladder, Path(cmd.run_dir), sampler=cmd.sampler, steps=steps, eta=cmd.eta,
+                                  guidance=cmd.guidance, seed=cmd.seed)
+        print(f"side-by-side chains (ladder {ladder.name} and DDPM from the same noise, "
+              f"{time.perf_counter() - t0:.1f} s): {data}, figure {data.parent / FIGURE}; "
+              f"the page: connlab report {cmd.run_dir} (writes {data.parent / 'sidebyside.html'})")
     return 0
 
 
-def run_eval(args: argparse.Namespace) -> int:
+def check_sample_size(num: int, device) -> None:
+    """``--num`` samples must fit in memory: they are kept (float32 images, the chunks and their join)."""
+    from connlab.runtime.memory import check_fits
+
+    check_fits(num * 28 * 28 * 4 * 3, device, f"--num {num} samples", "ask for fewer")
+
+
+def run_eval(cmd: EvalCommand) -> int:
     from connlab.checkpoint import atomic_write_json, atomic_write_text
     from connlab.data import load_dataset
     from connlab.data import to_unit
-    from connlab.diffusion.evaluate import FEWER_STEPS_DDIM, evaluate, fewer_steps_claim, floor, format_eval
-    from connlab.diffusion.generate import Generator
+    from connlab.sampling.evaluate import FEWER_STEPS_DDIM, evaluate, fewer_steps_claim, floor, format_eval
+    from connlab.sampling.generate import Generator
     from connlab.experiments.classifier import find_or_train_classifier as find_classifier
     from connlab.train import pick_device
 
-    device = pick_device(args.device)
-    gen = Generator.from_run(args.run_dir, device, _speed(args), DiffusionExperiment)
+    device = pick_device(cmd.device)
+    gen = Generator.from_run(cmd.run_dir, device, Speed.of(cmd), DiffusionExperiment)
     _set_threads(gen.cfg.threads, device)
     cfg = gen.cfg
+    check_sample_size(cmd.num, device)
     data = load_dataset(cfg.dataset, cfg.data_dir, cfg.limit).to(device)
-    classifier, info = find_classifier(args.classifier or cfg.classifier, args.run_dir, data, device)
-    gen.check("ddim", None, args.guidance)
+    classifier, info = find_classifier(cmd.classifier or cfg.classifier, cmd.run_dir, data, device)
+    gen.check("ddim", None, cmd.guidance)
     kept: dict = {}
-    rows = evaluate(gen, data, classifier, args.num, args.seed, args.guidance,
+    rows = evaluate(gen, data, classifier, cmd.num, cmd.seed, cmd.guidance,
                     progress=lambda line: print(line, file=sys.stderr), keep=kept)
-    result = {"run": str(args.run_dir), "space": cfg.space, "num": args.num, "guidance": gen.guidance(args.guidance),
+    result = {"run": str(cmd.run_dir), "space": cfg.space, "num": cmd.num, "guidance": gen.guidance(cmd.guidance),
               "classifier": info,
-              "frechet_floor": floor(data, classifier, args.num), "rows": rows}
+              "frechet_floor": floor(data, classifier, cmd.num), "rows": rows}
     ddim, ddpm = kept.get(("ddim", FEWER_STEPS_DDIM)), kept.get(("ddpm", cfg.timesteps))
-    if ddim is not None and ddpm is not None and args.num >= 2:  # T < 50 has no DDIM-50 row
-        result["fewer_steps"] = fewer_steps_claim(to_unit(data.test_images), ddpm, ddim, classifier, args.seed)
+    if ddim is not None and ddpm is not None and cmd.num >= 2:  # T < 50 has no DDIM-50 row
+        result["fewer_steps"] = fewer_steps_claim(to_unit(data.test_images), ddpm, ddim, classifier, cmd.seed)
     table = format_eval(result)
-    atomic_write_json(Path(args.run_dir) / "eval.json", result)
-    atomic_write_text(Path(args.run_dir) / "eval.md", table + "\n")
+    atomic_write_json(Path(cmd.run_dir) / "eval.json", result)
+    atomic_write_text(Path(cmd.run_dir) / "eval.md", table + "\n")
     print(table)
     return 0
 
@@ -433,15 +451,14 @@ def run_eval(args: argparse.Namespace) -> int:
 
 def structure_verdict(claim) -> tuple[str, str, str]:
     """(verdict, text, effect cell) of "early steps lay down structure" from summary.json's numbers."""
-    from connlab.evidence import NOT_SUPPORTED as EV_NOT, SUPPORTED as EV_SUPPORTED
     from connlab.experiments.section import NO_INTERVALS
 
     step, steps, frac = num(claim, "structure_step"), num(claim, "steps"), num(claim, "structure_fraction")
     change, low, high = (num(claim, "relative_l2_change_after"), num(claim, "relative_l2_interval", 0),
                          num(claim, "relative_l2_interval", 1))
     verdict = get(claim, "verdict")
-    if None in (step, steps, frac, change) or verdict not in (EV_SUPPORTED, EV_NOT):
-        return UNKNOWN, NO_INTERVALS, "structure first: " + NO_INTERVALS
+    if None in (step, steps, frac, change) or verdict not in (SUPPORTED, NOT_SUPPORTED):
+        return NOT_MEASURED, NO_INTERVALS, "structure first: " + NO_INTERVALS
     ci = f" [95 % CI {low:.3f}, {high:.3f}]" if low is not None and high is not None else ""
     n = get(claim, "num", default="?")
     text = (f"on the label-free chain the label of x̂₀ settles (≥ {num(claim, 'agree') or 0.9:.0%} agree with the "
@@ -457,7 +474,7 @@ def fewer_steps_verdict(claim) -> tuple[str, str, str]:
     ev, margin, ddpm = stored(claim, "evidence"), num(claim, "margin"), num(claim, "ddpm_frechet")
     if ev is None or margin is None or ddpm is None or get(claim, "verdict") not in (SUPPORTED, NOT_SUPPORTED,
                                                                                      CONTRADICTED):
-        return UNKNOWN, f"{NO_INTERVALS} (connlab diffusion eval)", "DDIM vs DDPM: " + NO_INTERVALS
+        return NOT_MEASURED, f"{NO_INTERVALS} (connlab diffusion eval)", "DDIM vs DDPM: " + NO_INTERVALS
     k = get(claim, "ddim_steps", default="?")
     line = ev.text(f"DDIM-{k} − DDPM Fréchet distance", ".2f")
     text = (f"{line}; DDPM's distance {ddpm:.2f}, margin fixed before the run +{margin:.2f} "
@@ -489,7 +506,7 @@ def section(run: Run) -> Section:
             ["training seconds (autoencoder + U-Net)", fmt(num(s, "train_seconds"), ".0f")],
             ["quality classifier's test accuracy", fmt(num(s, "classifier", "test_accuracy"), ".2%")]]
     if dist is None or conf is None or classes is None:
-        quality, quality_text = UNKNOWN, "sample quality was not measured"
+        quality, quality_text = NOT_MEASURED, "sample quality was not measured"
     else:
         if classes >= 10 and conf >= 0.8:
             quality = SUPPORTED

@@ -25,8 +25,8 @@ from pathlib import Path
 
 from connlab.experiments.common import TrainingSettings, add_training_command, positive_int
 from connlab.experiments.config import flag
-from connlab.experiments.section import (NOT_MEASURED, NOT_SUPPORTED, SUPPORTED, UNKNOWN, Run, Section, Table, fmt,
-                                         get, num, with_figures)
+from connlab.experiments.section import (NOT_MEASURED, NOT_SUPPORTED, SUPPORTED, Run, Section, Table, fmt, get, num,
+                                         with_figures)
 
 BUMP_EDGES = (-1.0, 1.0)                 # a, b: the bump's edges for the weight sweep
 BUMP_WEIGHTS = (0.5, 1.0, 2.0, 5.0, 20.0)
@@ -330,11 +330,11 @@ def section(run: Run) -> Section:
              ["softmax gate: winning expert agrees with the true sector", fmt(agree, ".1%")]]
     from connlab.experiments.section import NO_INTERVALS, combine, effect_text, stored
 
-    shut = UNKNOWN if closed is None else SUPPORTED if closed < SHUT else NOT_SUPPORTED
+    shut = NOT_MEASURED if closed is None else SUPPORTED if closed < SHUT else NOT_SUPPORTED
     shut_text = (f"the shut gate passes {NOT_MEASURED}" if closed is None else
                  f"the shut gate passes at most {closed:.4f} ({'<' if closed < SHUT else '≥'} {SHUT:g})")
     ev = stored(s, "softmax_gate", "mixture_vs_one_expert")
-    mixture = UNKNOWN if ev is None else ev.verdict
+    mixture = NOT_MEASURED if ev is None else ev.verdict
     mixture_text = ("the mixture vs one expert: " + (NO_INTERVALS if ev is None else
                     f"{ev.text('test MSE', '.4f')} ({ev.verdict})"))
     rule = (f"deterministic: max |out| of the product gate with the gate shut (x1 = −4) over {GRID} values of x2 "

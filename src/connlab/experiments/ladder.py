@@ -30,8 +30,8 @@ from connlab.diffusion.ladder import SCHEDULES
 from connlab.experiments.common import (DataSettings, TrainingSettings, add_training_command, nonnegative_float,
                                         positive_int)
 from connlab.experiments.config import flag
-from connlab.experiments.section import (NOT_MEASURED, NOT_SUPPORTED, SUPPORTED, UNKNOWN, Run, Section, Table,
-                                         fmt, get, num, with_figures)
+from connlab.experiments.section import (NOT_MEASURED, NOT_SUPPORTED, SUPPORTED, Run, Section, Table, fmt, get, num,
+                                         with_figures)
 
 if TYPE_CHECKING:
     from connlab.diffusion.sidebyside import Ladder
@@ -91,7 +91,20 @@ def config_from_args(args: argparse.Namespace) -> LadderExperiment:
     cfg = LadderExperiment.from_args(args)
     for T in cfg.step_counts:  # reject bad values before a run folder exists
         from_flags(LadderSchedule, cfg.schedule, T, cfg.mag, cfg.dist)
+    if cfg.materialize:  # the largest training set the data set can give, since it is not loaded yet
+        check_materialize(min(cfg.limit or 60_000, 9_000 if cfg.dataset == "mnist-embedded" else 60_000), cfg)
     return cfg
+
+
+def check_materialize(n: int, cfg: LadderExperiment) -> None:
+    """``--materialize`` stores (T+1) x N images: refuse, as one line, a stack the device cannot hold."""
+    from connlab.diffusion.ladder import materialize_bytes
+    from connlab.runtime.memory import check_fits
+    from connlab.train import pick_device
+
+    T = max(cfg.step_counts)
+    check_fits(materialize_bytes(n, T), pick_device(cfg.device), f"--materialize with T = {T} and {n:,} digits",
+               "lower --steps or --limit, or drop --materialize (the ladder is then drawn per batch)")
 
 
 
@@ -101,7 +114,7 @@ def run_experiment(cfg: LadderExperiment, out: Path, resume: bool = False) -> di
     import torch.nn.functional as F
 
     from connlab import plots
-    from connlab.checkpoint import atomic_write_text
+    from connlab.checkpoint import atomic_write_bytes, atomic_write_text
     from connlab.data import stratified_first, to_unit
     from connlab.data.global_batch import batch_rows, own_rows
     from connlab.runtime.distributed import is_main
@@ -128,6 +141,7 @@ def run_experiment(cfg: LadderExperiment, out: Path, resume: bool = False) -> di
         test_ladder = full_ladder(clean_test, schedule, torch.Generator(device=device).manual_seed(EVAL_SEED))
         stored = None
         if cfg.materialize:
+            check_materialize(len(train), cfg)
             stored = materialize(to_unit(train), schedule, torch.Generator(device=device).manual_seed(cfg.seed))
 
         def loss_fn(model, batch, generator, schedule=schedule, stored=stored, T=T):
@@ -182,7 +196,7 @@ def run_experiment(cfg: LadderExperiment, out: Path, resume: bool = False) -> di
     shown = {k: v for k, v in variants.items() if v["steps"] == cfg.shown_steps}
     first = next(iter(shown))
     for fig in ("chain.png", "from_noise.png") if is_main() else ():  # rank 0 wrote the variants' figures
-        (out / fig).write_bytes((out / "variants" / first / fig).read_bytes())
+        atomic_write_bytes(out / fig, (out / "variants" / first / fig).read_bytes())
     T = cfg.shown_steps
     k = list(range(T + 1))  # denoising steps applied: k = 0 is x_T, k = T is x̂_0
     series = {f"{name}: chain x̂_(T-k)": (k, e["chain_psnr"]) for name, e in shown.items()}
@@ -225,12 +239,10 @@ def load_ladder(run: Path, variant: str | None, device) -> Ladder:
     from connlab.diffusion.sidebyside import Ladder
     from connlab.errors import UserError
     from connlab.models.step_conditioned import StepConditionConfig, StepConditionedUNet
-    from connlab.runs import read_config
+    from connlab.runs import read_run
 
     run = Path(run)
-    saved = read_config(run)
-    if saved.get("experiment") != "ladder":
-        raise UserError(f"--ladder-run {run}: a {saved.get('experiment')!r} run, not a ladder run (connlab ladder)")
+    saved = read_run(run, "ladder", flag="--ladder-run").saved
     try:
         summary = json.loads((run / "summary.json").read_text())
     except (OSError, json.JSONDecodeError):
@@ -345,7 +357,7 @@ def section(run: Run) -> Section:
     gain, drift = stored(trained, "gain"), stored(trained, "drift")
     notes = []
     if gain is None:
-        verdict = UNKNOWN
+        verdict = NOT_MEASURED
         text = (f"PSNR along the chain {' → '.join(f'{v:.2f}' for v in chain)} dB; {NO_INTERVALS}" if chain
                 else "the chain's PSNR was not measured")
     else:

@@ -83,7 +83,7 @@ def _s(*argv) -> tuple[str, ...]:
 
 for _entry in (
     Experiment("demo", "the whole lab in one command: every experiment, then report.html",
-               "connlab.experiments.demo", single_process=("",)),
+               "connlab.demo", single_process=("",)),
     Experiment("report", "rebuild report.html from existing run folders", "connlab.report.command",
                single_process=("",)),
     Experiment("data", "describe a data set as one JSON object", "connlab.experiments.data_info",
@@ -125,7 +125,7 @@ for _entry in (
                lecture=70, config="DiffusionExperiment", section="section", single_process=("sample", "eval"),
                demo=(DemoStep(_s("--preset", "demo", "--eval-num", 200), _s("--preset", "default", "--eval-num", 2000),
                               action="train", takes_dataset=True),
-                     # --ladder-run: the side-by-side page, dropped by the demo when the ladder part did not finish
+                     # --ladder-run: the side-by-side chains (the report renders their page), dropped by the demo when the ladder part did not finish
                      DemoStep(_s("--sampler", "ddim", "--steps", 20, "--num", 60, "--ladder-run", "ladder"),
                               _s("--sampler", "ddpm", "--num", 100, "--ladder-run", "ladder"), action="sample",
                               done_file="samples-*.png", owns_folder=False),

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from connlab.experiments.common import TrainingSettings, add_training_command, int_list, nonnegative_float, positive_int
 from connlab.experiments.config import flag
-from connlab.experiments.section import (INCONCLUSIVE, UNKNOWN, Run, Section, Table, effect_of, evidence_line, fmt,
+from connlab.experiments.section import (INCONCLUSIVE, NOT_MEASURED, Run, Section, Table, effect_of, evidence_line, fmt,
                                          get, num, weakest, with_figures)
 
 MODELS = ("rnn", "gru", "lstm")
@@ -219,7 +219,7 @@ def judge(summary: dict) -> tuple[str, str]:
     gru, plain = num(summary, "test_mse", "gru", longest), num(summary, "test_mse", "rnn", longest)
     base = num(summary, "baseline_mse", longest)
     if gru is None or plain is None:
-        return UNKNOWN, "the comparison needs both the rnn and the gru model"
+        return NOT_MEASURED, "the comparison needs both the rnn and the gru model"
     numbers = (f"at L = {longest}: GRU test MSE {gru:.4f}, plain RNN {plain:.4f}"
                + (f", predict-the-mean baseline {base:.4f}" if base is not None else "")
                + f" (mean over {get(summary, 'seeds', default=1)} seed(s))")

@@ -16,11 +16,13 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from connlab.evidence import CONTRADICTED, NOT_SUPPORTED, SUPPORTED  # noqa: F401 - the section builders' words
+
+# The verdict words of an interval (SUPPORTED, NOT_SUPPORTED, CONTRADICTED) are connlab.evidence's,
+# imported above for the section builders; the words below are the report's own.
 NOT_MEASURED = "not measured"
-SUPPORTED, PARTLY, NOT_SUPPORTED = "supported", "partly supported", "not supported at this budget"
-CONTRADICTED = "contradicted"   # the interval lies on the other side of the claim (connlab.evidence)
+PARTLY = "partly supported"
 NO_INTERVALS = "not measured with intervals — rerun"
-UNKNOWN = NOT_MEASURED
 INCONCLUSIVE = "inconclusive: the models did not learn at this budget"
 SCREENSHOT = "report_screenshot.png"   # written by the browser test beside a report; never a figure
 
@@ -38,19 +40,20 @@ class Run:
 
 def load_run(folder: Path) -> Run:
     """A run folder, or a UserError naming what is wrong with it."""
-    from connlab.errors import UserError
-    from connlab.runs import read_config
+    from connlab.experiments.registry import REGISTRY
+    from connlab.runs import config_from_json, read_json_object, read_run
 
     folder = Path(folder)
-    saved = read_config(folder)
-    experiment = saved.get("experiment")
-    if not isinstance(experiment, str):
-        raise UserError(f"{folder}: not a connlab run folder (config.json names no experiment)")
+    saved = read_run(folder)
+    entry = REGISTRY.get(saved.experiment)
+    if entry is not None and entry.config_class is not None:  # each saved value as its flag would take it
+        config_from_json(entry.config_class, saved.config, folder / "config.json")
     extra = {}
     for name in ("eval.json",):
         if (folder / name).is_file():
-            extra[name] = read_json(folder / name)
-    return Run(folder, experiment, saved.get("config") or {}, read_json(folder / "summary.json"), extra)
+            extra[name] = read_json_object(folder / name)
+    # no summary.json: the run did not finish; a damaged one is an error naming it, not "did not finish"
+    return Run(folder, saved.experiment, saved.config, read_json_object(folder / "summary.json", {}), extra)
 
 
 def read_json(path: Path) -> dict:
@@ -114,7 +117,7 @@ class Section:
     experiment: str
     title: str
     claim: str
-    verdict: str                 # SUPPORTED / PARTLY / NOT_SUPPORTED / CONTRADICTED / UNKNOWN / INCONCLUSIVE
+    verdict: str                 # SUPPORTED / PARTLY / NOT_SUPPORTED / CONTRADICTED / NOT_MEASURED / INCONCLUSIVE
     verdict_text: str
     figures: list[tuple[str, Path]] = field(default_factory=list)
     tables: list[Table] = field(default_factory=list)
@@ -142,8 +145,9 @@ def generic_section(run: Run) -> Section:
     """The section of an experiment that states no claim: its summary's scalar values."""
     rows = [[k, fmt(float(v), ".4g") if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v)]
             for k, v in run.summary.items() if isinstance(v, (int, float, str, bool))][:20]
-    return with_figures(Section(run.experiment, f"connlab {run.experiment}", "(no lecture claim attached)", UNKNOWN,
-                                "no verdict for this experiment", tables=[Table(["key", "value"], rows)]), run)
+    return with_figures(Section(run.experiment, f"connlab {run.experiment}", "(no lecture claim attached)",
+                                NOT_MEASURED, "no verdict for this experiment",
+                                tables=[Table(["key", "value"], rows)]), run)
 
 
 # --- verdict rules shared by several experiments ---------------------------------------------------
@@ -164,7 +168,7 @@ def stored(data, *path):
 
 
 def verdict_of(ev) -> str:
-    return UNKNOWN if ev is None else ev.verdict
+    return NOT_MEASURED if ev is None else ev.verdict
 
 
 def effect_text(ev, metric: str, spec: str = ".4f", unit: str = "") -> str:
@@ -175,10 +179,10 @@ def effect_text(ev, metric: str, spec: str = ".4f", unit: str = "") -> str:
 def evidence_line(value, rule: str, metric: str, *, spec: str = ".4f", unit: str = "") -> tuple[str, str]:
     """(verdict, "rule: … ; n = …; effect … [95 % CI …]") of one comparison stored in a summary as
     ``connlab.evidence.Evidence.as_dict()``. A run folder written before intervals were stored
-    (missing or malformed) reads UNKNOWN with ``NO_INTERVALS``, never an exception."""
+    (missing or malformed) reads NOT_MEASURED with ``NO_INTERVALS``, never an exception."""
     ev = stored(value)
     if ev is None:
-        return UNKNOWN, f"rule: {rule}; {NO_INTERVALS}"
+        return NOT_MEASURED, f"rule: {rule}; {NO_INTERVALS}"
     line = f"rule: {rule}; n = {ev.n}; {ev.text(metric, spec, unit)} → {ev.verdict}"
     if ev.n < 2:   # the budget that would settle it: an interval needs pairs (the demo runs 5 seeds)
         line += " (one seed gives no interval: rerun with --seeds 5)"
@@ -193,9 +197,9 @@ def effect_of(value, metric: str, *, spec: str = ".4f", unit: str = "") -> str:
 
 def weakest(verdicts) -> str:
     """The verdict of a claim made of several comparisons that must all hold: the weakest one."""
-    order = (CONTRADICTED, UNKNOWN, INCONCLUSIVE, NOT_SUPPORTED, PARTLY, SUPPORTED)
+    order = (CONTRADICTED, NOT_MEASURED, INCONCLUSIVE, NOT_SUPPORTED, PARTLY, SUPPORTED)
     verdicts = list(verdicts)
-    return min(verdicts, key=order.index) if verdicts else UNKNOWN
+    return min(verdicts, key=order.index) if verdicts else NOT_MEASURED
 
 
 def combine(*verdicts: str) -> str:
@@ -208,13 +212,13 @@ def combine(*verdicts: str) -> str:
         return PARTLY
     if CONTRADICTED in verdicts:
         return CONTRADICTED
-    return UNKNOWN if all(v == UNKNOWN for v in verdicts) else NOT_SUPPORTED
+    return NOT_MEASURED if all(v == NOT_MEASURED for v in verdicts) else NOT_SUPPORTED
 
 
 def target(value, goal: float, metric: str) -> tuple[str, str]:
     """Supported when ``value`` reaches ``goal`` (fractions, shown as percentages)."""
     if value is None:
-        return UNKNOWN, f"{metric} was not measured"
+        return NOT_MEASURED, f"{metric} was not measured"
     if value >= goal:
         return SUPPORTED, f"{metric} {value:.2%} reaches the target {goal:.0%}"
     return NOT_SUPPORTED, f"{metric} {value:.2%} is below the target {goal:.0%}"
@@ -224,7 +228,7 @@ def checks_verdict(checks: dict) -> tuple[str, str]:
     """Several yes/no checks (None: not measured): all yes -> supported, some -> partly, none -> not."""
     known = {k: v for k, v in checks.items() if v is not None}
     if not known:
-        verdict = UNKNOWN
+        verdict = NOT_MEASURED
     elif all(known.values()) and len(known) == len(checks):
         verdict = SUPPORTED
     elif any(known.values()):

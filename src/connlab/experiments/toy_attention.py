@@ -31,7 +31,7 @@ from pathlib import Path
 
 import torch
 
-from connlab.experiments.section import (PARTLY, SUPPORTED, UNKNOWN, Run, Section, Table, combine, effect_of,
+from connlab.experiments.section import (NOT_MEASURED, PARTLY, SUPPORTED, Run, Section, Table, combine, effect_of,
                                          evidence_line,
                                          fmt, get, num, with_figures)
 from connlab.models.toy_attention import (OBJECTS, SENTENCES, THE, TOKENS, ToyHeadConfig, ToyHeadStack,
@@ -305,7 +305,7 @@ def section(run: Run) -> Section:
     if verdict == SUPPORTED and isinstance(repro, dict) and repro.get("verdict") != "reproduced":
         verdict = PARTLY
     if not head:
-        verdict = UNKNOWN
+        verdict = NOT_MEASURED
     notes = [line_att, line_floor, line_gen,
              "head → block → stack: the TransformerBlock rows are the slides' next step (several heads, layer norm, "
              "an MLP, residuals; stack them); the same block runs the reverse/sort task of `connlab attention`.",

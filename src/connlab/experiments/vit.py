@@ -28,8 +28,7 @@ from pathlib import Path
 from connlab.experiments.common import (DataSettings, TrainingSettings, add_training_command, nonnegative_float,
                                         nonnegative_int, positive_int)
 from connlab.experiments.config import flag
-from connlab.experiments.section import (NOT_MEASURED, UNKNOWN, Run, Section, Table, fmt, get, num, target,
-                                         with_figures)
+from connlab.experiments.section import (NOT_MEASURED, Run, Section, Table, fmt, get, num, target, with_figures)
 
 SHOWN = 6  # test digits in the figures
 
@@ -273,7 +272,7 @@ def section(run: Run) -> Section:
     acc_verdict, acc_text = target(acc, VIT_TARGET, "test accuracy")
     if ev is None:
         why = get(s, "attention_ink_ratio", "note", default=NO_INTERVALS)
-        verdict, text = UNKNOWN, f"{acc_text}; attention on the strokes: {why}"
+        verdict, text = NOT_MEASURED, f"{acc_text}; attention on the strokes: {why}"
     elif acc_verdict != SUPPORTED:
         # attention of a net that does not classify says nothing about where a working ViT looks
         verdict = NOT_SUPPORTED

@@ -189,12 +189,10 @@ class ToyHeadPage(nn.Module):
 # --- run folders -> exported models -------------------------------------------------------------
 
 def experiment_config(run: Path, cls):
-    """The experiment dataclass saved in ``run/config.json`` (unknown keys dropped)."""
-    from connlab.runs import read_config
+    """The experiment dataclass saved in ``run/config.json`` (unknown keys dropped; ``connlab.runs.read_run``)."""
+    from connlab.runs import read_run
 
-    saved = read_config(run)["config"]
-    names = cls.__dataclass_fields__
-    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in saved.items() if k in names})
+    return read_run(run, cls=cls).config
 
 
 def load(model: nn.Module, path: Path) -> nn.Module:
@@ -252,7 +250,7 @@ def export_ladder(run: Path) -> list[ExportedModel]:
 
 def export_diffusion(run: Path) -> list[ExportedModel]:
     """The EMA U-Net as one DDIM step (with guidance for class-conditional runs) and its decoder."""
-    from connlab.diffusion.generate import Generator
+    from connlab.sampling.generate import Generator
     from connlab.experiments.diffusion import DiffusionExperiment
     from connlab.runtime.speed import Speed
 

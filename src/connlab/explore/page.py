@@ -7,8 +7,11 @@ handed to ``ort.env.wasm.wasmBinary`` (single thread, no proxy worker); each mod
 to ``InferenceSession.create`` as bytes.  The page's own script, style and markup are package
 files next to this module (``web/``).
 
-A part whose run folder is missing (or whose model fails to export) is left out; the page
-and the command's output say which command makes it.
+A part whose run folder is missing, or whose run part cannot be read (a ``UserError`` naming the
+file: no weights, a corrupt config), is left out; the page and the command's output say which
+command makes it.  Any other exception while exporting a part is a bug: the other parts are still
+exported and the page written, then ``ExportFailed`` (chained to the first such exception, so its
+traceback shows) makes ``connlab explore`` exit non-zero.
 """
 
 from __future__ import annotations
@@ -18,16 +21,22 @@ import gzip
 import json
 import re
 import sys
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from connlab.checkpoint import atomic_write_text, check_output
 from connlab.errors import UserError
 from connlab.runs import make_folder
 
 WEB = Path(__file__).parent / "web"
 RUNTIME = WEB / "node_modules" / "onnxruntime-web" / "dist"
 RUNTIME_FILES = ("ort.wasm.bundle.min.mjs", "ort-wasm-simd-threaded.wasm")
+
+
+class ExportFailed(RuntimeError):
+    """A part's export raised something other than a UserError (a bug); the page holds the other parts."""
 
 
 @dataclass(frozen=True)
@@ -78,7 +87,7 @@ def check_exporter() -> None:
 
 def find_runs(run_dir: Path) -> dict[str, Path]:
     """experiment name -> run folder: ``run_dir`` itself (one run) or its subfolders (a demo folder)."""
-    from connlab.runs import read_config
+    from connlab.runs import read_run
 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -90,14 +99,14 @@ def find_runs(run_dir: Path) -> dict[str, Path]:
     known = {p.experiment for p in parts()}
     found: dict[str, Path] = {}
     for folder in candidates:
-        saved = read_config(folder)
-        experiment = saved.get("experiment")
-        if experiment == "attention" and (saved.get("config") or {}).get("task") == "toy":
+        saved = read_run(folder)
+        experiment = saved.experiment
+        if experiment == "attention" and saved.config.get("task") == "toy":
             experiment = TOY  # the course's toy head: its own panel, beside the sequence task's
         if experiment in known and (experiment not in found or folder.name == experiment):
             found[experiment] = folder
     if not found and candidates == [run_dir]:
-        experiment = read_config(run_dir).get("experiment")
+        experiment = read_run(run_dir).experiment
         raise UserError(f"{run_dir}: a {experiment!r} run has no model the explorer shows; "
                         f"give a demo folder or a run of one of: {', '.join(sorted(known))}")
     return found
@@ -137,12 +146,13 @@ def model_json(model) -> dict:
             "outputs": {k: tensor_json(v) for k, v in model.outputs.items()}}
 
 
-def collect(run_dir: Path, log=print) -> tuple[dict, list[dict], list[str]]:
-    """Export every part found: (models by name, parts left out, export errors)."""
+def collect(run_dir: Path, log=print) -> tuple[dict, list[dict], list[str], list[tuple[str, Exception]]]:
+    """Export every part found: (models by name, parts left out, export errors, (title, exception) of each
+    part whose export raised something other than a UserError)."""
     runs = find_runs(run_dir)
     # the folder the missing parts' commands write into: the demo folder, or the one run's parent
     base = run_dir.parent if (run_dir / "config.json").is_file() else run_dir
-    models, left_out, errors = {}, [], []
+    models, left_out, errors, bugs = {}, [], [], []
     for part in parts():
         folder = runs.get(part.experiment)
         if folder is None:
@@ -153,9 +163,11 @@ def collect(run_dir: Path, log=print) -> tuple[dict, list[dict], list[str]]:
             continue
         try:
             exported = part.export(folder)
-        except UserError as err:
+        except UserError as err:  # a missing or unreadable run part, named by the error
             exported, why = [], str(err)
-        except Exception as err:  # a model that cannot be exported: say which, keep the rest of the page
+        except Exception as err:  # a bug: keep exporting the others, then fail (write_explorer raises)
+            log(traceback.format_exc().rstrip())
+            bugs.append((part.title, err))
             exported, why = [], f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err) else ''}"
         else:
             why = f"{folder} holds no trained {part.experiment} model"
@@ -169,7 +181,7 @@ def collect(run_dir: Path, log=print) -> tuple[dict, list[dict], list[str]]:
         for model in exported:
             models[model.name] = model_json(model) | {"part": part.experiment, "run": str(folder)}
         log(f"explore: {part.title}: {', '.join(m.name for m in exported)} from {folder}")
-    return models, left_out, errors
+    return models, left_out, errors, bugs
 
 
 def write_explorer(run_dir: Path, out: Path | None = None, log=None) -> Path:
@@ -178,10 +190,10 @@ def write_explorer(run_dir: Path, out: Path | None = None, log=None) -> Path:
     run_dir = Path(run_dir)
     out = Path(out) if out is not None else run_dir / "explorer.html"
     find_runs(run_dir)          # a folder that is not a run is the user's first error to hear about
-    make_folder(out.parent)     # an --out that cannot be written, before minutes of export work
+    check_output(out, "--out")  # an --out that cannot be written (or a folder), before minutes of export work
     runtime = runtime_files()   # then what set-up must install, before any export work
     check_exporter()
-    models, left_out, errors = collect(run_dir, log)
+    models, left_out, errors, bugs = collect(run_dir, log)
     manifest = {"models": models, "left_out": left_out, "export_errors": errors, "digits": test_digits(),
                 "run_dir": str(run_dir)}
     html = (WEB / "explorer.html").read_text()
@@ -194,9 +206,10 @@ def write_explorer(run_dir: Path, out: Path | None = None, log=None) -> Path:
     }
     # one pass over the template, so a filled-in text is never searched for the next placeholder
     html = re.sub(r"@@([A-Z_]+)@@", lambda m: fill[m.group(1)], html)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(html)
-    tmp.replace(out)
+    atomic_write_text(out, html)
     log(f"explore: {out} ({out.stat().st_size / 1e6:.1f} MB, {len(models)} model{'s' if len(models) != 1 else ''}"
         + (f"; left out: {', '.join(p['part'] for p in left_out)}" if left_out else "") + ")")
+    if bugs:
+        raise ExportFailed(f"{out} was written without {', '.join(title for title, _ in bugs)}: exporting "
+                           "raised an unexpected error (traceback above)") from bugs[0][1]
     return out

@@ -21,9 +21,9 @@ import platform
 import time
 from pathlib import Path
 
-from connlab.experiments.section import (INCONCLUSIVE, NOT_MEASURED, NOT_SUPPORTED, PARTLY, SUPPORTED, UNKNOWN, Run,
-                                         Section, Table, fmt, generic_section, load_run, num, with_figures)
-from connlab.evidence import CONTRADICTED
+from connlab.experiments.section import (CONTRADICTED, INCONCLUSIVE, NOT_MEASURED, NOT_SUPPORTED, PARTLY, SUPPORTED,
+                                         Run, Section, Table, fmt, generic_section, load_run, num, with_figures)
+from connlab.report.sidebyside import write_side_by_side
 from connlab.report.style import SELF_CHECK, STYLE
 
 
@@ -32,7 +32,7 @@ def build_section(run: Run) -> Section:
     from connlab.experiments import REGISTRY
 
     if not run.summary:
-        sec = Section(run.experiment, f"connlab {run.experiment}", "", UNKNOWN,
+        sec = Section(run.experiment, f"connlab {run.experiment}", "", NOT_MEASURED,
                       "the run has no summary.json (it did not finish; continue it with --resume)")
         return with_figures(sec, run)
     entry = REGISTRY.get(run.experiment)
@@ -50,7 +50,7 @@ def lecture_rank(experiment: str) -> int:
     return order.index(experiment) if experiment in order else len(order)
 
 
-VERDICT_CLASS = {SUPPORTED: "supported", PARTLY: "partly", NOT_SUPPORTED: "not", UNKNOWN: "unknown",
+VERDICT_CLASS = {SUPPORTED: "supported", PARTLY: "partly", NOT_SUPPORTED: "not", NOT_MEASURED: "unknown",
                  INCONCLUSIVE: "unknown", CONTRADICTED: "not"}
 
 
@@ -157,6 +157,10 @@ def build_report(folders: list[Path], out: Path, demo: dict | None = None) -> Pa
 
     runs = sorted((load_run(f) for f in folders), key=lambda r: lecture_rank(r.experiment))
     sections = [build_section(r) for r in runs]
+    for sec, run in zip(sections, runs):  # the chains a run stored for its own page (diffusion sample --ladder-run)
+        side = write_side_by_side(run.folder)
+        if side is not None:
+            sec.notes.append(f"The ladder and DDPM from the same noise, every chain step by step: {side}")
     out = Path(out)
     make_folder(out.parent)
     atomic_write_text(out, render(sections, demo, environment(runs, demo), (out.parent / "explorer.html").is_file()))

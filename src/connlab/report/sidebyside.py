@@ -1,62 +1,54 @@
-"""``sidebyside.html`` and ``sidebyside.png``: the Exercise-2 ladder beside DDPM from the same noise.
+"""``sidebyside.html``: the Exercise-2 ladder beside DDPM from the same noise, rendered from the run folder.
 
-The chains come from ``connlab.diffusion.sidebyside`` (where the noise maps are derived); this
-module only draws them: one self-contained page (inline PNGs, the report's style and self-check)
-and a figure ``connlab report`` shows.
+``connlab diffusion sample --ladder-run`` runs the chains and stores them in the diffusion run
+folder (``sidebyside.json``, ``connlab.sampling.sidebyside``); this module only reads that file
+and writes one self-contained page beside it (inline PNGs, the report's style and self-check).
+``connlab report`` calls it for every run folder that holds the file; a folder written before the
+chains were stored keeps the page it has (and its ``sidebyside.png`` is shown in the report).
 """
 
 from __future__ import annotations
 
-import base64
 import html
-import io
+import json
 import math
 from pathlib import Path
 
-import torch
-
-from connlab.diffusion.sidebyside import Ladder, chains, shared_noise
+from connlab.errors import UserError
 from connlab.report.style import SELF_CHECK, STYLE
 
-SHOWN = 6        # noise draws on the page
-COLUMNS = 11     # states shown per DDPM / DDIM chain (first and last included)
-FIGURE_DRAWS = 3  # noise draws in sidebyside.png
+DATA = "sidebyside.json"   # connlab.sampling.sidebyside.DATA (that layer sits below this one)
+PAGE = "sidebyside.html"
 
 
-def write_side_by_side(gen, ladder: Ladder, folder: Path, sampler: str = "ddpm", steps: int | None = None,
-                       eta: float = 0.0, guidance: float | None = None, seed: int = 0, num: int = SHOWN) -> Path:
-    """``folder/sidebyside.html`` (self-contained) and ``folder/sidebyside.png``; returns the page's path."""
-    from connlab import plots
-    from connlab.checkpoint import atomic_write_text
+def write_side_by_side(folder: Path) -> Path | None:
+    """``folder/sidebyside.html`` from ``folder/sidebyside.json``; None when the folder holds no chains."""
+    path = Path(folder) / DATA
+    if not path.is_file():
+        return None
+    from connlab.checkpoint import atomic_write_text  # lazy: it imports torch, the report's modules do not
 
-    z = shared_noise(num, seed, gen.device)
-    states = chains(gen, ladder, z, sampler, steps, eta, guidance, seed)
-    shown = {name: _columns(traj) for name, traj in states.items()}  # name → (steps applied, images)
-    rows = [(f"{name.split(',')[0]} #{k}", traj[picks, k])
-            for k in range(min(FIGURE_DRAWS, num)) for name, (picks, traj) in shown.items()]
-    plots.image_rows(rows, Path(folder) / "sidebyside.png",
-                     "the same noise: Exercise-2 ladder vs DDPM (columns: start → end of each chain)")
-    page = Path(folder) / "sidebyside.html"
-    atomic_write_text(page, _render(gen, ladder, shown, num, seed, Path(folder), gen.guidance(guidance)))
+    page = Path(folder) / PAGE
+    text = render(read_chains(path))
+    try:
+        atomic_write_text(page, text)
+    except OSError as err:
+        raise UserError(f"{page}: cannot write the side-by-side page there ({err.strerror or err})") from None
     return page
 
 
-def _columns(traj: torch.Tensor) -> tuple[list[int], torch.Tensor]:
-    """Which states of a (K + 1, B, 1, 28, 28) chain to show: all up to ``COLUMNS``, else ``COLUMNS`` evenly spaced."""
-    from connlab.diffusion.generate import evenly_spaced
-
-    return evenly_spaced(len(traj), COLUMNS), traj
-
-
-def _png(image: torch.Tensor) -> str:
-    """A (1, 28, 28) image in [0, 1] as a data: URI of a grey PNG."""
-    from PIL import Image
-
-    from connlab.data import to_uint8
-
-    buf = io.BytesIO()
-    Image.fromarray(to_uint8(image[0]).cpu().numpy(), mode="L").save(buf, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+def read_chains(path: Path) -> dict:
+    """The stored chains, or a UserError naming the file when it cannot be read or is not one."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except OSError as err:
+        raise UserError(f"{path}: cannot be read ({err.strerror or err})") from None
+    except json.JSONDecodeError as err:
+        raise UserError(f"{path}: corrupt JSON ({err.msg} at line {err.lineno})") from None
+    keys = ("num", "seed", "diffusion", "ladder", "chains")
+    if not isinstance(data, dict) or any(k not in data for k in keys) or not isinstance(data["chains"], list):
+        raise UserError(f"{path}: not the chains of `connlab diffusion sample --ladder-run` (needs {', '.join(keys)})")
+    return data
 
 
 PAGE_STYLE = """
@@ -67,9 +59,14 @@ PAGE_STYLE = """
 """
 
 
-def _render(gen, ladder: Ladder, shown: dict, num: int, seed: int, folder: Path, w: float | None) -> str:
+def _or_unknown(value) -> str:
+    return "?" if value is None else str(value)
+
+
+def render(data: dict) -> str:
+    """The page for the stored chains ``data`` (``read_chains``)."""
     e = html.escape
-    lc, dc = ladder.config, gen.cfg
+    dc, lc, w = data["diffusion"], data["ladder"], data.get("guidance")
     out = ["<!doctype html>", '<html lang="en"><head><meta charset="utf-8">',
            '<meta name="viewport" content="width=device-width, initial-scale=1">',
            "<title>connlab: the ladder and DDPM from the same noise</title>",
@@ -83,34 +80,37 @@ def _render(gen, ladder: Ladder, shown: dict, num: int, seed: int, folder: Path,
            "<li>ladder: x̂<sub>T</sub> = Φ(z), the standard normal CDF of each pixel — exactly uniform U(0, 1) "
            "pixels, the ladder's own \"from pure noise\" start (its <i>from_noise.png</i>), and the same draw "
            "pixel for pixel in its [0, 1] range.</li>"]
-    if gen.cfg.space == "pixel":
+    if dc["space"] == "pixel":
         out.append("<li>DDPM (pixel space, [−1, 1]): x<sub>T</sub> = z itself, shown as (z + 1)/2 clipped.</li>")
     else:
-        C = gen.shape[0]
+        C = dc["shape"][0]
         part = "row c" if C == 4 else f"group c of {16 // C}"
         out.append(f"<li>DDPM (latent space, {C}×7×7): x<sub>T</sub>[c, i, j] = the sum of the {16 // C} values "
                    f"of z in {part} of the 4×4 pixel patch under latent cell (i, j), divided by "
                    f"{math.sqrt(16 // C):g} — an exact N(0, I) latent built from every value of z once; its first "
                    "picture is the decoder's image of that noise.</li>")
     out.append("</ul>")
-    settings = [["diffusion run", str(folder)],
-                ["diffusion", f"{dc.space} space, {dc.prediction}-prediction, {dc.schedule} schedule, "
-                              f"T = {dc.timesteps}, EMA weights"],
-                ["ladder run", str(ladder.run)],
-                ["ladder", f"variant {ladder.name}: T = {ladder.steps}, schedule {lc.get('schedule', '?')}, "
-                           f"{lc.get('dist', '?')} noise, mag {lc.get('mag', '?')}, {lc.get('epochs', '?')} epochs"],
+    settings = [["diffusion run", str(dc["run"])],
+                ["diffusion", f"{dc['space']} space, {dc['prediction']}-prediction, {dc['schedule']} schedule, "
+                              f"T = {dc['timesteps']}, EMA weights"],
+                ["ladder run", str(lc["run"])],
+                ["ladder", f"variant {lc['variant']}: T = {lc['steps']}, schedule {_or_unknown(lc.get('schedule'))}, "
+                           f"{_or_unknown(lc.get('dist'))} noise, mag {_or_unknown(lc.get('mag'))}, "
+                           f"{_or_unknown(lc.get('epochs'))} epochs"],
                 ["classifier-free guidance",
-                 f"w = {w or 0:g}, labels 0-9 in turn" if dc.class_cond else "none (unconditional model)"],
-                ["noise seed", str(seed)]]
+                 f"w = {w or 0:g}, labels 0-9 in turn" if dc["class_cond"] else "none (unconditional model)"],
+                ["noise seed", str(data["seed"])]]
     out.append("<table>" + "".join(f"<tr><td>{e(k)}</td><td>{e(v)}</td></tr>" for k, v in settings)
                + "</table>")
-    for k in range(num):
+    for k in range(data["num"]):
         out.append(f"<h2>noise draw {k}</h2>")
-        for name, (picks, traj) in shown.items():
-            K = len(traj) - 1
-            cells = "".join(f'<figure><img alt="{e(name)} #{k} k={p}" src="{_png(traj[p, k])}">'
-                            f"<figcaption>{p}/{K}</figcaption></figure>" for p in picks)
+        for chain in data["chains"]:
+            name, K = chain["name"], chain["steps"]
+            cells = "".join(f'<figure><img alt="{e(name)} #{k} k={p}" src="{e(uri)}">'
+                            f"<figcaption>{p}/{K}</figcaption></figure>"
+                            for p, uri in zip(chain["columns"], chain["images"][k]))
             out.append(f'<div class="chain"><span class="label">{e(name)}</span>{cells}</div>')
     out.append('<pre id="self-check" class="small"></pre>')
-    out.append("<p class=\"small\">written by connlab diffusion sample --ladder-run</p></body></html>")
+    out.append("<p class=\"small\">chains computed by connlab diffusion sample --ladder-run; page rendered by "
+               "connlab report</p></body></html>")
     return "\n".join(out)

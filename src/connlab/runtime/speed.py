@@ -1,8 +1,9 @@
 """Speed settings, resolved once: the user's switches (auto / on / off) → what runs on this device.
 
-The trainer (``connlab.train``) and the samplers (``connlab.diffusion.generate``) take the same
-switches, with the same flags and the same checks; each resolves them once, for its device and
-its job, into a ``ResolvedSpeed`` of plain booleans that the rest of the code only reads.
+The trainer (``connlab.train``: ``TrainConfig`` is a ``Speed``) and the samplers
+(``connlab.sampling.generate``) take the same switches, declared once here (default, choices and
+what ``auto`` means, ``HELP``), with the same flags and the same checks; each resolves them once,
+for its device and its job, into a ``ResolvedSpeed`` of plain booleans the rest of the code reads.
 
 | switch          | ``auto`` when training                      | ``auto`` when sampling            |
 |-----------------|---------------------------------------------|-----------------------------------|
@@ -19,13 +20,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
-
 from connlab.errors import UserError
 
 PRECISIONS = ("auto", "fp32", "bf16")
 SWITCHES = ("compile", "channels_last", "cuda_graph", "malloc_cache")
+SWITCH = ("auto", "on", "off")
 PURPOSES = ("train", "sample")
+
+# The flags' help: what ``auto`` resolves to (the table above; ``resolve`` below is its code).
+HELP = {
+    "precision": "auto: bf16 autocast on CUDA, fp32 elsewhere",
+    "compile": "torch.compile the model (auto: off; its compile time pays only for long runs)",
+    "channels_last": "NHWC memory format for convolutions (auto: on)",
+    "cuda_graph": "replay each step (training) or each deterministic DDIM loop (sampling) as one CUDA graph "
+                  "(auto: on CUDA, single process)",
+    "malloc_cache": "keep memory freed by a training step for the next one instead of page-faulting it in again "
+                    "(glibc; auto: on CPU when training)",
+}
 
 
 def check_speed_settings(cfg, switches: tuple[str, ...]) -> None:
@@ -66,8 +77,11 @@ class Speed:
         """The switches of any config that has these fields (``TrainConfig``, an experiment's config)."""
         return cls(**{name: getattr(cfg, name) for name in ("precision", *SWITCHES) if hasattr(cfg, name)})
 
-    def resolve(self, device: torch.device, purpose: str = "train", distributed: bool = False) -> ResolvedSpeed:
-        """The switches for ``device`` and ``purpose`` (train or sample); a UserError for impossible ones."""
+    def resolve(self, device, purpose: str = "train", distributed: bool = False) -> ResolvedSpeed:
+        """The switches for ``device`` (a torch.device or its name) and ``purpose`` (train or sample);
+        a UserError for impossible ones."""
+        import torch  # lazy: the CLI builds its flags from ``Speed`` at ``connlab CMD --help``, without torch
+
         assert purpose in PURPOSES, purpose
         device = torch.device(device)
         cuda = device.type == "cuda"
@@ -75,6 +89,7 @@ class Speed:
             raise UserError(f"--cuda-graph on needs a CUDA device, not {device.type}")
         if self.cuda_graph == "on" and distributed:
             raise UserError("--cuda-graph on is for one process; under torchrun use --cuda-graph auto or off")
+        # the ``auto`` of each switch, as HELP states it
         training = purpose == "train"
         return ResolvedSpeed(
             bf16=self.precision == "bf16" or (self.precision == "auto" and cuda),

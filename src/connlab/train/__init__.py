@@ -6,13 +6,12 @@
 - ``loop``: ``fit``, the step (eager, DDP or CUDA graph) and the epoch.
 """
 
-from connlab.runtime.speed import PRECISIONS, check_speed_settings
 from connlab.train.config import (
     LossFn, TrainConfig, TrainingDiverged, TrainResult, epoch_permutation, pick_device, seed_everything,
 )
 from connlab.train.loop import fit
 
 __all__ = [
-    "PRECISIONS", "LossFn", "TrainConfig", "TrainResult", "TrainingDiverged", "check_speed_settings",
+    "LossFn", "TrainConfig", "TrainResult", "TrainingDiverged",
     "epoch_permutation", "fit", "pick_device", "seed_everything",
 ]

@@ -49,6 +49,14 @@ def check_finite(mean_loss: float, step: int, epoch: int, ckpt_dir: Path) -> Non
                            f"last good checkpoint: {kept[-1] if kept else 'none'}")
 
 
+def check_finite_weights(model: torch.nn.Module, step: int, epoch: int, ckpt_dir: Path) -> None:
+    """The NaN guard for the weights: the loss of a step is computed before its update, so the last
+    update of an epoch (all of it, with one step per epoch) can blow the weights up unseen by the loss."""
+    params = [p.detach() for p in model.parameters()]
+    if params and not bool(torch.stack([p.isfinite().all() for p in params]).all()):
+        check_finite(float("nan"), step, epoch, ckpt_dir)
+
+
 def step_hooks() -> list[Callable[[int], None]]:
     """Functions called with the step number after every step; the environment is read once, here."""
     kill = dp.kill_hook_from_env()  # test only: CONNLAB_TEST_KILL_RANK_AT_STEP

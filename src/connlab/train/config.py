@@ -9,7 +9,8 @@ from typing import Callable, Protocol
 import torch
 
 from connlab.errors import UserError
-from connlab.runtime.speed import PRECISIONS, SWITCHES, Speed, check_speed_settings  # noqa: F401 - re-exported
+from connlab.runtime.settings import RunSettings
+from connlab.runtime.speed import Speed
 
 
 class TrainingDiverged(RuntimeError):
@@ -17,32 +18,25 @@ class TrainingDiverged(RuntimeError):
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    epochs: int = 5
-    batch_size: int = 128
-    lr: float = 1e-3
+class TrainConfig(RunSettings, Speed):
+    """The trainer's config: the run settings (epochs, batch size, lr, seed, device, checkpoint_every:
+    ``connlab.runtime.settings``), the speed switches (``connlab.runtime.speed.Speed``, checked there)
+    and the recipe's details below; every default is declared once, in its own class."""
+
     weight_decay: float = 0.0
-    seed: int = 0
-    device: str = "auto"
-    precision: str = "auto"        # auto: bf16 autocast on CUDA, fp32 elsewhere
-    compile: str = "auto"          # auto = off (see runtime/speed.py); "on" compiles the model
-    channels_last: str = "auto"    # auto: on (measured faster for the lab's conv nets on CPU); "on" / "off"
-    cuda_graph: str = "auto"       # auto: the whole step as one CUDA graph on CUDA (single process); "on" / "off"
-    malloc_cache: str = "auto"     # auto: on CPU, keep freed memory for reuse (connlab.runtime.cpu_memory)
     optimizer: str = "adam"        # adam | adamw
     lr_schedule: str = "constant"  # constant | cosine (with linear warm-up)
     warmup_steps: int = 0
     grad_clip: float = 0.0         # 0 = off
-    checkpoint_every: int = 500    # steps; a checkpoint is also written at every epoch end
     sync_every: int = 20           # steps between host reads of the loss
 
     def __post_init__(self):
+        Speed.__post_init__(self)
         for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise UserError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
         if not self.lr > 0:
             raise UserError(f"--lr must be > 0, got {self.lr}")
-        check_speed_settings(self, SWITCHES)
         if self.optimizer not in ("adam", "adamw"):
             raise UserError(f"optimizer {self.optimizer!r} is not one of adam, adamw")
         if self.lr_schedule not in ("constant", "cosine"):
@@ -68,6 +62,10 @@ def pick_device(name: str = "auto") -> torch.device:
         raise UserError(f"--device {name!r} is not a device name (auto, cpu, cuda, cuda:N, mps)") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UserError(f"--device {name}: CUDA is not available on this machine")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        count = torch.cuda.device_count()
+        raise UserError(f"--device {name}: this machine has {count} CUDA device{'s' if count != 1 else ''} "
+                        f"(cuda:0 .. cuda:{count - 1})")
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise UserError(f"--device {name}: MPS is not available on this machine")
     return device

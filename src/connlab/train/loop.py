@@ -11,11 +11,12 @@ checkpoints, resume and the NaN guard.
 - On CPU, N steps in one go and N/2 + resume give bitwise-identical weights (tested).
 - Losses are summed on the device; the host reads them every ``sync_every`` steps only
   (on the CUDA-graph path only at epoch ends and checkpoints).
-- Speed (``connlab.runtime.speed``, resolved once): on CPU channels-last convolutions and a heap
-  that keeps freed memory for the next step; ``torch.compile`` off. On CUDA (each with a flag to
-  turn it off): bf16 autocast, channels-last, ``torch.compile``, fused Adam, and every full-batch
+- Speed (``connlab.runtime.speed``, resolved once; what each ``auto`` means is stated there): on
+  CPU channels-last convolutions and a heap that keeps freed memory for the next step. On CUDA
+  (each with a flag to turn it off): bf16 autocast, channels-last, fused Adam, and every full-batch
   step — batch gather, noise, forward, backward, optimizer, loss sum — replayed as one CUDA graph
-  (``connlab.runtime.fastpath``). A last, smaller batch of an epoch runs eagerly.
+  (``connlab.runtime.fastpath``). A last, smaller batch of an epoch runs eagerly. ``torch.compile``
+  only with ``--compile on``.
 - Under torchrun (``connlab.runtime.distributed``): DDP over the whole loss, each rank on its rows
   of every global batch (``--batch-size`` stays global), noise drawn for the global batch,
   losses averaged over ranks when read; rank 0 alone writes. No CUDA graph there.
@@ -30,7 +31,8 @@ from typing import Callable
 
 import torch
 
-from connlab.checkpoint import atomic_write_text, model_signature, save_weights, write_checkpoint
+from connlab.checkpoint import (atomic_write_text, model_signature, remove_stale_temporaries, save_weights,
+                                write_checkpoint)
 from connlab.runtime import distributed as dp
 from connlab.runtime.cpu_memory import keep_freed_memory
 from connlab.runtime.fastpath import GraphedStep
@@ -70,6 +72,7 @@ def fit(
     step_model = prepare_model(model, speed)
     total_steps = math.ceil(len(data[0]) / cfg.batch_size) * cfg.epochs
     parts = make_parts(model, cfg, speed, device, total_steps, ema)
+    remove_stale_temporaries(out / "checkpoints")  # of a write that was killed; the run folder is this run's
     state = start(out / "checkpoints", out, resume, parts, signature, device, lr_on_device=speed.cuda_graph)
     loop = Loop(cfg, data, out, parts, signature, speed, Stepper(step_model, loss_fn, data, cfg, speed, parts, state),
                 callbacks.step_hooks(), label)
@@ -224,8 +227,12 @@ class Loop:
                 "seconds": round(state.epoch_seconds, 3),
                 "images_per_second": round(self.n / max(state.epoch_seconds, 1e-9), 1),
                 "lr": float(self.parts.scheduler.get_last_lr()[0])}
+        callbacks.check_finite_weights(self.parts.model, state.step, epoch, self.ckpt_dir)
         if evaluate is not None:
             line.update(callbacks.evaluate_epoch(self.parts.model, evaluate, self.speed.bf16, self.device))
+            for key, value in line.items():  # the last update of the epoch can blow up what the loss never saw
+                if isinstance(value, float) and not math.isfinite(value):
+                    callbacks.check_finite(value, state.step, epoch, self.ckpt_dir)
         state.history.append(line)
         callbacks.log_epoch(self.label, self.cfg.epochs, line)
         state.loss_sum.zero_()
@@ -240,6 +247,11 @@ class Loop:
         if self.parts.ema is not None:
             save_weights(self.parts.ema.module, self.out / "ema.safetensors", signature)
         dp.barrier()  # the other ranks may now read what rank 0 wrote
+        if self.speed.channels_last:
+            # hand the model back in the default layout, as a model loaded from these weights is: what
+            # it computes next (the latent autoencoder's encodings) must not depend on whether this
+            # process trained it or a resumed one loaded it (the kernels differ by layout, ~1e-5)
+            self.parts.model.to(memory_format=torch.contiguous_format)
         self.parts.model.eval()
         images = self.n * self.cfg.epochs
         return TrainResult(

@@ -24,36 +24,16 @@ from pathlib import Path
 
 import torch
 
+from connlab.runs import read_run
 from connlab.runtime.speed import Speed
 
 TRAJECTORY_SAMPLES = 6
 TRAJECTORY_COLUMNS = 10
 
 
-# How the samplers run: the trainer's speed switches, one object for both (connlab.runtime.speed).
-# Resolved for sampling: precision auto = bf16 on CUDA (the sampler's update stays fp32); channels-last
-# on; compile off unless asked (compile and capture cost more than a sampling job saves, see
-# benchmarks/RESULTS.md); on CUDA a deterministic loop (DDIM, eta = 0, no trajectory) is recorded
-# once as a CUDA graph and replayed for every later chunk of the same size (fastpath.GraphedCall).
-SamplingSpeed = Speed
-
-
 def plain_config(config) -> dict:
     """A config dataclass as JSON would give it back (tuples → lists), for weight signatures."""
     return json.loads(json.dumps(asdict(config)))
-
-
-def read_run_config(run: Path, config_type):
-    """The config saved in a diffusion run folder, as a ``config_type`` (the experiment's dataclass,
-    passed in by the caller: this module sits below the experiments), or a UserError."""
-    from connlab.errors import UserError
-    from connlab.runs import read_config
-
-    saved = read_config(run)
-    if saved.get("experiment") != "diffusion":
-        raise UserError(f"{run}: a {saved.get('experiment')!r} run, not a diffusion run")
-    names = config_type.__dataclass_fields__
-    return config_type(**{k: tuple(v) if isinstance(v, list) else v for k, v in saved["config"].items() if k in names})
 
 
 class Generator:
@@ -74,13 +54,14 @@ class Generator:
 
     @classmethod
     def from_run(cls, run: Path, device, speed: Speed, config_type) -> "Generator":
-        """The run folder's EMA U-Net (and decoder); ``config_type`` is its experiment's config dataclass."""
+        """The run folder's EMA U-Net (and decoder); ``config_type`` is its experiment's config dataclass
+        (passed in by the caller: this module sits below the experiments)."""
         from connlab.checkpoint import load_weights, model_signature
         from connlab.errors import UserError
         from connlab.models.diffusion_unet import DiffusionUNet
         from connlab.models.latent_ae import LatentAEConfig, LatentAutoencoder
 
-        cfg = read_run_config(run, config_type)
+        cfg = read_run(run, "diffusion", config_type).config
         weights = Path(run) / "ema.safetensors"
         if not weights.is_file():
             raise UserError(f"{run}: no ema.safetensors — training did not finish (continue with --resume)")

@@ -29,8 +29,12 @@ import resource
 import shutil
 import sys
 import time
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
+
+from connlab.experiments.config import Config, flag
+from connlab.runtime.settings import RunSettings
 
 @dataclass(frozen=True)
 class Part:
@@ -65,50 +69,70 @@ def plan(full: bool, dataset: str, data_dir: str | None, device: str) -> list[Pa
     return parts
 
 
+@dataclass(frozen=True)
+class DemoCommand(Config):
+    """``connlab demo``'s flags (the parts' own flags are their registry entries' demo steps)."""
+
+    out: Path | None = flag(None, "demo folder (default runs/demo-<timestamp>)", type=Path)
+    full: bool = flag(False, "full-size settings for a GPU and the full MNIST")
+    resume: bool = flag(False, "continue the demo in --out: skip finished parts, resume an interrupted one")
+    device: str = flag(RunSettings.device, "auto (cuda, mps, cpu), cpu, cuda, cuda:N, mps", show_default=False)
+    dataset: str | None = flag(None, "default mnist-embedded (the shipped 9,000 / 1,000 digits); with --full: mnist",
+                               type=str)
+    data_dir: Path | None = flag(None, "folder with the four MNIST IDX files", type=Path)
+    only: str | None = flag(None, "run only these parts (names as in demo.json, e.g. gates,rnn); the report shows "
+                                  "what exists", type=str, metavar="PART,...")
+    report: bool = flag(True, "do not build report.html", negative="--no-report")
+    explorer: bool = flag(True, "do not write explorer.html (the trained models in one offline page)",
+                          negative="--no-explorer")
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", type=Path, default=None, help="demo folder (default runs/demo-<timestamp>)")
-    p.add_argument("--full", action="store_true", help="full-size settings for a GPU and the full MNIST")
-    p.add_argument("--resume", action="store_true",
-                   help="continue the demo in --out: skip finished parts, resume an interrupted one")
-    p.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda, cuda:N, mps")
-    p.add_argument("--dataset", default=None,
-                   help="default mnist-embedded (the shipped 9,000 / 1,000 digits); with --full: mnist")
-    p.add_argument("--data-dir", type=Path, default=None, help="folder with the four MNIST IDX files")
-    p.add_argument("--only", default=None, metavar="PART,...",
-                   help="run only these parts (names as in demo.json, e.g. gates,rnn); the report shows what exists")
-    p.add_argument("--no-report", dest="report", action="store_false", help="do not build report.html")
-    p.add_argument("--no-explorer", dest="explorer", action="store_false",
-                   help="do not write explorer.html (the trained models in one offline page)")
-    p.set_defaults(run=run)
+    DemoCommand.add_flags(p)
+    p.set_defaults(run=lambda args: run(DemoCommand.from_args(args)))
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: DemoCommand) -> int:
+    from connlab.data.datasets import check_source
     from connlab.errors import UserError
-    from connlab.runs import default_out, make_folder
+    from connlab.runs import claim, default_out, make_folder
+    from connlab.train import pick_device
 
     out = Path(args.out) if args.out is not None else default_out("demo")
     record_path = out / "demo.json"
     options = {"full": args.full, "dataset": args.dataset or ("mnist" if args.full else "mnist-embedded"),
                "data_dir": str(args.data_dir) if args.data_dir else None, "device": args.device}
     previous: dict = {}
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out}: a file, not a folder")
+    if (out / "config.json").exists():
+        raise UserError(f"--out {out} is a run folder of one experiment, not a demo folder; choose another --out")
     if args.resume and not record_path.is_file():  # so `make demo` can always pass --resume
         print(f"--resume: {out} holds no demo yet; starting one", file=sys.stderr)
     elif args.resume:
         previous = _read_json(record_path)
         options = previous.get("options", options)  # continue the demo that was started
+        if not isinstance(options, dict) or not {"full", "dataset", "data_dir", "device"} <= set(options):
+            raise UserError(f"{record_path}: \"options\" is not the demo's options object; the file is damaged")
     elif record_path.exists() or any((out / p.folder / "config.json").exists()
                                      for p in plan(False, "", None, "auto")):
         raise UserError(f"{out} already holds a demo; pass --resume to continue it or choose another --out")
 
+    pick_device(options["device"])  # every input a part would refuse, refused before the first part runs
+    check_source(options["dataset"], options["data_dir"], verify=True)
+
     parts = plan(options["full"], options["dataset"], options["data_dir"], options["device"])
-    if args.only:
+    if args.only is not None:
         wanted = [w.strip() for w in args.only.split(",") if w.strip()]
+        if not wanted:
+            raise UserError(f"--only {args.only!r} names no part; parts: {', '.join(p.name for p in parts)}")
         unknown = [w for w in wanted if w not in {p.name for p in parts}]
         if unknown:
             raise UserError(f"--only: unknown part {unknown[0]!r}; parts: {', '.join(p.name for p in parts)}")
         parts = [p for p in parts if p.name in wanted]
     make_folder(out)
-    old = {r["name"]: r for r in previous.get("parts", [])}
+    claim(out)  # one demo per folder at a time; each part claims its own run folder too
+    old = {r["name"]: r for r in previous.get("parts", []) if isinstance(r, dict) and "name" in r}
     record = {"experiment": "demo", "options": options, "started": previous.get("started", _now()),
               "environment": environment(options["device"]), "parts": [dict(old[p.name]) for p in plan(
                   options["full"], options["dataset"], options["data_dir"], options["device"]) if p.name in old]}
@@ -151,8 +175,10 @@ def run(args: argparse.Namespace) -> int:
     if interrupted:
         print(f"demo interrupted; continue with: connlab demo --resume --out {out}", file=sys.stderr)
         return 130
+    explorer_failed = False
     if args.explorer:
         from connlab.explore import write_explorer
+        from connlab.explore.page import ExportFailed
 
         t0 = time.perf_counter()
         try:  # the trained models, live in one offline page beside the report
@@ -160,6 +186,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"explorer: {page} ({time.perf_counter() - t0:.0f} s)")
         except UserError as err:  # onnx / onnxruntime-web missing, or no part it can show
             print(f"demo: explorer.html not written: {err}", file=sys.stderr)
+        except ExportFailed:  # a bug in one part's export: its traceback, the report still built, exit 1
+            traceback.print_exc()
+            explorer_failed = True
     if args.report:
         from connlab.report.page import build_report
 
@@ -173,8 +202,9 @@ def run(args: argparse.Namespace) -> int:
     if failed:
         print(f"demo: failed parts: {', '.join(failed)} (fix, then connlab demo --resume --out {out})",
               file=sys.stderr)
-        return 1
-    return 0
+    if explorer_failed:
+        print("demo: explorer.html lacks a part whose export failed (traceback above)", file=sys.stderr)
+    return 1 if failed or explorer_failed else 0
 
 
 def command_line(part: Part, out: Path) -> list[str]:
@@ -199,8 +229,6 @@ def command_line(part: Part, out: Path) -> list[str]:
 
 def run_part(argv: list[str]) -> tuple[int, float, float]:
     """Run one ``connlab`` command in this process: (exit code, wall seconds, CPU seconds)."""
-    import traceback
-
     import torch
 
     from connlab.cli import main
@@ -234,16 +262,18 @@ def environment(device: str) -> dict:
     import torch
 
     from connlab import __version__
+    from connlab.errors import UserError
     from connlab.train import pick_device
 
     try:
         resolved = str(pick_device(device))
-    except Exception:  # reported by the parts themselves
+    except UserError:  # a device this machine lacks: each part reports it (exit 2); the record keeps the name
         resolved = device
     return {"connlab": __version__, "python": platform.python_version(), "torch": torch.__version__,
             "platform": platform.platform(), "machine": platform.machine(), "cpu_count": os.cpu_count(),
             "torch_threads": torch.get_num_threads(), "device": resolved,
-            "cuda_device": torch.cuda.get_device_name(0) if resolved.startswith("cuda") else None,
+            "cuda_device": torch.cuda.get_device_name(0) if resolved.startswith("cuda") and torch.cuda.is_available()
+            else None,
             "load_average_at_start": _loadavg()}
 
 
@@ -271,11 +301,12 @@ def _now() -> str:
 def _read_json(path: Path) -> dict:
     from connlab.errors import UserError
 
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise UserError(f"{path}: corrupt JSON ({err.msg} at line {err.lineno})") from None
-    return data if isinstance(data, dict) else {}
+    from connlab.runs import read_json_object
+
+    data = read_json_object(path)
+    if not isinstance(data.get("parts", []), list):
+        raise UserError(f"{path}: \"parts\" is not a list; the file is damaged")
+    return data
 
 
 def _write_json(path: Path, data: dict) -> None:

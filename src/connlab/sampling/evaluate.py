@@ -122,7 +122,8 @@ def structure_claim(gen, classifier, num: int = STRUCTURE_SAMPLES, seed: int = E
     import torch
 
     from connlab.evidence import NOT_SUPPORTED, SUPPORTED
-    from connlab.measures import ddim_x0_path, structure_first
+    from connlab.diffusion import ddim_x0_path
+    from connlab.measures import structure_first
     from connlab.quality import class_probabilities
 
     def fn(x, t):
