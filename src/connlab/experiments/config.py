@@ -148,6 +148,8 @@ class Config:
             raise bad("is not a finite number")
         if isinstance(default, tuple) and not isinstance(value, list):
             raise bad("is not a list")
+        if isinstance(default, tuple) and tuple(value) == default:  # the default itself, e.g. an empty --sweep
+            return
         if spec is None:  # not a flag: its type is all there is to check
             kind = type(default) if default not in (MISSING, None) else None
             if kind is float and isinstance(value, int) or kind is None or isinstance(value, kind):
