@@ -104,7 +104,8 @@ def test_killed_rank_stops_the_job_and_resume_finishes_it(runs, tmp_path):
 DRIVER = '''
 import json
 import sys
-from connlab import cli, distributed
+from connlab import cli
+from connlab.runtime import distributed
 
 distributed.init_from_env()
 cleanup, distributed.cleanup = distributed.cleanup, lambda: None  # one process group for every command

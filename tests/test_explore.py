@@ -98,6 +98,9 @@ def demo_dir(tmp_path_factory) -> Path:
                  ["attention", "--epochs", "1", "--train-size", "64", "--test-size", "32", "--dim", "16"]):
         data = ["--dataset", "mnist-embedded"] if argv[0] != "attention" else []  # attention makes its own data
         assert main([*argv, *data, "--out", str(d / argv[0])]) == 0
+    # the course's toy head: a few epochs of one seed (parity needs no trained weights)
+    assert main(["attention", "--preset", "course", "--epochs", "20", "--seeds", "1", "--sweep", "20",
+                 "--block-steps", "2", "--out", str(d / "toy_attention")]) == 0
     return d
 
 
@@ -119,11 +122,11 @@ def exported(exports):
 
 def test_every_part_exports_its_models(exported):
     assert set(exported) == {"ae_none", "ae_concat", "ae_add", "ladder_step", "ddim_step", "to_image", "vit",
-                             "sequence"}
+                             "sequence", "toy_head"}
 
 
 @pytest.mark.parametrize("name", ["ae_none", "ae_concat", "ae_add", "ladder_step", "ddim_step", "to_image", "vit",
-                                  "sequence"])
+                                  "sequence", "toy_head"])
 def test_onnx_matches_pytorch(exported, name):
     import onnx
     import onnxruntime as ort
@@ -221,7 +224,7 @@ def test_page_is_one_offline_file(explorer_page):
 
     assert external_references(html) == []  # the report's own check: nothing is fetched from elsewhere
     manifest = _manifest(html)
-    assert len(manifest["models"]) == 8 and manifest["left_out"] == [] and manifest["export_errors"] == []
+    assert len(manifest["models"]) == 9 and manifest["left_out"] == [] and manifest["export_errors"] == []
     assert len(manifest["digits"]) == 10
 
 
@@ -242,7 +245,9 @@ def test_missing_parts_are_left_out_with_their_command(attention_only_page):
     assert set(manifest["models"]) == {"sequence"}
     commands = {p["part"]: p["command"] for p in manifest["left_out"]}
     assert commands["ladder"] == f"connlab ladder --out {attention_only_page.parent}/ladder"
-    assert set(commands) == {"autoencoder", "ladder", "diffusion", "vit"}
+    assert set(commands) == {"autoencoder", "ladder", "diffusion", "vit", "toy_attention"}
+    assert commands["toy_attention"] == (f"connlab attention --preset course --out "
+                                         f"{attention_only_page.parent}/attention-course")
 
 
 @needs_runtime
@@ -598,3 +603,50 @@ def test_ddim_in_the_page_draws_the_requested_class(browser, tmp_path):
     v.page.screenshot(path=str(tmp_path / "explorer-ddim.png"), full_page=True)
     assert sum(int(label == c) for c, label in enumerate(labels)) >= 8, labels
     assert v.errors() == []
+
+
+@needs_runtime
+@needs_browser
+def test_toy_head_panel_shows_the_heads_weights_and_predictions(browser, explorer_page, demo_dir):
+    """Pick the woman's sentence, then type a shorter one: the tables are PyTorch's numbers for the trained head."""
+    from connlab.models.toy_attention import TOKENS, encode
+
+    from connlab.explore.export import export_toy_head
+
+    model = export_toy_head(demo_dir / "toy_attention")[0]
+    torch_model = _toy_model(demo_dir / "toy_attention")
+    v = Visit(browser, explorer_page)
+    v.page.select_option("#toy-sentence", "<Start> woman ordered the beef")
+    v.settled()
+    assert "after “<Start> woman ordered the beef”" in v.page.inner_text("#toy-output")
+    v.page.fill("#toy-input", "<Start> woman ordered the")
+    v.settled()
+    text = v.page.inner_text("#toy-output")
+    assert "chicken" in text and "beef" in text
+    words = "<Start> woman ordered the".split()
+    with torch.no_grad():
+        z = torch_model(torch.tensor([encode(" ".join(words))]))
+        want_p = torch.softmax(z, -1)[0].numpy()
+        want_w = torch_model.last_attention[0].numpy()
+    got_w = _array(v.page, "explorer.state.toy.weights").reshape(4, 4)
+    got_p = _array(v.page, "explorer.state.toy.probs").reshape(4, len(TOKENS))
+    assert np.abs(got_w - want_w).max() <= TOL_PAGE and np.abs(got_p - want_p).max() <= TOL_PAGE
+    assert np.all(np.triu(got_w, 1) == 0)   # the causal mask, as the page shows it
+    assert len(v.page.query_selector_all("#toy-weights tr")) == 1 + 4
+    v.page.fill("#toy-input", "<Start> dog")
+    assert "\"dog\" is not one of the tokens" in v.page.inner_text("#toy-output")
+    assert model.info["tokens"] == list(TOKENS)
+    assert v.errors() == [] and v.schemes() <= {"file", "data", "blob"}
+
+
+def _toy_model(run: Path):
+    from connlab.models.toy_attention import ToyAttentionModel, ToyHeadConfig
+
+    saved = json.loads((run / "toy_head.json").read_text())
+    m = ToyAttentionModel(ToyHeadConfig(saved["head_size"], causal=saved["causal"]))
+    with torch.no_grad():
+        m.token_embed.weight.copy_(torch.tensor(saved["token_embed"]))
+        m.pos_embed.weight.copy_(torch.tensor(saved["pos_embed"]))
+        for name in ("q", "k", "v"):
+            getattr(m.head, name).weight.copy_(torch.tensor(saved["w" + name]).T)
+    return m.eval()

@@ -148,9 +148,9 @@ class Config:
             raise bad("is not a finite number")
         if isinstance(default, tuple) and not isinstance(value, list):
             raise bad("is not a list")
-        if isinstance(value, list) and not value:  # "none": valid where the default is none too
-            if default == ():
-                return
+        if isinstance(default, tuple) and tuple(value) == default:  # the default itself, e.g. an empty --sweep
+            return
+        if isinstance(value, list) and not value:
             raise bad("is an empty list")
         if spec is None:  # not a flag: its type is all there is to check
             kind = type(default) if default not in (MISSING, None) else None

@@ -16,6 +16,7 @@ code does not return:
 | ``ToImage``     | z (1,C,H,W) in the U-Net's space         | image (1,1,28,28) in [0,1]                   |
 | ``ViTPage``     | x (1,1,28,28)                            | probs (1,10), attention (L,1,heads,T,T), rollout (1,T,T) |
 | ``SequencePage``| tokens (1,L) int64                       | probs (1,L,vocab), attention (depth,1,heads,L,L) |
+| ``ToyHeadPage`` | tokens (1,5) int64                       | probs (1,5,7) = softmax(z), attention (1,5,5) |
 
 ``keep`` multiplies the U-Net's two skip tensors (conv_1, conv_2): 0 feeds zeros instead of
 the encoder's map, the lecture's "which detail disappears without this skip".
@@ -173,6 +174,18 @@ class SequencePage(nn.Module):
         return probs, torch.stack(self.model.attention_maps())
 
 
+class ToyHeadPage(nn.Module):
+    """The course's toy head: tokens -> next-token probabilities softmax(z) and the head's weights."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, tokens: torch.Tensor):
+        z = self.model(tokens)
+        return torch.softmax(z, dim=-1), self.model.last_attention
+
+
 # --- run folders -> exported models -------------------------------------------------------------
 
 def experiment_config(run: Path, cls):
@@ -214,22 +227,24 @@ def export_autoencoders(run: Path) -> list[ExportedModel]:
 
 
 def export_ladder(run: Path) -> list[ExportedModel]:
-    """The shown variant's step network (``variants/T<T>-<condition>``) and its noise schedule."""
+    """The shown variant's step network (``variants/T<T>-<condition>[-seed<s>]``) and how its ladder is made."""
     from connlab.diffusion.ladder import LadderSchedule
     from connlab.experiments.ladder import LadderExperiment
-    from connlab.models.step_conditioned import StepConditionConfig, StepConditionedUNet
+    from connlab.models.step_conditioned import StepConditionedUNet
 
     cfg = experiment_config(run, LadderExperiment)
     T = cfg.shown_steps
     for condition in cfg.conditions:
-        path = run / "variants" / f"T{T}-{condition}" / "model.safetensors"
+        path = run / "variants" / cfg.variant_name(T, condition, cfg.seed) / "model.safetensors"
         if path.is_file():
             break
     else:
         return []
-    model = load(StepConditionedUNet(StepConditionConfig(condition, T)), path)
-    a, b = LadderSchedule(cfg.schedule, T, cfg.mag, cfg.dist).coefficients()
-    info = {"T": T, "condition": condition, "schedule": cfg.schedule, "mag": cfg.mag, "dist": cfg.dist,
+    model = load(StepConditionedUNet(cfg.model_config(T, condition)), path)
+    schedule = LadderSchedule(cfg.schedule, T, cfg.mag, cfg.dist)
+    # interpolate: the page draws the one end point x_T = clip(x_0 + round(mag z)) itself; a walk: its (a_t, b_t)
+    a, b = (None, None) if schedule.interpolates else schedule.coefficients()
+    info = {"T": T, "condition": condition, "schedule": schedule.name, "mag": cfg.mag, "dist": cfg.dist,
             "a": a, "b": b}
     return [export_model("ladder_step", LadderStep(model), {"x": sample_digit(2), "t": torch.tensor([T])},
                          ["x_prev"], info)]
@@ -278,3 +293,25 @@ def export_attention(run: Path) -> list[ExportedModel]:
     tokens = torch.arange(cfg.length).remainder(cfg.vocab)[None]  # (1, L)
     info = {"task": exp.task, "length": cfg.length, "vocab": cfg.vocab, "heads": cfg.heads, "depth": cfg.depth}
     return [export_model("sequence", SequencePage(model), {"tokens": tokens}, ["probs", "attention"], info)]
+
+
+def export_toy_head(run: Path) -> list[ExportedModel]:
+    """The first seed's trained toy head of an ``attention --preset course`` run (``toy_head.json``)."""
+    import json
+
+    from connlab.errors import UserError
+    from connlab.models.toy_attention import SENTENCES, TOKENS, ToyAttentionModel, ToyHeadConfig, corpus
+
+    path = run / "toy_head.json"
+    if not path.is_file():
+        raise UserError(f"{run}: no toy_head.json (written by connlab attention --preset course)")
+    saved = json.loads(path.read_text())
+    model = ToyAttentionModel(ToyHeadConfig(saved["head_size"], causal=saved["causal"]))
+    with torch.no_grad():
+        model.token_embed.weight.copy_(torch.tensor(saved["token_embed"]))
+        model.pos_embed.weight.copy_(torch.tensor(saved["pos_embed"]))
+        for name in ("q", "k", "v"):
+            getattr(model.head, name).weight.copy_(torch.tensor(saved["w" + name]).T)
+    info = {"tokens": list(TOKENS), "sentences": list(SENTENCES), "length": model.cfg.length,
+            "head_size": model.cfg.head_size, "causal": model.cfg.causal}
+    return [export_model("toy_head", ToyHeadPage(model), {"tokens": corpus()[0][1:]}, ["probs", "attention"], info)]

@@ -47,6 +47,9 @@ class Part:
     export: Callable         # run folder -> list[ExportedModel]
 
 
+TOY = "toy_attention"   # the panel of an `attention --preset course` run
+
+
 def parts() -> list[Part]:
     from connlab.explore import export as ex
 
@@ -58,6 +61,8 @@ def parts() -> list[Part]:
         Part("vit", "the ViT", "connlab vit --out DIR/vit", ex.export_vit),
         Part("attention", "attention as a softmax gate", "connlab attention --out DIR/attention",
              ex.export_attention),
+        Part(TOY, "the toy attention head", "connlab attention --preset course --out DIR/attention-course",
+             ex.export_toy_head),
     ]
 
 
@@ -94,7 +99,10 @@ def find_runs(run_dir: Path) -> dict[str, Path]:
     known = {p.experiment for p in parts()}
     found: dict[str, Path] = {}
     for folder in candidates:
-        experiment = read_run(folder).experiment
+        saved = read_run(folder)
+        experiment = saved.experiment
+        if experiment == "attention" and saved.config.get("task") == "toy":
+            experiment = TOY  # the course's toy head: its own panel, beside the sequence task's
         if experiment in known and (experiment not in found or folder.name == experiment):
             found[experiment] = folder
     if not found and candidates == [run_dir]:

@@ -160,3 +160,30 @@ class TransformerBlock(nn.Module):
         x = x + self.drop(a)  # residual added to x, not to norm1(x)
         x = x + self.mlp(self.norm2(x))
         return x
+
+
+class AttentionHead(nn.Module):
+    """One attention head, as the course's toy exercise builds it (C24_IntroTransformer, the toy head).
+
+    q = x W_q and k = x W_k map to the head size H, v = x W_v to ``value_size``, all without bias;
+    weights = softmax(q kᵀ / √H) over the keys, with the causal (lower-triangular) mask when
+    ``causal``: position t then sees positions ≤ t only, as GPT's heads do; BERT's see all.
+    Input (B, L, dim) -> output (B, L, value_size) and weights (B, L, L). ``attention`` replaces
+    ``scaled_dot_product_attention`` (same signature), so a student's own function can run inside.
+    """
+
+    def __init__(self, dim: int, head_size: int, value_size: int | None = None, causal: bool = True,
+                 attention: Callable[..., tuple[torch.Tensor, torch.Tensor]] | None = None) -> None:
+        super().__init__()
+        self.causal, self.head_size = causal, head_size
+        self.attention = attention or scaled_dot_product_attention
+        self.q = nn.Linear(dim, head_size, bias=False)
+        self.k = nn.Linear(dim, head_size, bias=False)
+        self.v = nn.Linear(dim, value_size or dim, bias=False)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x (B, L, dim) -> out (B, L, value_size), weights (B, L, L)."""
+        q, k, v = self.q(x), self.k(x), self.v(x)  # (B, L, H), (B, L, H), (B, L, value_size)
+        if not self.causal:
+            return self.attention(q, k, v)
+        return self.attention(q, k, v, causal_mask(x.shape[1], device=x.device))

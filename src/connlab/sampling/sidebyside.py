@@ -21,6 +21,7 @@ import torch
 from connlab import plots
 from connlab.checkpoint import atomic_write_json
 from connlab.data import to_uint8
+from connlab.diffusion.ladder import schedule_name
 from connlab.diffusion.sidebyside import Ladder, chains, shared_noise
 from connlab.sampling.generate import evenly_spaced
 
@@ -49,7 +50,8 @@ def store_side_by_side(gen, ladder: Ladder, folder: Path, sampler: str = "ddpm",
         "diffusion": {"run": str(folder), "space": dc.space, "prediction": dc.prediction, "schedule": dc.schedule,
                       "timesteps": dc.timesteps, "class_cond": bool(dc.class_cond), "shape": list(gen.shape)},
         "ladder": {"run": str(ladder.run), "variant": ladder.name, "steps": ladder.steps,
-                   **{k: ladder.config.get(k) for k in ("schedule", "dist", "mag", "epochs")}},
+                   **{k: ladder.config.get(k) for k in ("schedule", "dist", "mag", "epochs")},
+                   "schedule": schedule_name(str(ladder.config.get("schedule", "?")))},
         "chains": [{"name": name, "steps": len(traj) - 1, "columns": picks,
                     "images": [[png_uri(traj[p, k]) for p in picks] for k in range(num)]}  # [draw][column]
                    for name, (picks, traj) in shown.items()],

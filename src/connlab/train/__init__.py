@@ -2,16 +2,17 @@
 
 - ``config``: ``TrainConfig``, ``TrainResult``, devices, seeds, the per-epoch shuffle, the LR schedule;
 - ``state``: what a checkpoint holds (snapshot / restore) and where a resumed run picks up;
-- ``callbacks``: progress bar, NaN guard, epoch evaluation and log, test-only step hooks;
+- ``callbacks``: progress bar, NaN guard, epoch evaluation and log, early stopping, test-only step hooks;
 - ``loop``: ``fit``, the step (eager, DDP or CUDA graph) and the epoch.
 """
 
+from connlab.train.callbacks import EarlyStopping
 from connlab.train.config import (
     LossFn, TrainConfig, TrainingDiverged, TrainResult, epoch_permutation, pick_device, seed_everything,
 )
 from connlab.train.loop import fit
 
 __all__ = [
-    "LossFn", "TrainConfig", "TrainResult", "TrainingDiverged",
+    "EarlyStopping", "LossFn", "TrainConfig", "TrainResult", "TrainingDiverged",
     "epoch_permutation", "fit", "pick_device", "seed_everything",
 ]

@@ -357,7 +357,7 @@ function setupLadder() {
 async function updateLadder() {
   const m = models.ladder_step;
   if (!m) return;
-  const { T, a, b, dist } = m.info;
+  const { T, a, b, dist, mag, schedule } = m.info;
   const start = $("ladder-start").value;
   let x;
   if (start === "noise") {
@@ -365,7 +365,10 @@ async function updateLadder() {
     x = Float32Array.from({ length: PIXELS }, () => r.uniform());
   } else if (start === "noisy") {
     x = Float32Array.from(state.noisy);
-  } else {  // the ladder's own forward process: x_t = clip(a_t x_{t-1} + b_t z_t), t = 1 … T
+  } else if (schedule === "interpolate") {  // the course's end point: x_T = clip(x_0 + round(mag z))
+    const r = rng(2000 + (Number($("noise-seed").value) || 0));
+    x = Float32Array.from(state.clean, (v) => Math.min(1, Math.max(0, v + Math.round(mag * r.draw(dist)))));
+  } else {  // a walk's own forward process: x_t = clip(a_t x_{t-1} + b_t z_t), t = 1 … T
     const r = rng(2000 + (Number($("noise-seed").value) || 0));
     x = Float32Array.from(state.clean);
     for (let t = 1; t <= T; t++) {
@@ -628,9 +631,81 @@ function showSequence() {
   $("seq-table").replaceChildren(table);
 }
 
+// --- 7. the course's toy attention head (self-contained: uses only $, run, tensor, state, explorer) --------
+
+const toyPanel = {
+  tokensOf(text) {  // the words of a typed sentence, or the reason it is not one
+    const { tokens, length } = models.toy_head.info;
+    const words = text.trim().split(/\s+/).filter(Boolean);
+    if (!words.length || words.length > length) return { error: `type 1 to ${length} words` };
+    const unknown = words.find((w) => !tokens.includes(w));
+    if (unknown) return { error: `"${unknown}" is not one of the tokens: ${tokens.join(", ")}` };
+    return { words };
+  },
+  table(caption, rows, cols, values, width) {
+    const table = document.createElement("table");
+    table.innerHTML = `<caption>${caption}</caption>`;
+    const head = table.insertRow();
+    head.append(Object.assign(document.createElement("th"), { textContent: "" }));
+    for (const c of cols) head.append(Object.assign(document.createElement("th"), { scope: "col", textContent: c }));
+    rows.forEach((r, i) => {
+      const row = table.insertRow();
+      row.append(Object.assign(document.createElement("th"), { scope: "row", textContent: r }));
+      cols.forEach((_, j) => {
+        const cell = row.insertCell(), v = values[i * width + j];
+        cell.textContent = v.toFixed(2);
+        cell.style.background = `rgba(40, 90, 200, ${v.toFixed(3)})`;
+        if (v > 0.5) cell.style.color = "#fff";
+      });
+    });
+    return table;
+  },
+  setup() {
+    const m = models.toy_head;
+    if (!m) return;
+    const sel = $("toy-sentence");
+    for (const s of m.info.sentences) sel.add(new Option(s, s));
+    $("toy-input").value = m.info.sentences[0];
+    sel.addEventListener("change", () => { $("toy-input").value = sel.value; toyPanel.update(); });
+    $("toy-input").addEventListener("input", () => toyPanel.update());
+  },
+  async update() {
+    const { tokens, length } = models.toy_head.info;
+    const parsed = toyPanel.tokensOf($("toy-input").value);
+    if (parsed.error) { $("toy-output").textContent = parsed.error; return; }
+    const words = parsed.words, L = words.length, V = tokens.length;
+    // The head is causal: positions < L do not depend on what follows, so the sentence is padded to the
+    // network's length with <Start> and only its own L rows are shown.
+    const ids = words.map((w) => tokens.indexOf(w));
+    while (ids.length < length) ids.push(0);
+    explorer.busy += 1;
+    try {
+      const out = await run("toy_head", { tokens: tensor("int64", BigInt64Array.from(ids.map(BigInt)), [1, length]) });
+      const T = length, w = out.attention.data, p = out.probs.data;
+      const weights = [], probs = [];
+      for (let i = 0; i < L; i++) {
+        for (let j = 0; j < L; j++) weights.push(w[i * T + j]);
+        for (let c = 0; c < V; c++) probs.push(p[i * V + c]);
+      }
+      const rows = words.map((t, i) => `${i}: ${t}`);
+      $("toy-weights").replaceChildren(toyPanel.table(
+        "attention weights: row = query position, column = key; zero above the diagonal (the causal mask)", rows, words, weights, L));
+      $("toy-probs").replaceChildren(toyPanel.table("next-token probabilities softmax(z): row = position", rows, tokens, probs, V));
+      const last = probs.slice((L - 1) * V, L * V), best = last.indexOf(Math.max(...last));
+      state.toy = { words, weights, probs };
+      $("toy-output").textContent = `after “${words.join(" ")}” the head expects “${tokens[best]}” ` +
+        `(${(100 * last[best]).toFixed(1)} %)` + (words[L - 1] === "the" ? `; chicken ${(100 * last[tokens.indexOf("chicken")]).toFixed(1)} %, ` +
+        `beef ${(100 * last[tokens.indexOf("beef")]).toFixed(1)} %` : "");
+    } finally {
+      explorer.busy -= 1;
+    }
+  },
+};
+
 // --- parts left out, start-up ---------------------------------------------------------------------
 
-const SECTIONS = { autoencoder: "ae-part", ladder: "ladder-part", diffusion: "diffusion-part", vit: "vit-part", attention: "attention-part" };
+const SECTIONS = { autoencoder: "ae-part", ladder: "ladder-part", diffusion: "diffusion-part", vit: "vit-part", attention: "attention-part",
+  toy_attention: "toy-part" };
 
 function showLeftOut() {
   for (const p of manifest.left_out) {
@@ -679,10 +754,11 @@ async function start() {
   state.timing.startup_ms = performance.now() - t0;
   $("status").textContent = `ready: ${Object.keys(sessions).length} models in ${fmt(state.timing.ready_ms / 1000, 2)} s` +
     (manifest.export_errors.length ? `; not exported: ${manifest.export_errors.join("; ")}` : "");
-  setupDrawing(); setupAutoencoders(); setupLadder(); setupDiffusion(); setupVit(); setupSequence();
+  setupDrawing(); setupAutoencoders(); setupLadder(); setupDiffusion(); setupVit(); setupSequence(); toyPanel.setup();
   $("digit").value = "0";
   $("digit").dispatchEvent(new Event("change"));
   if (models.sequence) await updateSequence();
+  if (models.toy_head) await toyPanel.update();
   if (models.ddim_step) await generate();
   await explorer.settled();
   document.body.dataset.ready = "true";
