@@ -87,7 +87,7 @@ def course_steps(only: set[str] | None = None) -> list:
             missing.append(command)
     if missing:
         have = [s.name for c, s in COURSE_DEMO if c not in missing]
-        raise UserError(f"connlab demo --preset course: {', '.join(missing)} has no --preset course yet (not "
+        raise UserError(f"connlab demo --preset course: {', '.join(missing)}: no --preset course yet (not "
                         f"merged); run the others with --only {','.join(have)}")
     return steps
 
