@@ -160,6 +160,7 @@ def test_course_noise_is_drawn_once_the_same_noisy_set_every_epoch(monkeypatch, 
     assert kwargs["early_stopping"].monitor == "val_bce" and kwargs["early_stopping"].patience == 5
 
 
+@pytest.mark.slow   # 4 tiny models plus 96-digit validation: about a minute on 2 cores
 def test_course_run_folder_summary_contract_and_section(tmp_path, capsys):
     from connlab.cli import main
     from connlab.experiments.autoencoder import section

@@ -72,6 +72,7 @@ class AutoencoderExperiment(TrainingSettings, DataSettings):
         "course": dict(skip="all", upsample="nearest", bottleneck=16, init="keras", noise=1.0,
                        noise_dist="salt-pepper", noise_draw="once", dataset="course", epochs=20, batch_size=128,
                        lr=1e-3, patience=5, monitor_images=1000, validation_images=0, iterate=6),
+        # --dataset course: MNIST's first 1,000 training digits and a validation set (connlab.data.course)
     }
     PRESET_FIELD = "preset"
 
@@ -172,6 +173,10 @@ def load_data(cfg: AutoencoderExperiment):
     from connlab.experiments.variants import load_images
 
     if cfg.dataset != "course":
+        if cfg.validation_images:
+            from connlab.errors import UserError
+
+            raise UserError("--validation-images needs the course's data (--dataset course, or --preset course)")
         device, data = load_images(cfg)
         return device, data, None
     from connlab.data.course import load_course_data
