@@ -145,6 +145,9 @@ def test_a_course_figure_outside_our_seeds_is_not_reproduced(tmp_path):
     sec = depth.section(_run(tmp_path, summary))
     plain_row = sec.tables[0].rows[0]
     assert plain_row[5] == NOT_REPRODUCED and "below the interval" in plain_row[6]
+    why = [n for n in sec.notes if n.startswith("The course's plain figure 0.100 lies")]
+    assert len(why) == 1 and "0 of our 5 plain runs did" in why[0] and "at most 45 %" in why[0]
+    assert not any(n.startswith("The course's residual figure") for n in sec.notes)   # 0.634 is inside
 
 
 def test_a_run_off_the_course_protocol_gets_no_course_verdict(tmp_path):

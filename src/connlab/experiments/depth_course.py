@@ -32,9 +32,11 @@ runs share its noisy sets, so the claim is tested paired by seed. The run folder
 from __future__ import annotations
 
 import argparse
+import math
 from dataclasses import asdict
 from pathlib import Path
 
+from connlab.evidence import NOT_REPRODUCED
 from connlab.experiments.section import (NOT_MEASURED, UNKNOWN, Run, Section, Table, effect_of,
                                          evidence_line, fmt, get, num)
 
@@ -371,6 +373,45 @@ def variants_table(s: dict) -> Table:
                  f"final weights (early stopping keeps the last, as Keras does); mean over {get(s, 'seeds')} seed(s)")
 
 
+PLATEAU = -(0.1 * math.log(0.1) + 0.9 * math.log(0.9))   # the BCE of answering 0.1 to all ten questions
+
+
+def outside_notes(s: dict) -> list[str]:
+    """For each course figure outside our interval for one run: where it lies, and the likeliest reason."""
+    from connlab.experiments.section import stored_reproduction
+
+    notes = []
+    for kind in KINDS:
+        rep = stored_reproduction(get(s, "reproduction", kind))
+        v = get(s, "variants", variant_name(kind, "bce", COURSE_BLOCKS), default={})
+        if rep is None or rep.verdict != NOT_REPRODUCED or math.isnan(rep.low):
+            continue
+        n, stuck = len(get(v, "seeds", default=[]) or []), int(get(v, "one_class_seeds", default=0) or 0)
+        where = (f"The course's {kind} figure {rep.published:.3f} lies {abs(rep.gap):.3f} "
+                 f"{'above' if rep.gap > 0 else 'below'} our interval for one run ({rep.low:.3f} to {rep.high:.3f}, "
+                 f"n = {rep.n}). ")
+        if rep.published < rep.low:
+            what = (f"The course's run stayed on the plateau where every softmax output is about 0.1 (its training "
+                    f"loss at epoch 20, 0.3248, is the BCE of that answer, {PLATEAU:.4f}) and predicted one class; "
+                    f"{stuck} of our {n} {kind} runs did. ")
+        else:
+            what = (f"{stuck} of our {n} {kind} runs stayed on the plateau where every output is about 0.1 and "
+                    "predicted one class; the course's run left it. ")
+        notes.append(where + what + plateau_reason(stuck if rep.published < rep.low else n - stuck, n))
+    return notes
+
+
+def plateau_reason(matching: int, n: int) -> str:
+    """Why a course run differs from ours when ``matching`` of our ``n`` runs did what the course's did."""
+    if matching:
+        return ("Whether a net leaves that plateau depends on its initial weights and noise draw, and some of ours "
+                "did what the course's run did: the likeliest reason is chance (the course shows one unseeded run).")
+    bound = 1 - 0.05 ** (1 / n) if n else 1.0
+    return (f"None of ours did what the course's run did: if that is chance, it is a draw of at most "
+            f"{100 * bound:.0f} % of runs (the one-sided 95 % bound for 0 of {n}), so a difference of numerics is "
+            "a candidate too: Keras' (TensorFlow's kernels, Adam's ε = 1e-7), which this lab cannot run.")
+
+
 def course_notes(s: dict) -> list[str]:
     counts = get(s, "validation_class_counts", default=[]) or []
     notes = [
@@ -385,6 +426,7 @@ def course_notes(s: dict) -> list[str]:
         notes.append(f"A net that predicts one class for every digit scores that class's share of the validation "
                      f"digits: here {min(counts) / sum(counts):.3f} to {max(counts) / sum(counts):.3f}; the "
                      f"course's 0.100 is such a score (the ten digits it shows are all predicted '7').")
+    notes += outside_notes(s)
     notes.append("Not the course's, and why: PyTorch's Adam uses ε = 1e-8 where Keras uses 1e-7; the course's noise "
                  "and initial weights are unseeded draws (one run), ours come from each seed.")
     return notes
