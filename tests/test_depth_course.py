@@ -155,3 +155,23 @@ def test_a_run_off_the_course_protocol_gets_no_course_verdict(tmp_path):
     del summary["reproduction"]
     sec = depth.section(_run(tmp_path, summary))
     assert any("differs from it in: epochs 2" in n for n in sec.notes)
+
+
+def test_the_page_shows_the_course_run_and_the_labs_sweep_beside_it(tmp_path):
+    from connlab.experiments.section import NOT_MEASURED
+    from connlab.report import build_report
+    from tests.test_evidence_sections import DEGRADES, _depth_summary
+
+    folders = []
+    for name, summary in (("course", _course_summary([0.10, 0.11, 0.099, 0.12, 0.10], [0.62, 0.66, 0.6, 0.64, 0.65])),
+                          ("lab", {"experiment": "depth", **_depth_summary(DEGRADES)}),   # an old lab folder
+                          ("broken", {"experiment": "depth", "protocol": "course"})):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "config.json").write_text(json.dumps({"experiment": "depth", "config": {}}))
+        (folder / "summary.json").write_text(json.dumps(summary))
+        folders.append(folder)
+    page = build_report(folders, tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "The course&#x27;s residual notebook" in page or "The course's residual notebook" in page
+    assert "Can we keep adding layers? Plain vs residual networks" in page
+    assert "0.634" in page and "reproduced" in page and NOT_MEASURED in page

@@ -312,7 +312,8 @@ def course_figure(summary: dict, out: Path) -> None:
                      "--" if v["kind"] == "plain" else "-", marker="o", markersize=3, label=name)
     axes[0].set_xticks(range(len(names)), names, rotation=20, fontsize=8)
     axes[0].set_ylabel("validation accuracy (final weights)")
-    finish_axes(axes[0], None, None, legend=8)
+    starred = any(v["loss"] == "bce" and v["blocks"] == COURSE_BLOCKS for v in summary["variants"].values())
+    finish_axes(axes[0], None, None, legend=8 if starred else None)
     finish_axes(axes[1], "epoch", "validation accuracy", legend=7)
     fig.suptitle(f"the course's residual notebook: {summary['train_images']} noisy training digits, "
                  f"{summary['seeds']} seed(s); validation: {summary['validation_text']}", fontsize=9)
