@@ -93,3 +93,112 @@ def test_what_n_would_settle_it():
     assert text.startswith("not settled at n = 3") and "would settle it" in text
     strong = compare([1.0, 1.1, 0.9, 1.05, 0.95], [0.5, 0.6, 0.4, 0.55, 0.45]).as_dict()
     assert comparison_settles(strong) == "settled at n = 5"
+
+
+# --- `connlab autoencoder --preset course` -------------------------------------------------------------
+
+def course_config(*flags):
+    from connlab.cli import build_parser
+    from connlab.experiments.autoencoder import AutoencoderExperiment
+
+    argv = ["autoencoder", "--preset", "course", *flags]
+    return AutoencoderExperiment.from_args(build_parser(argv).parse_args(argv))
+
+
+def test_the_course_preset_fills_only_the_flags_not_given():
+    cfg = course_config()
+    assert (cfg.bottleneck, cfg.init, cfg.noise_dist, cfg.noise, cfg.noise_draw, cfg.dataset) == (
+        16, "keras", "salt-pepper", 1.0, "once", "course")
+    assert (cfg.epochs, cfg.batch_size, cfg.lr, cfg.patience) == (20, 128, 1e-3, 5)
+    assert cfg.variants == ("none", "concat")          # the course's comparison
+    assert cfg.course_deviations() == {}
+    given = course_config("--epochs", "3", "--init", "torch", "--upsample", "transpose")
+    assert (given.epochs, given.init, given.upsample, given.bottleneck) == (3, "torch", "transpose", 16)
+    assert given.course_deviations() == {"epochs": (3, 20), "init": ("torch", "keras"),
+                                         "upsample": ("transpose", "nearest")}
+    assert course_config("--skip", "add").variants == ("add",)
+
+
+def test_course_noise_is_drawn_once_the_same_noisy_set_every_epoch(monkeypatch, tmp_path):
+    """The training data handed to the loop is one noisy copy (per seed), and the loss never draws noise."""
+    import connlab.experiments.variants as variants
+    from connlab.data.noise import salt_and_pepper
+    from connlab.experiments.autoencoder import run_experiment
+
+    seen = []
+
+    class Captured(Exception):
+        pass
+
+    def capture(cfg, out, name, build, loss_fn, data, device, **kwargs):
+        from types import SimpleNamespace
+
+        model = build()
+        seen.append((name, loss_fn, data, model, kwargs))
+        if len(seen) == 2:
+            raise Captured
+        return model, SimpleNamespace(train_seconds=0.0, train_images_per_second=0.0, epochs=0, stopped_epoch=None,
+                                      history=[])
+
+    monkeypatch.setattr(variants, "train_variant", capture)
+    monkeypatch.setattr(variants, "over_seeds", lambda names, seeds, one: [one("none", s) for s in seeds])
+    cfg = course_config("--limit", "64", "--validation-images", "32", "--seeds", "2", "--device", "cpu")
+    with pytest.raises(Captured):
+        run_experiment(cfg, tmp_path)
+    (name0, loss_fn, (noisy0, clean0), model, kwargs), (_, _, (noisy1, clean1), _, _) = seen[:2]
+    assert torch.equal(clean0, clean1) and clean0.shape == (64, 1, 28, 28)
+    assert not torch.equal(noisy0, noisy1)                     # each seed its own draw ...
+    changed = noisy0 != clean0
+    assert torch.all((noisy0[changed] == 0) | (noisy0[changed] == 1))   # ... of salt and pepper
+    assert 0.2 < changed.float().mean() < 0.45   # salt on the background, pepper on the strokes
+    g = torch.Generator().manual_seed(977 * 1_000_003 + 0)
+    assert torch.equal(noisy0, salt_and_pepper(clean0, g))     # the course's noise, from a seeded generator
+    batch = (noisy0[:8], clean0[:8])
+    first = loss_fn(model, batch, torch.Generator().manual_seed(1))
+    again = loss_fn(model, batch, torch.Generator().manual_seed(2))
+    assert torch.equal(first, again)                           # nothing is redrawn inside a step
+    assert kwargs["early_stopping"].monitor == "val_bce" and kwargs["early_stopping"].patience == 5
+
+
+def test_course_run_folder_summary_contract_and_section(tmp_path, capsys):
+    from connlab.cli import main
+    from connlab.experiments.autoencoder import section
+    from connlab.experiments.section import load_run
+
+    out = tmp_path / "course"
+    assert main(["autoencoder", "--preset", "course", "--skip", "all", "--epochs", "2", "--limit", "64",
+                 "--batch-size", "32", "--validation-images", "96", "--monitor-images", "48", "--seeds", "2",
+                 "--iterate", "2", "--device", "cpu", "--out", str(out)]) == 0
+    import json
+
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["protocol"] == "course" and summary["validation"] in ("mnist-test", "embedded-rest")
+    assert {v: summary["variants"][v]["params"] for v in summary["variants"]} == {"none": 185_873,
+                                                                                  "concat": 260_177}
+    for v in ("none", "concat"):
+        seeds = summary["variants"][v]["seeds"]
+        assert len(seeds) == 2 and all(0 < r["test_bce"] < 1 for r in seeds)   # BCE on all 96 validation digits
+    reps = summary["course"]["reproduction"]
+    assert [r["published"] for r in reps["none"]] == [0.1652, 0.1594, 0.1620]
+    assert reps["concat"][0]["published"] == 0.1447 and reps["concat"][0]["n"] == 2
+    assert summary["course"]["deviations"]["epochs"] == {"ours": 2, "course": 20}
+    line = json.loads((out / "variants" / "none-seed1" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert "val_bce" in line                                   # every seed is watched (early stopping)
+    sec = section(load_run(out))
+    assert sec.experiment == "autoencoder-course"
+    rows = sec.tables[0].rows
+    assert rows[0][1] == "0.1652" and rows[-1][1] == "0.1447"
+    assert all(r[5] in ("reproduced", "not reproduced") for r in rows)
+    assert "NOT the course's protocol: epochs 2 (course: 20)" in sec.tables[0].caption
+    assert sec.tables[1].rows[0][0] == "course protocol (this run)"
+    assert sec.verdict in ("supported", "not supported at this budget", "contradicted")
+
+
+def test_course_section_renders_a_folder_without_the_course_numbers(tmp_path):
+    from connlab.experiments.autoencoder import section
+    from connlab.experiments.section import Run
+
+    sec = section(Run(tmp_path, "autoencoder", {"preset": "course"}, {"protocol": "course", "seeds": 1}))
+    assert sec.verdict == "not measured" and sec.tables[0].rows == []
+    old = section(Run(tmp_path, "autoencoder", {}, {"variants": {}, "seeds": 1}))   # a lab folder from before
+    assert old.experiment == "autoencoder"

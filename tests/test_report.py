@@ -319,7 +319,8 @@ def test_demo_plan_runs_every_experiment_in_the_lectures_order():
 
     for full in (False, True):
         names = [p.name for p in plan(full, "mnist-embedded", None, "cpu")]
-        assert names == ["gates", "rnn", "skipmlp", "autoencoder", "depth", "ladder", "diffusion train",
+        assert names == ["gates", "rnn", "skipmlp", "autoencoder", "autoencoder course", "depth", "ladder",
+                         "diffusion train",
                          "diffusion sample", "diffusion eval", "vit", "attention"]
     cpu = {p.name: p.argv for p in plan(False, "mnist-embedded", None, "cpu")}
     assert "--iterate" in cpu["autoencoder"] and "all" in cpu["autoencoder"]

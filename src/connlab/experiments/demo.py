@@ -41,33 +41,63 @@ class Part:
     owns_folder: bool = True   # False: writes into another part's folder (no --out, no --resume)
 
 
-def plan(full: bool, dataset: str, data_dir: str | None, device: str) -> list[Part]:
+def plan(full: bool, dataset: str, data_dir: str | None, device: str, preset: str = "lab",
+         only: set[str] | None = None) -> list[Part]:
     """The demo's parts in the lecture's order (``REGISTRY``'s demo steps), with their command lines.
 
-    A step that owns its folder writes ``DIR/<experiment>/``; the others (diffusion sample/eval)
-    get ``--run <experiment>``, completed to that folder in ``command_line``.
+    A step that owns its folder writes ``DIR/<experiment>/`` (or its own ``folder``); the others
+    (diffusion sample/eval) get ``--run <experiment>``, completed to that folder in ``command_line``.
+    ``preset="course"``: the course's protocols instead (``registry.COURSE_DEMO``); ``only``: the
+    parts that will run, so that a missing preset refuses only a part that was asked for.
     """
     from connlab.experiments import lecture_order
 
     data = ("--dataset", dataset) + (("--data-dir", data_dir) if data_dir else ())
     parts = []
-    for entry in lecture_order():
-        for step in entry.demo:
-            command = (entry.name, step.action) if step.action else (entry.name,)
-            flags = step.full if full else step.cpu
-            name = " ".join(command)
-            if step.owns_folder:
-                extra = data if step.takes_dataset else ()
-                parts.append(Part(name, entry.name, (*command, *flags, *extra, "--device", device), step.done_file))
-            else:
-                parts.append(Part(name, entry.name, (*command, "--run", entry.name, *flags, "--device", device),
-                                  step.done_file, False))
+    steps = (course_steps(only) if preset == "course" else
+             [(entry, step) for entry in lecture_order() for step in entry.demo])
+    for entry, step in steps:
+        command = (entry.name, step.action) if step.action else (entry.name,)
+        flags = step.full if full else step.cpu
+        name = step.name or " ".join(command)
+        if step.owns_folder:
+            extra = (data if step.takes_dataset else
+                     ("--data-dir", data_dir) if step.takes_data_dir and data_dir else ())
+            parts.append(Part(name, step.folder or entry.name, (*command, *flags, *extra, "--device", device),
+                              step.done_file))
+        else:
+            parts.append(Part(name, entry.name, (*command, "--run", entry.name, *flags, "--device", device),
+                              step.done_file, False))
     return parts
+
+
+def course_steps(only: set[str] | None = None) -> list:
+    """``registry.COURSE_DEMO`` as (entry, step); a command without a ``--preset course`` (its helper's branch
+    not merged yet) is a UserError naming it, unless ``only`` leaves its part out."""
+    from connlab.errors import UserError
+    from connlab.experiments.registry import COURSE_DEMO, REGISTRY
+
+    steps, missing = [], []
+    for command, step in COURSE_DEMO:
+        entry = REGISTRY.get(command)
+        presets = getattr(entry.config_class, "PRESETS", {}) if entry is not None and entry.config else {}
+        if "course" in presets:
+            steps.append((entry, step))
+        elif only is None or step.name in only:
+            missing.append(command)
+    if missing:
+        have = [s.name for c, s in COURSE_DEMO if c not in missing]
+        raise UserError(f"connlab demo --preset course: {', '.join(missing)} has no --preset course yet (not "
+                        f"merged); run the others with --only {','.join(have)}")
+    return steps
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=None, help="demo folder (default runs/demo-<timestamp>)")
     p.add_argument("--full", action="store_true", help="full-size settings for a GPU and the full MNIST")
+    p.add_argument("--preset", choices=("lab", "course"), default=None,
+                   help="lab: the lab's experiments (default); course: every course protocol at n = 5 seeds "
+                        "(autoencoder, depth, ladder, attention's toy head with --preset course)")
     p.add_argument("--resume", action="store_true",
                    help="continue the demo in --out: skip finished parts, resume an interrupted one")
     p.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda, cuda:N, mps")
@@ -89,18 +119,24 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out is not None else default_out("demo")
     record_path = out / "demo.json"
     options = {"full": args.full, "dataset": args.dataset or ("mnist" if args.full else "mnist-embedded"),
-               "data_dir": str(args.data_dir) if args.data_dir else None, "device": args.device}
+               "data_dir": str(args.data_dir) if args.data_dir else None, "device": args.device,
+               "preset": args.preset or "lab"}
     previous: dict = {}
     if args.resume and not record_path.is_file():  # so `make demo` can always pass --resume
         print(f"--resume: {out} holds no demo yet; starting one", file=sys.stderr)
     elif args.resume:
         previous = _read_json(record_path)
         options = previous.get("options", options)  # continue the demo that was started
+        if args.preset is not None and args.preset != options.get("preset", "lab"):
+            raise UserError(f"--resume: {out} holds a demo of --preset {options.get('preset', 'lab')}, "
+                            f"not {args.preset}")
     elif record_path.exists() or any((out / p.folder / "config.json").exists()
                                      for p in plan(False, "", None, "auto")):
         raise UserError(f"{out} already holds a demo; pass --resume to continue it or choose another --out")
 
-    parts = plan(options["full"], options["dataset"], options["data_dir"], options["device"])
+    preset = options.get("preset", "lab")
+    only = {w.strip() for w in args.only.split(",") if w.strip()} if args.only else None
+    parts = plan(options["full"], options["dataset"], options["data_dir"], options["device"], preset, only)
     if args.only:
         wanted = [w.strip() for w in args.only.split(",") if w.strip()]
         unknown = [w for w in wanted if w not in {p.name for p in parts}]
@@ -110,8 +146,8 @@ def run(args: argparse.Namespace) -> int:
     make_folder(out)
     old = {r["name"]: r for r in previous.get("parts", [])}
     record = {"experiment": "demo", "options": options, "started": previous.get("started", _now()),
-              "environment": environment(options["device"]), "parts": [dict(old[p.name]) for p in plan(
-                  options["full"], options["dataset"], options["data_dir"], options["device"]) if p.name in old]}
+              "environment": environment(options["device"]), "parts": [dict(old[p.name]) for p in parts
+                                                                      if p.name in old]}
     _write_json(record_path, record)  # from now on --resume can continue this demo
     t_demo = time.perf_counter()
     failed, interrupted = [], False
@@ -163,9 +199,7 @@ def run(args: argparse.Namespace) -> int:
     if args.report:
         from connlab.report.page import build_report
 
-        folders = [out / f for f in dict.fromkeys(p.folder for p in plan(
-            options["full"], options["dataset"], options["data_dir"], options["device"]))
-            if (out / f / "config.json").is_file()]
+        folders = [out / f for f in dict.fromkeys(p.folder for p in parts) if (out / f / "config.json").is_file()]
         page = build_report(folders, out / "report.html", demo=record)
         print(f"report: {page}")
     print(f"demo: {len(parts) - len(failed)}/{len(parts)} parts finished in {_clock(record['total_seconds'])} "

@@ -21,7 +21,9 @@ class DemoStep:
 
     Data flags (``--dataset``, ``--data-dir``) are added when ``takes_dataset``; ``--device`` always.
     A step that does not own its folder (``owns_folder=False``) gets ``--run FOLDER`` instead of
-    ``--out``/``--resume`` and is done when ``done_file`` (a glob) exists there.
+    ``--out``/``--resume`` and is done when ``done_file`` (a glob) exists there. A second step of one
+    command names its part and folder (``name``, ``folder``; default: the command). A course preset
+    step takes ``--data-dir`` alone (``takes_data_dir``): its preset picks the course's digits.
     """
 
     cpu: tuple[str, ...]
@@ -30,6 +32,9 @@ class DemoStep:
     takes_dataset: bool = False
     done_file: str = "summary.json"
     owns_folder: bool = True
+    name: str = ""                   # the part's name in demo.json and --only (default: the command)
+    folder: str = ""                 # its run folder in the demo folder (default: the experiment's name)
+    takes_data_dir: bool = False
 
 
 @dataclass(frozen=True)
@@ -81,6 +86,15 @@ def _s(*argv) -> tuple[str, ...]:
     return tuple(str(a) for a in argv)
 
 
+# ``connlab demo --preset course``: every course protocol at n = 5 seeds, one part each, in the lecture's order
+# (each command's own ``--preset course``; a command without one yet is refused by name before anything runs).
+COURSE_DEMO: tuple[tuple[str, DemoStep], ...] = tuple(
+    (command, DemoStep(_s("--preset", "course", *extra, "--seeds", 5), _s("--preset", "course", *extra, "--seeds", 5),
+                       name=f"{command} course", folder=f"{command}-course", takes_data_dir=data))
+    for command, extra, data in (("autoencoder", ("--skip", "all"), True), ("depth", (), True), ("ladder", (), True),
+                                 ("attention", (), False)))
+
+
 for _entry in (
     Experiment("demo", "the whole lab in one command: every experiment, then report.html",
                "connlab.experiments.demo", single_process=("",)),
@@ -93,7 +107,12 @@ for _entry in (
                # 5 seeds paired by seed for the skip verdicts (docs/evidence-budgets.md §4: 60 steps per seed)
                demo=(DemoStep(_s("--skip", "all", "--epochs", 2, "--seeds", 5, "--limit", 960, "--batch-size", 32,
                                  "--iterate", 4),
-                              _s("--skip", "all", "--epochs", 10, "--seeds", 5, "--iterate", 5), takes_dataset=True),)),
+                              _s("--skip", "all", "--epochs", 10, "--seeds", 5, "--iterate", 5), takes_dataset=True),
+                     # the course's Exercise 1 exactly, at the largest n of seeds that fits the demo's time
+                     # (benchmarks/RESULTS.md); each row says what n would settle it; `demo --preset course`: n = 5
+                     DemoStep(_s("--preset", "course", "--skip", "all", "--seeds", 2),
+                              _s("--preset", "course", "--skip", "all", "--seeds", 5), name="autoencoder course",
+                              folder="autoencoder-course", takes_data_dir=True))),
     Experiment("ladder", "Exercise 2: incremental denoising with T steps", "connlab.experiments.ladder",
                lecture=60, config="LadderExperiment", section="section",
                demo=(DemoStep(_s("--steps", 5, "--epochs", 2, "--limit", 2000, "--batch-size", 32,

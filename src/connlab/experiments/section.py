@@ -250,8 +250,10 @@ def stored_reproduction(value):
         return value
     if not isinstance(value, dict):
         return None
-    try:
-        return Reproduction.from_dict(value)
+    from dataclasses import fields
+
+    try:  # a stored row may carry more keys (its source): the Reproduction's own are read
+        return Reproduction.from_dict({f.name: value[f.name] for f in fields(Reproduction)})
     except (TypeError, ValueError, KeyError):
         return None
 
@@ -300,7 +302,7 @@ def reproduction_settles(value) -> str:
     if first is None:
         return f"at this mean and spread, more than {MAX_SETTLE:,} seeds would settle it"
     if first <= rep.n:
-        return f"settled at n = {rep.n} (from n = {first} on at this mean and spread)"
+        return f"settled at n = {rep.n}"
     return f"not settled at n = {rep.n}: at this mean and spread, n = {first} would make it not reproduced"
 
 

@@ -200,7 +200,7 @@ def sample_digit(seed: int = 0) -> torch.Tensor:
 def export_autoencoders(run: Path) -> list[ExportedModel]:
     """none / concat / add from ``run/variants/<skip>-seed<s>/``, s the run's first seed."""
     from connlab.experiments.autoencoder import AutoencoderExperiment
-    from connlab.models.autoencoder import AutoencoderConfig, DenoisingAutoencoder
+    from connlab.models.autoencoder import DenoisingAutoencoder
 
     cfg = experiment_config(run, AutoencoderExperiment)
     models = []
@@ -208,7 +208,7 @@ def export_autoencoders(run: Path) -> list[ExportedModel]:
         path = run / "variants" / f"{skip}-seed{cfg.seed}" / "model.safetensors"
         if not path.is_file():
             continue
-        model = load(DenoisingAutoencoder(AutoencoderConfig(skip, cfg.upsample)), path)
+        model = load(DenoisingAutoencoder(cfg.model_config(skip)), path)  # the course's bottleneck too
         x, keep = sample_digit(1), torch.tensor([1.0, 0.0])
         models.append(export_model(f"ae_{skip}", AutoencoderPage(model), {"x": x, "keep": keep}, ["image"],
                                    {"skip": skip, "weights": str(path.relative_to(run))}))
