@@ -48,17 +48,18 @@ def test_the_residual_is_added_after_the_last_relu():
     assert torch.equal(plain(x), block.branch(x)) and plain(x).min() >= 0
 
 
-def test_the_course_loss_is_keras_binary_cross_entropy_of_the_softmax():
-    # uniform outputs: ten yes/no questions answered 0.1 -> -(0.1 ln 0.1 + 0.9 ln 0.9), the course's plateau
+def test_the_course_loss_is_what_keras_computes_binary_cross_entropy_of_the_logits():
+    # Keras' softmax caches its logits and binary_crossentropy uses them: ten sigmoid yes/no losses
     labels = torch.tensor([3, 7])
-    assert depth_course.course_bce(torch.zeros(2, 10), labels).item() == pytest.approx(
-        -(0.1 * math.log(0.1) + 0.9 * math.log(0.9)), rel=1e-6)
+    assert depth_course.course_bce(torch.zeros(2, 10), labels).item() == pytest.approx(math.log(2), rel=1e-6)
+    prior = torch.full((2, 10), math.log(0.1 / 0.9))   # every sigmoid answers 0.1: the course's plain plateau
+    assert depth_course.course_bce(prior, labels).item() == pytest.approx(depth_course.PLATEAU, rel=1e-6)
+    assert depth_course.PLATEAU == pytest.approx(0.3251, abs=1e-4)
     logits = torch.randn(5, 10, generator=torch.Generator().manual_seed(0))
     y = torch.arange(5)
-    p, t = logits.softmax(1), torch.nn.functional.one_hot(y, 10).float()
+    p, t = logits.sigmoid(), torch.nn.functional.one_hot(y, 10).float()
     expected = -(t * p.log() + (1 - t) * (1 - p).log()).mean()
     assert depth_course.course_bce(logits, y).item() == pytest.approx(expected.item(), rel=1e-5)
-    # a confident wrong answer is clipped at 1e-7 as Keras clips it, not infinite
     assert math.isfinite(depth_course.course_bce(torch.tensor([[100.0] + [0.0] * 9]), torch.tensor([1])).item())
 
 

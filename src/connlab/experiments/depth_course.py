@@ -10,8 +10,9 @@ connections help?" of a deep CNN that classifies noisy digits. Its protocol, fac
     noise          the Exercise-1 salt and pepper, clip(x + round(U(-1, 1)), 0, 1), drawn once per set
     network        ``connlab.models.identity_cnn``: conv 64 + pool, 3 identity blocks, dense 32, dense 10
     initialisation Keras' (Glorot-uniform kernels, zero biases)
-    loss           *binary* cross-entropy of the softmax outputs against one-hot labels (a quirk: the
-                   right loss for one label of ten is the categorical one, trained here beside it)
+    loss           *binary* cross-entropy against one-hot labels, which Keras computes on the logits its
+                   softmax caches (``course_bce``); a quirk: the right loss for one label of ten is the
+                   categorical one, trained here beside it
     training       Adam (Keras' default lr 1e-3), batch 128, 20 epochs, shuffled each epoch
     early stopping on the validation loss, patience 5, the last weights kept (Keras' defaults)
     metric         validation accuracy (Keras resolves "accuracy" to the categorical one here)
@@ -42,12 +43,13 @@ from connlab.experiments.section import (NOT_MEASURED, UNKNOWN, Run, Section, Ta
 
 NOTEBOOK = "CIML23_MNIST_wResidConnections_v0.ipynb (ciml-org/ciml-summer-institute-2023)"
 KINDS = ("plain", "residual")
-LOSSES = {"bce": "binary cross-entropy on one-hot labels (the course's)", "cce": "categorical cross-entropy"}
+LOSSES = {"bce": "binary cross-entropy on one-hot labels, of the logits as Keras computes it (the course's)",
+          "cce": "categorical cross-entropy"}
 COURSE_BLOCKS = 3
 COURSE_ACCURACY = {"plain": 0.100, "residual": 0.634}   # the notebook's printed val_accuracy, epoch 20
 VALIDATION_IMAGES = 1000                                 # X_test[0:1000]
 MONITOR = "val_loss"
-KERAS_EPSILON = 1e-7         # Keras clips probabilities to [eps, 1 - eps] before the log
+PLATEAU = -(0.1 * math.log(0.1) + 0.9 * math.log(0.9))   # BCE of answering every class's prior, 0.1
 ONE_CLASS = 0.9              # a net that gives >= 90 % of the validation digits one label "predicts one class"
 # the preset: every flag of the protocol; a flag the user gives wins (connlab.experiments.config)
 COURSE_PRESET = dict(depths=(COURSE_BLOCKS,), width=64, epochs=20, batch_size=128, lr=1e-3, limit=1000,
@@ -74,12 +76,17 @@ def variant_name(kind: str, loss: str, blocks: int) -> str:
 # --- the two losses, on logits ----------------------------------------------------------------------
 
 def course_bce(logits, labels):
-    """Keras' ``binary_crossentropy`` of softmax outputs and one-hot labels: the mean over the batch and
-    the ten outputs, each a yes/no question, probabilities clipped to [1e-7, 1 − 1e-7] as Keras does."""
+    """What the course's Keras computes for ``loss='binary_crossentropy'`` after its softmax layer.
+
+    Keras' softmax caches its input on its output (``_keras_logits``, "to use for crossentropy loss") and
+    ``binary_crossentropy`` uses it when present: the loss is ``sigmoid_cross_entropy_with_logits`` of the
+    *logits* against the one-hot labels, ten independent yes/no questions averaged over outputs and batch,
+    not the BCE of the softmax probabilities. Its first value is ln 2 (logits 0); the course's plain run
+    starts its epoch 1 at 0.6403 and ends on 0.3248, the prior of every class (``PLATEAU``)."""
     import torch.nn.functional as F
 
-    p = logits.float().softmax(dim=1).clamp(KERAS_EPSILON, 1 - KERAS_EPSILON)   # (B, classes)
-    return F.binary_cross_entropy(p, F.one_hot(labels, p.shape[1]).float())
+    logits = logits.float()   # (B, classes)
+    return F.binary_cross_entropy_with_logits(logits, F.one_hot(labels, logits.shape[1]).float())
 
 
 def categorical(logits, labels):
@@ -377,7 +384,6 @@ def variants_table(s: dict) -> Table:
                  "final weights (early stopping keeps the last, as Keras does); mean over the seeds done")
 
 
-PLATEAU = -(0.1 * math.log(0.1) + 0.9 * math.log(0.9))   # the BCE of answering 0.1 to all ten questions
 
 
 def outside_notes(s: dict) -> list[str]:
@@ -395,8 +401,9 @@ def outside_notes(s: dict) -> list[str]:
                  f"{'above' if rep.gap > 0 else 'below'} our interval for one run ({rep.low:.3f} to {rep.high:.3f}, "
                  f"n = {rep.n}). ")
         if rep.published < rep.low:
-            what = (f"The course's run stayed on the plateau where every softmax output is about 0.1 (its training "
-                    f"loss at epoch 20, 0.3248, is the BCE of that answer, {PLATEAU:.4f}) and predicted one class; "
+            what = (f"The course's run stayed on the plateau where every one of the ten sigmoid answers is about "
+                    f"0.1, the class prior (its training loss at epoch 20, 0.3248, is the BCE of that answer, "
+                    f"{PLATEAU:.4f}), and predicted one class; "
                     f"{stuck} of our {n} {kind} runs did. ")
         else:
             what = (f"{stuck} of our {n} {kind} runs stayed on the plateau where every output is about 0.1 and "
@@ -420,9 +427,11 @@ def course_notes(s: dict) -> list[str]:
     counts = get(s, "validation_class_counts", default=[]) or []
     notes = [
         "The course trains this classifier with binary cross-entropy on one-hot labels (Keras' "
-        "'binary_crossentropy' after a softmax): ten yes/no losses averaged, where one label of ten calls for the "
-        "categorical cross-entropy. It is kept as the course's setting (the rows 'bce'); the rows 'cce' train the "
-        "same nets with categorical cross-entropy, beside it.",
+        "'binary_crossentropy' after a softmax layer). Keras computes it on the logits the softmax caches, as ten "
+        "independent sigmoid yes/no losses averaged (its first epoch starts at ln 2 = 0.693; the BCE of the softmax "
+        "probabilities would start at 0.325), where one label of ten calls for the categorical cross-entropy. It "
+        "is kept as the course's setting (the rows 'bce'); the rows 'cce' train the same nets with categorical "
+        "cross-entropy, beside it.",
         f"Validation: {get(s, 'validation_text', default='?')} ({get(s, 'validation_images', default='?')} digits, "
         f"noised once per seed). The course validates on MNIST's first 1,000 test digits.",
     ]
