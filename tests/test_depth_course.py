@@ -48,17 +48,18 @@ def test_the_residual_is_added_after_the_last_relu():
     assert torch.equal(plain(x), block.branch(x)) and plain(x).min() >= 0
 
 
-def test_the_course_loss_is_keras_binary_cross_entropy_of_the_softmax():
-    # uniform outputs: ten yes/no questions answered 0.1 -> -(0.1 ln 0.1 + 0.9 ln 0.9), the course's plateau
+def test_the_course_loss_is_what_keras_computes_binary_cross_entropy_of_the_logits():
+    # Keras' softmax caches its logits and binary_crossentropy uses them: ten sigmoid yes/no losses
     labels = torch.tensor([3, 7])
-    assert depth_course.course_bce(torch.zeros(2, 10), labels).item() == pytest.approx(
-        -(0.1 * math.log(0.1) + 0.9 * math.log(0.9)), rel=1e-6)
+    assert depth_course.course_bce(torch.zeros(2, 10), labels).item() == pytest.approx(math.log(2), rel=1e-6)
+    prior = torch.full((2, 10), math.log(0.1 / 0.9))   # every sigmoid answers 0.1: the course's plain plateau
+    assert depth_course.course_bce(prior, labels).item() == pytest.approx(depth_course.PLATEAU, rel=1e-6)
+    assert depth_course.PLATEAU == pytest.approx(0.3251, abs=1e-4)
     logits = torch.randn(5, 10, generator=torch.Generator().manual_seed(0))
     y = torch.arange(5)
-    p, t = logits.softmax(1), torch.nn.functional.one_hot(y, 10).float()
+    p, t = logits.sigmoid(), torch.nn.functional.one_hot(y, 10).float()
     expected = -(t * p.log() + (1 - t) * (1 - p).log()).mean()
     assert depth_course.course_bce(logits, y).item() == pytest.approx(expected.item(), rel=1e-5)
-    # a confident wrong answer is clipped at 1e-7 as Keras clips it, not infinite
     assert math.isfinite(depth_course.course_bce(torch.tensor([[100.0] + [0.0] * 9]), torch.tensor([1])).item())
 
 
@@ -145,6 +146,9 @@ def test_a_course_figure_outside_our_seeds_is_not_reproduced(tmp_path):
     sec = depth.section(_run(tmp_path, summary))
     plain_row = sec.tables[0].rows[0]
     assert plain_row[5] == NOT_REPRODUCED and "below the interval" in plain_row[6]
+    why = [n for n in sec.notes if n.startswith("The course's plain figure 0.100 lies")]
+    assert len(why) == 1 and "0 of our 5 plain runs did" in why[0] and "at most 45 %" in why[0]
+    assert not any(n.startswith("The course's residual figure") for n in sec.notes)   # 0.634 is inside
 
 
 def test_a_run_off_the_course_protocol_gets_no_course_verdict(tmp_path):
@@ -152,3 +156,23 @@ def test_a_run_off_the_course_protocol_gets_no_course_verdict(tmp_path):
     del summary["reproduction"]
     sec = depth.section(_run(tmp_path, summary))
     assert any("differs from it in: epochs 2" in n for n in sec.notes)
+
+
+def test_the_page_shows_the_course_run_and_the_labs_sweep_beside_it(tmp_path):
+    from connlab.experiments.section import NOT_MEASURED
+    from connlab.report import build_report
+    from tests.test_evidence_sections import DEGRADES, _depth_summary
+
+    folders = []
+    for name, summary in (("course", _course_summary([0.10, 0.11, 0.099, 0.12, 0.10], [0.62, 0.66, 0.6, 0.64, 0.65])),
+                          ("lab", {"experiment": "depth", **_depth_summary(DEGRADES)}),   # an old lab folder
+                          ("broken", {"experiment": "depth", "protocol": "course"})):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "config.json").write_text(json.dumps({"experiment": "depth", "config": {}}))
+        (folder / "summary.json").write_text(json.dumps(summary))
+        folders.append(folder)
+    page = build_report(folders, tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "The course&#x27;s residual notebook" in page or "The course's residual notebook" in page
+    assert "Can we keep adding layers? Plain vs residual networks" in page
+    assert "0.634" in page and "reproduced" in page and NOT_MEASURED in page

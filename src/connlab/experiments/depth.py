@@ -6,7 +6,9 @@ while the same network with residual connections keeps improving with depth.
 
 For each depth (number of blocks; see ``connlab.models.resnet``) a plain net and a residual
 net — the same layers, widths and training budget — are trained with ``connlab.train.fit``,
-then scored. The run folder:
+then scored. ``--preset course`` runs the course's residual notebook instead, its network, data
+and training exactly (``connlab.experiments.depth_course``, its own run folder and section);
+this module's sweep is the lab's larger setting beside it. The lab's run folder:
 
     summary.json    per depth and kind: final training loss, training and test error, params
                     (means over ``--seeds``, each seed's numbers under "seeds"); "evidence": the

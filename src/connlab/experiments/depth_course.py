@@ -10,8 +10,9 @@ connections help?" of a deep CNN that classifies noisy digits. Its protocol, fac
     noise          the Exercise-1 salt and pepper, clip(x + round(U(-1, 1)), 0, 1), drawn once per set
     network        ``connlab.models.identity_cnn``: conv 64 + pool, 3 identity blocks, dense 32, dense 10
     initialisation Keras' (Glorot-uniform kernels, zero biases)
-    loss           *binary* cross-entropy of the softmax outputs against one-hot labels (a quirk: the
-                   right loss for one label of ten is the categorical one, trained here beside it)
+    loss           *binary* cross-entropy against one-hot labels, which Keras computes on the logits its
+                   softmax caches (``course_bce``); a quirk: the right loss for one label of ten is the
+                   categorical one, trained here beside it
     training       Adam (Keras' default lr 1e-3), batch 128, 20 epochs, shuffled each epoch
     early stopping on the validation loss, patience 5, the last weights kept (Keras' defaults)
     metric         validation accuracy (Keras resolves "accuracy" to the categorical one here)
@@ -32,20 +33,23 @@ runs share its noisy sets, so the claim is tested paired by seed. The run folder
 from __future__ import annotations
 
 import argparse
+import math
 from dataclasses import asdict
 from pathlib import Path
 
+from connlab.evidence import NOT_REPRODUCED
 from connlab.experiments.section import (NOT_MEASURED, Run, Section, Table, effect_of,
                                          evidence_line, fmt, get, num)
 
 NOTEBOOK = "CIML23_MNIST_wResidConnections_v0.ipynb (ciml-org/ciml-summer-institute-2023)"
 KINDS = ("plain", "residual")
-LOSSES = {"bce": "binary cross-entropy on one-hot labels (the course's)", "cce": "categorical cross-entropy"}
+LOSSES = {"bce": "binary cross-entropy on one-hot labels, of the logits as Keras computes it (the course's)",
+          "cce": "categorical cross-entropy"}
 COURSE_BLOCKS = 3
 COURSE_ACCURACY = {"plain": 0.100, "residual": 0.634}   # the notebook's printed val_accuracy, epoch 20
 VALIDATION_IMAGES = 1000                                 # X_test[0:1000]
 MONITOR = "val_loss"
-KERAS_EPSILON = 1e-7         # Keras clips probabilities to [eps, 1 - eps] before the log
+PLATEAU = -(0.1 * math.log(0.1) + 0.9 * math.log(0.9))   # BCE of answering every class's prior, 0.1
 ONE_CLASS = 0.9              # a net that gives >= 90 % of the validation digits one label "predicts one class"
 # the preset: every flag of the protocol; a flag the user gives wins (connlab.experiments.config)
 COURSE_PRESET = dict(depths=(COURSE_BLOCKS,), width=64, epochs=20, batch_size=128, lr=1e-3, limit=1000,
@@ -72,12 +76,17 @@ def variant_name(kind: str, loss: str, blocks: int) -> str:
 # --- the two losses, on logits ----------------------------------------------------------------------
 
 def course_bce(logits, labels):
-    """Keras' ``binary_crossentropy`` of softmax outputs and one-hot labels: the mean over the batch and
-    the ten outputs, each a yes/no question, probabilities clipped to [1e-7, 1 − 1e-7] as Keras does."""
+    """What the course's Keras computes for ``loss='binary_crossentropy'`` after its softmax layer.
+
+    Keras' softmax caches its input on its output (``_keras_logits``, "to use for crossentropy loss") and
+    ``binary_crossentropy`` uses it when present: the loss is ``sigmoid_cross_entropy_with_logits`` of the
+    *logits* against the one-hot labels, ten independent yes/no questions averaged over outputs and batch,
+    not the BCE of the softmax probabilities. Its first value is ln 2 (logits 0); the course's plain run
+    starts its epoch 1 at 0.6403 and ends on 0.3248, the prior of every class (``PLATEAU``)."""
     import torch.nn.functional as F
 
-    p = logits.float().softmax(dim=1).clamp(KERAS_EPSILON, 1 - KERAS_EPSILON)   # (B, classes)
-    return F.binary_cross_entropy(p, F.one_hot(labels, p.shape[1]).float())
+    logits = logits.float()   # (B, classes)
+    return F.binary_cross_entropy_with_logits(logits, F.one_hot(labels, logits.shape[1]).float())
 
 
 def categorical(logits, labels):
@@ -182,7 +191,7 @@ def build_summary(cfg, course, device, records: dict, meta: dict, complete: bool
              if all(variant_name(k, loss, b) in variants for k in KINDS)]
     summary = {
         "experiment": "depth", "protocol": "course", "notebook": NOTEBOOK, "device": str(device),
-        "complete": complete, **course.describe(), "train_images": len(data.train_images),
+        "complete": complete, **course.describe(), "data_source": data.source, "train_images": len(data.train_images),
         "validation_images": len(data.test_images),
         "validation_class_counts": torch.bincount(data.test_labels, minlength=10).tolist(),
         "blocks": list(cfg.depths), "losses": list(cfg.losses), "epochs": cfg.epochs, "batch_size": cfg.batch_size,
@@ -310,7 +319,8 @@ def course_figure(summary: dict, out: Path) -> None:
                      "--" if v["kind"] == "plain" else "-", marker="o", markersize=3, label=name)
     axes[0].set_xticks(range(len(names)), names, rotation=20, fontsize=8)
     axes[0].set_ylabel("validation accuracy (final weights)")
-    finish_axes(axes[0], None, None, legend=8)
+    starred = any(v["loss"] == "bce" and v["blocks"] == COURSE_BLOCKS for v in summary["variants"].values())
+    finish_axes(axes[0], None, None, legend=8 if starred else None)
     finish_axes(axes[1], "epoch", "validation accuracy", legend=7)
     fig.suptitle(f"the course's residual notebook: {summary['train_images']} noisy training digits, "
                  f"{summary['seeds']} seed(s); validation: {summary['validation_text']}", fontsize=9)
@@ -340,7 +350,7 @@ def section(run: Run) -> Section:
         for row, kind in zip(rows, KINDS):
             row.append(reproduction_settles(reps.get(kind)))
         sec.tables.append(Table(REPRODUCTION_HEADER + ["what n settles it"], rows,
-                                f"validation accuracy, the course's run beside ours ({get(s, 'seeds')} seeds); "
+                                f"validation accuracy, the course's run beside ours; "
                                 f"validation: {get(s, 'validation_text', default='?')}"))
     else:
         diffs = "; ".join(get(s, "protocol_differences", default=[]) or []) or NOT_MEASURED
@@ -349,9 +359,12 @@ def section(run: Run) -> Section:
     sec.tables.append(variants_table(s))
     for k, ev in sorted((get(s, "evidence", default={}) or {}).items()):
         loss, blocks = k.split("-b")
-        v, line = evidence_line(ev, RULE if k == key else "compare(plain, residual), paired by seed",
+        if k == key:   # the verdict's own line says the rest
+            sec.notes.append(f"the claim: {comparison_settles(ev)}")
+            continue
+        v, line = evidence_line(ev, "compare(plain, residual), paired by seed",
                                 f"residual − plain validation accuracy ({loss}, {blocks} blocks)", spec=".3f")
-        sec.notes.append(f"{'the claim' if k == key else 'shown'}: {line}; {comparison_settles(ev)}")
+        sec.notes.append(f"shown ({LOSSES[loss]}): {line}; {comparison_settles(ev)}")
     sec.notes += course_notes(s)
     return with_figures(sec, run, ("course_depth.png",))
 
@@ -366,18 +379,59 @@ def variants_table(s: dict) -> Table:
                      f"{get(v, 'one_class_seeds', default='?')} of {n}", fmt(num(v, "epochs_trained"), ".1f"),
                      fmt(num(v, "train_accuracy"), ".3f")])
     return Table(["variant (kind-loss-blocks)", "params", "val accuracy (mean ± sd)", "val BCE", "val CCE",
-                  "most common predicted class: share", f"seeds predicting one class (≥ {ONE_CLASS:.0%})",
+                  "most common predicted class: share", f"seeds predicting one class (≥ {100 * ONE_CLASS:.0f} %)",
                   "epochs trained", "train accuracy"], rows,
-                 f"final weights (early stopping keeps the last, as Keras does); mean over {get(s, 'seeds')} seed(s)")
+                 "final weights (early stopping keeps the last, as Keras does); mean over the seeds done")
+
+
+
+
+def outside_notes(s: dict) -> list[str]:
+    """For each course figure outside our interval for one run: where it lies, and the likeliest reason."""
+    from connlab.experiments.section import stored_reproduction
+
+    notes = []
+    for kind in KINDS:
+        rep = stored_reproduction(get(s, "reproduction", kind))
+        v = get(s, "variants", variant_name(kind, "bce", COURSE_BLOCKS), default={})
+        if rep is None or rep.verdict != NOT_REPRODUCED or math.isnan(rep.low):
+            continue
+        n, stuck = len(get(v, "seeds", default=[]) or []), int(get(v, "one_class_seeds", default=0) or 0)
+        where = (f"The course's {kind} figure {rep.published:.3f} lies {abs(rep.gap):.3f} "
+                 f"{'above' if rep.gap > 0 else 'below'} our interval for one run ({rep.low:.3f} to {rep.high:.3f}, "
+                 f"n = {rep.n}). ")
+        if rep.published < rep.low:
+            what = (f"The course's run stayed on the plateau where every one of the ten sigmoid answers is about "
+                    f"0.1, the class prior (its training loss at epoch 20, 0.3248, is the BCE of that answer, "
+                    f"{PLATEAU:.4f}), and predicted one class; "
+                    f"{stuck} of our {n} {kind} runs did. ")
+        else:
+            what = (f"{stuck} of our {n} {kind} runs stayed on the plateau where every output is about 0.1 and "
+                    "predicted one class; the course's run left it. ")
+        notes.append(where + what + plateau_reason(stuck if rep.published < rep.low else n - stuck, n))
+    return notes
+
+
+def plateau_reason(matching: int, n: int) -> str:
+    """Why a course run differs from ours when ``matching`` of our ``n`` runs did what the course's did."""
+    if matching:
+        return ("Whether a net leaves that plateau depends on its initial weights and noise draw, and some of ours "
+                "did what the course's run did: the likeliest reason is chance (the course shows one unseeded run).")
+    bound = 1 - 0.05 ** (1 / n) if n else 1.0
+    return (f"None of ours did what the course's run did: if that is chance, it is a draw of at most "
+            f"{100 * bound:.0f} % of runs (the one-sided 95 % bound for 0 of {n}), so a difference of numerics is "
+            "a candidate too: Keras' (TensorFlow's kernels, Adam's ε = 1e-7), which this lab cannot run.")
 
 
 def course_notes(s: dict) -> list[str]:
     counts = get(s, "validation_class_counts", default=[]) or []
     notes = [
         "The course trains this classifier with binary cross-entropy on one-hot labels (Keras' "
-        "'binary_crossentropy' after a softmax): ten yes/no losses averaged, where one label of ten calls for the "
-        "categorical cross-entropy. It is kept as the course's setting (the rows 'bce'); the rows 'cce' train the "
-        "same nets with categorical cross-entropy, beside it.",
+        "'binary_crossentropy' after a softmax layer). Keras computes it on the logits the softmax caches, as ten "
+        "independent sigmoid yes/no losses averaged (its first epoch starts at ln 2 = 0.693; the BCE of the softmax "
+        "probabilities would start at 0.325), where one label of ten calls for the categorical cross-entropy. It "
+        "is kept as the course's setting (the rows 'bce'); the rows 'cce' train the same nets with categorical "
+        "cross-entropy, beside it.",
         f"Validation: {get(s, 'validation_text', default='?')} ({get(s, 'validation_images', default='?')} digits, "
         f"noised once per seed). The course validates on MNIST's first 1,000 test digits.",
     ]
@@ -385,6 +439,7 @@ def course_notes(s: dict) -> list[str]:
         notes.append(f"A net that predicts one class for every digit scores that class's share of the validation "
                      f"digits: here {min(counts) / sum(counts):.3f} to {max(counts) / sum(counts):.3f}; the "
                      f"course's 0.100 is such a score (the ten digits it shows are all predicted '7').")
+    notes += outside_notes(s)
     notes.append("Not the course's, and why: PyTorch's Adam uses ε = 1e-8 where Keras uses 1e-7; the course's noise "
                  "and initial weights are unseeded draws (one run), ours come from each seed.")
     return notes

@@ -7,8 +7,8 @@ MNIST digits with this network, built with or without the residual additions:
     blocks   N x IdentityBlock(64, hidden 16)                   (B, 64, 14, 14)
     head     flatten -> dense 32 + ReLU -> dense 10             (B, 12544) -> (B, 10) logits
 
-The course ends with a softmax; this module returns the logits and the loss applies the
-softmax (``connlab.experiments.depth_course``). Keras flattens (H, W, C) where PyTorch flattens
+The course ends with a softmax; this module returns the logits, which the losses take
+(``connlab.experiments.depth_course``: Keras, too, computes the course's loss from them). Keras flattens (H, W, C) where PyTorch flattens
 (C, H, W): the same dense layer up to a permutation of its inputs, so nothing changes.
 Plain and residual nets have the same layers and parameter count: the addition has no weights.
 """
