@@ -43,6 +43,7 @@ LAYER_OF = {
     "connlab.exercises": "experiments",  # the notebooks' checks: a leaf beside the experiments, imported by nothing
     "connlab.report": "report",
     "connlab.explore": "report",
+    "connlab.grade": "report",  # runs the exercise notebooks in kernels and writes their grades; imports no exercise
     "connlab.cli": "cli",
     "connlab.__main__": "cli",
     # Modules that sit in diffusion/ but do the job of a higher layer, mapped by that job:
