@@ -7,14 +7,10 @@ import math
 
 import pytest
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from connlab.exercises import (
-    LECTURE_PARAMETERS, CheckFailed, YourTurn, check_attention, check_ddim_step, check_encoder_decoder,
-    check_ladder_pairs, check_noise_rung, check_q_sample, check_skip_autoencoder,
+    CheckFailed, YourTurn, check_attention, check_ddim_step, check_q_sample,
 )
-from connlab.models.autoencoder import AutoencoderConfig, DenoisingAutoencoder, sequential_autoencoder
 from connlab.nn.attention import TransformerBlock, scaled_dot_product_attention
 
 
@@ -28,80 +24,7 @@ def fails_with(check, piece, *phrases):
     return message
 
 
-# --- 01: encoder-decoder and U-Net ----------------------------------------------------------------------
-
-class UNet(nn.Module):
-    """The notebook's solution, with switches for the typical mistakes."""
-
-    def __init__(self, widen=(2, 2), cat=(True, True), skip_from="encoder", dim=1, relu_skip=True):
-        super().__init__()
-        self.cat, self.skip_from, self.dim, self.relu_skip = cat, skip_from, dim, relu_skip
-        self.conv1, self.conv2 = nn.Conv2d(1, 64, 3, padding=1), nn.Conv2d(64, 128, 3, padding=1)
-        self.conv3 = nn.Conv2d(128, 128, 3, padding=1)
-        self.conv4 = nn.Conv2d(128 * widen[0], 64, 3, padding=1)
-        self.conv5 = nn.Conv2d(64 * widen[1], 1, 3, padding=1)
-        self.pool, self.up = nn.MaxPool2d(2), nn.Upsample(scale_factor=2)
-
-    def forward(self, x):
-        a1 = self.conv1(x)
-        conv_1 = F.relu(a1)
-        a2 = self.conv2(self.pool(conv_1))
-        conv_2 = F.relu(a2)
-        h = self.up(F.relu(self.conv3(self.pool(conv_2))))
-        skip2 = {"encoder": conv_2 if self.relu_skip else a2, "decoder": h}[self.skip_from]
-        if self.cat[0]:
-            h = torch.cat([h, skip2], dim=self.dim)
-        h = self.up(F.relu(self.conv4(h)))
-        if self.cat[1]:
-            h = torch.cat([h, conv_1], dim=1)
-        return self.conv5(h)
-
-
-def test_the_lecture_parameter_count_is_the_labs_concat_model_and_torchinfos():
-    from torchinfo import summary
-
-    model = DenoisingAutoencoder(AutoencoderConfig("concat"))
-    assert summary(model, input_size=(1, 1, 28, 28), verbose=0).total_params == LECTURE_PARAMETERS == 370_753
-    assert summary(UNet(), input_size=(1, 1, 28, 28), verbose=0).total_params == LECTURE_PARAMETERS
-
-
-def test_skip_check_passes_on_the_solution_and_the_labs_u_net(capsys):
-    assert check_skip_autoencoder(UNet())["parameters"] == 370_753
-    assert check_skip_autoencoder(DenoisingAutoencoder(AutoencoderConfig("concat")))["parameters"] == 370_753
-    assert "370,753 parameters" in capsys.readouterr().out
-
-
-def test_skip_check_names_a_missing_skip():
-    fails_with(check_skip_autoencoder, DenoisingAutoencoder(AutoencoderConfig("none")),
-               "the decoder's second convolution gets 128 channels; with the concat skip from the 14×14 encoder map "
-               "it should get 128 + 128 = 256")
-
-
-def test_skip_check_names_a_convolution_built_for_the_wrong_channel_count():
-    fails_with(check_skip_autoencoder, UNet(cat=(False, True)),
-               "the decoder's second convolution is built for 256 input channels but forward hands it 128",
-               "concatenation with the 14×14 encoder map is missing")
-    fails_with(check_skip_autoencoder, UNet(widen=(2, 1)),
-               "the decoder's last convolution is built for 64 input channels but forward hands it 128",
-               "64 + 64")
-
-
-def test_skip_check_names_the_wrong_map_dim_or_activation():
-    fails_with(check_skip_autoencoder, UNet(skip_from="decoder"), "none of them is the 14×14 encoder map")
-    fails_with(check_skip_autoencoder, UNet(dim=0, widen=(1, 2)), "dim=1")
-    fails_with(check_skip_autoencoder, UNet(relu_skip=False), "before its ReLU")
-
-
-def test_encoder_decoder_check_passes_on_sequential_and_names_a_wrong_layer():
-    assert check_encoder_decoder(sequential_autoencoder())["parameters"] == 296_449
-    layers = list(sequential_autoencoder())
-    layers[9] = nn.Conv2d(128, 32, 3, padding=1)    # Conv 32 where the lecture has Conv 64
-    layers[12] = nn.Conv2d(32, 1, 3, padding=1)
-    fails_with(check_encoder_decoder, nn.Sequential(*layers),
-               "the decoder's second convolution gives 32 channels; the lecture's layer is Conv 64")
-    no_pool = [m for i, m in enumerate(sequential_autoencoder()) if i != 5]   # one MaxPool2d missing
-    fails_with(check_encoder_decoder, nn.Sequential(*no_pool), "the decoder's first convolution sees 14×14 maps")
-
+# --- 01: tests/test_exercise_autoencoder.py ---------------------------------------------------------
 
 def test_a_marked_place_says_your_turn_in_one_line():
     error = YourTurn("write the concatenation skip here")
@@ -109,46 +32,7 @@ def test_a_marked_place_says_your_turn_in_one_line():
     assert isinstance(error, NotImplementedError)
 
 
-# --- 02: the ladder --------------------------------------------------------------------------------------
-
-def rung(x, steps2use, mag2use, dist2try, generator, *, scale=None, clip=True, uniform="sym", same_dist=False):
-    if dist2try == "norm" or same_dist:
-        z = torch.randn(x.shape, generator=generator)
-    else:
-        z = torch.rand(x.shape, generator=generator) * (2 if uniform == "sym" else 1) - (1 if uniform == "sym" else 0)
-    x = x + (mag2use / steps2use if scale is None else scale(mag2use, steps2use)) * z
-    return x.clamp(0, 1) if clip else x
-
-
-def pair(x0, t, steps2use, mag2use, dist2try, generator, *, below=1, swap=False, reuse=False):
-    if reuse:  # one z for every rung
-        z = torch.randn(x0.shape, generator=generator) * mag2use / steps2use
-        out = ((x0 + t * z).clamp(0, 1), (x0 + (t - 1) * z).clamp(0, 1))
-        return out
-    x_prev = x0
-    for _ in range(t - below):
-        x_prev = rung(x_prev, steps2use, mag2use, dist2try, generator)
-    x_t = rung(x_prev, steps2use, mag2use, dist2try, generator)
-    return (x_prev, x_t) if swap else (x_t, x_prev)
-
-
-def test_rung_check_passes_and_names_each_mistake():
-    check_noise_rung(rung)
-    fails_with(check_noise_rung, lambda *a: rung(*a, scale=lambda m, T: m), "divide mag2use by steps2use")
-    fails_with(check_noise_rung, lambda *a: rung(*a, clip=False), "clip every rung")
-    fails_with(check_noise_rung, lambda *a: rung(*a, uniform="unit"), "should have mean 0", "torch.rand draws U(0, 1)")
-    fails_with(check_noise_rung, lambda *a: rung(*a, same_dist=True), "dist2try = 'uniform'", "U(−1, 1)")
-    fails_with(check_noise_rung, lambda x, T, m, d, g: rung(x, T, m, d, torch.Generator().manual_seed(0)),
-               "generator=generator")
-
-
-def test_pair_check_passes_and_names_the_off_by_ones():
-    assert set(check_ladder_pairs(pair)["std_x_t_minus_x0"]) == {1, 3, 10}
-    fails_with(check_ladder_pairs, lambda *a: pair(*a, below=0),
-               "at t = 1, x_{t−1} should be x_0 itself", "one rung too many")
-    fails_with(check_ladder_pairs, lambda *a: pair(*a, below=2), "at t = 3", "off-by-one")
-    fails_with(check_ladder_pairs, lambda *a: pair(*a, swap=True), "the pair is swapped")
-    fails_with(check_ladder_pairs, lambda *a: pair(*a, reuse=True), "draw fresh noise for every rung")
+# --- 02: tests/test_exercise_ladder.py ----------------------------------------------------------------
 
 
 # --- 03: q(x_t | x_0) and one DDIM step --------------------------------------------------------------------
@@ -230,3 +114,50 @@ def test_nothing_in_the_lab_imports_the_exercise_layer():
     importers = [str(p.relative_to(src)) for p in src.rglob("*.py")
                  if "exercises" not in p.parts and "connlab.exercises" in p.read_text(encoding="utf-8")]
     assert importers == []
+
+
+# --- 03: the mistakes that used to be named only by their symptom -------------------------------------------
+
+def _q_sample_alpha(x0, t, eps, alpha_bar):
+    """α_t = ᾱ_t / ᾱ_{t−1} where ᾱ_t belongs."""
+    prev = torch.where(t > 0, alpha_bar[(t - 1).clamp(min=0)], torch.ones_like(alpha_bar[t]))
+    a = (alpha_bar[t] / prev).view(-1, 1, 1, 1)
+    return a.sqrt() * x0 + (1 - a).sqrt() * eps
+
+
+def _q_sample_minus(x0, t, eps, alpha_bar):
+    ab = alpha_bar[t].view(-1, 1, 1, 1)
+    return ab.sqrt() * x0 - (1 - ab).sqrt() * eps
+
+
+def _ddim_with(mistake):
+    def step(x_t, eps, ab, ab_prev):
+        alpha = ab / ab_prev
+        if mistake == "ddpm":
+            return (x_t - (1 - alpha) / (1 - ab) ** 0.5 * eps) / alpha ** 0.5
+        if mistake == "alpha":
+            x0_hat = (x_t - (1 - alpha) ** 0.5 * eps) / alpha ** 0.5
+        else:
+            x0_hat = (x_t + (-1 if mistake != "sign x0" else 1) * (1 - ab) ** 0.5 * eps) / ab ** 0.5
+        sign = -1 if mistake == "sign direction" else 1
+        return ab_prev ** 0.5 * x0_hat + sign * (1 - ab_prev) ** 0.5 * eps
+    return step
+
+
+@pytest.mark.parametrize("piece, sentence", [
+    (_q_sample_alpha, "you used α_t, one step's 1 − β_t"),
+    (_q_sample_minus, "a sign error: the noise is added"),
+], ids=["alpha_t for alpha_bar_t", "sign"])
+def test_q_sample_check_names_the_mistake_not_its_symptom(piece, sentence):
+    fails_with(check_q_sample, piece, sentence)
+
+
+@pytest.mark.parametrize("mistake, sentence", [
+    ("ddpm", "that is DDPM's update"),
+    ("sign x0", "a sign error in x̂_0"),
+    ("sign direction", "a sign error in x_{t−1}"),
+    ("alpha", "you used one step's α_t = ᾱ_t / ᾱ_{t−1} in x̂_0"),
+])
+def test_ddim_check_names_the_mistake_not_its_symptom(mistake, sentence):
+    check_ddim_step(_ddim_with("none"))
+    fails_with(check_ddim_step, _ddim_with(mistake), sentence)

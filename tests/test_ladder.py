@@ -31,8 +31,8 @@ def _x0(b=64, seed=0):
 
 # --- schedules: closed forms ------------------------------------------------------------------
 
-def test_notebook_schedule_is_equal_increments_of_mag_over_T():
-    s = LadderSchedule("notebook", T=10, mag=1.0)
+def test_walk_schedule_is_equal_increments_of_mag_over_T():
+    s = LadderSchedule("walk", T=10, mag=1.0)
     a, b = s.coefficients()
     assert a[1:] == [1.0] * 10 and b[1:] == pytest.approx([0.1] * 10)
     assert sum(b) == pytest.approx(1.0)  # the increments' scales add up to mag ...
@@ -51,7 +51,7 @@ def test_ve_reaches_mag_and_vp_matches_ddpm_cosine():
 
 
 def test_uniform_noise_std_is_one_over_root_three():
-    s = LadderSchedule("notebook", T=4, mag=2.0, dist="uniform")
+    s = LadderSchedule("walk", T=4, mag=2.0, dist="uniform")
     assert s.noise_std() == pytest.approx([2.0 * math.sqrt(t) / 4 / math.sqrt(3) for t in range(5)])
 
 
@@ -63,7 +63,7 @@ def test_bad_schedule_values_raise(kw):
 
 # --- statistics, measured -------------------------------------------------------------------
 
-@pytest.mark.parametrize("name,dist", [("notebook", "norm"), ("notebook", "uniform"), ("ve", "norm"), ("vp", "norm")])
+@pytest.mark.parametrize("name,dist", [("walk", "norm"), ("walk", "uniform"), ("ve", "norm"), ("vp", "norm")])
 def test_unclipped_ladder_has_the_variance_the_schedule_says(name, dist):
     s = LadderSchedule(name, T=5, mag=1.0, dist=dist, clip=False)
     x0 = _x0(400)
@@ -77,7 +77,7 @@ def test_unclipped_ladder_has_the_variance_the_schedule_says(name, dist):
 
 def test_clipped_rungs_stay_images_and_match_the_clipped_walk():
     """With clipping, the rung noise is smaller than σ_t, exactly as a simulated clipped walk says."""
-    s = LadderSchedule("notebook", T=10, mag=1.0)
+    s = LadderSchedule("walk", T=10, mag=1.0)
     x0 = torch.full((2000, 1, 4, 4), 0.5)
     rungs = full_ladder(x0, s, torch.Generator().manual_seed(2))
     assert rungs.min() >= 0 and rungs.max() <= 1
@@ -88,7 +88,7 @@ def test_clipped_rungs_stay_images_and_match_the_clipped_walk():
 
 # --- pairing ----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name,clip", [("notebook", True), ("notebook", False), ("vp", False), ("ve", True)])
+@pytest.mark.parametrize("name,clip", [("walk", True), ("walk", False), ("vp", False), ("ve", True)])
 def test_each_rung_is_the_one_below_plus_the_steps_noise(name, clip):
     s = LadderSchedule(name, T=6, mag=1.0, clip=clip)
     x0 = _x0(8)
@@ -103,7 +103,7 @@ def test_each_rung_is_the_one_below_plus_the_steps_noise(name, clip):
 
 
 def test_ladder_pair_walks_the_same_rungs_as_full_ladder():
-    s = LadderSchedule("notebook", T=10)
+    s = LadderSchedule("walk", T=10)
     x0 = _x0(32)
     t = torch.randint(1, 11, (32,), generator=torch.Generator().manual_seed(4))
     t[0] = 10  # walk the whole ladder so both draw the same noise
@@ -123,7 +123,7 @@ def test_ladder_pair_t1_pairs_with_the_clean_image():
 
 
 def test_materialize_matches_on_the_fly_in_shape_and_distribution():
-    s = LadderSchedule("notebook", T=4, clip=False)
+    s = LadderSchedule("walk", T=4, clip=False)
     x0 = _x0(300)
     stored = materialize(x0, s, torch.Generator().manual_seed(6), chunk=64)
     assert stored.shape == (5, 300, 1, 28, 28) and stored.dtype == torch.float32
@@ -136,7 +136,7 @@ def test_materialize_matches_on_the_fly_in_shape_and_distribution():
     torch.testing.assert_close(stored[0], x0)
 
 
-def test_materialize_cost_of_the_notebook():
+def test_materialize_cost_of_full_mnist():
     assert materialize_bytes(60_000, 10) == 11 * 60_000 * 784 * 4  # 2.07 GB for full MNIST at T = 10
 
 
@@ -180,7 +180,8 @@ def untrained_chain_psnr(T: int, eval_images: int) -> list[float]:
 
     data = load_dataset("mnist-embedded", None, 100)
     clean = to_unit(data.test_images[torch.from_numpy(stratified_first(data.test_labels.numpy(), eval_images))])
-    rungs = full_ladder(clean, LadderSchedule("notebook", T, 1.0, "norm"), torch.Generator().manual_seed(EVAL_SEED))
+    # the default ladder (the course's interpolate) and seed 0's test draw, as the trained run measures
+    rungs = full_ladder(clean, LadderSchedule("interpolate", T, 1.0, "norm"), torch.Generator().manual_seed(EVAL_SEED))
     torch.manual_seed(0)
     with torch.no_grad():
         return chain_scores(run_chain(StepConditionedUNet(StepConditionConfig("none", T)).eval(), rungs[T], T),
@@ -239,7 +240,7 @@ def test_the_gain_rule_fails_on_an_untrained_chain():
     """The same rule the trained chain passes: an untrained denoiser's chain does not raise PSNR."""
     from connlab.experiments.ladder import evidence_dict
 
-    schedule = LadderSchedule("notebook", 3, 1.0, "norm")
+    schedule = LadderSchedule("walk", 3, 1.0, "norm")
     clean = _x0(100).round()
     rungs = full_ladder(clean, schedule, torch.Generator().manual_seed(1))
     from connlab.diffusion.ladder import run_chain

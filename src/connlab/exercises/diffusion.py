@@ -48,12 +48,19 @@ def check_q_sample(q_sample) -> dict:
     ab = s.alpha_bar[t]
     got_x0 = _coef(run_piece("q_sample", q_sample, x0, t, torch.zeros_like(eps), s.alpha_bar.clone()), x0)
     got_eps = _coef(run_piece("q_sample", q_sample, torch.zeros_like(x0), t, eps, s.alpha_bar.clone()), eps)
+    ab_prev = torch.where(t > 0, s.alpha_bar[(t - 1).clamp(min=0)], torch.ones_like(ab))
+    alpha = ab / ab_prev                                                  # one step's α_t = ᾱ_t / ᾱ_{t−1}
     for i, step in enumerate(STEPS):
         a, b = ab[i].sqrt().item(), (1 - ab[i]).sqrt().item()
         if abs(got_x0[i] - a) > 1e-4:
+            if step > 0 and abs(got_x0[i] - alpha[i].sqrt()) < 1e-4:
+                fail(f"at t = {step} you used α_t, one step's 1 − β_t = {alpha[i].item():.4f}, for ᾱ_t = "
+                     f"{ab[i].item():.4f}: q(x_t | x_0) jumps from x_0 with the product ᾱ_t = ∏ α_s, alpha_bar[t]")
             why = (" — that is ᾱ_t: take its square root" if abs(got_x0[i] - ab[i]) < 1e-4 else
                    " — index alpha_bar with each image's own t" if abs(got_x0[i] - ab.mean().sqrt()) < 1e-3 else "")
             fail(f"with ε = 0, x_t should be √ᾱ_t·x_0 = {a:.4f}·x_0 at t = {step}, got {got_x0[i]:.4f}·x_0{why}")
+        if abs(got_eps[i] + b) < 1e-4:
+            fail("a sign error: the noise is added, x_t = √ᾱ_t·x_0 + √(1 − ᾱ_t)·ε, not subtracted")
         if abs(got_eps[i] - b) > 1e-4:
             why = (" — that is 1 − ᾱ_t: take its square root" if abs(got_eps[i] - (1 - ab[i])) < 1e-4 else
                    " — that is √ᾱ_t: the noise gets √(1 − ᾱ_t)" if abs(got_eps[i] - a) < 1e-4 else "")
@@ -76,7 +83,19 @@ def check_ddim_step(ddim) -> dict:
         if torch.allclose(got, want, atol=1e-5):
             continue
         x0_hat = (x_t - (1 - ab) ** 0.5 * eps) / ab ** 0.5
+        alpha = ab / ab_prev                       # one step's α_t (between the two DDIM steps)
+        beta = 1 - alpha
         mistakes = (
+            ((x_t - beta / (1 - ab) ** 0.5 * eps) / alpha ** 0.5,
+             "that is DDPM's update, the mean of p(x_{t−1} | x_t); DDIM first estimates x̂_0 = (x_t − √(1 − ᾱ_t)·ε̂) "
+             "/ √ᾱ_t, then re-noises it along the same ε̂: x_{t−1} = √ᾱ_{t−1}·x̂_0 + √(1 − ᾱ_{t−1})·ε̂"),
+            (ab_prev ** 0.5 * (x_t + (1 - ab) ** 0.5 * eps) / ab ** 0.5 + (1 - ab_prev) ** 0.5 * eps,
+             "a sign error in x̂_0: subtract the noise, x̂_0 = (x_t − √(1 − ᾱ_t)·ε̂) / √ᾱ_t"),
+            (ab_prev ** 0.5 * x0_hat - (1 - ab_prev) ** 0.5 * eps,
+             "a sign error in x_{t−1}: the direction term is added, + √(1 − ᾱ_{t−1})·ε̂"),
+            (ab_prev ** 0.5 * (x_t - (1 - alpha) ** 0.5 * eps) / alpha ** 0.5 + (1 - ab_prev) ** 0.5 * eps,
+             "you used one step's α_t = ᾱ_t / ᾱ_{t−1} in x̂_0; use ᾱ_t, alpha_bar_t: "
+             "x̂_0 = (x_t − √(1 − ᾱ_t)·ε̂) / √ᾱ_t"),
             (x0_hat, "you returned x̂_0; x_{t−1} = √ᾱ_{t−1}·x̂_0 + √(1 − ᾱ_{t−1})·ε̂ re-noises it to step t−1"),
             (ab_prev ** 0.5 * x0_hat, "x_{t−1} is missing the direction term √(1 − ᾱ_{t−1})·ε̂"),
             (ab_prev ** 0.5 * x0_hat + (1 - ab) ** 0.5 * eps,

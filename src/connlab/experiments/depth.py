@@ -23,8 +23,12 @@ import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from connlab.experiments.common import DataSettings, TrainingSettings, add_training_command, int_list, positive_int
+from connlab.errors import UserError
+from connlab.experiments.common import (DataSettings, TrainingSettings, add_training_command, int_list,
+                                        nonnegative_int, positive_int)
 from connlab.experiments.config import flag
+from connlab.experiments import depth_course
+from connlab.experiments.depth_course import COURSE_PRESET, loss_list
 from connlab.experiments.section import (CONTRADICTED, INCONCLUSIVE, NOT_SUPPORTED, PARTLY, SUPPORTED, UNKNOWN, Run,
                                          Section, Table, effect_of, evidence_line, fmt, get, num, pct, weakest,
                                          with_figures)
@@ -59,17 +63,46 @@ depth_list = int_list(1, "depths (numbers of blocks)")
 
 @dataclass(frozen=True)
 class DepthExperiment(TrainingSettings, DataSettings):
-    PRESETS = {"full": dict(depths=FULL_DEPTHS, limit=None)}   # the deep sweep on the whole training set
-    PRESET_FIELD = "full"
+    PRESETS = {"full": dict(depths=FULL_DEPTHS, limit=None),   # the deep sweep on the whole training set
+               "course": COURSE_PRESET}                         # the course's residual notebook
+    PRESET_FIELD = "preset"
 
-    depths: tuple[int, ...] = flag(DEFAULT_DEPTHS, "numbers of blocks, each two 3x3 convs", type=depth_list)
+    preset: str = flag("lab", "lab: the lab's sweep; full: the deep sweep on the whole training set (for a GPU, "
+                              "also --full); course: the course's residual notebook, exactly (connlab.experiments."
+                              "depth_course)", choices=("lab", "full", "course"))
+    depths: tuple[int, ...] = flag(DEFAULT_DEPTHS, "numbers of blocks (lab: two 3x3 convs each; course: identity "
+                                                   "blocks 1x1-3x3-1x1)", type=depth_list)
     width: int = flag(8, "channels of the first stage", type=positive_int)
-    full: bool = flag(False, "the deep sweep on the whole training set (for a GPU)")
+    full: bool = flag(False, "the deep sweep on the whole training set (for a GPU): --preset full")
     seeds: int = flag(1, "repeat every net with K seeds (the verdicts need >= 2; the demo uses 5)",
                       type=positive_int)
+    losses: tuple[str, ...] = flag(("cce",), "training losses, each a variant (course protocol only): cce "
+                                             "(categorical cross-entropy), bce (binary cross-entropy on one-hot "
+                                             "labels, the course's)", type=loss_list)
+    patience: int = flag(0, "early stopping on the validation loss after N epochs without improvement, the last "
+                            "weights kept (course protocol only; 0: off)", type=nonnegative_int)
     epochs: int = 3
     batch_size: int = 64
     limit: int | None = DEFAULT_LIMIT
+
+    def __post_init__(self):
+        if self.full and self.preset == "course":
+            raise UserError("--full and --preset course are two presets: give one")
+        # --full and --preset full are one preset; keep both fields saying so (config.json, --resume)
+        object.__setattr__(self, "full", self.full or self.preset == "full")
+        object.__setattr__(self, "preset", "full" if self.full else self.preset)
+        if self.preset != "course":
+            for name, default in (("losses", ("cce",)), ("patience", 0)):
+                if getattr(self, name) != default:
+                    raise UserError(f"--{name} belongs to the course protocol (--preset course); the lab's "
+                                    f"sweep trains with cce and no early stopping")
+
+    @classmethod
+    def preset_overrides(cls, given: dict) -> dict:
+        """``--full`` picks the full preset, as ``--preset full`` does."""
+        if given.get("full") and given.get("preset", "full") == "full":
+            given = {**given, "preset": "full"}
+        return super().preset_overrides(given)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -77,10 +110,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def describe(summary: dict, cfg: DepthExperiment) -> str:
+    if summary.get("protocol") == "course":
+        return depth_course.describe(summary)
     return format_table(summary) + "\n" + summary["verdict"]
 
 
 def run_experiment(cfg: DepthExperiment, out: Path, resume: bool = False) -> dict:
+    if cfg.preset == "course":
+        return depth_course.run_course(cfg, out, resume)
     import torch
     import torch.nn.functional as F
 
@@ -273,7 +310,10 @@ def format_table(summary: dict) -> str:
 # --- the report's section: the lecture's claim, its rule, the numbers -------------------------------
 
 def section(run: Run) -> Section:
+    """The lab's sweep; a run of ``--preset course`` has the course's section (``depth_course.section``)."""
     s = run.summary
+    if get(s, "protocol") == "course":
+        return depth_course.section(run)
     depths = [str(d) for d in get(s, "depths", default=[]) or []]
     rows = []
     for d in depths:

@@ -1,35 +1,41 @@
 """``connlab ladder`` — Exercise 2: incremental denoising with T steps.
 
-Trains the Exercise-1 U-Net to map rung t of the noise ladder to rung t−1
-(``connlab.diffusion.ladder``), then runs the chain x̂_T -> x̂_{T−1} -> … -> x̂_0 with
-x̂_{t−1} = sigmoid(net(x̂_t, t)) and writes the run folder:
+Trains the Exercise-1 U-Net to map rung t of a ladder to rung t−1 (``connlab.diffusion.ladder``;
+by default the course's: one end point per digit, rungs on the straight line), then runs the chain
+x̂_T -> x̂_{T−1} -> … -> x̂_0 with x̂_{t−1} = sigmoid(net(x̂_t, t)) and writes the run folder:
 
     summary.json       chain_psnr / chain_bce (T+1 numbers: x_T, then after each step),
                        ladder_psnr (the true rungs), from-noise statistics, train time,
-                       materialize cost; per variant and, with --sweep, per T; "evidence":
-                       the claim's comparisons over the test digits (``Evidence.as_dict()``)
-                       for the trained chain and, with 2+ epochs, for the chain after epoch 1
+                       materialize cost; "val_bce_per_seed": the validation BCE of each seed (the
+                       course's val_loss: BCE of net(x_i) against x_{i−1} over the T+1 pairs of every
+                       validation digit); "reproduction": the course's 0.1839 against those seeds when
+                       the run is the course's protocol; per variant (and seed), and, with --sweep,
+                       per T; "evidence": the claim's comparisons over the test digits
     chain.png          test digits in columns: x_T, the outputs T−1 … 0, the clean digit
-    from_noise.png     the same chain started from uniform random pixels
+    feed_back.png      as the course shows it: a test digit at rung 7, one pass, fed back 15 more times
+    from_noise.png     the same chain started from uniform random pixels ("completely random" input)
     chain_psnr.png     PSNR against the clean digit along the chain, every variant
     sweep.md           with --sweep: one row per (T, condition)
-    variants/T<T>-<condition>/   metrics.jsonl, model.safetensors, checkpoints/, figures
+    variants/T<T>-<condition>[-seed<s>]/   metrics.jsonl, model.safetensors, checkpoints/, figures
 
-An epoch is one pair (x_t, x_{t−1}) per training image with t uniform in 1 … T, fresh
-noise each epoch; the notebook's epoch over N × T stored pairs is T of these.
+An epoch is one pair (x_t, x_{t−1}) per training image with t uniform (``interpolate``: 0 … T, the
+x_0 → x_0 pair included; a walk: 1 … T), fresh noise each epoch; with ``--all-pairs`` it is every
+one of the N·(T+1) stored pairs, as the course's notebook trains. ``--preset course`` is that
+notebook exactly (``connlab.experiments.ladder_course``).
 """
 
 from __future__ import annotations
 
 import argparse
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from connlab.diffusion.ladder import SCHEDULES
+from connlab.diffusion.ladder import SCHEDULES, schedule_name
 from connlab.experiments.common import (DataSettings, TrainingSettings, add_training_command, nonnegative_float,
-                                        positive_int)
+                                        nonnegative_int, positive_int)
 from connlab.experiments.config import flag
+from connlab.experiments.ladder_course import COURSE_PRESET, PRESETS
 from connlab.experiments.section import (NOT_MEASURED, NOT_SUPPORTED, SUPPORTED, UNKNOWN, Run, Section, Table,
                                          fmt, get, num, with_figures)
 
@@ -37,9 +43,11 @@ if TYPE_CHECKING:
     from connlab.diffusion.sidebyside import Ladder
 
 CONDITION_CHOICES = ("none", "learned", "sinusoidal", "all")
-EVAL_SEED = 1234    # the noised test digits and the random starts are the same for every variant
+EVAL_SEED = 1234    # + the seed: the noised test digits of one seed, the same for every variant of it
 EVAL_IMAGES = 500   # default number of test digits the chain is measured on
 SHOWN = 10          # columns in the figures
+FEED_RUNG, FEED_PASSES = 7, 16   # the course: "the 7th after every 11th image", one pass and 15 more
+COURSE_DIGITS = range(6, 11)     # the course's test digits shown (X_test[6:11])
 
 
 def step_list(text: str) -> tuple[int, ...]:
@@ -51,19 +59,43 @@ def step_list(text: str) -> tuple[int, ...]:
 
 @dataclass(frozen=True)
 class LadderExperiment(TrainingSettings, DataSettings):
+    PRESET_FIELD = "preset"
+    PRESETS = PRESETS
+
+    preset: str = flag("lab", "lab: the lab's own setting; course: the course's diffusion notebook exactly "
+                              "(fills only the flags not given)", choices=("lab", COURSE_PRESET))
     steps: int = flag(10, "T, rungs of the ladder (steps2use)", type=positive_int)
     dist: str = flag("norm", "noise distribution (dist2try)", choices=("norm", "uniform"))
     mag: float = flag(1.0, "noise magnitude (mag2use)", type=nonnegative_float)
-    schedule: str = flag("notebook", "how noise grows with t: notebook (x_t = x_{t-1} + mag/T z), ve, vp",
-                         choices=SCHEDULES)
-    condition: str = flag("none", "tell the network t: none (the notebook), learned, sinusoidal, all (compare)",
-                          choices=CONDITION_CHOICES)
+    schedule: str = flag("interpolate", "interpolate: the course's (one end point x_T = clip(x_0 + round(mag z)), "
+                                        "rungs on the line to it); walk (x_t = x_(t-1) + mag/T z), ve, vp: random "
+                                        "walks", choices=SCHEDULES)
+    condition: str = flag("none", "tell the network t: none (the course's notebook), learned, sinusoidal, "
+                                  "all (compare)", choices=CONDITION_CHOICES)
     sweep: tuple[int, ...] = flag((), "train one model per T and tabulate quality and time, e.g. 1,5,10,20",
                                   type=step_list, metavar="T1,T2,...", show_default=False)
     materialize: bool = flag(False, "store the N x (T+1) ladder like the notebook (one fixed noise draw, "
                                     "(T+1)*N*3136 bytes)")
-    eval_images: int = flag(EVAL_IMAGES, "test digits the chain is measured on", type=positive_int)
+    all_pairs: bool = flag(False, "an epoch goes over all N x (T+1) stored pairs, x_0 -> x_0 included, as the "
+                                  "course's notebook (stores the ladder)")
+    eval_images: int = flag(EVAL_IMAGES, "test digits the chain and the validation BCE are measured on",
+                            type=positive_int)
+    course_data: bool = flag(False, "the course's data: MNIST's first 1,000 training digits (--limit N: the "
+                                    "first N); validation on the first --eval-images digits of MNIST's test set "
+                                    "when the full MNIST is found, else of the embedded digits no course model "
+                                    "trains on")
+    bottleneck: int = flag(0, "filters of the U-Net's 3x3 bottleneck at 7x7 (the course's: 16); 0: none",
+                           type=nonnegative_int)
+    init: str = flag("torch", "initialisation: torch (PyTorch's default) or keras (Glorot-uniform, zero bias: "
+                              "the course's)", choices=("torch", "keras"))
+    patience: int = flag(0, "early stopping: stop after N epochs without a lower validation BCE (Keras' "
+                            "EarlyStopping, last weights kept); 0: off", type=nonnegative_int)
+    seeds: int = flag(1, "repeat every model with K seeds (seed, seed+1, ...): the reproduction verdict "
+                         "needs >= 2; 5 settle it", type=positive_int)
     epochs: int = 2
+
+    def __post_init__(self):
+        object.__setattr__(self, "schedule", schedule_name(self.schedule))  # "notebook" in old run folders
 
     @property
     def conditions(self) -> tuple[str, ...]:
@@ -78,6 +110,24 @@ class LadderExperiment(TrainingSettings, DataSettings):
         """The T whose chain goes into the top-level figures and ``chain_psnr``."""
         return self.steps if self.steps in self.step_counts else self.step_counts[0]
 
+    @property
+    def stores(self) -> bool:
+        """Whether the ladder is stored (one fixed draw) rather than drawn afresh."""
+        return self.materialize or self.all_pairs
+
+    @property
+    def seed_list(self) -> list[int]:
+        return list(range(self.seed, self.seed + self.seeds))
+
+    def variant_name(self, T: int, condition: str, seed: int) -> str:
+        """``T<T>-<condition>``, with ``-seed<s>`` when several seeds run (one seed keeps old runs' names)."""
+        return f"T{T}-{condition}" + (f"-seed{seed}" if self.seeds > 1 else "")
+
+    def model_config(self, T: int, condition: str):
+        from connlab.models.step_conditioned import StepConditionConfig
+
+        return StepConditionConfig(condition, T, bottleneck=self.bottleneck, init=self.init)
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_training_command(p, LadderExperiment, "ladder", run_experiment, lambda summary, cfg: format_table(summary),
@@ -86,14 +136,33 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace) -> LadderExperiment:
     from connlab.diffusion.ladder import LadderSchedule
+    from connlab.errors import UserError
     from connlab.experiments.common import from_flags
 
     cfg = LadderExperiment.from_args(args)
     for T in cfg.step_counts:  # reject bad values before a run folder exists
         from_flags(LadderSchedule, cfg.schedule, T, cfg.mag, cfg.dist)
+    from_flags(cfg.model_config, cfg.steps, cfg.conditions[0])
+    if cfg.course_data and cfg.dataset not in ("mnist", "mnist-embedded"):
+        raise UserError(f"--course-data is MNIST's first training digits; --dataset {cfg.dataset} is another set")
+    if cfg.course_data and cfg.limit is not None and cfg.limit > 5000:
+        raise UserError(f"--limit {cfg.limit} with --course-data: the course's digits are MNIST's first ones, "
+                        f"at most 5000 here (the course: 1000)")
     return cfg
 
 
+def load_data(cfg: LadderExperiment):
+    """(device, images, validation): the data set on the device, and which validation digits it holds."""
+    from connlab.data.course import load_course_data
+    from connlab.experiments.variants import load_images
+    from connlab.train import pick_device
+
+    if not cfg.course_data:
+        device, data = load_images(cfg)
+        return device, data, f"{data.name} test split, class-stratified"
+    device = pick_device(cfg.device)
+    course = load_course_data(cfg.data_dir, n_train=cfg.limit or 1000, n_validation=cfg.eval_images)
+    return device, course.data.to(device), course.validation
 
 
 def run_experiment(cfg: LadderExperiment, out: Path, resume: bool = False) -> dict:
@@ -104,85 +173,132 @@ def run_experiment(cfg: LadderExperiment, out: Path, resume: bool = False) -> di
     from connlab.checkpoint import atomic_write_text
     from connlab.data import stratified_first, to_unit
     from connlab.data.global_batch import batch_rows, own_rows
-    from connlab.runtime.distributed import is_main
-    from connlab.diffusion.ladder import (LadderSchedule, full_ladder, ladder_pair, materialize, materialize_bytes,
-                                         run_chain)
-    from connlab.models.autoencoder import count_parameters
-    from connlab.models.step_conditioned import StepConditionConfig, StepConditionedUNet
-    from connlab.experiments.variants import load_images, train_variant
+    from connlab.diffusion.ladder import (LadderSchedule, feed_back, full_ladder, ladder_pair, materialize,
+                                          materialize_bytes, pairs_from_rungs, run_chain)
+    from connlab.experiments.ladder_course import check_stored_size, course_summary
+    from connlab.experiments.variants import train_variant
     from connlab.measures import chain_psnr
+    from connlab.metrics import bce as mean_bce
+    from connlab.metrics import mean_std
+    from connlab.models.autoencoder import count_parameters
+    from connlab.models.step_conditioned import StepConditionedUNet
     from connlab.runs import write_summary
+    from connlab.runtime.distributed import is_main
 
-    device, data = load_images(cfg)
+    device, data, validation = load_data(cfg)
     train = data.train_images
     n = len(train)
-    # test sets are sorted by class: take the first digits of every class, in proportion
-    keep = torch.from_numpy(stratified_first(data.test_labels.cpu().numpy(), cfg.eval_images)).to(device)
+    if cfg.stores:  # the N x (T+1) stack, refused in one line where it would not fit
+        check_stored_size(n, max(cfg.step_counts), device)
+    if cfg.course_data:  # the course's X_test[0:100]: the first validation digits, in order
+        keep = torch.arange(min(cfg.eval_images, len(data.test_images)), device=device)
+    else:  # test sets are sorted by class: take the first digits of every class, in proportion
+        keep = torch.from_numpy(stratified_first(data.test_labels.cpu().numpy(), cfg.eval_images)).to(device)
     clean_test = to_unit(data.test_images[keep])
     starts = torch.rand(clean_test.shape, device=device,  # "completely random" images: U(0, 1) pixels
                         generator=torch.Generator(device=device).manual_seed(EVAL_SEED + 1))
 
+    def validation_bce(model, val_in, val_target, T):
+        """The course's val_loss: BCE of net(x_i) against x_{i−1} over every validation pair."""
+        t = torch.arange(len(val_in), device=device) % (T + 1)
+        logits = torch.cat([model(x, s).float() for x, s in zip(val_in.split(1100), t.split(1100))])
+        return F.binary_cross_entropy_with_logits(logits, val_target).item()
+
     variants: dict[str, dict] = {}
-    for T in cfg.step_counts:
-        schedule = LadderSchedule(cfg.schedule, T, cfg.mag, cfg.dist)
-        test_ladder = full_ladder(clean_test, schedule, torch.Generator(device=device).manual_seed(EVAL_SEED))
-        stored = None
-        if cfg.materialize:
-            stored = materialize(to_unit(train), schedule, torch.Generator(device=device).manual_seed(cfg.seed))
+    for seed in cfg.seed_list:
+        for T in cfg.step_counts:
+            schedule = LadderSchedule(cfg.schedule, T, cfg.mag, cfg.dist)
+            # one seed's validation ladder: the same for its variants (paired), drawn anew for the next seed
+            test_ladder = full_ladder(clean_test, schedule,
+                                      torch.Generator(device=device).manual_seed(EVAL_SEED + seed))
+            val_in, val_target = pairs_from_rungs(test_ladder)
+            stored = None
+            if cfg.stores:
+                stored = materialize(to_unit(train), schedule, torch.Generator(device=device).manual_seed(seed))
+            rows = n * (T + 1) if cfg.all_pairs else n
 
-        def loss_fn(model, batch, generator, schedule=schedule, stored=stored, T=T):
-            (i,) = batch
-            # under torchrun: every rank draws the global batch's t and walks its highest rung
-            t_all = torch.randint(1, T + 1, (batch_rows(len(i)),), device=i.device, generator=generator)
-            t = own_rows(t_all)
-            if stored is None:
-                x_t, x_prev = ladder_pair(to_unit(train[i]), t, schedule, generator, top=int(t_all.max()))
-            else:
-                x_t, x_prev = stored[t, i], stored[t - 1, i]
-            return F.binary_cross_entropy_with_logits(model(x_t, t).float(), x_prev)
+            def loss_fn(model, batch, generator, schedule=schedule, stored=stored, T=T):
+                (i,) = batch
+                if cfg.all_pairs:  # row b·(T+1) + t: rung t of digit b, as the notebook stacks them
+                    t, d = i % (T + 1), i // (T + 1)
+                    x_t, x_prev = stored[t, d], stored[(t - 1).clamp(min=0), d]
+                else:
+                    # under torchrun: every rank draws the global batch's t and walks its highest rung
+                    t_all = torch.randint(schedule.first_pair, T + 1, (batch_rows(len(i)),), device=i.device,
+                                          generator=generator)
+                    t = own_rows(t_all)
+                    if stored is None:
+                        x_t, x_prev = ladder_pair(to_unit(train[i]), t, schedule, generator, top=int(t_all.max()))
+                    else:
+                        x_t, x_prev = stored[t, i], stored[(t - 1).clamp(min=0), i]
+                return F.binary_cross_entropy_with_logits(model(x_t, t).float(), x_prev)
 
-        for condition in cfg.conditions:
-            name = f"T{T}-{condition}"
-            model_cfg = StepConditionConfig(condition, T)
-            # The under-trained denoiser, shown next to the working one: the chain of the model after its
-            # first epoch, measured on the same test digits at that epoch's end (no extra training).
-            evaluated: list = []   # per-digit chain PSNRs, one per epoch evaluated in this process
+            for condition in cfg.conditions:
+                name = cfg.variant_name(T, condition, seed)
+                model_cfg = cfg.model_config(T, condition)
+                # The under-trained denoiser, shown next to the working one: the chain of the model after its
+                # first epoch, measured on the same test digits at that epoch's end (no extra training).
+                evaluated: list = []   # per-digit chain PSNRs, one per epoch evaluated in this process
 
-            def evaluate(model, T=T, test_top=test_ladder[T], evaluated=evaluated):
-                per_digit = chain_psnr(torch.stack(run_chain(model, test_top, T)), clean_test)
-                evaluated.append(per_digit)
-                return {"chain_final_psnr": per_digit[-1].mean().item()}
+                def evaluate(model, T=T, test_top=test_ladder[T], evaluated=evaluated, val=(val_in, val_target)):
+                    per_digit = chain_psnr(torch.stack(run_chain(model, test_top, T)), clean_test)
+                    evaluated.append(per_digit)
+                    line = {"chain_final_psnr": per_digit[-1].mean().item()}
+                    if cfg.patience:  # what early stopping watches, every epoch
+                        line["val_bce"] = validation_bce(model, *val, T)
+                    return line
 
-            model, result = train_variant(cfg, out, name, lambda: StepConditionedUNet(model_cfg), loss_fn,
-                                          (torch.arange(n, device=device),), device, model_config=asdict(model_cfg),
-                                          evaluate=evaluate, resume=resume)
-            folder = out / "variants" / name
-            with torch.no_grad():
-                chain = run_chain(model, test_ladder[T], T)
-                noise_chain = run_chain(model, starts, T)
-            claim = {"trained": evidence_dict(chain_psnr(torch.stack(chain), clean_test), cfg.epochs)}
-            # the first evaluation was epoch 1 only when this process trained from the start
-            # (a resumed run evaluates its remaining epochs only; its early chain is not measured)
-            if cfg.epochs > 1 and evaluated and len(result.history) - len(evaluated) == 0:
-                claim["early"] = evidence_dict(evaluated[0], 1)
-            entry = {
-                "steps": T, "condition": condition, "params": count_parameters(model),
-                "train_seconds": result.train_seconds, "train_images_per_second": result.train_images_per_second,
-                "final_train_loss": result.final_train_loss,
-                **chain_scores(chain, clean_test),
-                "ladder_psnr": [psnr(x, clean_test) for x in test_ladder.flip(0)],
-                "from_noise": noise_stats(noise_chain, clean_test),
-                "evidence": claim,
-            }
-            variants[name] = entry
-            title = f"T={T}, {cfg.schedule}, {cfg.dist} mag {cfg.mag}, condition {condition}, {cfg.epochs} epochs"
-            chain_figure(chain, clean_test, folder / "chain.png", title)
-            chain_figure(noise_chain, None, folder / "from_noise.png", f"from U(0,1) noise — {title}")
+                stop = None
+                if cfg.patience:
+                    from connlab.train import EarlyStopping
 
+                    stop = EarlyStopping("val_bce", cfg.patience)
+                model, result = train_variant(cfg, out, name, lambda: StepConditionedUNet(model_cfg), loss_fn,
+                                              (torch.arange(rows, device=device),), device,
+                                              model_config=model_cfg.signature(), seed=seed, evaluate=evaluate,
+                                              resume=resume, early_stopping=stop, label=name)
+                folder = out / "variants" / name
+                with torch.no_grad():
+                    chain = run_chain(model, test_ladder[T], T)
+                    noise_chain = run_chain(model, starts, T)
+                    fed = feed_back(model, test_ladder[min(FEED_RUNG, T)], min(FEED_RUNG, T), FEED_PASSES)
+                    val_bce = validation_bce(model, val_in, val_target, T)
+                record = {"seed": seed, "val_bce": val_bce, "epochs_run": len(result.history),
+                          "stopped_epoch": getattr(result, "stopped_epoch", None),
+                          "train_seconds": result.train_seconds, "final_train_loss": result.final_train_loss,
+                          "final_psnr": psnr(chain[-1], clean_test), "folder": f"variants/{name}"}
+                key = f"T{T}-{condition}"
+                if key in variants:  # a later seed of this variant: its numbers join the first seed's entry
+                    variants[key]["seeds"].append(record)
+                    continue
+                claim = {"trained": evidence_dict(chain_psnr(torch.stack(chain), clean_test), len(result.history))}
+                # the first evaluation was epoch 1 only when this process trained from the start
+                # (a resumed run evaluates its remaining epochs only; its early chain is not measured)
+                if cfg.epochs > 1 and evaluated and len(result.history) - len(evaluated) == 0:
+                    claim["early"] = evidence_dict(evaluated[0], 1)
+                variants[key] = {
+                    "steps": T, "condition": condition, "params": count_parameters(model), "folder": f"variants/{name}",
+                    "train_seconds": result.train_seconds, "train_images_per_second": result.train_images_per_second,
+                    "final_train_loss": result.final_train_loss,
+                    **chain_scores(chain, clean_test),
+                    "ladder_psnr": [psnr(x, clean_test) for x in test_ladder.flip(0)],
+                    "from_noise": noise_stats(noise_chain, clean_test),
+                    "feed_back": {"rung": min(FEED_RUNG, T), "psnr": [psnr(x, clean_test) for x in fed],
+                                  "bce": [mean_bce(x.clamp(0, 1), clean_test).item() for x in fed]},
+                    "evidence": claim, "seeds": [record],
+                }
+                title = (f"T={T}, {cfg.schedule}, {cfg.dist} mag {cfg.mag}, condition {condition}, "
+                         f"{len(result.history)} epochs")
+                chain_figure(chain, clean_test, folder / "chain.png", title)
+                chain_figure(noise_chain, None, folder / "from_noise.png", f"from U(0,1) noise — {title}")
+                feed_figure(fed, min(FEED_RUNG, T), folder / "feed_back.png", cfg.course_data, title)
+
+    for e in variants.values():
+        e["val_bce"], e["val_bce_std"] = mean_std([r["val_bce"] for r in e["seeds"]])
     shown = {k: v for k, v in variants.items() if v["steps"] == cfg.shown_steps}
     first = next(iter(shown))
-    for fig in ("chain.png", "from_noise.png") if is_main() else ():  # rank 0 wrote the variants' figures
-        (out / fig).write_bytes((out / "variants" / first / fig).read_bytes())
+    for fig in ("chain.png", "from_noise.png", "feed_back.png") if is_main() else ():  # rank 0 wrote the figures
+        (out / fig).write_bytes((out / variants[first]["folder"] / fig).read_bytes())
     T = cfg.shown_steps
     k = list(range(T + 1))  # denoising steps applied: k = 0 is x_T, k = T is x̂_0
     series = {f"{name}: chain x̂_(T-k)": (k, e["chain_psnr"]) for name, e in shown.items()}
@@ -193,20 +309,26 @@ def run_experiment(cfg: LadderExperiment, out: Path, resume: bool = False) -> di
     plots.curves(series, out / "chain_psnr.png", f"denoising steps applied k (x_{T} -> x_0)", "PSNR vs clean (dB)",
                  f"{cfg.schedule} ladder, {cfg.dist} mag {cfg.mag}, {cfg.epochs} epochs",
                  styles={"true ladder x_(T-k)": "--x"})
+    schedule = LadderSchedule(cfg.schedule, T, cfg.mag, cfg.dist)
     summary = {
         "experiment": "ladder", "dataset": data.name, "data_source": data.source, "device": str(device),
         "train_images": n, "eval_images": len(clean_test), "schedule": cfg.schedule, "dist": cfg.dist,
-        "mag": cfg.mag, "steps": T, "epochs": cfg.epochs, "materialized": cfg.materialize,
-        "noise_std_per_step": LadderSchedule(cfg.schedule, T, cfg.mag, cfg.dist).noise_std(),
+        "mag": cfg.mag, "steps": T, "epochs": cfg.epochs, "materialized": cfg.stores, "all_pairs": cfg.all_pairs,
+        "train_pairs_per_epoch": n * (T + 1) if cfg.all_pairs else n, "seeds": cfg.seeds, "preset": cfg.preset,
+        "process": schedule.describe(),
+        "noise_std_per_step": None if schedule.interpolates else schedule.noise_std(),
         "materialize_cost": {"bytes": materialize_bytes(n, T), "shape": [T + 1, n, 1, 28, 28],
                              "full_mnist_bytes": materialize_bytes(60_000, T)},
+        "validation": {"digits": len(clean_test), "pairs": len(clean_test) * (T + 1), "set": validation},
         "shown_variant": first,
+        "val_bce_per_seed": [r["val_bce"] for r in variants[first]["seeds"]],
         "chain_psnr": variants[first]["chain_psnr"], "chain_bce": variants[first]["chain_bce"],
         "train_seconds": variants[first]["train_seconds"],
         "psnr_rises_in_steps": variants[first]["psnr_rises_in_steps"],
         "evidence": variants[first]["evidence"],
         "variants": variants,
     }
+    summary.update(course_summary(cfg, summary))
     if cfg.sweep:
         table = format_table(summary)
         summary["sweep"] = [{k: e[k] for k in ("steps", "condition", "params", "train_seconds", "final_psnr",
@@ -219,7 +341,6 @@ def run_experiment(cfg: LadderExperiment, out: Path, resume: bool = False) -> di
 def load_ladder(run: Path, variant: str | None, device) -> Ladder:
     """A finished ladder run's model (``variant``, or the one its figures show); a UserError otherwise."""
     import json
-    from dataclasses import asdict
 
     from connlab.checkpoint import load_weights, model_signature
     from connlab.diffusion.sidebyside import Ladder
@@ -240,12 +361,14 @@ def load_ladder(run: Path, variant: str | None, device) -> Ladder:
     if name not in variants:
         raise UserError(f"--ladder-variant {name!r}: {run} holds {', '.join(variants) or 'no variants'}")
     entry = variants[name]
-    model_cfg = StepConditionConfig(entry["condition"], entry["steps"])
+    cfg = saved.get("config", {})
+    model_cfg = StepConditionConfig(entry["condition"], entry["steps"], bottleneck=cfg.get("bottleneck", 0),
+                                    init=cfg.get("init", "torch"))
     model = StepConditionedUNet(model_cfg)
-    weights = run / "variants" / name / "model.safetensors"
+    weights = run / entry.get("folder", f"variants/{name}") / "model.safetensors"
     if not weights.is_file():
         raise UserError(f"--ladder-run {run}: no {weights.relative_to(run)} — the ladder training did not finish")
-    load_weights(model, weights, model_signature(model, asdict(model_cfg)))
+    load_weights(model, weights, model_signature(model, model_cfg.signature()))
     return Ladder(model.to(device).eval(), name, entry["steps"], run, saved.get("config", {}))
 
 
@@ -295,6 +418,22 @@ def chain_figure(chain, clean, path: Path, title: str) -> None:
     if clean is not None:
         rows.append(("clean", clean[cols]))
     plots.image_rows(rows, path, title)
+
+
+def feed_figure(fed, rung: int, path: Path, course_digits: bool, title: str) -> None:
+    """The course's closing figure: test digits (columns) at rung ``rung``, then each pass's output."""
+    import torch
+
+    from connlab import plots
+
+    n = len(fed[0])
+    if course_digits and n >= COURSE_DIGITS.stop:
+        cols = torch.tensor(list(COURSE_DIGITS))  # the course's X_test[6:11]
+    else:
+        cols = torch.linspace(0, n - 1, len(COURSE_DIGITS)).long()
+    rows = [(f"x_{rung} input", fed[0][cols])]
+    rows += [(f"pass {k}" + (" (fed back)" if k > 1 else ""), x[cols]) for k, x in enumerate(fed[1:], start=1)]
+    plots.image_rows(rows, path, f"rung {rung}, then its output fed back {len(fed) - 2} more times — {title}")
 
 
 def format_table(summary: dict) -> str:
@@ -365,10 +504,45 @@ def section(run: Run) -> Section:
                   "towards the clean one: PSNR rises along the chain.", verdict, text, notes=notes,
                   tables=[Table(["variant", "PSNR x_T (dB)", "PSNR x̂_0 (dB)", "PSNR rises", "train s",
                                  "ink from noise", "ink, real digits"], rows,
-                                f"{get(s, 'eval_images', default='?')} test digits; {get(s, 'schedule')} schedule, "
+                                f"{get(s, 'eval_images', default='?')} test digits; "
+                                f"{schedule_name(str(get(s, 'schedule')))} schedule, "
                                 f"{get(s, 'dist')} noise, magnitude {get(s, 'mag')}")],
                   rule=CLAIM_RULE, effect=effect_text(gain, "PSNR gain", ".2f", "dB"))
     if chain:
         sec.tables.append(Table(["step k"] + [str(k) for k in range(len(chain))],
                                 [["PSNR (dB)"] + [f"{v:.2f}" for v in chain]], "PSNR along the chain, k steps applied"))
-    return with_figures(sec, run, ("chain.png", "chain_psnr.png", "from_noise.png"))
+    course_rows(sec, s)
+    return with_figures(sec, run, ("feed_back.png", "chain.png", "from_noise.png", "chain_psnr.png"))
+
+
+def course_rows(sec: Section, s: dict) -> None:
+    """"Course vs ours": the course's validation BCE beside this run's seeds, with the reproduction verdict —
+    or, for a run of another setting (the lab's own), its validation BCE as a row of its own."""
+    from connlab.experiments.ladder_course import PROTOCOL, PUBLISHED_VAL_BCE
+    from connlab.experiments.section import REPRODUCTION_HEADER, reproduction_row, reproduction_settles
+
+    per_seed = [v for v in get(s, "val_bce_per_seed", default=[]) or [] if isinstance(v, (int, float))]
+    if not per_seed:
+        return  # a run folder written before the validation BCE was measured
+    where = get(s, "validation", "set", default="?")
+    digits = get(s, "validation", "digits", default="?")
+    caption = (f"validation BCE: BCE of net(x_i) against x_(i−1) over the T+1 pairs of each of {digits} validation "
+               f"digits ({where}), after the last epoch run, one value per seed")
+    rep = get(s, "reproduction")
+    if rep is not None:
+        row = reproduction_row(f"diffusion notebook ({PROTOCOL})", rep)
+        sec.tables.insert(0, Table(REPRODUCTION_HEADER, [row], caption))
+        settle = reproduction_settles(rep)
+        sec.notes.insert(0, f"The course's notebook ends at validation BCE {PUBLISHED_VAL_BCE} (one run); ours, over "
+                            f"{len(per_seed)} seed(s): {', '.join(f'{v:.4f}' for v in per_seed)} — {row[5]}"
+                            + (f"; {settle}" if settle else "") + ".")
+        return
+    import statistics
+
+    differs = get(s, "course", "differs", default=None)
+    mean = statistics.fmean(per_seed)
+    spread = f" ± {statistics.stdev(per_seed):.4f} (std)" if len(per_seed) > 1 else ""
+    label = f"this run's setting ({get(s, 'preset', default='lab')}: T = {get(s, 'steps')}, {get(s, 'schedule')})"
+    why = ("not the course's protocol" + (f": {', '.join(differs)}" if differs else "")) if differs is not None else ""
+    sec.tables.insert(0, Table(REPRODUCTION_HEADER, [[label, "— (no course figure)", f"{mean:.4f}{spread}", "",
+                                                      str(len(per_seed)), why or NOT_MEASURED, ""]], caption))

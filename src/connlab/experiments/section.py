@@ -233,3 +233,91 @@ def checks_verdict(checks: dict) -> tuple[str, str]:
         verdict = NOT_SUPPORTED
     text = "; ".join(f"{k}: {'yes' if v else 'no' if v is not None else NOT_MEASURED}" for k, v in checks.items())
     return verdict, text
+
+
+# --- "course vs ours": a published single run against our seeds (connlab.evidence.reproduction) -----
+
+REPRODUCTION_HEADER = ["", "course (one run)", "ours: mean", "ours: one run, 95 % prediction interval", "n",
+                       "verdict", "gap"]
+MAX_SETTLE = 1000   # seeds beyond which "what n would settle it" says "more than"
+
+
+def stored_reproduction(value):
+    """The ``connlab.evidence.Reproduction`` stored as ``as_dict()`` (or given), or None when missing/malformed."""
+    from connlab.evidence import Reproduction
+
+    if isinstance(value, Reproduction):
+        return value
+    if not isinstance(value, dict):
+        return None
+    try:
+        return Reproduction.from_dict(value)
+    except (TypeError, ValueError, KeyError):
+        return None
+
+
+def reproduction_row(label: str, value, spec: str = ".4f") -> list[str]:
+    """One "course vs ours" row (``REPRODUCTION_HEADER``): the course's figure, our mean, the interval for
+    one run, n, the verdict and the gap (how far the course's figure lies outside the interval)."""
+    rep = stored_reproduction(value)
+    if rep is None:
+        return [label, NOT_MEASURED, NOT_MEASURED, NOT_MEASURED, "", NOT_MEASURED, ""]
+    f = lambda v: format(v, spec)  # noqa: E731
+    if math.isnan(rep.low):
+        interval, gap = f"no interval (n = {rep.n})", ""
+    else:
+        interval = f"{f(rep.low)} to {f(rep.high)}"
+        gap = ("inside" if rep.gap == 0 else
+               f"{f(abs(rep.gap))} {'above' if rep.gap > 0 else 'below'} the interval")
+    return [label, f(rep.published), f(rep.mean), interval, str(rep.n), rep.verdict, gap]
+
+
+def _t(n: int) -> float:
+    from scipy import stats
+
+    return float(stats.t.ppf(0.975, n - 1))
+
+
+def reproduction_settles(value) -> str:
+    """What n would settle a reproduction verdict, if our mean and spread stay as measured.
+
+    The prediction interval for one run, mean ± t(n−1)·s·√(1 + 1/n), narrows with n towards
+    mean ± 1.96 s: a course figure further than that from our mean turns *not reproduced* at some n;
+    one nearer stays reproduced at every n.
+    """
+    rep = stored_reproduction(value)
+    if rep is None:
+        return ""
+    if math.isnan(rep.low):
+        return f"n = {rep.n} gives no interval: --seeds 5 or more settles it"
+    half = (rep.high - rep.low) / 2
+    s = half / (_t(rep.n) * math.sqrt(1 + 1 / rep.n))
+    distance = abs(rep.published - rep.mean)
+    if distance <= 1.959964 * s:
+        return (f"settled at n = {rep.n}: at this mean and spread the course's figure stays inside the "
+                f"interval for every n")
+    first = next((m for m in range(2, MAX_SETTLE + 1) if distance > _t(m) * s * math.sqrt(1 + 1 / m)), None)
+    if first is None:
+        return f"at this mean and spread, more than {MAX_SETTLE:,} seeds would settle it"
+    if first <= rep.n:
+        return f"settled at n = {rep.n} (from n = {first} on at this mean and spread)"
+    return f"not settled at n = {rep.n}: at this mean and spread, n = {first} would make it not reproduced"
+
+
+def comparison_settles(value) -> str:
+    """What n would settle a paired comparison (``connlab.evidence.compare``), if its effect and spread stay
+    as measured: the smallest n whose t interval, effect ± t(n−1)·s/√n, excludes 0."""
+    ev = stored(value)
+    if ev is None:
+        return ""
+    if ev.n < 2 or math.isnan(ev.low):
+        return f"n = {ev.n} gives no interval: --seeds 5 or more settles it"
+    s = (ev.high - ev.low) / 2 * math.sqrt(ev.n) / _t(ev.n)
+    if ev.effect == 0:
+        return "no effect measured: no n settles it"
+    first = next((m for m in range(2, MAX_SETTLE + 1) if abs(ev.effect) > _t(m) * s / math.sqrt(m)), None)
+    if first is None:
+        return f"at this effect and spread, more than {MAX_SETTLE:,} seeds would settle it"
+    if first <= ev.n:
+        return f"settled at n = {ev.n}"
+    return f"not settled at n = {ev.n}: at this effect and spread, n = {first} would settle it"

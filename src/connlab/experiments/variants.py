@@ -35,9 +35,10 @@ def classification_loss(model, batch, generator):
 
 def train_variant(cfg, out: Path, name: str, build: Callable, loss_fn, data: tuple, device, *, model_config: dict,
                   seed: int | None = None, evaluate=None, resume: bool = False, label: str | None = None,
-                  **recipe):
+                  early_stopping=None, **recipe):
     """Seed (``seed``, default ``cfg.seed``), build the network with ``build()`` and train it with
-    ``cfg.train_config(seed=..., **recipe)`` in ``out/variants/NAME``; returns (model, fit's result)."""
+    ``cfg.train_config(seed=..., **recipe)`` in ``out/variants/NAME`` (``early_stopping``: a
+    ``connlab.train.EarlyStopping`` rule on one of ``evaluate``'s numbers); returns (model, fit's result)."""
     from connlab.runs import resumable
     from connlab.train import fit, seed_everything
 
@@ -46,7 +47,8 @@ def train_variant(cfg, out: Path, name: str, build: Callable, loss_fn, data: tup
     model = build().to(device)
     folder = Path(out) / "variants" / name
     result = fit(model, loss_fn, data, cfg.train_config(seed=seed, **recipe), folder, model_config=model_config,
-                 evaluate=evaluate, resume=resumable(folder, resume), label=label or name)
+                 evaluate=evaluate, resume=resumable(folder, resume), label=label or name,
+                 early_stopping=early_stopping)
     return model, result
 
 

@@ -216,22 +216,24 @@ def export_autoencoders(run: Path) -> list[ExportedModel]:
 
 
 def export_ladder(run: Path) -> list[ExportedModel]:
-    """The shown variant's step network (``variants/T<T>-<condition>``) and its noise schedule."""
+    """The shown variant's step network (``variants/T<T>-<condition>[-seed<s>]``) and how its ladder is made."""
     from connlab.diffusion.ladder import LadderSchedule
     from connlab.experiments.ladder import LadderExperiment
-    from connlab.models.step_conditioned import StepConditionConfig, StepConditionedUNet
+    from connlab.models.step_conditioned import StepConditionedUNet
 
     cfg = experiment_config(run, LadderExperiment)
     T = cfg.shown_steps
     for condition in cfg.conditions:
-        path = run / "variants" / f"T{T}-{condition}" / "model.safetensors"
+        path = run / "variants" / cfg.variant_name(T, condition, cfg.seed) / "model.safetensors"
         if path.is_file():
             break
     else:
         return []
-    model = load(StepConditionedUNet(StepConditionConfig(condition, T)), path)
-    a, b = LadderSchedule(cfg.schedule, T, cfg.mag, cfg.dist).coefficients()
-    info = {"T": T, "condition": condition, "schedule": cfg.schedule, "mag": cfg.mag, "dist": cfg.dist,
+    model = load(StepConditionedUNet(cfg.model_config(T, condition)), path)
+    schedule = LadderSchedule(cfg.schedule, T, cfg.mag, cfg.dist)
+    # interpolate: the page draws the one end point x_T = clip(x_0 + round(mag z)) itself; a walk: its (a_t, b_t)
+    a, b = (None, None) if schedule.interpolates else schedule.coefficients()
+    info = {"T": T, "condition": condition, "schedule": schedule.name, "mag": cfg.mag, "dist": cfg.dist,
             "a": a, "b": b}
     return [export_model("ladder_step", LadderStep(model), {"x": sample_digit(2), "t": torch.tensor([T])},
                          ["x_prev"], info)]

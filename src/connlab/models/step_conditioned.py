@@ -2,19 +2,20 @@
 
 ``condition``:
 - ``none``: the plain U-Net (``DenoisingAutoencoder(skip="concat")``); t is ignored and the
-  network must read the noise level off the image — the lecture's notebook.
+  network must read the noise level off the image — the course's notebook.
 - ``learned``: a table of T+1 vectors, one per step, added per channel to the bottleneck.
 - ``sinusoidal``: the fixed sinusoidal features of t (Vaswani et al. 2017; as in the DDPM
   U-Net) through one linear layer, added per channel to the bottleneck.
 
-The bottleneck (B, 128, 7, 7) is where the whole image is summarised, so one per-channel
+The encoder's output (B, 128, 7, 7) is where the whole image is summarised, so one per-channel
 shift there tells every decoder pixel the step at the cost of 128·(T+1) or 32·128+128
-parameters.
+parameters. ``bottleneck`` and ``init`` are the U-Net's (``AutoencoderConfig``): the course's
+network is ``bottleneck=16, init="keras"``; the shift comes before the bottleneck conv.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
@@ -31,12 +32,23 @@ class StepConditionConfig:
     condition: str = "none"
     steps: int = 10
     skip: str = "concat"
+    bottleneck: int = 0     # the U-Net's 7x7 bottleneck conv (the course's: 16); 0: none
+    init: str = "torch"     # or "keras" (the course's Glorot-uniform start)
 
     def __post_init__(self):
         if self.condition not in CONDITIONS:
             raise ValueError(f"condition {self.condition!r} is not one of {', '.join(CONDITIONS)}")
         if self.steps < 1:
             raise ValueError(f"steps must be >= 1, got {self.steps}")
+
+    def signature(self) -> dict:
+        """The config a checkpoint is checked against: the fields at their defaults before ``bottleneck`` and
+        ``init`` existed are left out, so run folders written before them still load and resume."""
+        own = asdict(self)
+        for name, default in (("bottleneck", 0), ("init", "torch")):
+            if own[name] == default:
+                del own[name]
+        return own
 
 
 class StepConditionedUNet(nn.Module):
@@ -45,7 +57,8 @@ class StepConditionedUNet(nn.Module):
     def __init__(self, config: StepConditionConfig = StepConditionConfig()):
         super().__init__()
         self.config = config
-        self.unet = DenoisingAutoencoder(AutoencoderConfig(skip=config.skip))
+        self.unet = DenoisingAutoencoder(AutoencoderConfig(skip=config.skip, bottleneck=config.bottleneck,
+                                                           init=config.init))
         if config.condition == "learned":
             self.embed = nn.Embedding(config.steps + 1, BOTTLENECK)
             nn.init.zeros_(self.embed.weight)
@@ -71,4 +84,6 @@ class StepConditionedUNet(nn.Module):
         z, c1, c2 = self.unet.encoder(x)  # z: (B, 128, 7, 7)
         if self.config.condition != "none":
             z = z + self.step_embedding(t)
+        if self.unet.bottleneck is not None:
+            z = self.unet.bottleneck(z)    # (B, bottleneck, 7, 7)
         return self.unet.decoder(z, c1, c2)

@@ -9,7 +9,7 @@ from connlab.nn.attention import (
 from connlab.nn.embedding import timestep_embedding
 from connlab.nn.gates import GLU, LogisticGate, MixtureOfExperts, ProductGatedUnit, SoftmaxGate
 from connlab.nn.rnn import GRU, RNN, GRUCell, RNNCell
-from connlab.nn.skip import ConcatSkip, PlainBlock, ResidualBlock, ResidualMLPBlock
+from connlab.nn.skip import ConcatSkip, IdentityBlock, PlainBlock, ResidualBlock, ResidualMLPBlock
 
 __all__ = [
     "GLU",
@@ -17,6 +17,7 @@ __all__ = [
     "RNN",
     "ConcatSkip",
     "GRUCell",
+    "IdentityBlock",
     "LogisticGate",
     "MixtureOfExperts",
     "MultiHeadAttention",

@@ -98,6 +98,30 @@ class PlainBlock(nn.Module):
         return self.relu(self.branch(x))
 
 
+class IdentityBlock(nn.Module):
+    """The course's "identity block" (the 1x1 -> 3x3 -> 1x1 bottleneck of He et al. 2015, Fig. 5 right).
+
+    conv1x1(C -> h) -> ReLU -> conv3x3(h -> h) -> ReLU -> conv1x1(h -> C) -> ReLU, then, when
+    ``residual``, + x. Input (B, C, H, W) -> output (B, C, H, W). No batch norm, as in the course.
+
+    The input is added *after* the last ReLU, where the course's residual notebook adds it
+    (He et al. add before it); without ``residual`` the block is the same three layers, plain.
+    """
+
+    def __init__(self, channels: int, hidden: int, residual: bool = True) -> None:
+        super().__init__()
+        self.residual = residual
+        self.branch = nn.Sequential(
+            nn.Conv2d(channels, hidden, 1), nn.ReLU(),
+            nn.Conv2d(hidden, hidden, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(hidden, channels, 1), nn.ReLU(),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.branch(x)              # (B, C, H, W), already through its last ReLU
+        return h + x if self.residual else h
+
+
 class ResidualMLPBlock(nn.Module):
     """Pre-norm residual MLP block: x + MLP(LayerNorm(x)).
 

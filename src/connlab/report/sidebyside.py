@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from connlab.diffusion.ladder import schedule_name
 from connlab.diffusion.sidebyside import Ladder, chains, shared_noise
 from connlab.report.style import SELF_CHECK, STYLE
 
@@ -97,7 +98,7 @@ def _render(gen, ladder: Ladder, shown: dict, num: int, seed: int, folder: Path,
                 ["diffusion", f"{dc.space} space, {dc.prediction}-prediction, {dc.schedule} schedule, "
                               f"T = {dc.timesteps}, EMA weights"],
                 ["ladder run", str(ladder.run)],
-                ["ladder", f"variant {ladder.name}: T = {ladder.steps}, schedule {lc.get('schedule', '?')}, "
+                ["ladder", f"variant {ladder.name}: T = {ladder.steps}, schedule {schedule_name(str(lc.get('schedule', '?')))}, "
                            f"{lc.get('dist', '?')} noise, mag {lc.get('mag', '?')}, {lc.get('epochs', '?')} epochs"],
                 ["classifier-free guidance",
                  f"w = {w or 0:g}, labels 0-9 in turn" if dc.class_cond else "none (unconditional model)"],

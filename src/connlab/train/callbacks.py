@@ -1,16 +1,18 @@
-"""The small pieces the loop calls: progress bar, NaN guard, epoch evaluation and log, test hooks."""
+"""The small pieces the loop calls: progress bar, NaN guard, epoch evaluation and log, early stopping, test hooks."""
 
 from __future__ import annotations
 
 import json
 import math
 import sys
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
 import torch
 
 from connlab.checkpoint import list_checkpoints
+from connlab.errors import UserError
 from connlab.runtime import distributed as dp
 from connlab.train.config import TrainingDiverged
 
@@ -77,3 +79,52 @@ def log_epoch(label: str, epochs: int, line: dict) -> None:
 def metrics_text(history: list[dict]) -> str:
     """``metrics.jsonl``: one JSON line per epoch."""
     return "".join(json.dumps(line) + "\n" for line in history)
+
+
+@dataclass(frozen=True)
+class EarlyStopping:
+    """Stop when the epoch metric ``monitor`` has not improved for ``patience`` epochs (Keras' semantics).
+
+    As ``tf.keras.callbacks.EarlyStopping(monitor, mode, patience, min_delta)`` with its defaults
+    (``restore_best_weights=False``, no baseline, ``start_from_epoch=0``): after each epoch the
+    metric counts as an improvement when it beats the best so far by more than ``min_delta``
+    (lower for ``mode="min"``); otherwise the wait grows by one, and at ``patience`` epochs without
+    one training stops, keeping the *last* weights, not the best. The rule is frozen; what it has
+    seen lives in the training state (``fresh_state``), so a checkpoint carries it and a resumed run
+    stops at the same epoch.
+    """
+
+    monitor: str
+    patience: int = 5
+    mode: str = "min"
+    min_delta: float = 0.0
+
+    def __post_init__(self):
+        if self.patience < 1:
+            raise UserError(f"early stopping: patience must be >= 1, got {self.patience}")
+        if self.mode not in ("min", "max"):
+            raise UserError(f"early stopping: mode must be 'min' or 'max', got {self.mode!r}")
+        if not self.min_delta >= 0:
+            raise UserError(f"early stopping: min_delta must be >= 0, got {self.min_delta}")
+
+    def fresh_state(self) -> dict:
+        """What the rule has seen before the first epoch (JSON-able; kept in every checkpoint)."""
+        return {"rule": asdict(self), "best": None, "best_epoch": None, "wait": 0, "stopped_epoch": None}
+
+    def update(self, state: dict, line: dict) -> bool:
+        """Read epoch ``line``'s metric into ``state`` (in place); True when training stops after this epoch."""
+        if state.get("rule") != asdict(self):
+            raise ValueError(f"early-stopping state of another rule ({state.get('rule')}) given to {asdict(self)}")
+        if self.monitor not in line:
+            raise KeyError(f"early stopping monitors {self.monitor!r}, which the epoch's metrics do not hold "
+                           f"({', '.join(line)}): pass an evaluate() that returns it")
+        value, best = float(line[self.monitor]), state["best"]
+        sign = 1.0 if self.mode == "min" else -1.0
+        state["wait"] += 1
+        if best is None or sign * (value - best) < -self.min_delta:
+            state.update(best=value, best_epoch=line["epoch"], wait=0)
+            return False
+        if state["wait"] >= self.patience:
+            state["stopped_epoch"] = line["epoch"]
+            return True
+        return False

@@ -91,6 +91,7 @@ class TrainResult:
     final_train_loss: float
     history: list[dict] = field(default_factory=list)
     resumed_from: str | None = None
+    stopped_epoch: int | None = None   # the epoch early stopping ended the run after; None: it ran them all
 
 
 def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:

@@ -9,6 +9,9 @@ checkpoints, resume and the NaN guard.
 - Noise for the loss (corruption, diffusion time steps) comes from one ``torch.Generator``
   on the device whose state is checkpointed, so resume is exact too.
 - On CPU, N steps in one go and N/2 + resume give bitwise-identical weights (tested).
+- Early stopping (``callbacks.EarlyStopping``, Keras' rule) reads each epoch's metrics line; what it
+  has seen is in every checkpoint, so a resumed run stops at the same epoch. The line of the
+  epoch it stopped after says so (``"stopped_early": true``) and the last weights are kept.
 - Losses are summed on the device; the host reads them every ``sync_every`` steps only
   (on the CUDA-graph path only at epoch ends and checkpoints).
 - Speed (``connlab.runtime.speed``, resolved once): on CPU channels-last convolutions and a heap
@@ -31,6 +34,7 @@ from typing import Callable
 import torch
 
 from connlab.checkpoint import atomic_write_text, model_signature, save_weights, write_checkpoint
+from connlab.errors import UserError
 from connlab.runtime import distributed as dp
 from connlab.runtime.cpu_memory import keep_freed_memory
 from connlab.runtime.fastpath import GraphedStep
@@ -52,6 +56,7 @@ def fit(
     ema=None,
     resume: bool = False,
     label: str = "train",
+    early_stopping: callbacks.EarlyStopping | None = None,
 ) -> TrainResult:
     """Train ``model`` on the rows of ``data`` (tensors already on the model's device).
 
@@ -59,7 +64,7 @@ def fit(
     ``out/model.safetensors`` (and ``out/ema.safetensors`` with ``ema``). With ``resume`` it
     continues from the newest readable checkpoint in ``out``; a finished run is loaded, not
     retrained. ``evaluate(model)`` runs at each epoch end (model in eval mode, no grad) and its
-    numbers join that epoch's metrics line.
+    numbers join that epoch's metrics line; ``early_stopping`` watches one of them.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -71,15 +76,33 @@ def fit(
     total_steps = math.ceil(len(data[0]) / cfg.batch_size) * cfg.epochs
     parts = make_parts(model, cfg, speed, device, total_steps, ema)
     state = start(out / "checkpoints", out, resume, parts, signature, device, lr_on_device=speed.cuda_graph)
+    state.stopping = early_stopping_state(early_stopping, state, out)
     loop = Loop(cfg, data, out, parts, signature, speed, Stepper(step_model, loss_fn, data, cfg, speed, parts, state),
                 callbacks.step_hooks(), label)
 
     model.train()
-    while state.step < loop.total_steps:
+    while state.step < loop.total_steps and not state.stopped:
         epoch, first = divmod(state.step, loop.steps_per_epoch)
         loop.train_epoch(state, epoch, first)
-        loop.end_epoch(state, epoch, evaluate)
+        loop.end_epoch(state, epoch, evaluate, early_stopping)
     return loop.finish(state)
+
+
+def early_stopping_state(rule: callbacks.EarlyStopping | None, state: TrainState, out: Path) -> dict | None:
+    """The early-stopping state to go on with: fresh, or the checkpoint's when it was kept with the same rule."""
+    if rule is None:
+        if state.stopping is not None:
+            raise UserError(f"{out}: the run was started with early stopping ({state.stopping['rule']}); "
+                            "resume it with the same rule")
+        return None
+    if state.stopping is None:
+        if state.step > 0:
+            raise UserError(f"{out}: the run was started without early stopping; resume it without")
+        return rule.fresh_state()
+    if state.stopping.get("rule") != rule.fresh_state()["rule"]:
+        raise UserError(f"{out}: the run was started with early stopping {state.stopping.get('rule')}, "
+                        f"not {rule.fresh_state()['rule']}")
+    return state.stopping
 
 
 def prepare_model(model: torch.nn.Module, speed: ResolvedSpeed) -> torch.nn.Module:
@@ -215,8 +238,9 @@ class Loop:
             bar.close()
         state.lap(time.perf_counter() - t0)
 
-    def end_epoch(self, state: TrainState, epoch: int, evaluate: Callable | None) -> None:
-        """The epoch's metrics line (evaluation included), a checkpoint, ``metrics.jsonl``."""
+    def end_epoch(self, state: TrainState, epoch: int, evaluate: Callable | None,
+                  early_stopping: callbacks.EarlyStopping | None = None) -> None:
+        """The epoch's metrics line (evaluation included), early stopping, a checkpoint, ``metrics.jsonl``."""
         ema = self.parts.ema
         dp.sync_buffers(self.parts.model, *([ema.module] if ema is not None else []))  # rank 0's BatchNorm stats
         line = {"epoch": epoch + 1, "step": state.step,
@@ -226,6 +250,8 @@ class Loop:
                 "lr": float(self.parts.scheduler.get_last_lr()[0])}
         if evaluate is not None:
             line.update(callbacks.evaluate_epoch(self.parts.model, evaluate, self.speed.bf16, self.device))
+        if early_stopping is not None and early_stopping.update(state.stopping, line):
+            line["stopped_early"] = True  # the last epoch: no `patience` epochs improved on the best
         state.history.append(line)
         callbacks.log_epoch(self.label, self.cfg.epochs, line)
         state.loss_sum.zero_()
@@ -241,10 +267,12 @@ class Loop:
             save_weights(self.parts.ema.module, self.out / "ema.safetensors", signature)
         dp.barrier()  # the other ranks may now read what rank 0 wrote
         self.parts.model.eval()
-        images = self.n * self.cfg.epochs
+        epochs = math.ceil(state.step / self.steps_per_epoch)  # fewer than cfg.epochs when stopped early
+        images = self.n * epochs
         return TrainResult(
-            epochs=self.cfg.epochs, steps=state.step, train_seconds=round(state.train_seconds, 3),
+            epochs=epochs, steps=state.step, train_seconds=round(state.train_seconds, 3),
             train_images_per_second=round(images / max(state.train_seconds, 1e-9), 1),
             final_train_loss=state.history[-1]["train_loss"] if state.history else float("nan"),
             history=state.history, resumed_from=state.resumed_from,
+            stopped_epoch=state.stopping.get("stopped_epoch") if state.stopping is not None else None,
         )

@@ -1,8 +1,8 @@
 """The training state: what a checkpoint holds, how it is taken, and how a run picks it up again.
 
 A checkpoint (``connlab.checkpoint``) is the model's weights plus ``snapshot``: step, history,
-the running loss sum and clocks, optimizer, LR scheduler, the noise generator, the global RNG
-and the EMA. ``restore`` puts every one of them back, so N steps in one go and N/2 + resume give
+the running loss sum and clocks, optimizer, LR scheduler, the noise generator, the global RNG,
+the EMA and what early stopping has seen. ``restore`` puts every one of them back, so N steps in one go and N/2 + resume give
 bitwise-identical weights on CPU.
 """
 
@@ -41,6 +41,12 @@ class TrainState:
     epoch_seconds: float = 0.0
     train_seconds: float = 0.0
     resumed_from: str | None = None
+    stopping: dict | None = None   # ``callbacks.EarlyStopping``'s state (None: no early stopping)
+
+    @property
+    def stopped(self) -> bool:
+        """Early stopping has ended this run (its epoch is ``stopping["stopped_epoch"]``)."""
+        return self.stopping is not None and self.stopping.get("stopped_epoch") is not None
 
     def lap(self, seconds: float) -> None:
         """Count ``seconds`` of training in this epoch and in the run."""
@@ -57,6 +63,7 @@ def snapshot(state: TrainState, parts: Parts) -> dict:
         "optimizer": parts.optimizer.state_dict(), "scheduler": parts.scheduler.state_dict(),
         "generator": parts.generator.get_state(), "torch_rng": torch.get_rng_state(),
         **({"ema": parts.ema.state_dict()} if parts.ema is not None else {}),
+        **({"early_stopping": state.stopping} if state.stopping is not None else {}),
     }
 
 
@@ -73,7 +80,7 @@ def restore(saved: dict, parts: Parts, device: torch.device, lr_on_device: bool)
         parts.ema.load_state_dict(saved["ema"])
     return TrainState(loss_sum=torch.tensor(saved["epoch_loss_sum"], device=device), step=saved["step"],
                       history=list(saved["history"]), epoch_seconds=saved["epoch_seconds"],
-                      train_seconds=saved["train_seconds"])
+                      train_seconds=saved["train_seconds"], stopping=saved.get("early_stopping"))
 
 
 def start(ckpt_dir: Path, out: Path, resume: bool, parts: Parts, signature: dict, device: torch.device,

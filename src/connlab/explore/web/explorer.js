@@ -357,7 +357,7 @@ function setupLadder() {
 async function updateLadder() {
   const m = models.ladder_step;
   if (!m) return;
-  const { T, a, b, dist } = m.info;
+  const { T, a, b, dist, mag, schedule } = m.info;
   const start = $("ladder-start").value;
   let x;
   if (start === "noise") {
@@ -365,7 +365,10 @@ async function updateLadder() {
     x = Float32Array.from({ length: PIXELS }, () => r.uniform());
   } else if (start === "noisy") {
     x = Float32Array.from(state.noisy);
-  } else {  // the ladder's own forward process: x_t = clip(a_t x_{t-1} + b_t z_t), t = 1 … T
+  } else if (schedule === "interpolate") {  // the course's end point: x_T = clip(x_0 + round(mag z))
+    const r = rng(2000 + (Number($("noise-seed").value) || 0));
+    x = Float32Array.from(state.clean, (v) => Math.min(1, Math.max(0, v + Math.round(mag * r.draw(dist)))));
+  } else {  // a walk's own forward process: x_t = clip(a_t x_{t-1} + b_t z_t), t = 1 … T
     const r = rng(2000 + (Number($("noise-seed").value) || 0));
     x = Float32Array.from(state.clean);
     for (let t = 1; t <= T; t++) {
