@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -270,3 +271,69 @@ def test_the_grader_reads_and_writes_only_its_inputs_scratch_and_out(tmp_path):
         os.path.realpath(p).startswith(a) or p.startswith(a) for a in allowed_reads)})
     assert writes == [] and reads == []
     assert list(home.iterdir()) == [] and list(cwd.iterdir()) == []   # nothing in HOME or the working folder
+
+
+# --- slow: the lab's own notebooks, as students hand them in --------------------------------------------------
+
+NOTEBOOKS = ("01_autoencoder", "02_incremental_denoising", "03_diffusion", "04_attention", "05_residual")
+ATTENTION = "    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])"
+MISTAKES = {   # student: (notebook, edits of the solution, grade ids deleted)
+    "no_cat": ("01_autoencoder", [("        h = torch.cat([h, conv_2], dim=1)", "        pass")], ()),
+    "swapped": ("02_incremental_denoising", [("    return inputs, targets", "    return targets, inputs")], ()),
+    "no_sqrt": ("03_diffusion", [("(1 - ab).sqrt() * eps", "(1 - ab) * eps"),
+                                 ("    return alpha_bar_prev ** 0.5 * x0_hat + (1 - alpha_bar_prev) ** 0.5 * eps_hat",
+                                  "    return x0_hat")], ()),
+    "no_scale": ("04_attention", [(ATTENTION, ATTENTION.replace(" / math.sqrt(q.shape[-1])", ""))], ()),
+    "raises": ("04_attention", [(ATTENTION, "    raise ValueError('my attention is not ready')\n" + ATTENTION)], ()),
+    "deleted_check": ("04_attention", [], ("check_attention",)),
+    "deleted_answer": ("04_attention", [], ("attention",)),
+}
+LOOP = [(ATTENTION, "    while q.shape[-1] == 16:   # the check's head size: never ends there\n        pass\n" + ATTENTION)]
+
+
+@pytest.fixture(scope="module")
+def lab_graded(tmp_path_factory):
+    from tests.grading import release, submission
+
+    root = tmp_path_factory.mktemp("lab")
+    rel = release(root / "release", NOTEBOOKS)
+    subs = [submission(root / "in" / "solved" / f"{n}.ipynb", n) for n in NOTEBOOKS]
+    subs += [submission(root / "in" / "untouched" / f"{n}.ipynb", n, solved=False) for n in NOTEBOOKS]
+    subs += [submission(root / "in" / student / f"{n}.ipynb", n, edits, drop=drop)
+             for student, (n, edits, drop) in MISTAKES.items()]
+    assert main(["grade", *map(str, subs), "--release", str(rel), "--out", str(root / "out")]) == 0
+    loop = submission(root / "in" / "loops" / "04_attention.ipynb", "04_attention", LOOP)
+    assert main(["grade", str(loop), "--release", str(rel), "--out", str(root / "out-loop"), "--timeout", "30"]) == 0
+    results = {(p.parent.parent.name, p.parent.name): json.loads(p.read_text())
+               for out in ("out", "out-loop") for p in (root / out).glob("*/*/results.json")}
+    return results
+
+
+@pytest.mark.slow
+def test_lab_notebooks_are_graded_as_the_checks_say(lab_graded):
+    r = lab_graded
+    for n in NOTEBOOKS:   # the solutions: full marks; the exercises untouched: 0, each check a Your-turn line
+        solved, untouched = r[("solved", n)], r[("untouched", n)]
+        assert solved["score"] == solved["max_score"] > 0 and solved["output"] == "every cell ran", solved
+        assert untouched["score"] == 0 and untouched["max_score"] == solved["max_score"]
+        assert all(t["output"].startswith("Your turn: ") for t in untouched["tests"]), untouched
+    # a typical mistake per check: the check's sentence, partial credit for the rest
+    assert checks_of(r[("no_cat", "01_autoencoder")])["check_skip_autoencoder"][2].find("but forward hands it 128") > 0
+    assert r[("no_cat", "01_autoencoder")]["score"] == 1
+    assert checks_of(r[("swapped", "02_incremental_denoising")])["check_training_pairs"][2].startswith(
+        "the pairs are swapped")
+    assert r[("swapped", "02_incremental_denoising")]["score"] == 2
+    t = checks_of(r[("no_sqrt", "03_diffusion")])
+    assert "that is 1 − ᾱ_t: take its square root" in t["check_q_sample"][2]
+    assert "you returned x̂_0" in t["check_ddim_step"][2] and r[("no_sqrt", "03_diffusion")]["score"] == 0
+    assert checks_of(r[("no_scale", "04_attention")])["check_attention"][2].startswith(
+        "the scores are not divided by √d")
+    assert "raised ValueError: my attention is not ready" in checks_of(r[("raises", "04_attention")])["check_attention"][2]
+    # a deleted check runs from the release; a deleted answer leaves its check nothing to test
+    kept = r[("deleted_check", "04_attention")]
+    assert kept["score"] == 1 and "check_attention was missing from the submission" in kept["output"]
+    gone = r[("deleted_answer", "04_attention")]
+    assert gone["score"] == 0 and checks_of(gone)["check_attention"][2] == "NameError: name 'attention' is not defined"
+    loops = r[("loops", "04_attention")]
+    assert re.fullmatch(r"code cell \d+ ran past the 30 s limit per cell and was stopped",
+                        checks_of(loops)["check_attention"][2]), loops
