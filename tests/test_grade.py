@@ -316,7 +316,8 @@ def test_lab_notebooks_are_graded_as_the_checks_say(lab_graded):
         solved, untouched = r[("solved", n)], r[("untouched", n)]
         assert solved["score"] == solved["max_score"] > 0 and solved["output"] == "every cell ran", solved
         assert untouched["score"] == 0 and untouched["max_score"] == solved["max_score"]
-        assert all(t["output"].startswith("Your turn: ") for t in untouched["tests"]), untouched
+        outputs = [t["output"] for t in untouched["tests"]]
+        assert all(o.startswith("Your turn: ") for o in outputs) and len(set(outputs)) == len(outputs), untouched
     # a typical mistake per check: the check's sentence, partial credit for the rest
     assert checks_of(r[("no_cat", "01_autoencoder")])["check_skip_autoencoder"][2].find("but forward hands it 128") > 0
     assert r[("no_cat", "01_autoencoder")]["score"] == 1

@@ -76,18 +76,20 @@ def partial_credit(cell, max_points: float) -> float | None:
 
 
 def _cause(cells, runs: dict[int, CellRun], index: int) -> str | None:
-    """The sentence of the first failed ungraded cell since the previous test, if one failed."""
+    """Why a name the test needs is missing: among the ungraded cells since the previous test, the
+    first place left to the student (``Your turn``), else the first cell that failed."""
     start = max((i for i in range(index) if is_test(cells[i])), default=-1) + 1
+    failures = []
     for i in range(start, index):
         run = runs.get(i)
         if run is None or is_test(cells[i]):
             continue
-        if run.status == "timeout":
-            return run.why
         error = error_of(cells[i]) if run.status == "error" else None
-        if error is not None:
-            return error_sentence(error)
-    return None
+        if run.status == "timeout":
+            failures.append(run.why)
+        elif error is not None:
+            failures.append(error_sentence(error))
+    return next((f for f in failures if f.startswith("Your turn")), failures[0] if failures else None)
 
 
 def score(nb, runs: dict[int, CellRun], restored_notes: list[str]) -> Graded:
@@ -119,10 +121,10 @@ def score(nb, runs: dict[int, CellRun], restored_notes: list[str]) -> Graded:
                 sentence = run.why
             else:
                 sentence = error_sentence(error)
-                cause = _cause(cells, runs, i)
-                if cause and (error.get("ename") in MISSING_NAME or cause.startswith("Your turn")):
-                    sentence = cause if cause.startswith("Your turn") else f"{sentence} (a cell before this check " \
-                                                                             f"failed: {cause})"
+                cause = _cause(cells, runs, i) if error.get("ename") in MISSING_NAME else None
+                if cause:   # the check's own sentence stands; a missing name is explained by the cell that failed
+                    sentence = cause if cause.startswith("Your turn") else \
+                        f"{sentence} (a cell before this check failed: {cause})"
         tests.append(Test(grade_id(cell), got, top, "passed" if run.status == "ok" and got == top else "failed",
                           sentence))
     if runs and all(r.status == "not run" for r in runs.values()):
