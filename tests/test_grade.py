@@ -1,7 +1,7 @@
 """``connlab grade``: scores, sentences and what happens to notebooks that crash, hang or lack a cell.
 
-The fast tests grade a small notebook with nbgrader's metadata whose checks need no torch (a kernel
-start each, a few seconds); the slow test grades the lab's own four notebooks, as students hand them
+The toy tests grade a small notebook with nbgrader's metadata whose checks need no torch (nine
+submissions, a kernel start each: marked slow together); the lab test (slow) grades the lab's own four notebooks, as students hand them
 in: the solutions, the exercises untouched, the typical mistakes, one that raises, one that loops
 forever, one with a cell deleted (``tests/grading.py`` makes them).
 """
@@ -103,6 +103,7 @@ def checks_of(result) -> dict:
     return {t["name"]: (t["score"], t["status"], t["output"]) for t in result["tests"]}
 
 
+@pytest.mark.slow   # shares toy_graded: nine kernel starts
 def test_solved_earns_every_point_but_the_partial_one(toy_graded):
     _, results = toy_graded
     r = results["solved"]
@@ -113,6 +114,7 @@ def test_solved_earns_every_point_but_the_partial_one(toy_graded):
     assert r["output"] == "every cell ran"
 
 
+@pytest.mark.slow   # shares toy_graded: nine kernel starts
 def test_untouched_scores_zero_with_the_your_turn_lines(toy_graded):
     t = checks_of(toy_graded[1]["untouched"])
     assert t["check_double"] == (0.0, "failed", "Your turn: write double")
@@ -120,23 +122,27 @@ def test_untouched_scores_zero_with_the_your_turn_lines(toy_graded):
     assert t["check_partial"][0] == 0.0 and t["check_partial"][2] == "Your turn: write half"
 
 
+@pytest.mark.slow   # shares toy_graded: nine kernel starts
 def test_a_mistake_gets_the_checks_sentence_and_partial_credit(toy_graded):
     r = toy_graded[1]["wrong"]
     assert r["score"] == 1.5
     assert checks_of(r)["check_double"] == (0.0, "failed", "double(2) gave 3; it should give 4: multiply by 2")
 
 
+@pytest.mark.slow   # shares toy_graded: nine kernel starts
 def test_an_edited_check_is_put_back_from_the_release(toy_graded):
     t = checks_of(toy_graded[1]["tampered"])
     assert t["check_double"] == (0.0, "failed", "double(2) gave 2; it should give 4: multiply by 2")
 
 
+@pytest.mark.slow   # shares toy_graded: nine kernel starts
 def test_a_raising_answer_says_what_it_raised(toy_graded):
     r = toy_graded[1]["raises"]
     assert r["score"] == 2.0
     assert checks_of(r)["check_half"] == (0.0, "failed", "ValueError: no halves today")
 
 
+@pytest.mark.slow   # shares toy_graded: nine kernel starts
 def test_a_deleted_check_is_run_from_the_release_and_said_so(toy_graded):
     r = toy_graded[1]["deleted"]
     assert r["score"] == 3.5 and checks_of(r)["check_half"][1] == "passed"
@@ -144,6 +150,7 @@ def test_a_deleted_check_is_run_from_the_release_and_said_so(toy_graded):
         in r["output"]
 
 
+@pytest.mark.slow   # shares toy_graded: nine kernel starts
 def test_a_loop_is_stopped_at_the_cell_limit_and_the_rest_still_runs(toy_graded):
     r = toy_graded[1]["loops"]
     t = checks_of(r)
@@ -152,6 +159,7 @@ def test_a_loop_is_stopped_at_the_cell_limit_and_the_rest_still_runs(toy_graded)
     assert f"code cell 5 ran past the {TIMEOUT} s limit per cell and was stopped" in r["output"]
 
 
+@pytest.mark.slow   # shares toy_graded: nine kernel starts
 def test_a_loop_that_ignores_the_interrupt_stops_the_kernel(toy_graded):
     r = toy_graded[1]["deaf"]
     t = checks_of(r)
@@ -162,6 +170,7 @@ def test_a_loop_that_ignores_the_interrupt_stops_the_kernel(toy_graded):
     assert "code cells after that were not run" in r["output"]
 
 
+@pytest.mark.slow   # shares toy_graded: nine kernel starts
 def test_a_dead_kernel_scores_what_ran_before_it(toy_graded):
     r = toy_graded[1]["dies"]
     t = checks_of(r)
@@ -170,6 +179,7 @@ def test_a_dead_kernel_scores_what_ran_before_it(toy_graded):
     assert t["check_half"][2] == "not run: the kernel died in code cell 3"
 
 
+@pytest.mark.slow   # shares toy_graded: nine kernel starts
 def test_grades_csv_and_the_overview_cover_every_submission(toy_graded):
     import csv
 
