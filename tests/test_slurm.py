@@ -29,7 +29,7 @@ from safetensors.torch import load_file
 import connlab
 from tests.slurm_cluster import Cluster, why_not
 
-pytestmark = [pytest.mark.slurm, pytest.mark.skipif(why_not() is not None, reason=str(why_not()))]
+pytestmark = [pytest.mark.slurm, pytest.mark.slow, pytest.mark.skipif(why_not() is not None, reason=str(why_not()))]
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = ROOT / "examples" / "slurm"
