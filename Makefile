@@ -20,6 +20,10 @@ $(BIN)/.installed: pyproject.toml $(WEB)/package-lock.json
 	@# Debian's headless Chromium for the report page test (root only; otherwise that test is skipped)
 	command -v chromium >/dev/null || [ "$$(id -u)" != 0 ] || \
 		(apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || echo "chromium not installed"
+	@# Debian's SLURM and munge for tests/test_slurm.py (root only; otherwise those tests are skipped)
+	command -v slurmctld >/dev/null || [ "$$(id -u)" != 0 ] || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurm-wlm munge >/dev/null) || \
+		echo "slurm-wlm not installed"
 	@# node and npm (Debian) for the explorer's pinned onnxruntime-web; without them the explorer tests skip
 	command -v npm >/dev/null || [ "$$(id -u)" != 0 ] || \
 		(apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null) || echo "npm not installed"

@@ -15,7 +15,7 @@ from connlab.experiments import REGISTRY
 
 # Every command that makes a run folder with --out (a sub-command where it has one).
 OUT_COMMANDS = [["diffusion", "train"] if name == "diffusion" else [name]
-                for name, entry in REGISTRY.items() if name not in ("data", "report", "explore")]
+                for name, entry in REGISTRY.items() if name not in ("data", "report", "explore", "grade")]
 
 
 @pytest.mark.parametrize("command", OUT_COMMANDS, ids=" ".join)

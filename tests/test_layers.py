@@ -41,6 +41,7 @@ LAYER_OF = {
     "connlab.exercises": "experiments",  # the notebooks' checks: a leaf beside the experiments, imported by nothing
     "connlab.report": "report",
     "connlab.explore": "report",
+    "connlab.grade": "report",  # runs the exercise notebooks in kernels and writes their grades; imports no exercise
     "connlab.cli": "cli",
     "connlab.__main__": "cli",
     "connlab.demo": "cli",  # runs every experiment through the CLI, then the report and the explorer

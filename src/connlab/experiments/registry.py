@@ -139,6 +139,8 @@ for _entry in (
                               takes_dataset=True),)),
     Experiment("explore", "write explorer.html: the trained models of a run folder live in one offline page",
                "connlab.explore", single_process=("",)),
+    Experiment("grade", "grade students' exercise notebooks: results.json each, grades.csv, overview.html",
+               "connlab.grade", single_process=("",)),
     Experiment("classifier", "the MNIST classifier behind the diffusion quality metric",
                "connlab.experiments.classifier", config="ClassifierExperiment"),
     Experiment("diffusion", "DDPM / DDIM on MNIST: train, sample, eval", "connlab.experiments.diffusion",
