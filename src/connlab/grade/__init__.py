@@ -19,22 +19,31 @@ import argparse
 import re
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from connlab.errors import UserError
+from connlab.experiments.config import Config, flag
 from connlab.grade import kernel, nbgrader, outputs, score
 
 SIZES = ("tiny", "small", "full")
 
 
+@dataclass(frozen=True)
+class GradeCommand(Config):
+    """``connlab grade``'s settings (the notebooks and ``--out`` are its arguments)."""
+
+    release: Path | None = flag(None, "the released notebooks with nbgrader metadata (default: the lab's "
+                                      "notebooks/ folder)", type=Path)
+    timeout: float = flag(120.0, "seconds per cell before it is stopped")
+    size: str = flag("tiny", "CONNLAB_NB_SIZE for the notebooks", choices=SIZES)
+    keep_scratch: bool = flag(False, "keep each submission's scratch folder")
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("notebooks", nargs="+", type=Path, metavar="NOTEBOOK", help="the students' notebooks (.ipynb)")
     p.add_argument("--out", type=Path, required=True, help="the folder for results.json, grades.csv, overview.html")
-    p.add_argument("--release", type=Path, default=None,
-                   help="the released notebooks with nbgrader metadata (default: the lab's notebooks/ folder)")
-    p.add_argument("--timeout", type=float, default=120.0, help="seconds per cell before it is stopped (default 120)")
-    p.add_argument("--size", choices=SIZES, default="tiny", help="CONNLAB_NB_SIZE for the notebooks (default tiny)")
-    p.add_argument("--keep-scratch", action="store_true", help="keep each submission's scratch folder")
+    GradeCommand.add_flags(p)
     p.set_defaults(run=run)
 
 
@@ -93,6 +102,9 @@ def grade_one(path: Path, nb, release: nbgrader.Release, student: str, key: str,
 
 
 def run(args: argparse.Namespace) -> int:
+    cfg = GradeCommand.from_args(args)
+    for name in ("release", "timeout", "size", "keep_scratch"):
+        setattr(args, name, getattr(cfg, name))
     out = args.out
     if args.timeout <= 0:
         raise UserError(f"--timeout {args.timeout:g}: give a positive number of seconds per cell")
