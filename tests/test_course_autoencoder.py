@@ -208,7 +208,7 @@ def test_course_section_renders_a_folder_without_the_course_numbers(tmp_path):
 def test_make_demo_shows_the_course_rows_and_demo_preset_course_plans_every_protocol(monkeypatch):
     from connlab.errors import UserError
     from connlab.experiments import REGISTRY
-    from connlab.experiments.demo import plan
+    from connlab.demo import plan
     from connlab.experiments.registry import COURSE_DEMO
 
     part = next(p for p in plan(False, "mnist-embedded", "/data", "cpu") if p.name == "autoencoder course")

@@ -97,6 +97,12 @@ class LadderExperiment(TrainingSettings, DataSettings):
     def __post_init__(self):
         object.__setattr__(self, "schedule", schedule_name(self.schedule))  # "notebook" in old run folders
 
+    @classmethod
+    def check_saved(cls, name: str, value, where) -> None:
+        """An old run folder's ``"schedule": "notebook"`` is today's ``walk``: check it under that name."""
+        super().check_saved(name, schedule_name(value) if name == "schedule" and isinstance(value, str) else value,
+                            where)
+
     @property
     def conditions(self) -> tuple[str, ...]:
         return ("none", "learned", "sinusoidal") if self.condition == "all" else (self.condition,)
