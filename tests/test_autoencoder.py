@@ -119,7 +119,7 @@ def test_summary_table(capsys):
     (["--noise", "-0.1"], "--noise"),
     (["--noise", "abc"], "--noise"),
     (["--skip", "dense"], "--skip"),
-    (["--iterate", "0"], "--iterate"),
+    (["--iterate", "-1"], "--iterate"),
     (["--epochs", "0"], "--epochs"),
     (["--resume", "--out", "/nonexistent/run"], "no such run folder"),
 ])
