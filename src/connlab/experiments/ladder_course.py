@@ -51,22 +51,10 @@ def course_summary(cfg, summary: dict) -> dict:
 
 
 def free_bytes(device) -> int | None:
-    """Memory free on ``device`` now (CUDA: the driver's count; CPU: MemAvailable), None when unknown."""
-    import torch
+    """Memory free on ``device`` now, None when unknown (``connlab.runtime.memory.available_bytes``)."""
+    from connlab.runtime.memory import available_bytes
 
-    device = torch.device(device)
-    if device.type == "cuda":
-        return int(torch.cuda.mem_get_info(device)[0])
-    if device.type != "cpu":
-        return None
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
+    return available_bytes(device)
 
 
 def check_stored_size(n: int, T: int, device, free: int | None = None) -> int:
