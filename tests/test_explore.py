@@ -371,7 +371,7 @@ def test_page_self_test_and_autoencoders_as_a_person_uses_them(browser, explorer
     v = Visit(browser, explorer_page)
     pg = v.page
     report = json.loads(pg.inner_text("#self-test"))
-    assert report["models"] == 8 and report["errors"] == [] and report["max_abs_diff"] <= TOL_PAGE
+    assert report["models"] == 9 and report["errors"] == [] and report["max_abs_diff"] <= TOL_PAGE
 
     # draw a stroke with the mouse on a cleared canvas
     pg.click("#clear")

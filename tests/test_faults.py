@@ -11,6 +11,7 @@ import argparse
 import errno
 import json
 import math
+import os
 import subprocess
 import sys
 import textwrap
@@ -345,8 +346,7 @@ def test_a_real_run_writes_no_output_through_a_planted_link(tmp_path):
     """Run once to learn every output path, then plant links at all of them in a new folder and run again."""
     argv = ["gates", "--epochs", "1", "--train-points", "64", "--device", "cpu"]
     assert main([*argv, "--out", str(tmp_path / "first")]) == 0
-    outputs = [p.relative_to(tmp_path / "first") for p in (tmp_path / "first").rglob("*") if p.is_file()
-               and p.name != ".connlab-lock"]
+    outputs = [p.relative_to(tmp_path / "first") for p in (tmp_path / "first").rglob("*") if p.is_file()]
     assert len(outputs) >= 5
     victim = tmp_path / "victim"
     victim.write_text("keep me")
@@ -387,10 +387,39 @@ def test_a_second_process_on_a_held_folder_gets_one_line_with_the_pid(tmp_path, 
     finally:
         holder.kill()
         holder.wait()
-    from connlab.runs import claim, release
+    from connlab.runs import LOCK, claim, release
 
     claim(run)  # the holder's lock went with it
+    assert (run / LOCK).read_text() == f"{os.getpid()}\n"
     release()
+    assert not (run / LOCK).exists()   # a released folder holds only the run's files
+
+
+def test_a_lock_file_removed_under_a_waiting_claim_is_not_shared(tmp_path, monkeypatch):
+    """The holder removes its lock file on release; a process that opened the old file just before must
+    not lock that orphan while a third process locks the new one."""
+    import fcntl
+
+    from connlab import runs
+
+    run = tmp_path / "run"
+    run.mkdir()
+    real_flock, calls = fcntl.flock, []
+
+    def flock_after_the_holder_left(fd, op):
+        calls.append(fd)
+        if len(calls) == 1:   # between our open and our lock: the old file is unlinked, a new one appears
+            os.unlink(run / runs.LOCK)
+            (run / runs.LOCK).write_text("")
+        return real_flock(fd, op)
+
+    monkeypatch.setattr(fcntl, "flock", flock_after_the_holder_left)
+    runs.claim(run)
+    try:
+        assert len(calls) == 2   # the orphan was dropped and the current file locked
+        assert runs._same_file(runs._held[os.path.realpath(run)][0], run / runs.LOCK)
+    finally:
+        runs.release()
 
 
 def test_the_lock_file_is_not_opened_through_a_link(tmp_path, capsys):

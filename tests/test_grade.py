@@ -286,19 +286,20 @@ def test_the_grader_reads_and_writes_only_its_inputs_scratch_and_out(tmp_path):
 # --- slow: the lab's own notebooks, as students hand them in --------------------------------------------------
 
 NOTEBOOKS = ("01_autoencoder", "02_incremental_denoising", "03_diffusion", "04_attention", "05_residual")
-ATTENTION = "    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])"
+SCALE = "    scores = scores / math.sqrt(h)\n"   # notebook 04's scaling line, inside causal_attention
 MISTAKES = {   # student: (notebook, edits of the solution, grade ids deleted)
     "no_cat": ("01_autoencoder", [("        h = torch.cat([h, conv_2], dim=1)", "        pass")], ()),
     "swapped": ("02_incremental_denoising", [("    return inputs, targets", "    return targets, inputs")], ()),
     "no_sqrt": ("03_diffusion", [("(1 - ab).sqrt() * eps", "(1 - ab) * eps"),
                                  ("    return alpha_bar_prev ** 0.5 * x0_hat + (1 - alpha_bar_prev) ** 0.5 * eps_hat",
                                   "    return x0_hat")], ()),
-    "no_scale": ("04_attention", [(ATTENTION, ATTENTION.replace(" / math.sqrt(q.shape[-1])", ""))], ()),
-    "raises": ("04_attention", [(ATTENTION, "    raise ValueError('my attention is not ready')\n" + ATTENTION)], ()),
-    "deleted_check": ("04_attention", [], ("check_attention",)),
-    "deleted_answer": ("04_attention", [], ("attention",)),
+    "no_scale": ("04_attention", [(SCALE, "")], ()),
+    "raises": ("04_attention", [(SCALE, "    raise ValueError('my attention is not ready')\n")], ()),
+    "deleted_check": ("04_attention", [], ("check_causal_attention",)),
+    "deleted_answer": ("04_attention", [], ("causal_attention",)),
 }
-LOOP = [(ATTENTION, "    while q.shape[-1] == 16:   # the check's head size: never ends there\n        pass\n" + ATTENTION)]
+# the check's head size is 20, as is the course's H: the loop never ends there
+LOOP = [(SCALE, "    while q.shape[-1] == 20:\n        pass\n" + SCALE)]
 
 
 @pytest.fixture(scope="module")
@@ -337,14 +338,18 @@ def test_lab_notebooks_are_graded_as_the_checks_say(lab_graded):
     t = checks_of(r[("no_sqrt", "03_diffusion")])
     assert "that is 1 − ᾱ_t: take its square root" in t["check_q_sample"][2]
     assert "you returned x̂_0" in t["check_ddim_step"][2] and r[("no_sqrt", "03_diffusion")]["score"] == 0
-    assert checks_of(r[("no_scale", "04_attention")])["check_attention"][2].startswith(
-        "the scores are not divided by √d")
-    assert "raised ValueError: my attention is not ready" in checks_of(r[("raises", "04_attention")])["check_attention"][2]
+    no_scale = r[("no_scale", "04_attention")]
+    assert checks_of(no_scale)["check_causal_attention"][2].startswith("the scores are not scaled: multiply q kᵀ by 1/√H")
+    raised = checks_of(r[("raises", "04_attention")])
+    assert "raised ValueError: my attention is not ready" in raised["check_causal_attention"][2]
+    assert raised["check_toy_head"][0] == 0    # its model is built on the attention that raises
     # a deleted check runs from the release; a deleted answer leaves its check nothing to test
     kept = r[("deleted_check", "04_attention")]
-    assert kept["score"] == 1 and "check_attention was missing from the submission" in kept["output"]
+    assert kept["score"] == kept["max_score"] == 2 and "check_causal_attention was missing from the submission" \
+        in kept["output"]
     gone = r[("deleted_answer", "04_attention")]
-    assert gone["score"] == 0 and checks_of(gone)["check_attention"][2] == "NameError: name 'attention' is not defined"
+    assert gone["score"] == 0
+    assert checks_of(gone)["check_causal_attention"][2] == "NameError: name 'causal_attention' is not defined"
     loops = r[("loops", "04_attention")]
     assert re.fullmatch(r"code cell \d+ ran past the 30 s limit per cell and was stopped",
-                        checks_of(loops)["check_attention"][2]), loops
+                        checks_of(loops)["check_causal_attention"][2]), loops

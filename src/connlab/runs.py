@@ -62,34 +62,49 @@ def read_config(out: Path) -> dict:
 # --- one process per run folder ---------------------------------------------------------------------
 
 LOCK = ".connlab-lock"
-_held: dict[str, int] = {}   # real path of a claimed folder -> the open lock file
+_held: dict[str, tuple[int, Path]] = {}   # real path of a claimed folder -> (the open lock file, its path)
 
 
 def claim(folder: Path, flag: str = "--out") -> None:
     """Hold ``folder`` for this process until ``release`` (or its exit): an exclusive ``flock`` on
-    ``folder/.connlab-lock``, which holds the owner's pid. A second process (a new run or a ``--resume``
-    of the same folder) gets one ``UserError`` naming the folder and that pid. Re-entrant in one
-    process (the demo runs its parts in-process). The lock file is opened without following a link."""
+    ``folder/.connlab-lock``, which holds the owner's pid and is removed on release. A second process (a
+    new run or a ``--resume`` of the same folder) gets one ``UserError`` naming the folder and that pid.
+    Re-entrant in one process (the demo runs its parts in-process). The lock file is opened without
+    following a link."""
     import fcntl
 
     folder = Path(folder)
     key = os.path.realpath(folder)
     if key in _held:
         return
-    try:
-        fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
-    except OSError as err:
-        raise UserError(f"{flag} {folder}: cannot use the folder ({err.strerror or err})") from None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
-        os.close(fd)
-        raise UserError(f"{folder} is in use by another connlab process (pid {holder}); wait for it to end, "
-                        f"or choose another {flag}") from None
+    path = folder / LOCK
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+        except OSError as err:
+            raise UserError(f"{flag} {folder}: cannot use the folder ({err.strerror or err})") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise UserError(f"{folder} is in use by another connlab process (pid {holder}); wait for it to end, "
+                            f"or choose another {flag}") from None
+        if _same_file(fd, path):
+            break
+        os.close(fd)   # the holder released (and removed) the file between our open and our lock: try again
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-    _held[key] = fd
+    _held[key] = (fd, path)
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        now = os.stat(path, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    mine = os.fstat(fd)
+    return (now.st_dev, now.st_ino) == (mine.st_dev, mine.st_ino)
 
 
 def held() -> list[str]:
@@ -98,21 +113,32 @@ def held() -> list[str]:
 
 
 def release(keep=()) -> None:
-    """Let go of the folders this process claimed, except those in ``keep`` (``held()`` taken earlier)."""
+    """Let go of the folders this process claimed, except those in ``keep`` (``held()`` taken earlier): the
+    lock file is removed while still locked, so a finished run folder holds only the run's files."""
     for key in [k for k in _held if k not in keep]:
-        os.close(_held.pop(key))
+        fd, path = _held.pop(key)
+        try:
+            if _same_file(fd, path):
+                os.unlink(path)
+        except OSError:
+            pass   # a read-only or vanished folder: the lock file stays, harmless (the lock dies with the fd)
+        os.close(fd)
 
 
 def check_inputs(config) -> None:
     """Every input of a run that can be checked without doing the work, before its folder gets a file:
     the device (``cuda`` without CUDA, ``cuda:99``), the data set's name and its ``--data-dir``."""
+    from connlab.data import course
     from connlab.data.datasets import check_source
     from connlab.train.config import pick_device
 
     if getattr(config, "device", None) is not None:
         pick_device(config.device)
-    if getattr(config, "dataset", None) is not None:
-        check_source(config.dataset, getattr(config, "data_dir", None), verify=True)
+    dataset = getattr(config, "dataset", None)
+    if dataset is not None:
+        # the course's digits are MNIST's: a --data-dir beside them holds the full MNIST (its test digits)
+        check_source("mnist" if dataset == course.DATASET else dataset, getattr(config, "data_dir", None),
+                     verify=True)
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from connlab.data.datasets import EMBEDDED, FILES, ImageData, _find_files, _read
 from connlab.errors import UserError
 
 COURSE_TRAIN = 1_000  # the course's X_train[:1000]
+DATASET = "course"    # the --dataset name of these digits (the autoencoder's --preset course sets it)
 
 
 @dataclass(frozen=True)

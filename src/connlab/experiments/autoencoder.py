@@ -170,21 +170,20 @@ def add_noise(x, cfg: AutoencoderExperiment, generator):
 
 def load_data(cfg: AutoencoderExperiment):
     """(device, ImageData, validation): the course's digits (``--dataset course``) or the lab's data set."""
+    from connlab.data.course import DATASET, load_course_data
     from connlab.experiments.variants import load_images
+    from connlab.train import pick_device
 
-    if cfg.dataset != "course":
+    if cfg.dataset != DATASET:
         if cfg.validation_images:
             from connlab.errors import UserError
 
             raise UserError("--validation-images needs the course's data (--dataset course, or --preset course)")
         device, data = load_images(cfg)
         return device, data, None
-    from connlab.data.course import load_course_data
-    from connlab.train import pick_device
-
     device = pick_device(cfg.device)
-    course = load_course_data(cfg.data_dir, n_train=cfg.limit or 1000, n_validation=cfg.validation_images or None)
-    return device, course.data.to(device), course.describe()
+    digits = load_course_data(cfg.data_dir, n_train=cfg.limit or 1000, n_validation=cfg.validation_images or None)
+    return device, digits.data.to(device), digits.describe()
 
 
 def run_experiment(cfg: AutoencoderExperiment, out: Path, resume: bool = False) -> dict:
