@@ -113,3 +113,15 @@ def test_toy_head_check_names_a_head_that_saw_the_future_and_one_that_did_not_le
     train_full_batch(list(stack.parameters()), lambda: stack.losses(x, y), [Phase(400)], 0.03, optimizer="adam")
     with pytest.raises(CheckFailed, match="below the floor"):
         check_toy_head(stack.module(0))
+
+
+def test_toy_head_check_waits_for_an_unwritten_attention():
+    """A head built on the notebook's unwritten place says which place, not the place's own sentence again."""
+    from connlab.exercises import YourTurn
+    from connlab.models.toy_attention import ToyAttentionModel, ToyHeadConfig
+
+    def unwritten(q, k, v):
+        raise YourTurn("scale the scores by 1/√H")
+
+    with pytest.raises(YourTurn, match=r"runs your causal_attention \(section 2\), which is not written yet"):
+        check_toy_head(ToyAttentionModel(ToyHeadConfig(causal=False), attention=unwritten))
