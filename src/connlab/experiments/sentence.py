@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from connlab.evidence import CONTRADICTED, NOT_SUPPORTED, SUPPORTED
 from connlab.experiments.section import INCONCLUSIVE, NOT_MEASURED, PARTLY
 
+OLD_FOLDER = "this run folder was written before the intervals were stored: rerun the experiment to measure it"
 MAX_SEEDS = 1000                       # beyond this, "more than 1,000 seeds would settle it"
 
 TAILS = {  # how each verdict ends the sentence
@@ -72,8 +73,7 @@ def number(value: float, spec: str) -> str:
 def measured(ev, wording: Wording, *, headline: bool = True) -> Part:
     """The part a stored comparison (``connlab.evidence.Evidence`` or None) makes, in ``wording``'s words."""
     if ev is None:
-        return Part(NOT_MEASURED, f"{wording.topic} was not measured in this run folder (it was written before "
-                                  "the intervals were stored; rerun the experiment)", headline=headline)
+        return Part(NOT_MEASURED, wording.topic, OLD_FOLDER, headline=headline)
     w = wording
     sign = 1.0 if ev.effect >= 0 else -1.0
     size = number(abs(ev.effect) * w.scale, w.spec)
@@ -133,10 +133,11 @@ def sentence(verdict: str, parts: list[Part]) -> str:
     """The claim's verdict in one sentence: its parts' numbers, then the verdict word.
 
     Parts that agree are joined ("A, and B: supported."); where some hold and some fall short, the ones
-    that hold come first and each that falls short says its own verdict and what would settle it
-    ("A; but B — not supported at this budget; about 12 seeds would settle it: partly supported.").
+    that hold come first and each that falls short says its own verdict (where it differs from the claim's)
+    and what would settle it ("A; but B — not supported at this budget; about 12 seeds would settle it:
+    partly supported."). A part that is not a headline is said only when it falls short.
     """
-    shown = [p for p in parts if p.headline or p.verdict != SUPPORTED] or list(parts)
+    shown = [p for p in parts if p.headline or p.verdict not in (SUPPORTED, NOT_MEASURED)] or list(parts)
     if not shown:
         return f"{_cap(tail(verdict))}."
     held = [p for p in shown if p.verdict == SUPPORTED]
@@ -146,4 +147,8 @@ def sentence(verdict: str, parts: list[Part]) -> str:
         body = _join([p.clause for p in shown] if agree or not short else [_short(p) for p in shown])
         settle = "; ".join(dict.fromkeys(p.settle for p in short if p.settle)) if agree else ""
         return f"{_cap(body)}: {tail(verdict)}" + (f" — {settle}" if settle else "") + "."
+    if all(p.verdict == verdict for p in short):   # the claim's verdict is theirs: said once, at the end
+        settle = "; ".join(dict.fromkeys(p.settle for p in short if p.settle))
+        return (f"{_cap(_join([p.clause for p in held]))}; but {_join([p.clause for p in short])}: {tail(verdict)}"
+                + (f" — {settle}" if settle else "") + ".")
     return f"{_cap(_join([p.clause for p in held]))}; but {_join([_short(p) for p in short])}: {tail(verdict)}."
