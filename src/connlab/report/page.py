@@ -121,13 +121,12 @@ def _verdict_html(sec: Section) -> str:
     """The verdict box: the plain sentence first, then the rule and the numbers in a collapsible block."""
     e = html.escape
     lines = [line.strip() for line in sec.verdict_text.split(" | ") if line.strip()]
-    numbers = ("<ul>" + "".join(f"<li>{e(line)}</li>" for line in lines) + "</ul>") if len(lines) > 1 else \
-        f"<p>{e(sec.verdict_text)}</p>"
+    numbers = (f"<p><b>{e(sec.verdict)}</b>:</p><ul>" + "".join(f"<li>{e(line)}</li>" for line in lines) + "</ul>"
+               if len(lines) > 1 else f"<p><b>{e(sec.verdict)}</b>: {e(sec.verdict_text)}</p>")
     rule = (f'<p class="rule">rule: {e(sec.rule)}' + (f"; {e(sec.effect)}" if sec.effect else "") + "</p>"
             if sec.rule else "")
     return (f'<div class="verdict {verdict_class(sec.verdict)}"><p class="sentence">{e(plain_sentence(sec))}</p>'
-            f"<details><summary>the rule and the numbers (verdict: {e(sec.verdict)})</summary>"
-            f"{rule}{numbers}</details></div>")
+            f"<details><summary>the rule and the numbers</summary>{rule}{numbers}</details></div>")
 
 
 def _table_html(table: Table) -> str:
