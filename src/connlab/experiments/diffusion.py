@@ -617,7 +617,7 @@ def section(run: Run) -> Section:
                              f"{n_eval} samples per sampler of the second.")
     samples = sorted(p.name for p in run.folder.glob("samples-*.png"))
     captions = {"samples.png": "Samples from pure noise, one grid (DDIM, EMA weights).",
-                "trajectory.png": "x_T → x_0 for a few samples: the rough shape appears early, the strokes sharpen "
+                "trajectory.png": "From x_T to x_0 for a few samples: the rough shape appears early, the strokes sharpen "
                                   "late.",
                 "sidebyside.png": "Exercise 2's ladder and DDPM from the same pure noise, step by step."}
     for name in samples:  # samples-<sampler><steps>[-eta<e>][-w<w>].png, written by `connlab diffusion sample`
