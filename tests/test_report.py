@@ -414,3 +414,84 @@ def test_summary_table_shows_each_verdict_with_its_effect_and_rule(tmp_path):
     assert connlab("report", old_vit, "--out", tmp_path / "old.html") == 0
     old = _page_text(tmp_path / "old.html")
     assert "not measured with intervals — rerun" in old and '<td class="unknown">not measured</td>' in old
+
+
+# --- the page as a student reads it: the plain sentence first, on a phone too ----------------------
+
+def _sentence_runs(root: Path) -> list[Path]:
+    """Folders of several claim kinds: supported, an old folder (not measured), a partly supported one."""
+    ae = fake_run(root / "autoencoder", "autoencoder",
+                  autoencoder_summary(0.110, 0.001, 0.090, 0.002, seeds=5, psnr_gain=3.3, evidence=True),
+                  ("reconstructions.png", "loss_curves.png"))
+    old = fake_run(root / "old-autoencoder", "autoencoder", autoencoder_summary(0.110, 0.001, 0.090, 0.002),
+                   ("reconstructions.png",))
+    diffusion = fake_run(root / "diffusion", "diffusion",
+                         {"experiment": "diffusion", "device": "cpu", "frechet_floor": 4.0,
+                          "quality": {"frechet_distance": 40.0, "mean_confidence": 0.9, "confident_fraction": 0.8,
+                                      "classes_covered": 10, "num_samples": 500, "steps": 50}},
+                         ("samples.png", "trajectory.png"))
+    vit = fake_run(root / "vit", "vit", {"experiment": "vit", "test_accuracy": 0.5}, ("attention_maps.png",))
+    return [ae, old, diffusion, vit]
+
+
+def test_each_verdict_opens_with_its_sentence_and_keeps_the_rule_in_details(tmp_path):
+    from connlab.report import build_report
+
+    page = _page_text(build_report(_sentence_runs(tmp_path), tmp_path / "r.html"))
+    boxes = re.findall(r'<div class="verdict [a-z]+">(.*?)</div>', page, re.S)
+    assert len(boxes) == 4
+    for box in boxes:
+        first, rest = box.split("</p>", 1)
+        assert first.startswith('<p class="sentence">') and "rule:" not in first and "compare(" not in first
+        assert rest.startswith("<details><summary>") and rest.rstrip().endswith("</details>")
+    # every verdict's rule sits inside its box's <details>
+    assert page.count('<p class="rule">') == sum(box.count('<p class="rule">rule: ') for box in boxes) == 4
+    # the autoencoder's sentence states its stored numbers
+    ev = autoencoder_summary(0.110, 0.001, 0.090, 0.002, seeds=5, psnr_gain=3.3, evidence=True)
+    psnr = ev["evidence"]["concat"]["psnr"]
+    assert f"{psnr['effect']:.2f} dB sharper (95 % interval {psnr['low']:.2f} to {psnr['high']:.2f} dB, 5 seeds)" \
+        in boxes[0] and "supported.</p>" in boxes[0]
+    # figures carry a caption sentence, not a bare file name
+    captions = re.findall(r"<figcaption>(.*?)</figcaption>", page, re.S)
+    assert captions and all(re.match(r"[A-Z].*\. <span", c) for c in captions)
+
+
+def _playwright():
+    return pytest.importorskip("playwright.sync_api", reason="needs playwright (pip install -e '.[test]')")
+
+
+@needs_chromium
+def test_report_on_a_phone_has_no_horizontal_overflow_and_the_sentence_comes_first(tmp_path):
+    """At 390×844 (a phone) nothing makes the page scroll sideways, and each verdict box's first visible
+    text is its plain sentence (the rule is folded away until opened)."""
+    from connlab.report import build_report
+
+    sync_api = _playwright()
+    page_path = build_report(_sentence_runs(tmp_path), tmp_path / "r.html")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        try:
+            context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+            page = context.new_page()
+            errors = []
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.route("http*://**", lambda route: route.abort())
+            page.goto(page_path.resolve().as_uri())
+            page.wait_for_function("document.body.getAttribute('data-images-ok') !== null")
+            assert page.evaluate("document.scrollingElement.scrollWidth <= window.innerWidth"), \
+                page.evaluate("[document.scrollingElement.scrollWidth, window.innerWidth]")
+            boxes = page.locator("div.verdict")
+            assert boxes.count() == 4
+            for i in range(boxes.count()):
+                box = boxes.nth(i)
+                first_line = box.inner_text().strip().splitlines()[0]
+                assert first_line == box.locator("p.sentence").inner_text().strip()
+                assert not first_line.lower().startswith("rule") and "compare(" not in first_line
+                rule = box.locator("p.rule")
+                if rule.count():
+                    assert not rule.is_visible()
+                    box.locator("summary").click()
+                    assert rule.is_visible()
+            assert errors == []
+        finally:
+            browser.close()

@@ -38,6 +38,7 @@ NOT_SUPPORTED = "not supported at this budget"
 CONTRADICTED = "contradicted"
 VERDICTS = (SUPPORTED, NOT_SUPPORTED, CONTRADICTED)
 BETTER = ("lower", "higher")
+RELATIVE_BASELINE = 1.0   # a relative effect is shown only when |mean(baseline)| ≥ this × |effect|
 
 
 @dataclass(frozen=True)
@@ -64,9 +65,17 @@ class Evidence:
         pct_text = f"{pct:g}"
         ci = (f"[{pct_text} % CI {num(self.low)}, {num(self.high)}]" if not math.isnan(self.low)
               else "[no interval]")
-        rel = f" ({100 * self.relative:+.1f} %)".replace("-", "−") if self.relative is not None else ""
+        rel = f" ({100 * self.relative:+.1f} %)".replace("-", "−") if self.relative_is_meaningful() else ""
         name = f"{metric} " if metric else ""
         return f"{name}effect {num(self.effect)}{u}{rel} {ci}, n = {self.n}, {self.method}"
+
+    def relative_is_meaningful(self) -> bool:
+        """Whether the effect may be said as a share of the baseline: only when the baseline's mean lies well away
+        from 0, at least ``RELATIVE_BASELINE`` times as far from it as the effect is (|relative| ≤ 1 /
+        ``RELATIVE_BASELINE``). Against a mean near 0 (a gap, a difference of losses) a percentage measures how
+        near 0 the baseline happens to be, not the effect ("−175 %"): the effect is said as a difference only."""
+        return (self.relative is not None and math.isfinite(self.relative)
+                and abs(self.relative) <= 1 / RELATIVE_BASELINE)
 
     def as_dict(self) -> dict:
         """JSON-able (nan becomes None, so summary.json stays strict JSON)."""

@@ -303,5 +303,24 @@ def section(run: Run) -> Section:
                                  "values computed from the input: each output position learns to find its source.",
                                  verdict, text, tables=[Table(["quantity", "value"], rows)], rule=rule,
                                  effect=f"token accuracy {fmt(acc, '.2%')} vs target {ATTENTION_TARGET:.0%}, "
-                                        f"n = {n} sequences"),
-                         run, ("attention_patterns.png", "softmax_gate.png", "accuracy_curve.png"))
+                                        f"n = {n} sequences", sentence=plain_sentence(s, verdict, acc, best)),
+                         run, {
+        "attention_patterns.png": "Attention weights of each layer and head on test sequences: a bright cell is "
+                                  "the input position an output position draws its answer from.",
+        "softmax_gate.png": "One query's attention as a softmax gate: the weights over the keys (left) and the "
+                            "values they gate into the output (right).",
+        "accuracy_curve.png": "Token accuracy on the test sequences per epoch, against the target."})
+
+
+def plain_sentence(s: dict, verdict: str, acc, best) -> str:
+    """The verdict in one plain sentence (a threshold, no interval: ``connlab.experiments.sentence``)."""
+    from connlab.experiments.sentence import Part, sentence
+
+    if acc is None:
+        return "The attention model's token accuracy was not measured in this run: not measured."
+    task = get(s, "task", default="sequence")
+    where = (f"; its best head puts {best:.2f} of its weight on the position the answer comes from"
+             if best is not None else "")
+    return sentence(verdict, [Part(verdict, f"on the {task} task the attention model gets {100 * acc:.1f} % of the "
+                                            f"held-out tokens right (target {100 * ATTENTION_TARGET:.0f} %, "
+                                            f"{get(s, 'test_sequences', default='?')} sequences){where}")])

@@ -38,6 +38,7 @@ from connlab.experiments.section import (CONTRADICTED, INCONCLUSIVE, NOT_SUPPORT
                                          NOT_MEASURED, Run, Section, Table, comparison_settles, effect_of, evidence_line,
                                          fmt, get, load_run, num, pm, reproduction_row, reproduction_settles,
                                          stored, stored_reproduction, weakest, with_figures)
+from connlab.experiments.sentence import Wording, measured, sentence
 
 SKIP_CHOICES = ("none", "concat", "add", "all")
 NOISE_DISTS = ("norm", "uniform", "salt-pepper")
@@ -418,6 +419,26 @@ def format_table(summary: dict) -> str:
 
 # --- the report's section: the lecture's claim, its rule, the numbers -------------------------------
 
+SKIP_WORDS = {"concat": "the concatenated skips (a U-Net)", "add": "the added skips"}
+# The claim in plain words, one comparison each (treatment − baseline; connlab.experiments.sentence says the numbers).
+SAYS = {
+    "psnr": lambda skip: Wording(f"with {SKIP_WORDS.get(skip, f'skip = {skip}')}, the reconstructions are",
+                                 "sharper", "blurrier", f"whether skip = {skip} sharpens the reconstructions", " dB"),
+    "bce": lambda skip: Wording(f"with {SKIP_WORDS.get(skip, f'skip = {skip}')}, the test BCE is", "higher",
+                                "lower", f"whether skip = {skip} lowers the test BCE", spec=".4f"),
+}
+COURSE_SAYS = Wording("with both concatenation skips, the course's network ends with a validation BCE", "higher",
+                      "lower", "whether the skips lower the validation BCE", spec=".4f")
+FIGURES = {
+    "reconstructions.png": "Noisy test digits (top), each variant's reconstruction of them, and the clean digits "
+                           "(bottom): the skip variants keep the strokes sharper.",
+    "loss_curves.png": "Training loss and test BCE per epoch for each variant: where the curves part is where the "
+                       "skips start to help.",
+    "iterate.png": "The denoiser fed its own output again and again (the lecture's A/B/C question): each row is "
+                   "one more pass.",
+}
+
+
 def section(run: Run) -> Section:
     if get(run.summary, "protocol") == "course" or get(run.config, "preset") == "course":
         return course_section(run)
@@ -438,6 +459,7 @@ def section(run: Run) -> Section:
             notes.append(f"baseline {name.replace('_', ' ')}: BCE not shown, dominated by the log clamp — "
                          f"{b['bce_note']}")
     skips = [k for k in variants if k != "none"]
+    parts = []
     if "none" in variants and skips:
         lines, verdicts = [], []
         for skip in skips:
@@ -446,14 +468,21 @@ def section(run: Run) -> Section:
                                         f"skip = {skip} vs none: {label}", spec=spec, unit=unit)
                 verdicts.append(v)
                 lines.append(line)
+                parts.append(measured(stored(s, "evidence", skip, metric), SAYS[metric](skip),
+                                      headline=metric == "psnr"))
         verdict, text = weakest(verdicts), " | ".join(lines)
+        said = sentence(verdict, parts)
     else:
         verdict, text = NOT_MEASURED, "needs the skip = none run and at least one skip variant (--skip all)"
+        said = ("The claim needs the plain encoder-decoder (skip = none) and at least one skip variant in the same "
+                "run (--skip all): not measured.")
     floor = num(s, "baselines", "mean_image", "psnr")
     best_psnr = max((v for v in (num(e, "test_psnr") for e in variants.values()) if v is not None), default=None)
     if floor is not None and best_psnr is not None and best_psnr <= floor:
         verdict = INCONCLUSIVE
         text += f"; no model beats the mean-image baseline (PSNR {floor:.2f} dB) yet"
+        said = (f"No model beats the mean training image yet (best PSNR {best_psnr:.2f} dB against its "
+                f"{floor:.2f} dB), so the skips cannot be judged: inconclusive at this budget.")
     sec = Section("autoencoder", "Denoising autoencoder without and with skip connections (U-Net)",
                   "Skip connections from encoder to decoder (a U-Net) let a denoising autoencoder reconstruct digits "
                   "better than the plain encoder-decoder.", verdict, text,
@@ -463,7 +492,8 @@ def section(run: Run) -> Section:
                   notes=notes,
                   rule="PSNR higher and BCE lower with each skip variant than with none, each paired by seed with a "
                        "95 % t interval; supported when every one of these comparisons is (the weakest decides)",
-                  effect=effect_of(get(s, "evidence", "concat", "psnr"), "concat − none PSNR", spec=".2f", unit="dB"))
+                  effect=effect_of(get(s, "evidence", "concat", "psnr"), "concat − none PSNR", spec=".2f", unit="dB"),
+                  sentence=said)
     iterate = get(s, "iterate")
     if isinstance(iterate, dict):
         passes = {k: v for k, v in iterate.items() if isinstance(v, list) and v}
@@ -473,7 +503,7 @@ def section(run: Run) -> Section:
             sec.tables.append(Table(["denoiser fed its own output"] + [f"pass {i + 1}" for i in range(n)], it_rows,
                                     "test PSNR (dB) after each pass (the lecture's A/B/C question)"))
             sec.notes.append(iterate_answer(passes, num(iterate, "clean_mean_intensity"), get(iterate, "evidence")))
-    return with_figures(sec, run, ("reconstructions.png", "loss_curves.png", "iterate.png"))
+    return with_figures(sec, run, FIGURES)
 
 
 def iterate_answer(passes: dict, clean_intensity: float | None, evidence: dict | None = None) -> str:
@@ -537,8 +567,11 @@ def course_section(run: Run) -> Section:
                         "mean ± std over seeds; early stopping (patience "
                         f"{get(s, 'patience')}) can end a seed before {get(s, 'epochs')} epochs"))
     verdict, line = evidence_line(get(s, "evidence", "concat", "bce"), COURSE_RULE, "validation BCE concat − none")
+    said = sentence(verdict, [measured(stored(s, "evidence", "concat", "bce"), COURSE_SAYS)])
     if not ("none" in variants and "concat" in variants):
         verdict, line = NOT_MEASURED, "needs the skip = none and skip = concat runs (--skip all)"
+        said = ("The claim needs the course's network without skips and with both concatenation skips in the same "
+                "run (--skip all): not measured.")
     notes = [f"validation set: {validation}; the course validates on MNIST's 10,000 test digits",
              f"early stopping watched the validation BCE of a fixed slice, the first "
              f"{get(s, 'monitor_images', default='?')} noisy validation digits (the course watches all 10,000 "
@@ -552,7 +585,8 @@ def course_section(run: Run) -> Section:
                   "runs: 0.1652 without skips, 0.1447 with both concatenation skips).", verdict, line,
                   tables=tables, notes=notes,
                   rule=COURSE_RULE + "; and, separately, " + REPRODUCTION_RULE,
-                  effect=effect_of(get(s, "evidence", "concat", "bce"), "concat − none validation BCE"))
+                  effect=effect_of(get(s, "evidence", "concat", "bce"), "concat − none validation BCE"),
+                  sentence=said)
     iterate = get(s, "iterate")
     if isinstance(iterate, dict):
         passes = {k: v for k, v in iterate.items() if isinstance(v, list) and v}
@@ -563,7 +597,7 @@ def course_section(run: Run) -> Section:
                                     [[f"skip = {name}"] + [fmt(num(v, i, "bce"), ".4f") for i in range(k)]
                                      for name, v in passes.items()], "validation BCE after each pass"))
             sec.notes.append(iterate_answer(passes, num(iterate, "clean_mean_intensity"), get(iterate, "evidence")))
-    return with_figures(sec, run, ("reconstructions.png", "loss_curves.png", "iterate.png"))
+    return with_figures(sec, run, FIGURES)
 
 
 def claim_row(setting: str, summary: dict) -> list[str]:

@@ -32,8 +32,8 @@ from connlab.experiments.config import flag
 from connlab.experiments import depth_course
 from connlab.experiments.depth_course import COURSE_PRESET, loss_list
 from connlab.experiments.section import (CONTRADICTED, INCONCLUSIVE, NOT_MEASURED, NOT_SUPPORTED, PARTLY, SUPPORTED,
-                                         Run, Section, Table, effect_of, evidence_line, fmt, get, num, pct, weakest,
-                                         with_figures)
+                                         Run, Section, Table, effect_of, evidence_line, fmt, get, num, pct, stored,
+                                         weakest, with_figures)
 
 DEFAULT_DEPTHS = (2, 8, 20)
 FULL_DEPTHS = (2, 8, 20, 32, 56)
@@ -268,6 +268,44 @@ def judge(summary: dict) -> tuple[str, str]:
     return verdict, " | ".join(lines)
 
 
+def plain_sentence(summary: dict, verdict: str) -> str:
+    """The verdict of ``judge`` in one plain sentence (``connlab.experiments.sentence``), from the same numbers."""
+    from connlab.experiments.sentence import Part, Wording, measured, sentence
+
+    depths = sorted({str(d) for d in get(summary, "depths", default=[]) or []}, key=int)
+    error = num(summary, "results", "plain", depths[0], "test_error") if depths else None
+    if len(depths) < 2 or error is None:
+        return "The claim needs plain and residual nets trained at two depths or more: not measured."
+    if error > SHALLOW_LEARNS:
+        return (f"The shallowest plain net did not learn (test error {100 * error:.1f} %, above "
+                f"{100 * SHALLOW_LEARNS:.0f} %), so neither the degradation nor its removal can be judged: "
+                "inconclusive at this budget.")
+    deep = depths[-1]
+    evidence = get(summary, "evidence")
+    # the comparison said: the shallower depth where the plain net degrades most clearly (the lowest interval end)
+    found = [(d, stored(evidence, "degradation", d)) for d in depths[:-1]]
+    degraded = [(d, ev) for d, ev in found if ev is not None and ev.verdict == SUPPORTED]
+    d, ev = max(degraded, key=lambda pair: pair[1].low) if degraded else found[0]
+    parts = [measured(ev, Wording(f"the {deep}-block plain net ends with a training loss", f"higher than the "
+                                  f"{d}-block one", f"lower than the {d}-block one",
+                                  "whether the deeper plain net trains worse", spec=".3f"))]
+    if not degraded and parts[0].verdict != NOT_MEASURED:
+        return sentence(verdict, [Part(verdict, parts[0].clause + ", so at this budget the plain net shows no "
+                                                                  "degradation for residual connections to remove")])
+    parts.append(measured(stored(evidence, "residual_gap", d),
+                          Wording(f"with residual connections that deep-vs-shallow gap is", "larger", "smaller",
+                                  "whether residual connections shrink the gap", spec=".3f")))
+    for dd in depths[:-1]:
+        at_least = stored(evidence, "residual_at_least", dd)
+        if at_least is not None and at_least.verdict == CONTRADICTED:
+            parts.append(measured(at_least, Wording(f"the {deep}-block residual net still ends with a training "
+                                                    f"loss", f"higher than the {dd}-block one",
+                                                    f"lower than the {dd}-block one", "", spec=".3f"),
+                                  headline=False))
+            break
+    return sentence(verdict, parts)
+
+
 def depth_figure(summary: dict, out: Path) -> None:
     from connlab.plots import finish_axes, pyplot, save_figure
 
@@ -335,6 +373,10 @@ def section(run: Run) -> Section:
                        "loss than a shallower one; residual: its deep-vs-shallow gap is smaller than the plain net's "
                        "(paired by seed, Bonferroni-corrected 95 % intervals over the shallower depths)",
                   effect=effect_of(get(s, "evidence", "degradation", depths[0] if depths else ""),
-                                   f"plain deepest − depth {depths[0] if depths else '?'} train loss"))
+                                   f"plain deepest − depth {depths[0] if depths else '?'} train loss"),
+                  sentence=plain_sentence(s, verdict))
     sec.notes.append(WHY_GAP_RULE)
-    return with_figures(sec, run, ("depth.png", "curves.png"))
+    return with_figures(sec, run, {
+        "depth.png": "Final training loss (left) and test error (right) against depth, plain and residual: a plain "
+                     "curve that rises with depth is the degradation; the residual curve should not rise.",
+        "curves.png": "Training loss per epoch for every depth (dashed: plain, solid: residual; log scale)."})

@@ -338,7 +338,8 @@ def section(run: Run) -> Section:
     sec = Section("depth", "The course's residual notebook: 3 identity blocks without and with residuals",
                   "Residual connections let the deeper net learn: without them the course's network predicts one "
                   "class for every digit (validation accuracy 0.100), with them it reaches 0.634.", verdict, text,
-                  rule=RULE, effect=effect_of(get(s, "evidence", key or ""), "residual − plain accuracy", spec=".3f"))
+                  rule=RULE, effect=effect_of(get(s, "evidence", key or ""), "residual − plain accuracy", spec=".3f"),
+                  sentence=plain_sentence(s, verdict, key))
     if get(s, "complete") is False:
         done = ", ".join(f"{name} {len(get(v, 'seeds', default=[]))}"
                          for name, v in (get(s, "variants", default={}) or {}).items())
@@ -366,7 +367,21 @@ def section(run: Run) -> Section:
                                 f"residual − plain validation accuracy ({loss}, {blocks} blocks)", spec=".3f")
         sec.notes.append(f"shown ({LOSSES[loss]}): {line}; {comparison_settles(ev)}")
     sec.notes += course_notes(s)
-    return with_figures(sec, run, ("course_depth.png",))
+    return with_figures(sec, run, {"course_depth.png": "Validation accuracy of each seed and variant (left; the red "
+                                                       "star is the course's run) and per epoch (right)."})
+
+
+def plain_sentence(s: dict, verdict: str, key: str | None) -> str:
+    """The verdict in one plain sentence (``connlab.experiments.sentence``), from the stored comparison."""
+    from connlab.experiments.section import stored
+    from connlab.experiments.sentence import Wording, measured, sentence
+
+    if key is None:
+        return "No plain/residual pair was trained in this run: not measured."
+    loss, blocks = key.split("-b")
+    return sentence(verdict, [measured(stored(s, "evidence", key), Wording(
+        f"with residual connections, the course's {blocks}-block network reaches a validation accuracy",
+        "higher", "lower", "whether residual connections raise the validation accuracy", spec=".3f"))])
 
 
 def variants_table(s: dict) -> Table:

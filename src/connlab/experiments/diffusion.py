@@ -479,25 +479,86 @@ def fewer_steps_verdict(claim) -> tuple[str, str, str]:
     line = ev.text(f"DDIM-{k} − DDPM Fréchet distance", ".2f")
     text = (f"{line}; DDPM's distance {ddpm:.2f}, margin fixed before the run +{margin:.2f} "
             f"({num(claim, 'margin_share') or 0:.0%} of it)")
-    if get(claim, "verdict") == NOT_SUPPORTED and ev.high == ev.high and margin > max(ev.effect, 0):
-        # the bootstrap interval narrows about as 1/sqrt(N): the N at which, if the effect stays
-        # this size, the interval's upper end would fall below the margin
-        half = (ev.high - ev.low) / 2
-        needed = ev.n * (half / (margin - max(ev.effect, 0))) ** 2
-        text += (f" — the interval is wider than the margin at N = {ev.n}; about N = {math.ceil(needed / 100) * 100} "
+    needed = samples_to_settle(claim)
+    if needed is not None:
+        text += (f" — the interval is wider than the margin at N = {ev.n}; about N = {needed} "
                  "samples per sampler would settle it if the effect stays this size (width ∝ 1/√N)")
     return get(claim, "verdict"), text, f"{line} (margin +{margin:.2f})"
 
 
+def samples_to_settle(claim) -> int | None:
+    """The N per sampler at which "DDIM needs far fewer steps", not supported at this N, would be settled if
+    its effect stays this size: the bootstrap interval narrows about as 1/√N, so the N at which its upper end
+    falls below the margin (rounded up to 100). None when it is settled, or when no N would do it."""
+    from connlab.experiments.section import stored
+
+    ev, margin = stored(claim, "evidence"), num(claim, "margin")
+    if ev is None or margin is None or get(claim, "verdict") != NOT_SUPPORTED or math.isnan(ev.high) \
+            or margin <= max(ev.effect, 0):
+        return None
+    half = (ev.high - ev.low) / 2
+    return math.ceil(ev.n * (half / (margin - max(ev.effect, 0))) ** 2 / 100) * 100
+
+
+def claim_parts(s: dict, claim_eval, quality: str) -> list:
+    """The three parts of the claim in plain words (``connlab.experiments.sentence``), from the same numbers."""
+    from connlab.experiments.sentence import OLD_FOLDER, Part, tail
+    from connlab.experiments.section import stored
+
+    q = get(s, "quality", default={}) or {}
+    conf, classes = num(q, "mean_confidence"), num(q, "classes_covered")
+    parts = [Part(NOT_MEASURED, "whether the samples are digits", OLD_FOLDER) if conf is None or classes is None
+             else Part(quality, f"from pure noise, DDIM-{get(q, 'steps', default='?')} draws digits of {classes:.0f} "
+                                f"of the 10 classes, labelled with mean confidence {conf:.2f} by the classifier",
+                       "" if quality == SUPPORTED else "the rule asks for all 10 classes at confidence ≥ 0.8: "
+                                                       "train longer (--epochs) to settle it")]
+    claim = get(s, "structure_first")
+    step, steps, frac = num(claim, "structure_step"), num(claim, "steps"), num(claim, "structure_fraction")
+    change, low, high = (num(claim, "relative_l2_change_after"), num(claim, "relative_l2_interval", 0),
+                         num(claim, "relative_l2_interval", 1))
+    if None in (step, steps, frac, change) or get(claim, "verdict") not in (SUPPORTED, NOT_SUPPORTED):
+        parts.append(Part(NOT_MEASURED, "whether early steps lay down the structure", OLD_FOLDER))
+    else:
+        from connlab.sampling.evaluate import DETAIL_CHANGE, STRUCTURE_BY
+
+        ci = f", 95 % interval {low:.3f} to {high:.3f}" if low is not None and high is not None else ""
+        why = "" if get(claim, "verdict") == SUPPORTED else (
+            f"the rule asks for the label to settle within the first {100 * STRUCTURE_BY:.0f} % of the chain"
+            if frac > STRUCTURE_BY else f"the rule asks for a change after it clearly above {DETAIL_CHANGE:g}")
+        parts.append(Part(get(claim, "verdict"),
+                          f"the digit's label is settled {100 * frac:.0f} % of the way through the chain (step {step + 1:.0f} "
+                          f"of {steps:.0f}) while the details keep changing after it (relative L2 {change:.3f}{ci}, "
+                          f"{get(claim, 'num', default='?')} samples)", why))
+    ev, margin = stored(claim_eval, "evidence"), num(claim_eval, "margin")
+    if ev is None or margin is None or num(claim_eval, "ddpm_frechet") is None:
+        parts.append(Part(NOT_MEASURED, "whether DDIM needs far fewer steps",
+                          "measure it with connlab diffusion eval"))
+    else:
+        k, verdict = get(claim_eval, "ddim_steps", default="?"), get(claim_eval, "verdict")
+        word = "higher" if ev.effect >= 0 else "lower"
+        lo, hi = (ev.low, ev.high) if ev.effect >= 0 else (-ev.high, -ev.low)   # turned to match the word
+        needed = samples_to_settle(claim_eval)
+        settle = (f"its interval (up to {ev.high:+.2f}) still reaches past the margin fixed before the run "
+                  f"(+{margin:.2f}, {100 * (num(claim_eval, 'margin_share') or 0):.0f} % of DDPM's distance)"
+                  + (f"; about {needed} samples per sampler would settle it (connlab diffusion eval --num "
+                     f"{needed})" if needed is not None else "")) if verdict == NOT_SUPPORTED else ""
+        parts.append(Part(verdict, f"DDIM with {k} steps scores a Fréchet distance {abs(ev.effect):.2f} {word} than "
+                                   f"DDPM with all its steps (95 % interval {lo:.2f} to {hi:.2f}, {ev.n} samples "
+                                   "each)".replace("-", "−"), settle))
+    return parts
+
+
 def section(run: Run) -> Section:
     from connlab.experiments.section import combine
+    from connlab.experiments.sentence import sentence
 
     s = run.summary
     q = get(s, "quality", default={}) or {}
     dist, floor = num(q, "frechet_distance"), num(s, "frechet_floor")
     conf, confident, classes = num(q, "mean_confidence"), num(q, "confident_fraction"), num(q, "classes_covered")
+    n_scored = fmt(num(q, "num_samples"), ".0f")
     rows = [["Fréchet distance to real test digits (classifier features)", fmt(dist, ".2f")],
-            ["floor: real train vs real test, same N", fmt(floor, ".2f")],
+            [f"its floor: real training vs real test digits, the same N = {n_scored}", fmt(floor, ".2f")],
             ["classifier's mean confidence on samples", fmt(conf, ".3f")],
             ["confidently labelled (> 0.9)", fmt(confident, ".1%")],
             ["classes covered (of 10)", fmt(classes, ".0f")],
@@ -529,7 +590,9 @@ def section(run: Run) -> Section:
                   "down structure, late steps detail — and DDIM samples with far fewer steps.", verdict, text,
                   tables=[Table(["quantity", "value"], rows, f"{get(s, 'config', 'space', default='')} diffusion, "
                                                              f"{get(s, 'train_images', default='?')} training digits")],
-                  rule=rule, effect="; ".join((structure_effect, fewer_effect)))
+                  rule=rule, effect="; ".join((structure_effect, fewer_effect)),
+                  sentence=sentence(verdict, claim_parts(s, get(run.extra.get("eval.json", {}), "fewer_steps"),
+                                                         quality)))
     agreement = [v for v in get(s, "structure_first", "agreement", default=[]) or [] if isinstance(v, (int, float))]
     if agreement:
         shown = sorted({0, len(agreement) // 10, len(agreement) // 4, len(agreement) // 2, 3 * len(agreement) // 4,
@@ -542,8 +605,22 @@ def section(run: Run) -> Section:
         ev_rows = [[str(get(r, "sampler", default="?")).upper(), str(get(r, "steps", default="?")),
                     fmt(num(r, "frechet_distance"), ".2f"), fmt(num(r, "mean_confidence"), ".3f"),
                     fmt(num(r, "classes_covered"), ".0f"), fmt(num(r, "seconds"), ".1f")] for r in ev["rows"]]
-        ev_rows.append(["real train vs test (floor)", "", fmt(num(ev, "frechet_floor"), ".2f"), "", "", ""])
+        n_eval = get(ev, "num", default="?")
+        ev_rows.append([f"floor: real training vs real test digits, N = {n_eval}", "",
+                        fmt(num(ev, "frechet_floor"), ".2f"), "", "", ""])
         sec.tables.append(Table(["sampler", "steps", "Fréchet distance", "confidence", "classes", "seconds"], ev_rows,
-                                f"quality vs sampling steps, {get(ev, 'num', default='?')} samples each"))
+                                f"quality vs sampling steps, {n_eval} samples each"))
+        if num(ev, "frechet_floor") is not None and floor is not None and str(n_eval) != n_scored:
+            sec.notes.append(f"Two floors, two sample sizes: a Fréchet distance between two finite sets shrinks as "
+                             f"they grow, so each distance is set beside the floor of its own N — {floor:.2f} for "
+                             f"the {n_scored} samples of the first table, {num(ev, 'frechet_floor'):.2f} for the "
+                             f"{n_eval} samples per sampler of the second.")
     samples = sorted(p.name for p in run.folder.glob("samples-*.png"))
-    return with_figures(sec, run, ("samples.png", "trajectory.png", *samples))
+    captions = {"samples.png": "Samples from pure noise, one grid (DDIM, EMA weights).",
+                "trajectory.png": "From x_T to x_0 for a few samples: the rough shape appears early, the strokes sharpen "
+                                  "late.",
+                "sidebyside.png": "Exercise 2's ladder and DDPM from the same pure noise, step by step."}
+    for name in samples:  # samples-<sampler><steps>[-eta<e>][-w<w>].png, written by `connlab diffusion sample`
+        captions[name] = f"Samples written by connlab diffusion sample ({name[len('samples-'):-len('.png')]})."
+    return with_figures(sec, run, {**{k: captions[k] for k in ("samples.png", "trajectory.png")},
+                                   **{k: captions[k] for k in samples}, "sidebyside.png": captions["sidebyside.png"]})

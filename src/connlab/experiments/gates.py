@@ -345,4 +345,17 @@ def section(run: Run) -> Section:
                   "softmax gate divides the input space among experts.", combine(shut, mixture),
                   f"{shut_text}; {mixture_text}", tables=[Table(["quantity", "value"], rows)], rule=rule,
                   effect=effect_text(ev, "mixture − one expert test MSE", ".4f"))
-    return with_figures(sec, run, ("bump.png", "product_gate.png", "softmax_gate.png"))
+    from connlab.experiments.sentence import Part, Wording, measured, sentence
+
+    shut_part = (Part(NOT_MEASURED, "whether the shut product gate passes nothing") if closed is None else
+                 Part(shut, f"with the gate shut the product gate passes at most {closed:.4f} of its input "
+                            f"({'below' if closed < SHUT else 'not below'} the rule's {SHUT:g})"))
+    sec.sentence = sentence(sec.verdict, [shut_part, measured(ev, Wording(
+        f"a softmax gate over {k} experts makes the test MSE", "higher than one expert's", "lower than one expert's",
+        "whether the softmax-gated mixture beats one expert", spec=".4f", what="test points"))])
+    return with_figures(sec, run, {
+        "bump.png": "Two logistic units summed, one rising and one falling: a bump, narrower as the weight w grows.",
+        "product_gate.png": "One unit multiplied by another: with the gate unit off (x1 = −4) the output is 0 "
+                            "whatever x2 is; with it on (x1 = +4) the output follows x2.",
+        "softmax_gate.png": "A softmax gate over experts: each region of the input goes to the expert with the "
+                            "largest gate weight; the weights of a point sum to 1."})

@@ -527,11 +527,31 @@ def section(run: Run) -> Section:
                                 f"{schedule_name(str(get(s, 'schedule')))} schedule, "
                                 f"{get(s, 'dist')} noise, magnitude {get(s, 'mag')}")],
                   rule=CLAIM_RULE, effect=effect_text(gain, "PSNR gain", ".2f", "dB"))
+    from connlab.experiments.sentence import Wording, measured, sentence
+
+    parts = [measured(gain, Wording(f"applied {get(s, 'steps', default='T')} times, the one-step denoiser ends "
+                                    "with a PSNR against the clean digit", "higher than the noised start x_T",
+                                    "lower than the noised start x_T", "whether the chain raises the PSNR",
+                                    " dB", what="test digits"))]
+    if drift is not None and drift.verdict == CONTRADICTED:
+        parts.append(measured(drift, Wording(f"after its best step ({get(trained, 'best_step', default='?')}) the "
+                                             "chain walks away from the digit and ends", "higher", "lower",
+                                             "", " dB", what="test digits"), headline=False))
+    sec.sentence = sentence(verdict, parts)
     if chain:
         sec.tables.append(Table(["step k"] + [str(k) for k in range(len(chain))],
                                 [["PSNR (dB)"] + [f"{v:.2f}" for v in chain]], "PSNR along the chain, k steps applied"))
     course_rows(sec, s)
-    return with_figures(sec, run, ("feed_back.png", "chain.png", "from_noise.png", "chain_psnr.png"))
+    return with_figures(sec, run, {
+        "feed_back.png": "The course's question, answered by data: the denoiser fed its own output, step after step, "
+                         "from a noised test digit.",
+        "chain.png": "The chain x_T → x̂_0 on test digits: each column is one more denoising step.",
+        "from_noise.png": "The same chain started from pure random pixels (\"what if the input was completely "
+                          "random?\"), beside real digits.",
+        "chain_psnr.png": "PSNR against the clean digit along the chain, each variant and the true noise ladder. "
+                          "The y axis stops just above the largest PSNR below the 100 dB cap of an identical "
+                          "image (the true ladder's x_0 is the clean digit itself); a point at the cap is drawn "
+                          "on the top edge (figures made before this rule span the whole 100 dB)."})
 
 
 def course_rows(sec: Section, s: dict) -> None:

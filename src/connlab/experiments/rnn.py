@@ -29,7 +29,7 @@ from pathlib import Path
 from connlab.experiments.common import TrainingSettings, add_training_command, int_list, nonnegative_float, positive_int
 from connlab.experiments.config import flag
 from connlab.experiments.section import (INCONCLUSIVE, NOT_MEASURED, Run, Section, Table, effect_of, evidence_line, fmt,
-                                         get, num, weakest, with_figures)
+                                         get, num, stored, weakest, with_figures)
 
 MODELS = ("rnn", "gru", "lstm")
 LABELS = {"rnn": "plain RNN (connlab)", "gru": "GRU (connlab)", "lstm": "LSTM (torch reference)"}
@@ -265,5 +265,30 @@ def section(run: Run) -> Section:
                   rule="at the longest L the GRU's test MSE is lower than the plain RNN's and than the "
                        "predict-the-mean baseline, each paired by seed with a 95 % t interval "
                        "(the weaker verdict decides)",
-                  effect=effect_of(get(s, "evidence", "gru_vs_rnn"), "GRU − plain RNN test MSE"))
-    return with_figures(sec, run, ("mse_vs_length.png", "curves.png"))
+                  effect=effect_of(get(s, "evidence", "gru_vs_rnn"), "GRU − plain RNN test MSE"),
+                  sentence=plain_sentence(s, verdict))
+    return with_figures(sec, run, {
+        "mse_vs_length.png": "Test MSE against the sequence length L, GRU and plain RNN, with the predict-the-mean "
+                             "baseline: the plain RNN climbs to the baseline as L grows, the GRU should stay below.",
+        "curves.png": "Training loss per epoch for each model and length."})
+
+
+def plain_sentence(summary: dict, verdict: str) -> str:
+    """The verdict of ``judge`` in one plain sentence (``connlab.experiments.sentence``)."""
+    from connlab.experiments.sentence import Wording, measured, sentence
+
+    lengths = [int(x) for x in get(summary, "lengths", default=[]) or []]
+    if not lengths or num(summary, "test_mse", "gru", str(max(lengths))) is None:
+        return "The claim needs both the GRU and the plain RNN trained on the same lengths: not measured."
+    L = max(lengths)
+    if verdict == INCONCLUSIVE:
+        return (f"At L = {L} neither model gets clearly below predicting the mean, so the gates cannot be judged: "
+                "inconclusive at this budget.")
+    return sentence(verdict, [
+        measured(stored(summary, "evidence", "gru_vs_rnn"),
+                 Wording(f"at length L = {L}, the GRU's test MSE is", "higher than the plain RNN's",
+                         "lower than the plain RNN's", "whether the GRU beats the plain RNN", spec=".4f")),
+        measured(stored(summary, "evidence", "gru_vs_baseline"),
+                 Wording("the GRU's test MSE is", "higher than predicting the mean",
+                         "lower than predicting the mean", "whether the GRU beats predicting the mean", spec=".4f"),
+                 headline=False)])

@@ -125,10 +125,16 @@ class Section:
     folder: Path | None = None
     rule: str = ""               # the verdict's rule, written before the numbers ("rule: ..." on the page)
     effect: str = ""             # the effect with its interval and n, for the summary table ("" = none)
+    sentence: str = ""           # the verdict in one plain sentence a student can repeat (``sentence``); the page
+                                 # opens the verdict box with it, the explorer may quote it
+    captions: dict[str, str] = field(default_factory=dict)   # figure file name -> its caption sentence
 
 
 def with_figures(sec: Section, run: Run, names=()) -> Section:
-    """The named figures first (in that order), then any other PNG of the folder."""
+    """The named figures first (in that order), then any other PNG of the folder. ``names`` may be a dict
+    {file name: caption sentence}: the captions go to ``sec.captions``."""
+    if isinstance(names, dict):
+        sec.captions.update(names)
     seen = []
     for name in names:
         if (run.folder / name).is_file() and name not in seen:
@@ -147,7 +153,9 @@ def generic_section(run: Run) -> Section:
             for k, v in run.summary.items() if isinstance(v, (int, float, str, bool))][:20]
     return with_figures(Section(run.experiment, f"connlab {run.experiment}", "(no lecture claim attached)",
                                 NOT_MEASURED, "no verdict for this experiment",
-                                tables=[Table(["key", "value"], rows)]), run)
+                                tables=[Table(["key", "value"], rows)],
+                                sentence="This experiment states no lecture claim, so there is no verdict: "
+                                         "its numbers are below."), run)
 
 
 # --- verdict rules shared by several experiments ---------------------------------------------------

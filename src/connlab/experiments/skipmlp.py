@@ -22,7 +22,7 @@ from pathlib import Path
 from connlab.experiments.common import DataSettings, TrainingSettings, add_training_command, positive_int
 from connlab.experiments.config import flag
 from connlab.experiments.section import (INCONCLUSIVE, Run, Section, Table, effect_of, evidence_line, fmt, get, num,
-                                         pct, pm, with_figures)
+                                         pct, pm, stored, with_figures)
 
 KINDS = ("plain", "skip")
 LEARNED = 0.5  # test accuracy both models must pass for the comparison to mean anything
@@ -152,5 +152,19 @@ def section(run: Run) -> Section:
                                 tables=[Table(["model", "params", "test accuracy (%)", "final train loss"], rows,
                                               f"mean ± std over {seeds} seed(s)")],
                                 rule=RULE,
-                                effect=effect_of(get(s, "evidence", "accuracy"), "skip − plain test accuracy")),
-                        run, ("curves.png",))
+                                effect=effect_of(get(s, "evidence", "accuracy"), "skip − plain test accuracy"),
+                                sentence=plain_sentence(s, verdict_)),
+                        run, {"curves.png": "Training loss (left, log scale) and test accuracy (right) per epoch, "
+                                            "each seed, with and without the input carried forward."})
+
+
+def plain_sentence(summary: dict, verdict_: str) -> str:
+    """The verdict in one plain sentence (``connlab.experiments.sentence``)."""
+    from connlab.experiments.sentence import Wording, measured, sentence
+
+    if verdict_ == INCONCLUSIVE:
+        return (f"Both MLPs stay below {LEARNED:.0%} test accuracy, so carrying the input forward cannot be "
+                "judged: inconclusive at this budget.")
+    return sentence(verdict_, [measured(stored(summary, "evidence", "accuracy"), Wording(
+        "carrying the input forward makes the test accuracy", "higher", "lower",
+        "whether carrying the input forward raises the test accuracy", " percentage points", ".1f", 100))])

@@ -311,6 +311,7 @@ def section(run: Run) -> Section:
              "an MLP, residuals; stack them); the same block runs the reverse/sort task of `connlab attention`.",
              "predictions are softmax(z) of the sigmoid's input z: Keras' sparse cross-entropy on a sigmoid "
              "output uses z as logits (the sigmoid caches it), so that is the distribution the course trains"]
+    said = plain_sentence(claims, verdict, bool(head))
     text = (f"the head's loss {fmt(_mean(head, 'final_loss'))} vs the floor {fmt(floor)}; {repro_text}; "
             f"attention: {v_att}; the unmasked head below the floor: {v_floor}; it fails to generate: {v_gen}")
     return with_figures(Section(
@@ -322,7 +323,39 @@ def section(run: Run) -> Section:
                                Table(sweep[0], sweep[1:], "the course's \"try H = 10, 20, 40\"")],
         notes=notes, rule="attention: paired t over seeds, head vs no attention; mask: one-sample t of floor − loss, "
                           "paired t of generation accuracy; the course's loss in our 95 % prediction interval",
-        effect=effect_of(get(claims, "attention"), "P(object)", spec=".3f")), run, FIGURES)
+        effect=effect_of(get(claims, "attention"), "P(object)", spec=".3f"), sentence=said), run, CAPTIONS)
+
+
+CAPTIONS = dict(zip(FIGURES, (
+    "The toy head's attention weights and predictions: after `the`, the head looks back at who ordered.",
+    "Training loss per epoch, each network and seed, with the floor ln 2 / 5 that no causal model can beat.",
+    "The head without the causal mask: its loss falls below the floor because it reads the answer, and it "
+    "fails when it has to generate one token at a time.")))
+
+
+def plain_sentence(claims: dict, verdict: str, trained: bool) -> str:
+    """The verdict in one plain sentence (``connlab.experiments.sentence``), from the stored comparisons."""
+    from connlab.experiments.section import stored, stored_reproduction
+    from connlab.experiments.sentence import Part, Wording, measured, sentence
+
+    if not trained:
+        return "The toy head was not trained in this run: not measured."
+    parts = [measured(stored(claims, "attention"), Wording(
+                 "with attention, the head gives the right object after `the` a probability", "higher than the "
+                 "skip-add path alone", "lower than the skip-add path alone", "whether attention finds who ordered",
+                 spec=".3f")),
+             measured(stored(claims, "unmasked_below_floor"), Wording(
+                 "without the causal mask its loss ends", "below the floor ln 2 / 5", "above the floor ln 2 / 5",
+                 "whether the unmasked head beats the floor", spec=".3f")),
+             measured(stored(claims, "unmasked_generation"), Wording(
+                 "and, generating one token at a time, the unmasked head's loss is", "higher than the masked "
+                 "head's", "lower than the masked head's", "whether the unmasked head fails to generate",
+                 spec=".3f"))]
+    rep = stored_reproduction(get(claims, "reproduction"))
+    if rep is not None and rep.verdict != "reproduced" and verdict == PARTLY and not math.isnan(rep.low):
+        parts.append(Part(rep.verdict, f"the course's final loss {rep.published:.4f} lies outside our interval "
+                                       f"for one run ({rep.low:.4f} to {rep.high:.4f}, {rep.n} seeds)"))
+    return sentence(verdict, parts)
 
 
 def section_or_none(run: Run):

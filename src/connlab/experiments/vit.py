@@ -290,4 +290,24 @@ def section(run: Run) -> Section:
                   "A transformer that attends over image patches classifies digits, and its attention "
                   "falls on the strokes.", verdict, text, tables=[Table(["quantity", "value"], rows)],
                   rule=INK_RULE, effect=ratio_text(ev))
-    return with_figures(sec, run, ("attention_maps.png", "attention_rollout.png", "accuracy_curve.png"))
+    from connlab.experiments.sentence import Part, sentence
+
+    acc_part = (Part(NOT_MEASURED, "the ViT's test accuracy") if acc is None else
+                Part(acc_verdict, f"the ViT classifies {100 * acc:.1f} % of the test digits right (target "
+                                  f"{100 * VIT_TARGET:.0f} %)"))
+    if ev is None:
+        ink = Part(NOT_MEASURED, "where its attention falls")
+    else:
+        t = INK_RATIO_THRESHOLD
+        ink = Part(ev.verdict if acc_verdict == SUPPORTED else NOT_SUPPORTED,
+                   f"the patches holding ink get {ev.effect + t:.2f}× the attention their share of the image would "
+                   f"get (95 % interval {ev.low + t:.2f} to {ev.high + t:.2f}, {ev.n} test digits; the rule asks for "
+                   f"more than {t:g}×)",
+                   "" if acc_verdict == SUPPORTED else "attention of a net that does not classify yet does not count")
+    sec.sentence = sentence(verdict, [acc_part, ink])
+    return with_figures(sec, run, {
+        "attention_maps.png": "Test digits with the attention of the class token over the patches, layer by layer "
+                              "(brighter: more attention).",
+        "attention_rollout.png": "Attention rollout (the layers' attention multiplied through): where the class "
+                                 "token's information comes from; each map is scaled to its own range.",
+        "accuracy_curve.png": "Test accuracy per epoch, against the target."})

@@ -33,7 +33,9 @@ def build_section(run: Run) -> Section:
 
     if not run.summary:
         sec = Section(run.experiment, f"connlab {run.experiment}", "", NOT_MEASURED,
-                      "the run has no summary.json (it did not finish; continue it with --resume)")
+                      "the run has no summary.json (it did not finish; continue it with --resume)",
+                      sentence="This run did not finish (it has no summary.json), so its claim was not measured: "
+                               "continue it with --resume.")
         return with_figures(sec, run)
     entry = REGISTRY.get(run.experiment)
     builder = entry.section_builder if entry is not None else None
@@ -70,29 +72,26 @@ def render(sections: list[Section], demo: dict | None, environment: dict, explor
     if explorer:
         out.append('<p class="explorer"><a href="explorer.html">Poke the trained models yourself: explorer.html</a> '
                    "(one offline page in this folder: draw a digit, noise it, watch each connection work)</p>")
-    out.append('<h2>Summary</h2><table class="summary"><tr><th>part</th><th>claim</th><th>verdict</th>'
-               '<th>effect [95 % CI], n</th></tr>')
+    out.append('<h2>Summary</h2><div class="scroll"><table class="summary"><tr><th>part</th><th>claim</th>'
+               '<th>verdict</th><th>effect [95 % CI], n</th></tr>')
     for sec in sections:
         out.append(f'<tr><td><a href="#{e(sec.experiment)}">{e(sec.title)}</a></td><td>'
                    f'{e(sec.claim)}</td><td class="{verdict_class(sec.verdict)}">{e(sec.verdict)}</td>'
                    f'<td>{e(sec.effect or "—")}</td></tr>')
-    out.append("</table>")
+    out.append("</table></div>")
     for sec in sections:
         out.append(f'<h2 id="{e(sec.experiment)}">{e(sec.title)}</h2>')
         if sec.claim:
             out.append(f'<p class="claim">The lecture: {e(sec.claim)}</p>')
-        out.append(f'<div class="verdict {verdict_class(sec.verdict)}"><b>{e(sec.verdict)}</b>: '
-                   f"{e(sec.verdict_text)}</div>")
-        if sec.rule:
-            out.append(f'<p class="rule">rule: {e(sec.rule)}'
-                       + (f"; {e(sec.effect)}" if sec.effect else "") + "</p>")
+        out.append(_verdict_html(sec))
         for note in sec.notes:
             out.append(f"<p>{e(note)}</p>")
         for table in sec.tables:
             out.append(_table_html(table))
         for name, path in sec.figures:
-            out.append(f'<figure><img alt="{e(sec.experiment)}: {e(name)}" src="{_data_uri(path)}">'
-                       f"<figcaption>{e(name)}</figcaption></figure>")
+            caption = sec.captions.get(name) or f"A figure this run wrote ({name})."
+            out.append(f'<figure><img alt="{e(caption)}" src="{_data_uri(path)}">'
+                       f'<figcaption>{e(caption)} <span class="file">{e(name)}</span></figcaption></figure>')
         if sec.folder is not None:
             out.append(f'<p class="small">run folder: {e(str(sec.folder))}</p>')
     out.append("<h2 id=\"environment\">Environment and time</h2>")
@@ -111,16 +110,35 @@ def render(sections: list[Section], demo: dict | None, environment: dict, explor
     return "\n".join(out)
 
 
+def plain_sentence(sec: Section) -> str:
+    """The sentence the verdict box opens with: the section's own (its claim's rule wrote it), else the verdict."""
+    if sec.sentence:
+        return sec.sentence
+    return f"The verdict: {sec.verdict} (the rule and the numbers are below)."
+
+
+def _verdict_html(sec: Section) -> str:
+    """The verdict box: the plain sentence first, then the rule and the numbers in a collapsible block."""
+    e = html.escape
+    lines = [line.strip() for line in sec.verdict_text.split(" | ") if line.strip()]
+    numbers = (f"<p><b>{e(sec.verdict)}</b>:</p><ul>" + "".join(f"<li>{e(line)}</li>" for line in lines) + "</ul>"
+               if len(lines) > 1 else f"<p><b>{e(sec.verdict)}</b>: {e(sec.verdict_text)}</p>")
+    rule = (f'<p class="rule">rule: {e(sec.rule)}' + (f"; {e(sec.effect)}" if sec.effect else "") + "</p>"
+            if sec.rule else "")
+    return (f'<div class="verdict {verdict_class(sec.verdict)}"><p class="sentence">{e(plain_sentence(sec))}</p>'
+            f"<details><summary>the rule and the numbers</summary>{rule}{numbers}</details></div>")
+
+
 def _table_html(table: Table) -> str:
     e = html.escape
-    parts = ["<table>"]
+    parts = ['<div class="scroll"><table>']
     if table.caption:
         parts.append(f"<caption>{e(table.caption)}</caption>")
     if any(table.header):
         parts.append("<tr>" + "".join(f"<th>{e(h)}</th>" for h in table.header) + "</tr>")
     for row in table.rows:
         parts.append("<tr>" + "".join(f"<td>{e(str(c))}</td>" for c in row) + "</tr>")
-    parts.append("</table>")
+    parts.append("</table></div>")
     return "".join(parts)
 
 
