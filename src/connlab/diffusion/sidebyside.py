@@ -48,6 +48,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from connlab.diffusion.ladder import run_chain
+
+
 @dataclass
 class Ladder:
     """One trained ladder variant of a ``connlab ladder`` run."""
@@ -91,8 +94,6 @@ def chains(gen, ladder: Ladder, z: torch.Tensor, sampler: str = "ddpm", steps: i
     The ladder's chain, DDPM's (all T steps) and, unless ``sampler`` is DDPM, the chosen
     sampler's; DDPM's per-step noise comes from ``seed``.
     """
-    from connlab.diffusion.ladder import run_chain
-
     with torch.no_grad():
         rungs = run_chain(ladder.model, ladder_start(z), ladder.steps)
     out = {f"ladder {ladder.name}": torch.stack(rungs)}

@@ -31,6 +31,17 @@ import argparse
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import torch
+import torch.nn.functional as F
+from torchinfo import summary
+
+from connlab import plots
+from connlab.checkpoint import atomic_write_json, atomic_write_text
+from connlab.data import check_noise, corrupt, to_unit
+from connlab.data.course import DATASET, load_course_data
+from connlab.data.noise import rounded_endpoint
+from connlab.errors import UserError
+from connlab.evidence import compare, reproduction
 from connlab.experiments.common import (DataSettings, TrainingSettings, add_config_flags, from_flags,
                                         nonnegative_float, nonnegative_int, positive_int, run_training)
 from connlab.experiments.config import flag
@@ -38,6 +49,12 @@ from connlab.experiments.section import (CONTRADICTED, INCONCLUSIVE, NOT_SUPPORT
                                          NOT_MEASURED, Run, Section, Table, comparison_settles, effect_of, evidence_line,
                                          fmt, get, load_run, num, pm, reproduction_row, reproduction_settles,
                                          stored, stored_reproduction, weakest, with_figures)
+from connlab.experiments.variants import load_images, mean_spread, over_seeds, train_variant
+from connlab.measures import baseline_bce, clamped_bce
+from connlab.metrics import bce, image_metrics, psnr_per_image
+from connlab.models.autoencoder import AutoencoderConfig, DenoisingAutoencoder, count_parameters
+from connlab.runs import write_summary
+from connlab.train import EarlyStopping, pick_device
 
 SKIP_CHOICES = ("none", "concat", "add", "all")
 NOISE_DISTS = ("norm", "uniform", "salt-pepper")
@@ -109,8 +126,6 @@ class AutoencoderExperiment(TrainingSettings, DataSettings):
         return (self.skip,)
 
     def model_config(self, skip: str):
-        from connlab.models.autoencoder import AutoencoderConfig
-
         return from_flags(AutoencoderConfig, skip, self.upsample, self.bottleneck, self.init)
 
     def course_deviations(self) -> dict:
@@ -136,10 +151,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def print_summaries(cfg: AutoencoderExperiment) -> None:
-    from torchinfo import summary
-
-    from connlab.models.autoencoder import DenoisingAutoencoder
-
     for skip in cfg.variants:
         model = DenoisingAutoencoder(cfg.model_config(skip))
         print(f"== skip={skip}, upsample={cfg.upsample}, bottleneck={cfg.bottleneck or 'none'}")
@@ -148,9 +159,6 @@ def print_summaries(cfg: AutoencoderExperiment) -> None:
 
 
 def check_noise_flags(cfg: AutoencoderExperiment) -> None:
-    from connlab.data import check_noise
-    from connlab.errors import UserError
-
     if cfg.noise_dist == "salt-pepper":
         if not cfg.noise > 0:
             raise UserError(f"--noise must be > 0 for salt-pepper noise (the course's: 1), got {cfg.noise}")
@@ -160,9 +168,6 @@ def check_noise_flags(cfg: AutoencoderExperiment) -> None:
 
 def add_noise(x, cfg: AutoencoderExperiment, generator):
     """The run's corruption of clean images ``x`` in [0, 1] (the course's: salt-pepper at magnitude 1)."""
-    from connlab.data import corrupt
-    from connlab.data.noise import rounded_endpoint
-
     if cfg.noise_dist == "salt-pepper":  # = connlab.data.salt_and_pepper at magnitude 1
         return rounded_endpoint(x, cfg.noise, "uniform", generator)
     return corrupt(x, cfg.noise, cfg.noise_dist, generator)
@@ -170,14 +175,8 @@ def add_noise(x, cfg: AutoencoderExperiment, generator):
 
 def load_data(cfg: AutoencoderExperiment):
     """(device, ImageData, validation): the course's digits (``--dataset course``) or the lab's data set."""
-    from connlab.data.course import DATASET, load_course_data
-    from connlab.experiments.variants import load_images
-    from connlab.train import pick_device
-
     if cfg.dataset != DATASET:
         if cfg.validation_images:
-            from connlab.errors import UserError
-
             raise UserError("--validation-images needs the course's data (--dataset course, or --preset course)")
         device, data = load_images(cfg)
         return device, data, None
@@ -187,17 +186,6 @@ def load_data(cfg: AutoencoderExperiment):
 
 
 def run_experiment(cfg: AutoencoderExperiment, out: Path, resume: bool = False) -> dict:
-    import torch
-    import torch.nn.functional as F
-
-    from connlab import plots
-    from connlab.data import to_unit
-    from connlab.experiments.variants import mean_spread, over_seeds, train_variant
-    from connlab.metrics import bce, image_metrics
-    from connlab.models.autoencoder import DenoisingAutoencoder, count_parameters
-    from connlab.runs import write_summary
-    from connlab.train import EarlyStopping
-
     check_noise_flags(cfg)
     for skip in cfg.variants:
         cfg.model_config(skip)  # a bad flag value fails before any training
@@ -295,7 +283,6 @@ def run_experiment(cfg: AutoencoderExperiment, out: Path, resume: bool = False) 
         summary["iterate"] = iterate_denoiser(models, noisy_test[monitored], clean_test[monitored], cfg.iterate, out,
                                               plots, image_metrics, reconstruct)
     write_summary(out, summary)
-    from connlab.checkpoint import atomic_write_json, atomic_write_text
 
     atomic_write_json(out / "comparison.json", {"variants": {k: {m: v for m, v in e.items() if m != "seeds"}
                                                             for k, e in variants.items()},
@@ -307,8 +294,6 @@ def run_experiment(cfg: AutoencoderExperiment, out: Path, resume: bool = False) 
 def course_reproduction(variants: dict, deviations: dict, validation: str | None) -> dict:
     """The course's published figures against our seeds' validation BCE: per variant, one
     ``connlab.evidence.reproduction`` per published run; and how this run differs from the course's protocol."""
-    from connlab.evidence import reproduction
-
     rows = {skip: [{"source": source, **reproduction(figure, [r["test_bce"] for r in variants[skip]["seeds"]])
                     .as_dict()} for source, figure in COURSE_FIGURES.get(skip, ())]
             for skip in variants if skip in COURSE_FIGURES}
@@ -323,9 +308,6 @@ def trivial_baselines(noisy, mean_image, clean) -> dict:
     the clipped noisy input has exact 0/1 pixels where the clean digit disagrees, each costing
     100 × the disagreement, so its BCE is the clamp, not a measurement — None, with the note why.
     """
-    from connlab.measures import baseline_bce, clamped_bce
-    from connlab.metrics import image_metrics
-
     out = {}
     for name, pred in (("noisy_input", noisy), ("mean_image", mean_image)):
         scores = image_metrics(pred, clean)
@@ -338,8 +320,6 @@ def trivial_baselines(noisy, mean_image, clean) -> dict:
 
 def skip_evidence(variants: dict) -> dict:
     """Each skip variant against ``none``, paired by seed: {skip: {"psnr": Evidence dict, "bce": ...}}."""
-    from connlab.evidence import compare
-
     if "none" not in variants:
         return {}
     base = variants["none"]["seeds"]
@@ -368,11 +348,6 @@ def comparison_rows(variants: dict) -> list[dict]:
 
 def iterate_denoiser(models, noisy, clean, k, out, plots, image_metrics, reconstruct) -> dict:
     """Feed each denoiser its own output K times: the lecture's (A) / (B) / (C) question."""
-    import torch
-
-    from connlab.evidence import compare
-    from connlab.metrics import psnr_per_image
-
     result, rows, evidence = {}, [("noisy", noisy[:SHOWN])], {}
     with torch.no_grad():
         for skip, model in models.items():

@@ -27,17 +27,42 @@ notebook exactly (``connlab.experiments.ladder_course``).
 from __future__ import annotations
 
 import argparse
+import json
+import statistics
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from connlab.diffusion.ladder import SCHEDULES, schedule_name
-from connlab.experiments.common import (DataSettings, TrainingSettings, add_training_command, nonnegative_float,
-                                        nonnegative_int, positive_int)
+import torch
+import torch.nn.functional as F
+
+from connlab import plots
+from connlab.checkpoint import atomic_write_bytes, atomic_write_text, load_weights, model_signature
+from connlab.data import stratified_first, to_unit
+from connlab.data.course import load_course_data
+from connlab.data.global_batch import batch_rows, own_rows
+from connlab.diffusion.ladder import (SCHEDULES, LadderSchedule, feed_back, full_ladder, ladder_pair, materialize,
+                                      materialize_bytes, pairs_from_rungs, run_chain, schedule_name)
+from connlab.diffusion.sidebyside import Ladder
+from connlab.errors import UserError
+from connlab.evidence import CONTRADICTED
+from connlab.experiments.common import (DataSettings, TrainingSettings, add_training_command, from_flags,
+                                        nonnegative_float, nonnegative_int, positive_int)
 from connlab.experiments.config import flag
-from connlab.experiments.ladder_course import COURSE_PRESET, PRESETS
-from connlab.experiments.section import (NOT_MEASURED, NOT_SUPPORTED, SUPPORTED, Run, Section, Table,
-                                         fmt, get, num, with_figures)
+from connlab.experiments.ladder_course import (COURSE_PRESET, PRESETS, PROTOCOL, PUBLISHED_VAL_BCE, check_stored_size,
+                                               course_summary)
+from connlab.experiments.section import (NOT_MEASURED, NOT_SUPPORTED, NO_INTERVALS, PARTLY, REPRODUCTION_HEADER,
+                                         SUPPORTED, Run, Section, Table, effect_text, fmt, get, num, reproduction_row,
+                                         reproduction_settles, stored, with_figures)
+from connlab.experiments.variants import load_images, train_variant
+from connlab.measures import chain_psnr, chain_psnr_evidence
+from connlab.metrics import bce as mean_bce, mean_std, psnr_per_image
+from connlab.models.autoencoder import count_parameters
+from connlab.models.step_conditioned import StepConditionConfig, StepConditionedUNet
+from connlab.runs import read_run, write_summary
+from connlab.runtime.distributed import is_main
+from connlab.runtime.memory import check_fits
+from connlab.train import EarlyStopping, pick_device
 
 if TYPE_CHECKING:
     from connlab.diffusion.sidebyside import Ladder
@@ -130,8 +155,6 @@ class LadderExperiment(TrainingSettings, DataSettings):
         return f"T{T}-{condition}" + (f"-seed{seed}" if self.seeds > 1 else "")
 
     def model_config(self, T: int, condition: str):
-        from connlab.models.step_conditioned import StepConditionConfig
-
         return StepConditionConfig(condition, T, bottleneck=self.bottleneck, init=self.init)
 
 
@@ -141,10 +164,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> LadderExperiment:
-    from connlab.diffusion.ladder import LadderSchedule
-    from connlab.errors import UserError
-    from connlab.experiments.common import from_flags
-
     cfg = LadderExperiment.from_args(args)
     for T in cfg.step_counts:  # reject bad values before a run folder exists
         from_flags(LadderSchedule, cfg.schedule, T, cfg.mag, cfg.dist)
@@ -163,10 +182,6 @@ def config_from_args(args: argparse.Namespace) -> LadderExperiment:
 
 def check_materialize(n: int, cfg: LadderExperiment) -> None:
     """``--materialize`` stores (T+1) x N images: refuse, as one line, a stack the device cannot hold."""
-    from connlab.diffusion.ladder import materialize_bytes
-    from connlab.runtime.memory import check_fits
-    from connlab.train import pick_device
-
     T = max(cfg.step_counts)
     check_fits(materialize_bytes(n, T), pick_device(cfg.device), f"--materialize with T = {T} and {n:,} digits",
                "lower --steps or --limit, or drop --materialize (the ladder is then drawn per batch)")
@@ -174,10 +189,6 @@ def check_materialize(n: int, cfg: LadderExperiment) -> None:
 
 def load_data(cfg: LadderExperiment):
     """(device, images, validation): the data set on the device, and which validation digits it holds."""
-    from connlab.data.course import load_course_data
-    from connlab.experiments.variants import load_images
-    from connlab.train import pick_device
-
     if not cfg.course_data:
         device, data = load_images(cfg)
         return device, data, f"{data.name} test split, class-stratified"
@@ -187,25 +198,6 @@ def load_data(cfg: LadderExperiment):
 
 
 def run_experiment(cfg: LadderExperiment, out: Path, resume: bool = False) -> dict:
-    import torch
-    import torch.nn.functional as F
-
-    from connlab import plots
-    from connlab.checkpoint import atomic_write_bytes, atomic_write_text
-    from connlab.data import stratified_first, to_unit
-    from connlab.data.global_batch import batch_rows, own_rows
-    from connlab.diffusion.ladder import (LadderSchedule, feed_back, full_ladder, ladder_pair, materialize,
-                                          materialize_bytes, pairs_from_rungs, run_chain)
-    from connlab.experiments.ladder_course import check_stored_size, course_summary
-    from connlab.experiments.variants import train_variant
-    from connlab.measures import chain_psnr
-    from connlab.metrics import bce as mean_bce
-    from connlab.metrics import mean_std
-    from connlab.models.autoencoder import count_parameters
-    from connlab.models.step_conditioned import StepConditionedUNet
-    from connlab.runs import write_summary
-    from connlab.runtime.distributed import is_main
-
     device, data, validation = load_data(cfg)
     train = data.train_images
     n = len(train)
@@ -271,8 +263,6 @@ def run_experiment(cfg: LadderExperiment, out: Path, resume: bool = False) -> di
 
                 stop = None
                 if cfg.patience:
-                    from connlab.train import EarlyStopping
-
                     stop = EarlyStopping("val_bce", cfg.patience)
                 model, result = train_variant(cfg, out, name, lambda: StepConditionedUNet(model_cfg), loss_fn,
                                               (torch.arange(rows, device=device),), device,
@@ -361,14 +351,6 @@ def run_experiment(cfg: LadderExperiment, out: Path, resume: bool = False) -> di
 
 def load_ladder(run: Path, variant: str | None, device) -> Ladder:
     """A finished ladder run's model (``variant``, or the one its figures show); a UserError otherwise."""
-    import json
-
-    from connlab.checkpoint import load_weights, model_signature
-    from connlab.diffusion.sidebyside import Ladder
-    from connlab.errors import UserError
-    from connlab.models.step_conditioned import StepConditionConfig, StepConditionedUNet
-    from connlab.runs import read_run
-
     run = Path(run)
     saved = read_run(run, "ladder", flag="--ladder-run").saved
     try:
@@ -393,22 +375,16 @@ def load_ladder(run: Path, variant: str | None, device) -> Ladder:
 
 def evidence_dict(per_digit, epochs: int) -> dict:
     """``chain_psnr_evidence`` of (T + 1, digits) PSNRs, as JSON for summary.json."""
-    from connlab.measures import chain_psnr_evidence
-
     ev = chain_psnr_evidence(per_digit)
     return {"epochs": epochs, "mean_psnr": ev["mean_psnr"], "best_step": ev["best_step"],
             **{k: ev[k].as_dict() for k in ("gain", "best_gain", "drift")}}
 
 
 def psnr(x, clean) -> float:
-    from connlab.metrics import psnr_per_image
-
     return psnr_per_image(x.clamp(0, 1), clean).mean().item()
 
 
 def chain_scores(chain, clean) -> dict:
-    from connlab.metrics import bce as mean_bce
-
     ps = [psnr(x, clean) for x in chain]
     bce = [mean_bce(x.clamp(0, 1), clean).item() for x in chain]
     rises = sum(b > a for a, b in zip(ps, ps[1:]))
@@ -426,10 +402,6 @@ def noise_stats(chain, clean) -> dict:
 
 
 def chain_figure(chain, clean, path: Path, title: str) -> None:
-    import torch
-
-    from connlab import plots
-
     T = len(chain) - 1
     cols = torch.linspace(0, len(chain[0]) - 1, SHOWN).long()  # spread over the (class-sorted) eval set
     rows = [(f"x_{T} input", chain[0][cols])]
@@ -441,10 +413,6 @@ def chain_figure(chain, clean, path: Path, title: str) -> None:
 
 def feed_figure(fed, rung: int, path: Path, course_digits: bool, title: str) -> None:
     """The course's closing figure: test digits (columns) at rung ``rung``, then each pass's output."""
-    import torch
-
-    from connlab import plots
-
     n = len(fed[0])
     if course_digits and n >= COURSE_DIGITS.stop:
         cols = torch.tensor(list(COURSE_DIGITS))  # the course's X_test[6:11]
@@ -474,8 +442,6 @@ CLAIM_RULE = ("gain = PSNR of x̂_0 − PSNR of x_T per test digit (paired by di
 
 def chain_line(ev: dict, label: str) -> str:
     """One chain's numbers for the page: PSNR along it, its gain and its drift, with intervals."""
-    from connlab.experiments.section import effect_text, stored
-
     means = [v for v in get(ev, "mean_psnr", default=[]) or [] if isinstance(v, (int, float))]
     path = " → ".join(f"{v:.1f}" for v in means)
     best = get(ev, "best_step", default=None)
@@ -487,10 +453,6 @@ def chain_line(ev: dict, label: str) -> str:
 
 
 def section(run: Run) -> Section:
-    from connlab.evidence import CONTRADICTED
-    from connlab.experiments.section import NO_INTERVALS, effect_text, stored
-    from connlab.experiments.section import PARTLY
-
     s = run.summary
     chain = [v for v in get(s, "chain_psnr", default=[]) or [] if isinstance(v, (int, float))]
     rows = []
@@ -537,9 +499,6 @@ def section(run: Run) -> Section:
 def course_rows(sec: Section, s: dict) -> None:
     """"Course vs ours": the course's validation BCE beside this run's seeds, with the reproduction verdict —
     or, for a run of another setting (the lab's own), its validation BCE as a row of its own."""
-    from connlab.experiments.ladder_course import PROTOCOL, PUBLISHED_VAL_BCE
-    from connlab.experiments.section import REPRODUCTION_HEADER, reproduction_row, reproduction_settles
-
     per_seed = [v for v in get(s, "val_bce_per_seed", default=[]) or [] if isinstance(v, (int, float))]
     if not per_seed:
         return  # a run folder written before the validation BCE was measured
@@ -563,7 +522,6 @@ def course_rows(sec: Section, s: dict) -> None:
                             f"{len(per_seed)} seed(s): {', '.join(f'{v:.4f}' for v in per_seed)} — {row[5]}"
                             + (f"; {settle}" if settle else "") + ".")
         return
-    import statistics
 
     differs = get(s, "course", "differs", default=None)
     mean = statistics.fmean(per_seed)
