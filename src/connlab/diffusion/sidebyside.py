@@ -10,7 +10,7 @@
 
 Where the ladder model comes from
 ---------------------------------
-From a finished ``connlab ladder`` run (``connlab.experiments.ladder.load_ladder``):
+From a finished ``connlab ladder`` run (``connlab.experiments.ladder_chain.load_ladder``):
 ``connlab diffusion sample --run DIR --ladder-run LADDER_DIR`` stores the chains in the
 diffusion run folder DIR (``connlab.sampling.sidebyside``) and ``connlab report`` renders them
 as the page (``connlab.report.sidebyside``). The ladder is the user's own

@@ -65,7 +65,7 @@ from connlab.experiments.classifier import find_or_train_classifier as find_clas
 from connlab.experiments.common import (DataSettings, TrainingSettings, add_training_command, from_flags, int_list,
                                         nonnegative_float, nonnegative_int, positive_int, seed_int, speed_flag)
 from connlab.experiments.config import Config, flag
-from connlab.experiments.ladder import load_ladder
+from connlab.experiments.ladder_chain import load_ladder
 from connlab.runtime.settings import RunSettings
 from connlab.runtime.speed import Speed
 from connlab.experiments.section import (CONTRADICTED, NOT_MEASURED, NOT_SUPPORTED, NO_INTERVALS, PARTLY, SUPPORTED,
