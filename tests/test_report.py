@@ -79,7 +79,7 @@ def autoencoder_summary(none_bce, none_std, concat_bce, concat_std, seeds=3, psn
 
     variants = {"none": variant(none_bce, none_std), "concat": variant(concat_bce, concat_std, psnr + psnr_gain)}
     if evidence:
-        from connlab.experiments.autoencoder import skip_evidence
+        from connlab.experiments.autoencoder_measures import skip_evidence
 
         extra = {"evidence": skip_evidence(variants)}
     else:
