@@ -63,12 +63,12 @@ def test_demo_environment_keeps_a_bug_in_pick_device(monkeypatch):
     def missing(name):
         raise UserError(f"--device {name}: CUDA is not available on this machine")
 
-    monkeypatch.setattr("connlab.train.pick_device", missing)
+    monkeypatch.setattr(demo, "pick_device", missing)
     assert demo.environment("cuda")["device"] == "cuda"  # a device this machine lacks: the name is recorded
 
     def bug(name):
         raise AttributeError("a bug")
 
-    monkeypatch.setattr("connlab.train.pick_device", bug)
+    monkeypatch.setattr(demo, "pick_device", bug)
     with pytest.raises(AttributeError):
         demo.environment("auto")

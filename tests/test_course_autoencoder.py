@@ -121,7 +121,7 @@ def test_the_course_preset_fills_only_the_flags_not_given():
 
 def test_course_noise_is_drawn_once_the_same_noisy_set_every_epoch(monkeypatch, tmp_path):
     """The training data handed to the loop is one noisy copy (per seed), and the loss never draws noise."""
-    import connlab.experiments.variants as variants
+    import connlab.experiments.autoencoder as autoencoder
     from connlab.data.noise import salt_and_pepper
     from connlab.experiments.autoencoder import run_experiment
 
@@ -140,8 +140,8 @@ def test_course_noise_is_drawn_once_the_same_noisy_set_every_epoch(monkeypatch, 
         return model, SimpleNamespace(train_seconds=0.0, train_images_per_second=0.0, epochs=0, stopped_epoch=None,
                                       history=[])
 
-    monkeypatch.setattr(variants, "train_variant", capture)
-    monkeypatch.setattr(variants, "over_seeds", lambda names, seeds, one: [one("none", s) for s in seeds])
+    monkeypatch.setattr(autoencoder, "train_variant", capture)
+    monkeypatch.setattr(autoencoder, "over_seeds", lambda names, seeds, one: [one("none", s) for s in seeds])
     cfg = course_config("--limit", "64", "--validation-images", "32", "--seeds", "2", "--device", "cpu")
     with pytest.raises(Captured):
         run_experiment(cfg, tmp_path)

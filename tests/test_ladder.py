@@ -175,7 +175,7 @@ def untrained_chain_psnr(T: int, eval_images: int) -> list[float]:
     """The ladder experiment's chain PSNRs for an untrained denoiser on the same test rung x_T."""
     from connlab.data import load_dataset, stratified_first, to_unit
     from connlab.diffusion.ladder import LadderSchedule, full_ladder, run_chain
-    from connlab.experiments.ladder import EVAL_SEED, chain_scores
+    from connlab.experiments.ladder_chain import EVAL_SEED, chain_scores
     from connlab.models.step_conditioned import StepConditionConfig, StepConditionedUNet
 
     data = load_dataset("mnist-embedded", None, 100)
@@ -238,7 +238,7 @@ def test_bad_input_is_one_line_and_exit_2(argv, tmp_path, capsys):
 
 def test_the_gain_rule_fails_on_an_untrained_chain():
     """The same rule the trained chain passes: an untrained denoiser's chain does not raise PSNR."""
-    from connlab.experiments.ladder import evidence_dict
+    from connlab.experiments.ladder_chain import evidence_dict
 
     schedule = LadderSchedule("walk", 3, 1.0, "norm")
     clean = _x0(100).round()
@@ -264,7 +264,7 @@ def _ladder_folder(tmp_path, evidence):
 
 def _chain_evidence(means, epochs, spread=0.5, digits=200):
     """The stored evidence of a chain whose per-digit PSNRs scatter around ``means``."""
-    from connlab.experiments.ladder import evidence_dict
+    from connlab.experiments.ladder_chain import evidence_dict
 
     noise = torch.randn(digits, generator=torch.Generator().manual_seed(0)) * spread
     return evidence_dict(torch.tensor(means)[:, None] + noise[None] + 0.1 * torch.randn(len(means), digits), epochs)

@@ -79,7 +79,7 @@ def autoencoder_summary(none_bce, none_std, concat_bce, concat_std, seeds=3, psn
 
     variants = {"none": variant(none_bce, none_std), "concat": variant(concat_bce, concat_std, psnr + psnr_gain)}
     if evidence:
-        from connlab.experiments.autoencoder import skip_evidence
+        from connlab.experiments.autoencoder_measures import skip_evidence
 
         extra = {"evidence": skip_evidence(variants)}
     else:
@@ -388,7 +388,7 @@ def test_summary_table_shows_each_verdict_with_its_effect_and_rule(tmp_path):
     a contradicted claim renders, and a folder written before the intervals existed asks for a rerun."""
     import torch
 
-    from connlab.experiments.ladder import evidence_dict
+    from connlab.experiments.ladder_chain import evidence_dict
     from connlab.measures import attention_on_strokes
 
     digits = torch.randn(200, generator=torch.Generator().manual_seed(0)) * 0.5

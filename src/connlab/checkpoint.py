@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import BinaryIO, Callable
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save as save_tensors
 
 from connlab.runtime.distributed import is_main
@@ -133,8 +133,6 @@ def read_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
     if not path.is_file():
         raise UnreadableCheckpoint(f"{path}: weights file not found")
     try:
-        from safetensors import safe_open
-
         with safe_open(str(path), framework="pt") as f:
             meta = {k: json.loads(v) for k, v in (f.metadata() or {}).items()}
         return load_file(str(path)), meta

@@ -12,11 +12,13 @@ from __future__ import annotations
 import argparse
 import sys
 
+from connlab import __version__
+from connlab.errors import UserError
+from connlab.experiments import REGISTRY
+
 
 def single_process(name: str) -> bool:
     """Commands that are not one training run: under torchrun they would only repeat each other's work."""
-    from connlab.experiments import REGISTRY
-
     command, _, action = name.partition(" ")
     entry = REGISTRY.get(command)
     return entry is not None and action in entry.single_process
@@ -30,9 +32,6 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser(argv: list[str]) -> Parser:
-    from connlab import __version__
-    from connlab.experiments import REGISTRY
-
     top = Parser(prog="connlab", description="connlab: gates, skips, residuals, U-Nets, diffusion, attention "
                                              "— each idea as a runnable experiment on real MNIST.")
     top.add_argument("--version", action="version", version=f"connlab {__version__}")
@@ -54,8 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    # lazy: these import torch (~1.6 s); ``connlab --help`` stays without it
     from connlab.runtime import distributed
-    from connlab.errors import UserError
     from connlab.runtime.fastpath import GraphCaptureFailed
     from connlab.runs import held, release
     from connlab.train import TrainingDiverged
@@ -95,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
 def continue_with(args: argparse.Namespace, before: list[str]) -> str:
     """"; continue with --resume --out FOLDER" for a command that resumes (its folder: --out, or the one
     it claimed), else nothing."""
-    from connlab.runs import held
+    from connlab.runs import held  # lazy: torch, as in main
 
     if not hasattr(args, "resume"):
         return ""

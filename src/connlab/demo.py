@@ -33,8 +33,23 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
+from connlab import __version__
+from connlab.checkpoint import atomic_write_json
+from connlab.cli import main
+from connlab.data.datasets import check_source
+from connlab.errors import UserError
+from connlab.experiments import lecture_order
 from connlab.experiments.config import Config, flag
+from connlab.experiments.registry import COURSE_DEMO, REGISTRY
+from connlab.explore import write_explorer
+from connlab.explore.page import ExportFailed
+from connlab.report.page import build_report
+from connlab.runs import claim, default_out, make_folder, read_json_object
 from connlab.runtime.settings import RunSettings
+from connlab.train import pick_device
+
 
 @dataclass(frozen=True)
 class Part:
@@ -54,8 +69,6 @@ def plan(full: bool, dataset: str, data_dir: str | None, device: str, preset: st
     ``preset="course"``: the course's protocols instead (``registry.COURSE_DEMO``); ``only``: the
     parts that will run, so that a missing preset refuses only a part that was asked for.
     """
-    from connlab.experiments import lecture_order
-
     data = ("--dataset", dataset) + (("--data-dir", data_dir) if data_dir else ())
     parts = []
     steps = (course_steps(only) if preset == "course" else
@@ -78,9 +91,6 @@ def plan(full: bool, dataset: str, data_dir: str | None, device: str, preset: st
 def course_steps(only: set[str] | None = None) -> list:
     """``registry.COURSE_DEMO`` as (entry, step); a command without a ``--preset course`` (its helper's branch
     not merged yet) is a UserError naming it, unless ``only`` leaves its part out."""
-    from connlab.errors import UserError
-    from connlab.experiments.registry import COURSE_DEMO, REGISTRY
-
     steps, missing = [], []
     for command, step in COURSE_DEMO:
         entry = REGISTRY.get(command)
@@ -123,11 +133,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: DemoCommand) -> int:
-    from connlab.data.datasets import check_source
-    from connlab.errors import UserError
-    from connlab.runs import claim, default_out, make_folder
-    from connlab.train import pick_device
-
     out = Path(args.out) if args.out is not None else default_out("demo")
     record_path = out / "demo.json"
     options = {"full": args.full, "dataset": args.dataset or ("mnist" if args.full else "mnist-embedded"),
@@ -213,9 +218,6 @@ def run(args: DemoCommand) -> int:
         return 130
     explorer_failed = False
     if args.explorer:
-        from connlab.explore import write_explorer
-        from connlab.explore.page import ExportFailed
-
         t0 = time.perf_counter()
         try:  # the trained models, live in one offline page beside the report
             page = write_explorer(out, out / "explorer.html")
@@ -226,8 +228,6 @@ def run(args: DemoCommand) -> int:
             traceback.print_exc()
             explorer_failed = True
     if args.report:
-        from connlab.report.page import build_report
-
         folders = [out / f for f in dict.fromkeys(p.folder for p in parts) if (out / f / "config.json").is_file()]
         page = build_report(folders, out / "report.html", demo=record)
         print(f"report: {page}")
@@ -263,10 +263,6 @@ def command_line(part: Part, out: Path) -> list[str]:
 
 def run_part(argv: list[str]) -> tuple[int, float, float]:
     """Run one ``connlab`` command in this process: (exit code, wall seconds, CPU seconds)."""
-    import torch
-
-    from connlab.cli import main
-
     threads = torch.get_num_threads()  # a part may change it (diffusion runs one thread on CPU)
     t0, c0 = time.perf_counter(), _cpu_seconds()
     try:
@@ -293,12 +289,6 @@ def _store(record: dict, entry: dict) -> None:
 
 
 def environment(device: str) -> dict:
-    import torch
-
-    from connlab import __version__
-    from connlab.errors import UserError
-    from connlab.train import pick_device
-
     try:
         resolved = str(pick_device(device))
     except UserError:  # a device this machine lacks: each part reports it (exit 2); the record keeps the name
@@ -333,10 +323,6 @@ def _now() -> str:
 
 
 def _read_json(path: Path) -> dict:
-    from connlab.errors import UserError
-
-    from connlab.runs import read_json_object
-
     data = read_json_object(path)
     if not isinstance(data.get("parts", []), list):
         raise UserError(f"{path}: \"parts\" is not a list; the file is damaged")
@@ -344,6 +330,4 @@ def _read_json(path: Path) -> dict:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    from connlab.checkpoint import atomic_write_json
-
     atomic_write_json(path, data)

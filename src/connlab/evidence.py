@@ -31,6 +31,9 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Callable, Sequence
 
+import numpy as np
+import torch
+
 from connlab.errors import UserError
 
 SUPPORTED = "supported"
@@ -143,6 +146,7 @@ def interval(values, *, confidence: float = 0.95) -> tuple[float, float, float]:
     m = _mean(xs)
     if len(xs) < 2:
         return m, float("nan"), float("nan")
+    # lazy: scipy.stats costs ~1.5 s
     from scipy import stats
 
     half = float(stats.t.ppf(0.5 + confidence / 2, len(xs) - 1)) * math.sqrt(_var(xs) / len(xs))
@@ -177,6 +181,7 @@ def compare(baseline, treatment, *, better: str = "lower", paired: bool = True,
             low = high = float("nan")
             method = _one(what)
         else:
+            # lazy: scipy.stats costs ~1.5 s
             from scipy import stats
 
             vb, vt = _var(base) / len(base), _var(treat) / len(treat)
@@ -204,7 +209,6 @@ def bootstrap_compare(statistic: Callable, baseline_items, treatment_items, *, b
     _check(better, confidence)
     if not isinstance(resamples, int) or resamples < 10:
         raise UserError(f"resamples must be an integer >= 10, got {resamples!r}")
-    import numpy as np
 
     nb, nt = len(baseline_items), len(treatment_items)
     if nb < 2 or nt < 2:
@@ -224,13 +228,8 @@ def bootstrap_compare(statistic: Callable, baseline_items, treatment_items, *, b
 
 def _take(items, index):
     """Rows ``index`` of a tensor, an array or a list."""
-    try:
-        import torch
-
-        if isinstance(items, torch.Tensor):
-            return items[torch.as_tensor(index, device=items.device)]
-    except ImportError:  # pragma: no cover - torch is a dependency
-        pass
+    if isinstance(items, torch.Tensor):
+        return items[torch.as_tensor(index, device=items.device)]
     if hasattr(items, "shape"):
         return items[index]
     return [items[i] for i in index]
@@ -304,6 +303,7 @@ def reproduction(published: float, values, *, confidence: float = 0.95) -> Repro
     if len(xs) < 2:
         nan = float("nan")
         return Reproduction(float(published), m, nan, nan, len(xs), confidence, NOT_REPRODUCED, nan)
+    # lazy: scipy.stats costs ~1.5 s
     from scipy import stats
 
     half = float(stats.t.ppf(0.5 + confidence / 2, len(xs) - 1)) * math.sqrt(_var(xs) * (1 + 1 / len(xs)))

@@ -19,7 +19,11 @@ import torch
 import torch.nn.functional as F
 
 from connlab.errors import UserError
-from connlab.evidence import Evidence, at_least, bootstrap_compare, compare, interval
+from connlab.evidence import (CONTRADICTED, NOT_SUPPORTED, SUPPORTED, Evidence, at_least, bootstrap_compare, compare,
+                              interval)
+from connlab.metrics import psnr_per_image
+from connlab.models.vit import attention_rollout, patch_relevance
+from connlab.quality import ClassifierFeatures
 
 # PyTorch's binary_cross_entropy clamps log(p) at −100 (a pixel predicted exactly 0 or 1
 # against a target that disagrees costs 100 nats instead of infinity).
@@ -32,9 +36,8 @@ INK = 0.5   # a pixel holds ink above this brightness
 
 def psnr_ssim(pred: torch.Tensor, clean: torch.Tensor) -> dict:
     """Mean PSNR (dB) and SSIM of ``pred`` against ``clean``, plus the per-image PSNRs (a list) for intervals."""
+    # lazy: torchmetrics costs ~2.5 s
     from torchmetrics.functional.image import structural_similarity_index_measure
-
-    from connlab.metrics import psnr_per_image
 
     pred, clean = pred.float().clamp(0, 1), clean.float()
     if pred.shape != clean.shape:
@@ -118,8 +121,6 @@ def attention_ink_ratio(relevance: torch.Tensor, images: torch.Tensor, patch: in
 @torch.no_grad()
 def vit_attention_ink_ratio(model, images: torch.Tensor, threshold: float = INK) -> torch.Tensor:
     """``attention_ink_ratio`` of a ``connlab.models.vit.ViT``'s attention rollout on ``images`` (B, 1, 28, 28)."""
-    from connlab.models.vit import attention_rollout, patch_relevance
-
     was_training = model.training
     model.eval()
     model(images)
@@ -189,8 +190,6 @@ def frechet_from_features(real: torch.Tensor, fake: torch.Tensor) -> float:
 @torch.no_grad()
 def classifier_features(images: torch.Tensor, classifier, chunk: int = 1000) -> torch.Tensor:
     """(N, 1, 28, 28) in [0, 1] -> (N, D): the classifier's penultimate features (as ``connlab.quality`` uses)."""
-    from connlab.quality import ClassifierFeatures
-
     feats = ClassifierFeatures(classifier)
     device = next(classifier.parameters()).device
     return torch.cat([feats(part.to(device)).double().cpu() for part in images.split(chunk)])
@@ -217,8 +216,6 @@ def within_margin(ev: Evidence, margin: float) -> str:
     For better="lower" the treatment is "about as good" when its interval's upper end stays below
     +margin (it is at most ``margin`` worse), CONTRADICTED when the lower end is above +margin.
     """
-    from connlab.evidence import CONTRADICTED, NOT_SUPPORTED, SUPPORTED
-
     if margin < 0:
         raise UserError(f"a non-inferiority margin must be >= 0, got {margin}")
     if ev.low != ev.low:  # nan: no interval
@@ -232,8 +229,6 @@ def within_margin(ev: Evidence, margin: float) -> str:
 
 def chain_psnr(chain: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
     """(K + 1, B, 1, H, W) images along a denoising chain (x_T first) -> (K + 1, B) per-digit PSNR (dB)."""
-    from connlab.metrics import psnr_per_image
-
     return torch.stack([psnr_per_image(x.clamp(0, 1), clean) for x in chain])
 
 

@@ -8,12 +8,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from connlab.checkpoint import atomic_write
+
 if TYPE_CHECKING:
     import torch
 
 
 def pyplot():
     """``matplotlib.pyplot`` with the file-only Agg backend, imported on first use."""
+    # lazy: matplotlib costs ~0.5 s
     import matplotlib
 
     matplotlib.use("Agg")
@@ -27,8 +30,6 @@ _plt = pyplot  # the old private name
 
 def save_figure(fig, path: Path, dpi: int) -> Path:
     """Write ``fig`` to ``path`` (rank 0 only, through ``atomic_write``: never through a link) and close it."""
-    from connlab.checkpoint import atomic_write  # torch comes with it: figures are drawn after training anyway
-
     path = Path(path)
     try:
         atomic_write(path, lambda f: fig.savefig(f, dpi=dpi, format=path.suffix.lstrip(".") or "png"))

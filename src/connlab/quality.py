@@ -22,10 +22,17 @@ The number alone can mislead, so it comes with:
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 from torch import nn
+
+from connlab.checkpoint import load_weights, model_signature
+from connlab.errors import UserError
+from connlab.models.classifier import ClassifierConfig, MnistClassifier
+from connlab.runs import read_json_object, read_run
 
 CONFIDENT = 0.9  # a sample is "confidently labelled" when max softmax exceeds this
 
@@ -45,6 +52,7 @@ class ClassifierFeatures(nn.Module):
 
 def frechet_distance(real: torch.Tensor, fake: torch.Tensor, classifier: nn.Module, chunk: int = 1000) -> float:
     """Fréchet distance between ``real`` and ``fake`` images, (N, 1, 28, 28) floats in [0, 1]."""
+    # lazy: torchmetrics costs ~2.5 s
     from torchmetrics.image.fid import FrechetInceptionDistance
 
     if len(real) < 2 or len(fake) < 2:
@@ -90,14 +98,6 @@ def frechet_floor(real_train: torch.Tensor, real_test: torch.Tensor, classifier:
 
 def load_classifier(run_dir: Path, device="cpu") -> tuple[nn.Module, dict]:
     """The trained classifier of a ``connlab classifier`` run folder, in eval mode, and its summary."""
-    import json
-    from dataclasses import asdict
-
-    from connlab.checkpoint import load_weights, model_signature
-    from connlab.errors import UserError
-    from connlab.models.classifier import ClassifierConfig, MnistClassifier
-    from connlab.runs import read_json_object, read_run
-
     run_dir = Path(run_dir)
     read_run(run_dir, "classifier")
     summary_path = run_dir / "summary.json"

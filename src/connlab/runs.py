@@ -17,8 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from connlab import __version__
-from connlab.checkpoint import atomic_write_json
+from connlab.checkpoint import atomic_write_json, list_checkpoints
+from connlab.data import course
+from connlab.data.datasets import check_source
 from connlab.errors import UserError
+from connlab.runtime import distributed
+from connlab.train.config import pick_device
 
 
 def default_out(experiment: str) -> Path:
@@ -71,6 +75,7 @@ def claim(folder: Path, flag: str = "--out") -> None:
     new run or a ``--resume`` of the same folder) gets one ``UserError`` naming the folder and that pid.
     Re-entrant in one process (the demo runs its parts in-process). The lock file is opened without
     following a link."""
+    # lazy: fcntl exists on Unix only
     import fcntl
 
     folder = Path(folder)
@@ -128,10 +133,6 @@ def release(keep=()) -> None:
 def check_inputs(config) -> None:
     """Every input of a run that can be checked without doing the work, before its folder gets a file:
     the device (``cuda`` without CUDA, ``cuda:99``), the data set's name and its ``--data-dir``."""
-    from connlab.data import course
-    from connlab.data.datasets import check_source
-    from connlab.train.config import pick_device
-
     if getattr(config, "device", None) is not None:
         pick_device(config.device)
     dataset = getattr(config, "dataset", None)
@@ -179,8 +180,6 @@ def prepare_run(out: Path | None, experiment: str, config, resume: bool, given: 
     Under torchrun rank 0 creates the folder and the others learn its name from rank 0
     (a default name holds a timestamp); ``distributed`` records how the run is spread.
     """
-    from connlab.runtime import distributed
-
     if resume:
         if out is None:
             raise UserError("--resume needs --out DIR, the run folder to continue")
@@ -214,8 +213,6 @@ def prepare_run(out: Path | None, experiment: str, config, resume: bool, given: 
 
 
 def _create_run(out: Path | None, experiment: str, config) -> Path:
-    from connlab.runtime import distributed
-
     out = Path(out) if out is not None else default_out(experiment)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out}: a file, not a folder")
@@ -272,8 +269,6 @@ def to_json(value):
 def resumable(folder: Path, resume: bool) -> bool:
     """Whether a training run in ``folder`` continues from a checkpoint: only with ``--resume`` and when
     one was written. A run killed before its first checkpoint (a requeued job) starts from the beginning."""
-    from connlab.checkpoint import list_checkpoints
-
     return bool(resume) and bool(list_checkpoints(Path(folder) / "checkpoints"))
 
 
@@ -289,7 +284,5 @@ def make_folder(path: Path, flag: str = "--out") -> Path:
 
 def write_summary(out: Path, summary: dict) -> None:
     """Write ``summary.json`` (rank 0); under torchrun all ranks leave together, so it exists for all."""
-    from connlab.runtime import distributed
-
     atomic_write_json(Path(out) / "summary.json", summary)
     distributed.barrier()

@@ -29,6 +29,7 @@ from typing import Callable, Sequence
 
 import torch
 from torch import nn
+from torch.func import functional_call, vmap
 
 from connlab.errors import UserError
 
@@ -66,8 +67,6 @@ class SeedGroup:
 
     def __call__(self, x: torch.Tensor, *rest: torch.Tensor) -> torch.Tensor:
         """x (K, B, ...) -> (K, B, ...): copy k runs on x[k] (and rest[i][k])."""
-        from torch.func import functional_call, vmap
-
         if x.shape[0] != len(self):
             raise ValueError(f"input's leading axis must be the {len(self)} copies, got {tuple(x.shape)}")
 

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from connlab.data.idx import parse_idx, read_idx, sha256
 from connlab.errors import UserError
@@ -124,8 +125,6 @@ def _read_folder(name: str, files: dict[str, Path]) -> tuple[np.ndarray, ...]:
 
 def _download(name: str, target: Path, mirrors: tuple[str, ...]) -> str | None:
     """Download the four files into ``target``; return None on success, else the reason."""
-    from tqdm import tqdm
-
     try:  # $CONNLAB_DATA may be a file or a read-only folder: then there is no cache to download into
         target.mkdir(parents=True, exist_ok=True)
     except OSError as err:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import torch
 
+from connlab.data.global_batch import batch_rand, batch_randn
+
 NOISE_DISTS = ("norm", "uniform")
 
 
@@ -24,8 +26,6 @@ def check_noise(magnitude: float, dist: str) -> None:
 
 def draw_noise(like: torch.Tensor, dist: str, generator: torch.Generator | None = None) -> torch.Tensor:
     """Unit-scale noise of distribution ``dist`` with the shape, dtype and device of ``like``."""
-    from connlab.data.global_batch import batch_rand, batch_randn
-
     if dist == "norm":
         return batch_randn(like.shape, generator=generator, device=like.device, dtype=like.dtype)
     if dist == "uniform":

@@ -83,6 +83,7 @@ from dataclasses import dataclass
 import torch
 
 from connlab.data.noise import NOISE_DISTS, draw_noise, rounded_endpoint
+from connlab.diffusion.schedule import NoiseSchedule
 
 SCHEDULES = ("interpolate", "walk", "ve", "vp")
 WALKS = ("walk", "ve", "vp")
@@ -136,7 +137,6 @@ class LadderSchedule:
         elif self.name == "ve":
             a, b = [1.0] * T, [mag / math.sqrt(T)] * T
         else:  # vp: reuse the DDPM cosine β_t so the ladder and DDPM share one schedule
-            from connlab.diffusion.schedule import NoiseSchedule
 
             betas = NoiseSchedule.cosine(T).betas.double().tolist()
             a, b = [math.sqrt(1.0 - beta) for beta in betas], [mag * math.sqrt(beta) for beta in betas]

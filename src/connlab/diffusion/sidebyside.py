@@ -10,7 +10,7 @@
 
 Where the ladder model comes from
 ---------------------------------
-From a finished ``connlab ladder`` run (``connlab.experiments.ladder.load_ladder``):
+From a finished ``connlab ladder`` run (``connlab.experiments.ladder_chain.load_ladder``):
 ``connlab diffusion sample --run DIR --ladder-run LADDER_DIR`` stores the chains in the
 diffusion run folder DIR (``connlab.sampling.sidebyside``) and ``connlab report`` renders them
 as the page (``connlab.report.sidebyside``). The ladder is the user's own
@@ -47,6 +47,9 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+
+from connlab.diffusion.ladder import run_chain
+
 
 @dataclass
 class Ladder:
@@ -91,8 +94,6 @@ def chains(gen, ladder: Ladder, z: torch.Tensor, sampler: str = "ddpm", steps: i
     The ladder's chain, DDPM's (all T steps) and, unless ``sampler`` is DDPM, the chosen
     sampler's; DDPM's per-step noise comes from ``seed``.
     """
-    from connlab.diffusion.ladder import run_chain
-
     with torch.no_grad():
         rungs = run_chain(ladder.model, ladder_start(z), ladder.steps)
     out = {f"ladder {ladder.name}": torch.stack(rungs)}

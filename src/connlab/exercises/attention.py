@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from connlab.exercises.common import YourTurn, fail, passed, run_piece
+from connlab.models.toy_attention import corpus, keras_sparse_ce, loss_floor, p_object_at_the
 
 B, H, LQ, LK, D, DV = 2, 3, 5, 7, 16, 8
 ATOL = 1e-6
@@ -138,8 +139,6 @@ def check_causal_attention(attention) -> dict:
 
 def check_toy_head(model) -> dict:
     """A trained toy head (``ToyAttentionModel``): its loss against the floor and its predictions at `the`."""
-    from connlab.models.toy_attention import corpus, keras_sparse_ce, loss_floor, p_object_at_the
-
     x, y = corpus()
     try:
         with torch.no_grad():

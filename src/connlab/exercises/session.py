@@ -41,6 +41,7 @@ def start(name: str) -> Session:
 
 def show(path: Path) -> None:
     """Show a saved figure in the notebook (outside Jupyter: print where it is)."""
+    # lazy: IPython exists only inside a notebook kernel
     from IPython import get_ipython
     from IPython.display import Image, display
 

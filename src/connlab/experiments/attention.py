@@ -25,12 +25,19 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
-from connlab.experiments.common import (TrainingSettings, add_training_command, int_list, nonnegative_float,
+from connlab import plots
+from connlab.experiments.common import (TrainingSettings, add_training_command, from_flags, int_list, nonnegative_float,
                                         nonnegative_int, positive_int)
 from connlab.experiments.config import flag
 from connlab.experiments.section import (Run, Section, Table, fmt, get, num, target, with_figures)
+from connlab.experiments.sentence import Part, sentence
+from connlab.experiments.toy_attention import check_toy_config, run_toy, section_or_none
 from connlab.models.sequence import VOCAB, SequenceModelConfig, SequenceTransformer
+from connlab.plots import pyplot, save_figure
+from connlab.runs import resumable, write_summary
+from connlab.train import fit, pick_device, seed_everything
 
 TASKS = ("reverse", "sort")            # the sequence tasks
 ALL_TASKS = TASKS + ("toy",)           # toy: the course's toy head (connlab.experiments.toy_attention)
@@ -92,14 +99,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> AttentionExperiment:
-    from connlab.experiments.common import from_flags
-
     if getattr(args, "task", None) == "toy" and not hasattr(args, "preset"):
         args.preset = "course"  # the toy task is the course's exercise: its recipe fills the flags not given
     cfg = AttentionExperiment.from_args(args)
     if cfg.task == "toy":
-        from connlab.experiments.toy_attention import check_toy_config
-
         check_toy_config(cfg)
         return cfg
     from_flags(cfg.model_config)  # validates dim / heads before anything is written
@@ -117,15 +120,7 @@ def describe(s: dict, cfg: AttentionExperiment) -> str:
 
 
 def run_experiment(cfg: AttentionExperiment, out: Path, resume: bool = False) -> dict:
-    import torch.nn.functional as F
-
-    from connlab import plots
-    from connlab.runs import resumable, write_summary
-    from connlab.train import fit, pick_device, seed_everything
-
     if cfg.task == "toy":
-        from connlab.experiments.toy_attention import run_toy
-
         return run_toy(cfg, out)
     device = pick_device(cfg.device)
     train = make_task(cfg.task, cfg.train_size, cfg.length, torch.Generator().manual_seed(cfg.seed))
@@ -183,8 +178,6 @@ def head_values(model: SequenceTransformer, tokens: torch.Tensor, layer: int, he
     Recomputes V from the block's own projection of its normalised input, so the figure shows
     the very numbers the network multiplies: output_i = Σ_j weights_ij v_j.
     """
-    import torch.nn.functional as F
-
     captured = {}
     block = model.blocks[layer]
     hook = block.register_forward_pre_hook(lambda mod, args: captured.setdefault("x", args[0]))
@@ -206,8 +199,6 @@ def head_values(model: SequenceTransformer, tokens: torch.Tensor, layer: int, he
 def attention_patterns(x: torch.Tensor, maps: list[torch.Tensor], source: torch.Tensor, path: Path,
                        task: str) -> Path:
     """Heatmaps: one row per example, one column per (layer, head); dots mark the true source."""
-    from connlab.plots import pyplot
-
     plt = pyplot()
     n, heads, length = x.shape[0], maps[0].shape[1], x.shape[1]
     cols = len(maps) * heads
@@ -230,7 +221,6 @@ def attention_patterns(x: torch.Tensor, maps: list[torch.Tensor], source: torch.
     fig.suptitle(f"attention weights, {task}: red dots = where the answer is "
                  f"({'anti-diagonal' if task == 'reverse' else 'a permutation'})", fontsize=9)
     fig.tight_layout()
-    from connlab.plots import save_figure  # rank 0 only under torchrun
 
     save_figure(fig, path, dpi=80)
     return Path(path)
@@ -243,8 +233,6 @@ def softmax_gate(model, tokens, layer: int, head: int, query: int, path: Path, t
     Right: each value vector v_j (thin, shaded by α_j) and the gated sum o = Σ_j α_j v_j (thick);
     with a confident gate o lies on top of the one value it selected.
     """
-    from connlab.plots import pyplot
-
     weights, v, o = head_values(model, tokens, layer, head)
     alpha, out = weights[query], o[query]  # (L,), (d,)
     digits = tokens[0].tolist()
@@ -269,7 +257,6 @@ def softmax_gate(model, tokens, layer: int, head: int, query: int, path: Path, t
     ax2.legend(fontsize=8)
     fig.suptitle(f"{task} '{''.join(map(str, digits))}': attention is a softmax gate over the values", fontsize=10)
     fig.tight_layout()
-    from connlab.plots import save_figure  # rank 0 only under torchrun
 
     save_figure(fig, path, dpi=90)
     return Path(path)
@@ -278,8 +265,6 @@ def softmax_gate(model, tokens, layer: int, head: int, query: int, path: Path, t
 # --- the report's section: the lecture's claim, its rule, the numbers -------------------------------
 
 def section(run: Run) -> Section:
-    from connlab.experiments.toy_attention import section_or_none
-
     toy = section_or_none(run)
     if toy is not None:
         return toy
@@ -314,8 +299,6 @@ def section(run: Run) -> Section:
 
 def plain_sentence(s: dict, verdict: str, acc, best) -> str:
     """The verdict in one plain sentence (a threshold, no interval: ``connlab.experiments.sentence``)."""
-    from connlab.experiments.sentence import Part, sentence
-
     if acc is None:
         return "The attention model's token accuracy was not measured in this run: not measured."
     task = get(s, "task", default="sequence")

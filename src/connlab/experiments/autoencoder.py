@@ -31,27 +31,36 @@ import argparse
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import torch
+import torch.nn.functional as F
+from torchinfo import summary
+
+from connlab import plots
+from connlab.checkpoint import atomic_write_json, atomic_write_text
+from connlab.data import check_noise, corrupt, to_unit
+from connlab.data.course import DATASET, load_course_data
+from connlab.data.noise import rounded_endpoint
+from connlab.errors import UserError
 from connlab.experiments.common import (DataSettings, TrainingSettings, add_config_flags, from_flags,
                                         nonnegative_float, nonnegative_int, positive_int, run_training)
+from connlab.experiments.autoencoder_measures import (SHOWN, comparison_rows, course_reproduction, iterate_denoiser,
+                                                     skip_evidence, trivial_baselines)
 from connlab.experiments.config import flag
 from connlab.experiments.section import (CONTRADICTED, INCONCLUSIVE, NOT_SUPPORTED, REPRODUCTION_HEADER, SUPPORTED,
                                          NOT_MEASURED, Run, Section, Table, comparison_settles, effect_of, evidence_line,
                                          fmt, get, load_run, num, pm, reproduction_row, reproduction_settles,
                                          stored, stored_reproduction, weakest, with_figures)
 from connlab.experiments.sentence import Wording, measured, sentence
+from connlab.experiments.variants import load_images, mean_spread, over_seeds, train_variant
+from connlab.metrics import bce, image_metrics
+from connlab.models.autoencoder import AutoencoderConfig, DenoisingAutoencoder, count_parameters
+from connlab.runs import write_summary
+from connlab.train import EarlyStopping, pick_device
 
 SKIP_CHOICES = ("none", "concat", "add", "all")
 NOISE_DISTS = ("norm", "uniform", "salt-pepper")
 EVAL_SEED = 1234  # the noisy test set is the same for every variant and seed
 TRAIN_NOISE_SEED = 977  # with the seed: the course's training noise, drawn once per seed
-# The course's validation BCE after 20 epochs, one run each (the notebooks' last val_loss): read from
-# CIML23_MNIST_Autoencoder_v1_exercise / _solution.ipynb and C24_MNIST_Autoencoder_v3(_wfeedback).ipynb.
-COURSE_FIGURES = {
-    "none": (("CIML 2023 exercise notebook", 0.1652), ("CIML 2024 notebook", 0.1594),
-             ("CIML 2024 feedback notebook", 0.1620)),
-    "concat": (("CIML 2023 solution notebook (both concatenation skips)", 0.1447),),
-}
-SHOWN = 10        # test digits in the figures
 # The claim's rules, written once: the page prints them next to each comparison.
 RULES = {
     "psnr": "compare(PSNR[none], PSNR[{skip}], better='higher'), paired by seed (same data order and noise), "
@@ -110,8 +119,6 @@ class AutoencoderExperiment(TrainingSettings, DataSettings):
         return (self.skip,)
 
     def model_config(self, skip: str):
-        from connlab.models.autoencoder import AutoencoderConfig
-
         return from_flags(AutoencoderConfig, skip, self.upsample, self.bottleneck, self.init)
 
     def course_deviations(self) -> dict:
@@ -137,10 +144,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def print_summaries(cfg: AutoencoderExperiment) -> None:
-    from torchinfo import summary
-
-    from connlab.models.autoencoder import DenoisingAutoencoder
-
     for skip in cfg.variants:
         model = DenoisingAutoencoder(cfg.model_config(skip))
         print(f"== skip={skip}, upsample={cfg.upsample}, bottleneck={cfg.bottleneck or 'none'}")
@@ -149,9 +152,6 @@ def print_summaries(cfg: AutoencoderExperiment) -> None:
 
 
 def check_noise_flags(cfg: AutoencoderExperiment) -> None:
-    from connlab.data import check_noise
-    from connlab.errors import UserError
-
     if cfg.noise_dist == "salt-pepper":
         if not cfg.noise > 0:
             raise UserError(f"--noise must be > 0 for salt-pepper noise (the course's: 1), got {cfg.noise}")
@@ -161,9 +161,6 @@ def check_noise_flags(cfg: AutoencoderExperiment) -> None:
 
 def add_noise(x, cfg: AutoencoderExperiment, generator):
     """The run's corruption of clean images ``x`` in [0, 1] (the course's: salt-pepper at magnitude 1)."""
-    from connlab.data import corrupt
-    from connlab.data.noise import rounded_endpoint
-
     if cfg.noise_dist == "salt-pepper":  # = connlab.data.salt_and_pepper at magnitude 1
         return rounded_endpoint(x, cfg.noise, "uniform", generator)
     return corrupt(x, cfg.noise, cfg.noise_dist, generator)
@@ -171,14 +168,8 @@ def add_noise(x, cfg: AutoencoderExperiment, generator):
 
 def load_data(cfg: AutoencoderExperiment):
     """(device, ImageData, validation): the course's digits (``--dataset course``) or the lab's data set."""
-    from connlab.data.course import DATASET, load_course_data
-    from connlab.experiments.variants import load_images
-    from connlab.train import pick_device
-
     if cfg.dataset != DATASET:
         if cfg.validation_images:
-            from connlab.errors import UserError
-
             raise UserError("--validation-images needs the course's data (--dataset course, or --preset course)")
         device, data = load_images(cfg)
         return device, data, None
@@ -188,27 +179,62 @@ def load_data(cfg: AutoencoderExperiment):
 
 
 def run_experiment(cfg: AutoencoderExperiment, out: Path, resume: bool = False) -> dict:
-    import torch
-    import torch.nn.functional as F
-
-    from connlab import plots
-    from connlab.data import to_unit
-    from connlab.experiments.variants import mean_spread, over_seeds, train_variant
-    from connlab.metrics import bce, image_metrics
-    from connlab.models.autoencoder import DenoisingAutoencoder, count_parameters
-    from connlab.runs import write_summary
-    from connlab.train import EarlyStopping
-
     check_noise_flags(cfg)
     for skip in cfg.variants:
         cfg.model_config(skip)  # a bad flag value fails before any training
     device, data, validation = load_data(cfg)
-    clean_test = to_unit(data.test_images)
-    noisy_test = add_noise(clean_test, cfg, torch.Generator(device=device).manual_seed(EVAL_SEED))
-    monitored = slice(0, cfg.monitor_images or None)   # what the per-epoch validation BCE reads
-    mean_image = to_unit(data.train_images).mean(0, keepdim=True).expand_as(clean_test)
-    epoch_key = "val_bce" if validation is not None else "test_bce"   # the course validates; the lab tests
-    early_stopping = EarlyStopping(epoch_key, patience=cfg.patience) if cfg.patience else None
+    test = TestSet.of(cfg, data, device, validation is not None)
+    runs, models = train_variants(cfg, out, resume, data, device, test)
+    baselines = trivial_baselines(test.noisy, test.mean_image, test.clean)
+    variants = {skip: {"params": count_parameters(models[skip]),
+                       **mean_spread(per_seed, ("test_bce", "test_mse", "test_psnr", "test_ssim", "train_seconds",
+                                                "train_images_per_second")),
+                       "seeds": [{k: v for k, v in r.items() if k != "history"} for r in per_seed]}
+                for skip, per_seed in runs.items()}
+    summary = build_summary(cfg, data, device, validation, test, variants, baselines)
+    draw_figures(cfg, out, models, runs, test, baselines, validation is not None)
+    if cfg.iterate:
+        # on the monitored slice: the lab's 1,000 test digits; of the course's 9,000-10,000, the first 1,000
+        summary["iterate"] = iterate_denoiser(models, test.noisy[test.monitored], test.clean[test.monitored],
+                                              cfg.iterate, out, plots, image_metrics, reconstruct)
+    write_summary(out, summary)
+
+    atomic_write_json(out / "comparison.json", {"variants": {k: {m: v for m, v in e.items() if m != "seeds"}
+                                                            for k, e in variants.items()},
+                                               "baselines": baselines, "comparison": summary["comparison"]})
+    atomic_write_text(out / "comparison.md", format_table(summary) + "\n")
+    return summary
+
+
+@dataclass
+class TestSet:
+    """The digits every variant and seed is scored on: clean, with the run's noise drawn once, the mean
+    training image (a baseline), the slice the per-epoch validation BCE reads, and that number's key."""
+
+    clean: torch.Tensor
+    noisy: torch.Tensor
+    mean_image: torch.Tensor
+    monitored: slice
+    epoch_key: str
+
+    @classmethod
+    def of(cls, cfg: AutoencoderExperiment, data, device, validates: bool) -> "TestSet":
+        clean = to_unit(data.test_images)
+        noisy = add_noise(clean, cfg, torch.Generator(device=device).manual_seed(EVAL_SEED))
+        monitored = slice(0, cfg.monitor_images or None)   # what the per-epoch validation BCE reads
+        mean_image = to_unit(data.train_images).mean(0, keepdim=True).expand_as(clean)
+        epoch_key = "val_bce" if validates else "test_bce"   # the course validates; the lab tests
+        return cls(clean, noisy, mean_image, monitored, epoch_key)
+
+
+def reconstruct(model, x):
+    """The denoiser's images in [0, 1] for noisy ``x`` (N, 1, 28, 28), a thousand at a time."""
+    return torch.cat([torch.sigmoid(model(chunk).float()) for chunk in x.split(1000)])
+
+
+def train_variants(cfg: AutoencoderExperiment, out: Path, resume: bool, data, device, test: TestSet):
+    """Every ``--skip`` variant over the seeds: ({skip: [record per seed]}, {skip: its first seed's model})."""
+    early_stopping = EarlyStopping(test.epoch_key, patience=cfg.patience) if cfg.patience else None
 
     def loss_fn(model, batch, generator):
         clean = to_unit(batch[0])
@@ -226,11 +252,9 @@ def run_experiment(cfg: AutoencoderExperiment, out: Path, resume: bool = False) 
         g = torch.Generator(device=device).manual_seed(TRAIN_NOISE_SEED * 1_000_003 + seed)
         return (add_noise(clean, cfg, g), clean)
 
-    def reconstruct(model, x):
-        return torch.cat([torch.sigmoid(model(chunk).float()) for chunk in x.split(1000)])
-
     def evaluate(model):
-        return {epoch_key: bce(reconstruct(model, noisy_test[monitored]), clean_test[monitored]).item()}
+        return {test.epoch_key: bce(reconstruct(model, test.noisy[test.monitored]),
+                                    test.clean[test.monitored]).item()}
 
     models: dict[str, torch.nn.Module] = {}  # the first seed's model of each variant, for the figures
 
@@ -246,25 +270,22 @@ def run_experiment(cfg: AutoencoderExperiment, out: Path, resume: bool = False) 
                                       label=f"{skip} seed {seed}", early_stopping=early_stopping)
         models.setdefault(skip, model)
         with torch.no_grad():
-            scores = image_metrics(reconstruct(model, noisy_test), clean_test)
+            scores = image_metrics(reconstruct(model, test.noisy), test.clean)
         return {"seed": seed, **{f"test_{k}": v for k, v in scores.items()}, "train_seconds": result.train_seconds,
                 "train_images_per_second": result.train_images_per_second, "epochs_run": result.epochs,
                 "stopped_epoch": result.stopped_epoch, "history": result.history}
 
-    runs = over_seeds(cfg.variants, range(cfg.seed, cfg.seed + cfg.seeds), train_one)
-    baselines = trivial_baselines(noisy_test, mean_image, clean_test)
-    variants = {skip: {"params": count_parameters(models[skip]),
-                       **mean_spread(per_seed, ("test_bce", "test_mse", "test_psnr", "test_ssim", "train_seconds",
-                                                "train_images_per_second")),
-                       "seeds": [{k: v for k, v in r.items() if k != "history"} for r in per_seed]}
-                for skip, per_seed in runs.items()}
+    return over_seeds(cfg.variants, range(cfg.seed, cfg.seed + cfg.seeds), train_one), models
 
+
+def build_summary(cfg: AutoencoderExperiment, data, device, validation: dict | None, test: TestSet, variants: dict,
+                  baselines: dict) -> dict:
     summary = {
         "experiment": "autoencoder", "protocol": cfg.preset, "dataset": data.name, "data_source": data.source,
         "device": str(device), "train_images": len(data.train_images), "test_images": len(data.test_images),
         "noise": cfg.noise, "noise_dist": cfg.noise_dist, "noise_draw": cfg.noise_draw, "epochs": cfg.epochs,
         "seeds": cfg.seeds, "patience": cfg.patience,
-        "monitor_images": len(clean_test[monitored]), "variants": variants, "baselines": baselines,
+        "monitor_images": len(test.clean[test.monitored]), "variants": variants, "baselines": baselines,
         "comparison": comparison_rows(variants), "evidence": skip_evidence(variants),
     }
     if validation is not None:
@@ -272,129 +293,28 @@ def run_experiment(cfg: AutoencoderExperiment, out: Path, resume: bool = False) 
         summary["validation_text"] = validation["validation_text"]
     if cfg.preset == "course":
         summary["course"] = course_reproduction(variants, cfg.course_deviations(), summary.get("validation"))
+    return summary
 
+
+def draw_figures(cfg: AutoencoderExperiment, out: Path, models: dict, runs: dict, test: TestSet, baselines: dict,
+                 validates: bool) -> None:
+    """reconstructions.png (noisy / each variant / clean) and loss_curves.png (the first seed's)."""
     shown = slice(0, SHOWN)
     noise_text = ("salt and pepper, drawn once" if cfg.noise_dist == "salt-pepper" and cfg.noise_draw == "once"
                   else f"noise {cfg.noise} ({cfg.noise_dist})")
     with torch.no_grad():
-        rows = [("noisy", noisy_test[shown])]
-        rows += [(f"skip={s}", reconstruct(m, noisy_test[shown])) for s, m in models.items()]
-        rows.append(("clean", clean_test[shown]))
+        rows = [("noisy", test.noisy[shown])]
+        rows += [(f"skip={s}", reconstruct(m, test.noisy[shown])) for s, m in models.items()]
+        rows.append(("clean", test.clean[shown]))
         plots.image_rows(rows, out / "reconstructions.png", f"{noise_text}, {cfg.epochs} epochs")
     series = {}
     for skip, per_seed in runs.items():
         hist = per_seed[0]["history"]
         epochs = [h["epoch"] for h in hist]
         series[f"{skip}: train"] = (epochs, [h["train_loss"] for h in hist])
-        series[f"{skip}: {'validation' if validation is not None else 'test'}"] = (
-            epochs, [h[epoch_key] for h in hist])
+        series[f"{skip}: {'validation' if validates else 'test'}"] = (epochs, [h[test.epoch_key] for h in hist])
     plots.curves(series, out / "loss_curves.png", "epoch", "BCE",
                  f"loss curves (seed {cfg.seed}); mean-image PSNR {baselines['mean_image']['psnr']:.2f} dB")
-
-    if cfg.iterate:
-        # on the monitored slice: the lab's 1,000 test digits; of the course's 9,000-10,000, the first 1,000
-        summary["iterate"] = iterate_denoiser(models, noisy_test[monitored], clean_test[monitored], cfg.iterate, out,
-                                              plots, image_metrics, reconstruct)
-    write_summary(out, summary)
-    from connlab.checkpoint import atomic_write_json, atomic_write_text
-
-    atomic_write_json(out / "comparison.json", {"variants": {k: {m: v for m, v in e.items() if m != "seeds"}
-                                                            for k, e in variants.items()},
-                                               "baselines": baselines, "comparison": summary["comparison"]})
-    atomic_write_text(out / "comparison.md", format_table(summary) + "\n")
-    return summary
-
-
-def course_reproduction(variants: dict, deviations: dict, validation: str | None) -> dict:
-    """The course's published figures against our seeds' validation BCE: per variant, one
-    ``connlab.evidence.reproduction`` per published run; and how this run differs from the course's protocol."""
-    from connlab.evidence import reproduction
-
-    rows = {skip: [{"source": source, **reproduction(figure, [r["test_bce"] for r in variants[skip]["seeds"]])
-                    .as_dict()} for source, figure in COURSE_FIGURES.get(skip, ())]
-            for skip in variants if skip in COURSE_FIGURES}
-    return {"reproduction": rows, "validation": validation,
-            "deviations": {k: {"ours": v[0], "course": v[1]} for k, v in deviations.items()}}
-
-
-def trivial_baselines(noisy, mean_image, clean) -> dict:
-    """What a denoiser must beat: the noisy input and the mean training image (BCE, MSE, PSNR, SSIM).
-
-    A BCE is kept only where PyTorch's log clamp does not dominate it (``measures.baseline_bce``):
-    the clipped noisy input has exact 0/1 pixels where the clean digit disagrees, each costing
-    100 × the disagreement, so its BCE is the clamp, not a measurement — None, with the note why.
-    """
-    from connlab.measures import baseline_bce, clamped_bce
-    from connlab.metrics import image_metrics
-
-    out = {}
-    for name, pred in (("noisy_input", noisy), ("mean_image", mean_image)):
-        scores = image_metrics(pred, clean)
-        scores["bce"] = baseline_bce(pred, clean)
-        if scores["bce"] is None:
-            scores["bce_note"] = clamped_bce(pred, clean)["note"]
-        out[name] = scores
-    return out
-
-
-def skip_evidence(variants: dict) -> dict:
-    """Each skip variant against ``none``, paired by seed: {skip: {"psnr": Evidence dict, "bce": ...}}."""
-    from connlab.evidence import compare
-
-    if "none" not in variants:
-        return {}
-    base = variants["none"]["seeds"]
-    out = {}
-    for skip, entry in variants.items():
-        if skip == "none":
-            continue
-        per = entry["seeds"]
-        out[skip] = {"psnr": compare([r["test_psnr"] for r in base], [r["test_psnr"] for r in per],
-                                     better="higher").as_dict(),
-                     "bce": compare([r["test_bce"] for r in base], [r["test_bce"] for r in per],
-                                    better="lower").as_dict()}
-    return out
-
-
-def comparison_rows(variants: dict) -> list[dict]:
-    """Each skip variant against ``none``: the mean BCE and PSNR differences (the verdict is
-    ``skip_evidence``'s interval, not this table)."""
-    if "none" not in variants:
-        return []
-    base = variants["none"]
-    return [{"variant": skip, "vs": "none", "bce_difference": entry["test_bce"] - base["test_bce"],
-             "psnr_difference": entry["test_psnr"] - base["test_psnr"]}
-            for skip, entry in variants.items() if skip != "none"]
-
-
-def iterate_denoiser(models, noisy, clean, k, out, plots, image_metrics, reconstruct) -> dict:
-    """Feed each denoiser its own output K times: the lecture's (A) / (B) / (C) question."""
-    import torch
-
-    from connlab.evidence import compare
-    from connlab.metrics import psnr_per_image
-
-    result, rows, evidence = {}, [("noisy", noisy[:SHOWN])], {}
-    with torch.no_grad():
-        for skip, model in models.items():
-            x, per_pass, first = noisy, [], None
-            for i in range(1, k + 1):
-                x = reconstruct(model, x)
-                per_digit = psnr_per_image(x.clamp(0, 1), clean).tolist()
-                first = per_digit if first is None else first
-                if i == k and k > 1:
-                    evidence[skip] = compare(first, per_digit, better="higher", what="test digits").as_dict()
-                scores = image_metrics(x, clean)
-                scores["mean_intensity"] = x.mean().item()
-                per_pass.append({"pass": i, **scores})
-                if i in (1, k) or k <= 4:
-                    rows.append((f"{skip} x{i}", x[:SHOWN]))
-            result[skip] = per_pass
-    rows.append(("clean", clean[:SHOWN]))
-    result["clean_mean_intensity"] = clean.mean().item()
-    result["evidence"] = evidence
-    plots.image_rows(rows, out / "iterate.png", f"denoiser fed its own output, {k} passes")
-    return result
 
 
 def format_table(summary: dict) -> str:

@@ -17,11 +17,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import torch
+
+from connlab.data import load_dataset, to_unit
+from connlab.errors import UserError
 from connlab.experiments.common import DataSettings, TrainingSettings, add_training_command, positive_int
 from connlab.experiments.config import flag
+from connlab.experiments.variants import classification_loss
+from connlab.models.classifier import ClassifierConfig, MnistClassifier, count_parameters
+from connlab.quality import find_classifier, load_classifier as load
+from connlab.runs import prepare_run, resumable, write_summary
+from connlab.train import fit, pick_device, seed_everything
 
 FULL_EPOCHS = 6
 
@@ -44,8 +54,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def checked_config(args: argparse.Namespace) -> ClassifierExperiment:
     """The config; with ``--full`` the full set is looked for now (it may be downloaded into the cache),
     before a run folder exists, so a machine with the embedded subset only leaves no half-made run."""
-    from connlab.data import load_dataset
-
     cfg = ClassifierExperiment.from_args(args)
     if cfg.full:
         check_full(load_dataset(cfg.dataset, cfg.data_dir, 1).source)
@@ -53,8 +61,6 @@ def checked_config(args: argparse.Namespace) -> ClassifierExperiment:
 
 
 def check_full(source: str) -> None:
-    from connlab.errors import UserError
-
     if source == "embedded":
         raise UserError("--full needs the full MNIST set, but only the embedded subset was found "
                         "(pass --data-dir with the four IDX files)")
@@ -67,14 +73,6 @@ def describe(summary: dict, cfg: ClassifierExperiment) -> str:
 
 def run_experiment(cfg: ClassifierExperiment, out: Path, resume: bool = False, data=None) -> dict:
     """Train and evaluate; ``data`` (an ``ImageData``) skips loading when the caller has it."""
-    import torch
-
-    from connlab.data import load_dataset
-    from connlab.models.classifier import ClassifierConfig, MnistClassifier, count_parameters
-    from connlab.experiments.variants import classification_loss
-    from connlab.runs import resumable, write_summary
-    from connlab.train import fit, pick_device, seed_everything
-
     device = pick_device(cfg.device)
     if data is None:
         data = load_dataset(cfg.dataset, cfg.data_dir, cfg.limit)
@@ -111,10 +109,6 @@ def run_experiment(cfg: ClassifierExperiment, out: Path, resume: bool = False, d
 
 def predict(model, images, chunk: int = 1000):
     """Predicted labels (N,) for uint8 images (N, 1, 28, 28)."""
-    import torch
-
-    from connlab.data import to_unit
-
     return torch.cat([model(to_unit(x)).argmax(1) for x in images.split(chunk)])
 
 
@@ -125,11 +119,6 @@ def accuracy(model, images, labels) -> float:
 def find_or_train_classifier(path: str | Path | None, run: Path, data, device) -> tuple:
     """The quality classifier of diffusion run ``run`` and its info: ``path`` (a classifier run) if given,
     else the one in ``run/classifier``, trained now (default recipe, on ``data``'s training set) if missing."""
-    import shutil
-
-    from connlab.quality import find_classifier
-    from connlab.runs import prepare_run
-
     found = find_classifier(Path(path) if path else None, Path(run), device)
     if found is not None:
         return found
@@ -143,6 +132,4 @@ def find_or_train_classifier(path: str | Path | None, run: Path, data, device) -
 
 def load_classifier(run_dir: Path, device="cpu"):
     """The classifier of a ``connlab classifier`` run folder (``connlab.quality.load_classifier``, its home now)."""
-    from connlab.quality import load_classifier as load
-
     return load(run_dir, device)

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from connlab.errors import UserError
 from connlab.experiments.config import Config, flag
+from connlab.runs import prepare_run
 from connlab.runtime import speed
 from connlab.runtime.settings import RunSettings
 from connlab.runtime.speed import Speed
+from connlab.train import TrainConfig
 
 if TYPE_CHECKING:
     from connlab.train import TrainConfig
@@ -20,8 +24,6 @@ def from_flags(build, *args, **kwargs):
     """``build(*args, **kwargs)`` for a config made from user flags (a model's, a noise ladder's):
     its ValueError names a bad flag value, so it becomes a UserError (one line, exit 2).
     Everywhere else a ValueError is a bug and keeps its traceback."""
-    from connlab.errors import UserError
-
     try:
         return build(*args, **kwargs)
     except UserError:
@@ -132,8 +134,6 @@ class TrainingSettings(Config):
     def train_config(self, **overrides) -> TrainConfig:
         """The trainer's config: every field whose name ``TrainConfig`` shares, then ``overrides`` (the
         experiment's recipe: optimizer, lr_schedule, warmup_steps, grad_clip, a per-run seed, ...)."""
-        from connlab.train import TrainConfig
-
         shared = {f.name for f in fields(TrainConfig)} & {f.name for f in fields(self)}
         return TrainConfig(**{**{name: getattr(self, name) for name in shared}, **overrides})
 
@@ -161,10 +161,6 @@ def run_training(args: argparse.Namespace, experiment: str, cfg, run_experiment,
     """A training command once its config is built (and checked): open the run folder (a new one, or
     with ``--resume`` the saved run, refusing flags that differ from it), ``run_experiment(cfg, out,
     resume)``, then print ``describe(summary, cfg)`` and the folder."""
-    import sys
-
-    from connlab.runs import prepare_run
-
     out, cfg = prepare_run(args.out, experiment, cfg, args.resume, type(cfg).given(args))
     summary = run_experiment(cfg, out, resume=args.resume)
     print(describe(summary, cfg))

@@ -22,6 +22,8 @@ from dataclasses import MISSING, field, fields
 from pathlib import Path
 from typing import Any, Callable, ClassVar
 
+from connlab.errors import UserError
+
 FLAG = "flag"   # the metadata key
 
 
@@ -125,8 +127,6 @@ class Config:
     def check_saved(cls, name: str, value, where) -> None:
         """A value read from config.json (``where``) for field ``name``, checked as its flag would check
         the same text: one ``UserError`` naming the file and the key, never the flag the user did not give."""
-        from connlab.errors import UserError
-
         f = cls.__dataclass_fields__[name]
         default, spec = f.default, flag_spec(cls, name)
 

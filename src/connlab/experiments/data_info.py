@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from connlab.data import load_dataset
 from connlab.experiments.common import TRAINING, DataSettings
 
 
@@ -14,8 +15,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(data_settings: DataSettings) -> int:
-    from connlab.data import load_dataset
-
     data = load_dataset(data_settings.dataset, data_settings.data_dir, data_settings.limit)
     print(json.dumps(data.describe()))
     return 0

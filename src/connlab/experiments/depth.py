@@ -25,7 +25,12 @@ import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import torch
+import torch.nn.functional as F
+
+from connlab.data import to_unit
 from connlab.errors import UserError
+from connlab.evidence import compare
 from connlab.experiments.common import (DataSettings, TrainingSettings, add_training_command, int_list,
                                         nonnegative_int, positive_int)
 from connlab.experiments.config import flag
@@ -34,6 +39,11 @@ from connlab.experiments.depth_course import COURSE_PRESET, loss_list
 from connlab.experiments.section import (CONTRADICTED, INCONCLUSIVE, NOT_MEASURED, NOT_SUPPORTED, PARTLY, SUPPORTED,
                                          Run, Section, Table, effect_of, evidence_line, fmt, get, num, pct, stored,
                                          weakest, with_figures)
+from connlab.experiments.sentence import Part, Wording, measured, sentence
+from connlab.experiments.variants import classification_loss, load_images, train_variant
+from connlab.models.resnet import ResNet, ResNetConfig
+from connlab.plots import finish_axes, pyplot, save_figure
+from connlab.runs import write_summary
 
 DEFAULT_DEPTHS = (2, 8, 20)
 FULL_DEPTHS = (2, 8, 20, 32, 56)
@@ -120,13 +130,6 @@ def describe(summary: dict, cfg: DepthExperiment) -> str:
 def run_experiment(cfg: DepthExperiment, out: Path, resume: bool = False) -> dict:
     if cfg.preset == "course":
         return depth_course.run_course(cfg, out, resume)
-    import torch
-    import torch.nn.functional as F
-
-    from connlab.data import to_unit
-    from connlab.models.resnet import ResNet, ResNetConfig
-    from connlab.experiments.variants import classification_loss, load_images, train_variant
-    from connlab.runs import write_summary
 
     device, data = load_images(cfg)
 
@@ -191,8 +194,6 @@ def run_experiment(cfg: DepthExperiment, out: Path, resume: bool = False) -> dic
 def depth_evidence(results: dict, depths) -> dict:
     """The claim's comparisons (``RULES``) on the per-seed final training losses, as Evidence dicts:
     {"confidence", "degradation": {d: ...}, "residual_gap": {d: ...}, "residual_at_least": {d: ...}}."""
-    from connlab.evidence import compare
-
     deepest = max(depths)
     shallower = sorted(d for d in set(depths) if d != deepest)
     if not shallower:
@@ -270,8 +271,6 @@ def judge(summary: dict) -> tuple[str, str]:
 
 def plain_sentence(summary: dict, verdict: str) -> str:
     """The verdict of ``judge`` in one plain sentence (``connlab.experiments.sentence``), from the same numbers."""
-    from connlab.experiments.sentence import Part, Wording, measured, sentence
-
     depths = sorted({str(d) for d in get(summary, "depths", default=[]) or []}, key=int)
     error = num(summary, "results", "plain", depths[0], "test_error") if depths else None
     if len(depths) < 2 or error is None:
@@ -307,8 +306,6 @@ def plain_sentence(summary: dict, verdict: str) -> str:
 
 
 def depth_figure(summary: dict, out: Path) -> None:
-    from connlab.plots import finish_axes, pyplot, save_figure
-
     plt = pyplot()
     depths = summary["depths"]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))

@@ -37,9 +37,25 @@ import math
 from dataclasses import asdict
 from pathlib import Path
 
-from connlab.evidence import NOT_REPRODUCED
-from connlab.experiments.section import (NOT_MEASURED, Run, Section, Table, effect_of,
-                                         evidence_line, fmt, get, num)
+import torch
+import torch.nn.functional as F
+
+from connlab.data import to_unit
+from connlab.data.course import load_course_data
+from connlab.data.noise import salt_and_pepper
+from connlab.errors import UserError
+from connlab.evidence import NOT_REPRODUCED, Reproduction, compare, reproduction
+from connlab.experiments.section import (NOT_MEASURED, REPRODUCTION_HEADER, Run, Section, Table, comparison_settles,
+                                         effect_of, evidence_line, fmt, get, num, reproduction_row,
+                                         reproduction_settles, stored, stored_reproduction, with_figures)
+from connlab.experiments.sentence import Wording, measured, sentence
+from connlab.experiments.variants import train_variant
+from connlab.metrics import mean_std
+from connlab.models.identity_cnn import IdentityCNN, IdentityCNNConfig
+from connlab.nn.init import keras_init_
+from connlab.plots import finish_axes, pyplot, save_figure
+from connlab.runs import write_summary
+from connlab.train import EarlyStopping, pick_device
 
 NOTEBOOK = "CIML23_MNIST_wResidConnections_v0.ipynb (ciml-org/ciml-summer-institute-2023)"
 KINDS = ("plain", "residual")
@@ -83,15 +99,11 @@ def course_bce(logits, labels):
     *logits* against the one-hot labels, ten independent yes/no questions averaged over outputs and batch,
     not the BCE of the softmax probabilities. Its first value is ln 2 (logits 0); the course's plain run
     starts its epoch 1 at 0.6403 and ends on 0.3248, the prior of every class (``PLATEAU``)."""
-    import torch.nn.functional as F
-
     logits = logits.float()   # (B, classes)
     return F.binary_cross_entropy_with_logits(logits, F.one_hot(labels, logits.shape[1]).float())
 
 
 def categorical(logits, labels):
-    import torch.nn.functional as F
-
     return F.cross_entropy(logits.float(), labels)
 
 
@@ -116,16 +128,6 @@ def _shown(v) -> str:
 # --- the run ----------------------------------------------------------------------------------------
 
 def run_course(cfg, out: Path, resume: bool = False) -> dict:
-    import torch
-
-    from connlab.data.course import load_course_data
-    from connlab.errors import UserError
-    from connlab.experiments.variants import train_variant
-    from connlab.models.identity_cnn import IdentityCNN, IdentityCNNConfig
-    from connlab.nn.init import keras_init_
-    from connlab.runs import write_summary
-    from connlab.train import EarlyStopping, pick_device
-
     if cfg.dataset != "mnist":
         raise UserError(f"--dataset {cfg.dataset}: the course's residual notebook runs on MNIST (--dataset mnist)")
     if cfg.limit is None:
@@ -180,10 +182,6 @@ def run_course(cfg, out: Path, resume: bool = False) -> dict:
 
 def build_summary(cfg, course, device, records: dict, meta: dict, complete: bool) -> dict:
     """summary.json from the per-seed records so far (``complete``: every variant and seed is in)."""
-    import torch
-
-    from connlab.evidence import compare, reproduction
-
     data = course.data
     variants = {name: {**meta[name], **means(recs), "seeds": recs} for name, recs in records.items()}
     differences = protocol_differences(cfg)
@@ -212,18 +210,11 @@ def build_summary(cfg, course, device, records: dict, meta: dict, complete: bool
 
 def noisy_sets(data, seed: int):
     """The training and validation digits in [0, 1] with the salt and pepper drawn once, from ``seed``."""
-    import torch
-
-    from connlab.data import to_unit
-    from connlab.data.noise import salt_and_pepper
-
     g = torch.Generator().manual_seed(seed)   # on the CPU: the same noise on every device
     return salt_and_pepper(to_unit(data.train_images), g), salt_and_pepper(to_unit(data.test_images), g)
 
 
 def predict(model, x):
-    import torch
-
     return torch.cat([model(chunk).float() for chunk in x.split(500)])
 
 
@@ -231,8 +222,6 @@ def final_scores(model, loss: str, val_x, val_y, train_x, train_y) -> dict:
     """The final weights' numbers (the last epoch's, as Keras keeps them): accuracy, the training loss
     (``val_loss``) and both losses, and how much of the validation set gets the most common label
     (1.0: one class for every digit)."""
-    import torch
-
     with torch.no_grad():
         logits, train_logits = predict(model.eval(), val_x), predict(model, train_x)
     predicted = logits.argmax(1)
@@ -245,8 +234,6 @@ def final_scores(model, loss: str, val_x, val_y, train_x, train_y) -> dict:
 
 
 def means(records: list[dict]) -> dict:
-    from connlab.metrics import mean_std
-
     out = {}
     for key in ("val_accuracy", "val_bce", "val_cce", "majority_share", "train_accuracy", "epochs_trained",
                 "train_seconds"):
@@ -292,8 +279,6 @@ def describe(summary: dict) -> str:
 
 
 def _reproduction_text(value) -> str:
-    from connlab.evidence import Reproduction
-
     try:
         return Reproduction.from_dict(value).text(".3f")
     except (TypeError, ValueError, KeyError):
@@ -301,8 +286,6 @@ def _reproduction_text(value) -> str:
 
 
 def course_figure(summary: dict, out: Path) -> None:
-    from connlab.plots import finish_axes, pyplot, save_figure
-
     plt = pyplot()
     names = list(summary["variants"])
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
@@ -329,9 +312,6 @@ def course_figure(summary: dict, out: Path) -> None:
 
 
 def section(run: Run) -> Section:
-    from connlab.experiments.section import REPRODUCTION_HEADER, comparison_settles, reproduction_row, \
-        reproduction_settles, with_figures
-
     s = run.summary
     verdict, text = judge(s)
     key = claim_key(s)
@@ -373,9 +353,6 @@ def section(run: Run) -> Section:
 
 def plain_sentence(s: dict, verdict: str, key: str | None) -> str:
     """The verdict in one plain sentence (``connlab.experiments.sentence``), from the stored comparison."""
-    from connlab.experiments.section import stored
-    from connlab.experiments.sentence import Wording, measured, sentence
-
     if key is None:
         return "No plain/residual pair was trained in this run: not measured."
     loss, blocks = key.split("-b")
@@ -403,8 +380,6 @@ def variants_table(s: dict) -> Table:
 
 def outside_notes(s: dict) -> list[str]:
     """For each course figure outside our interval for one run: where it lies, and the likeliest reason."""
-    from connlab.experiments.section import stored_reproduction
-
     notes = []
     for kind in KINDS:
         rep = stored_reproduction(get(s, "reproduction", kind))

@@ -44,20 +44,45 @@ choices, and each preset's quality and time: docs/diffusion-cpu-quality.md.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from connlab.experiments.common import (DataSettings, TrainingSettings, add_training_command, int_list,
+import numpy as np
+import torch
+
+from connlab import plots
+from connlab.checkpoint import (atomic_write, atomic_write_json, atomic_write_text, check_output, load_weights,
+                                model_signature, save_weights)
+from connlab.data import load_dataset, to_uint8, to_unit, unit_to_signed
+from connlab.data.global_batch import batch_rand, batch_randint, batch_randn
+from connlab.diffusion import EMA, NoiseSchedule, diffusion_loss
+from connlab.errors import UserError
+from connlab.experiments.classifier import find_or_train_classifier as find_classifier
+from connlab.experiments.common import (DataSettings, TrainingSettings, add_training_command, from_flags, int_list,
                                         nonnegative_float, nonnegative_int, positive_int, seed_int, speed_flag)
 from connlab.experiments.config import Config, flag
+from connlab.experiments.ladder_chain import load_ladder
 from connlab.runtime.settings import RunSettings
 from connlab.runtime.speed import Speed
-from connlab.experiments.section import (CONTRADICTED, NOT_MEASURED, NOT_SUPPORTED, PARTLY, SUPPORTED, Run, Section,
-                                         Table, fmt, get, num, with_figures)
-from connlab.sampling.evaluate import FEWER_STEPS_RULE, STRUCTURE_RULE
+from connlab.experiments.section import (CONTRADICTED, NOT_MEASURED, NOT_SUPPORTED, NO_INTERVALS, PARTLY, SUPPORTED,
+                                         Run, Section, Table, combine, fmt, get, num, stored, with_figures)
+from connlab.experiments.sentence import OLD_FOLDER, Part, sentence, tail
+from connlab.metrics import image_metrics
+from connlab.models.diffusion_unet import DiffusionUNet, DiffusionUNetConfig
+from connlab.models.latent_ae import LatentAEConfig, LatentAutoencoder
+from connlab.quality import load_classifier
+from connlab.runs import resumable, write_summary
+from connlab.runtime.memory import check_fits
+from connlab.sampling.evaluate import (DETAIL_CHANGE, EVAL_SEED, FEWER_STEPS_DDIM, FEWER_STEPS_RULE, STRUCTURE_BY,
+                                       STRUCTURE_RULE, evaluate, fewer_steps_claim, floor, format_eval, score,
+                                       structure_claim)
+from connlab.sampling.generate import Generator, plain_config
+from connlab.sampling.sidebyside import FIGURE, store_side_by_side
+from connlab.train import fit, pick_device, seed_everything
 
 int_tuple = int_list(1, "U-Net levels (channel multipliers)")
 
@@ -114,8 +139,6 @@ class DiffusionExperiment(TrainingSettings, DataSettings):
     lr: float = 2e-3
 
     def unet_config(self):
-        from connlab.models.diffusion_unet import DiffusionUNetConfig
-
         ch = 1 if self.space == "pixel" else self.latent_channels
         return DiffusionUNetConfig(in_channels=ch, out_channels=ch, base_channels=self.base_channels,
                                    channel_mults=tuple(self.channel_mults), num_res_blocks=self.num_res_blocks,
@@ -123,8 +146,6 @@ class DiffusionExperiment(TrainingSettings, DataSettings):
                                    num_heads=4, norm_groups=8, num_classes=10 if self.class_cond else None)
 
     def noise_schedule(self):
-        from connlab.diffusion import NoiseSchedule
-
         return getattr(NoiseSchedule, self.schedule)(self.timesteps)
 
 
@@ -189,8 +210,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace) -> DiffusionExperiment:
     """The preset, then the given flags; a preset's guidance w applies to its class-conditional model only."""
-    from connlab.errors import UserError
-
     cfg = DiffusionExperiment.from_args(args)
     if getattr(args, "guidance", None) is not None and not cfg.class_cond:
         raise UserError("--guidance needs a class-conditional run (add --class-cond)")
@@ -198,8 +217,6 @@ def config_from_args(args: argparse.Namespace) -> DiffusionExperiment:
 
 
 def _set_threads(threads: int, device) -> None:
-    import torch
-
     # 0 keeps torch's default (all cores): faster on idle cores; on cores busy with other work one
     # thread can be much faster (--threads 1), since intra-op threads then wait on each other
     # (docs/diffusion-cpu-quality.md).
@@ -211,9 +228,6 @@ def _set_threads(threads: int, device) -> None:
 
 def checked_config(args: argparse.Namespace) -> DiffusionExperiment:
     """``config_from_args``, with the U-Net's and the recipe's values checked before any work."""
-    from connlab.errors import UserError
-    from connlab.experiments.common import from_flags
-
     cfg = config_from_args(args)
     if cfg.ema_decay >= 1:
         raise UserError(f"--ema-decay must be < 1, got {cfg.ema_decay}")
@@ -221,7 +235,6 @@ def checked_config(args: argparse.Namespace) -> DiffusionExperiment:
         raise UserError(f"--label-dropout must be < 1, got {cfg.label_dropout}")
     from_flags(cfg.unet_config)
     if cfg.classifier is not None:  # before the autoencoder and the U-Net train, not after
-        from connlab.quality import load_classifier
 
         try:
             load_classifier(Path(cfg.classifier), "cpu")
@@ -240,17 +253,6 @@ def describe(summary: dict, cfg: DiffusionExperiment) -> str:
 
 
 def train(cfg: DiffusionExperiment, out: Path, resume: bool = False) -> dict:
-    import torch
-
-    from connlab.data import load_dataset, to_unit, unit_to_signed
-    from connlab.diffusion import EMA, diffusion_loss
-    from connlab.sampling.evaluate import EVAL_SEED, floor, score, structure_claim
-    from connlab.sampling.generate import Generator, plain_config
-    from connlab.experiments.classifier import find_or_train_classifier as find_classifier
-    from connlab.models.diffusion_unet import DiffusionUNet
-    from connlab.runs import resumable, write_summary
-    from connlab.train import fit, pick_device, seed_everything
-
     device = pick_device(cfg.device)
     _set_threads(cfg.threads, device)
     data = load_dataset(cfg.dataset, cfg.data_dir, cfg.limit).to(device)
@@ -274,7 +276,6 @@ def train(cfg: DiffusionExperiment, out: Path, resume: bool = False) -> dict:
     model = DiffusionUNet(unet_cfg).to(device)
     ema = EMA(model, cfg.ema_decay)
     null = unet_cfg.num_classes
-    from connlab.data.global_batch import batch_rand, batch_randint, batch_randn
 
     def loss_fn(model, batch, generator):
         x0, y = batch
@@ -320,17 +321,6 @@ def train(cfg: DiffusionExperiment, out: Path, resume: bool = False) -> dict:
 
 def train_autoencoder(cfg: DiffusionExperiment, out: Path, data, resume: bool):
     """Train the latent autoencoder with ``fit`` and standardise its latents; (model, summary)."""
-    import json
-
-    import torch
-
-    from connlab.checkpoint import atomic_write_json, load_weights, model_signature, save_weights
-    from connlab.data import to_unit
-    from connlab.metrics import image_metrics
-    from connlab.models.latent_ae import LatentAEConfig, LatentAutoencoder
-    from connlab.runs import resumable
-    from connlab.train import fit
-
     ae_cfg = LatentAEConfig(latent_channels=cfg.latent_channels)
     ae = LatentAutoencoder(ae_cfg).to(data.train_images.device)
     signature = model_signature(ae, asdict(ae_cfg))
@@ -360,14 +350,6 @@ def train_autoencoder(cfg: DiffusionExperiment, out: Path, data, resume: bool):
 # --- sample and eval -----------------------------------------------------------------------------
 
 def run_sample(cmd: SampleCommand) -> int:
-    import numpy as np
-
-    from connlab import plots
-    from connlab.checkpoint import atomic_write, check_output
-    from connlab.data import to_uint8
-    from connlab.sampling.generate import Generator
-    from connlab.train import pick_device
-
     device = pick_device(cmd.device)
     gen = Generator.from_run(cmd.run_dir, device, Speed.of(cmd), DiffusionExperiment)
     _set_threads(gen.cfg.threads, device)
@@ -377,7 +359,6 @@ def run_sample(cmd: SampleCommand) -> int:
         check_output(cmd.save_npz, "--save-npz")
     ladder = None
     if cmd.ladder_run is not None:  # checked before any sampling
-        from connlab.experiments.ladder import load_ladder
 
         ladder = load_ladder(cmd.ladder_run, cmd.ladder_variant, device)
     t0 = time.perf_counter()
@@ -395,8 +376,6 @@ def run_sample(cmd: SampleCommand) -> int:
           f"({cmd.num / seconds:.1f} images/s); grid: {Path(cmd.run_dir) / f'samples-{tag}.png'}"
           + (f"; npz: {cmd.save_npz}" if cmd.save_npz else ""))
     if ladder is not None:
-        from connlab.sampling.sidebyside import FIGURE, store_side_by_side
-
         t0 = time.perf_counter()
         data = store_side_by_side(gen, ladder, Path(cmd.run_dir), sampler=cmd.sampler, steps=steps, eta=cmd.eta,
                                   guidance=cmd.guidance, seed=cmd.seed)
@@ -408,20 +387,10 @@ def run_sample(cmd: SampleCommand) -> int:
 
 def check_sample_size(num: int, device) -> None:
     """``--num`` samples must fit in memory: they are kept (float32 images, the chunks and their join)."""
-    from connlab.runtime.memory import check_fits
-
     check_fits(num * 28 * 28 * 4 * 3, device, f"--num {num} samples", "ask for fewer")
 
 
 def run_eval(cmd: EvalCommand) -> int:
-    from connlab.checkpoint import atomic_write_json, atomic_write_text
-    from connlab.data import load_dataset
-    from connlab.data import to_unit
-    from connlab.sampling.evaluate import FEWER_STEPS_DDIM, evaluate, fewer_steps_claim, floor, format_eval
-    from connlab.sampling.generate import Generator
-    from connlab.experiments.classifier import find_or_train_classifier as find_classifier
-    from connlab.train import pick_device
-
     device = pick_device(cmd.device)
     gen = Generator.from_run(cmd.run_dir, device, Speed.of(cmd), DiffusionExperiment)
     _set_threads(gen.cfg.threads, device)
@@ -451,8 +420,6 @@ def run_eval(cmd: EvalCommand) -> int:
 
 def structure_verdict(claim) -> tuple[str, str, str]:
     """(verdict, text, effect cell) of "early steps lay down structure" from summary.json's numbers."""
-    from connlab.experiments.section import NO_INTERVALS
-
     step, steps, frac = num(claim, "structure_step"), num(claim, "steps"), num(claim, "structure_fraction")
     change, low, high = (num(claim, "relative_l2_change_after"), num(claim, "relative_l2_interval", 0),
                          num(claim, "relative_l2_interval", 1))
@@ -469,8 +436,6 @@ def structure_verdict(claim) -> tuple[str, str, str]:
 
 def fewer_steps_verdict(claim) -> tuple[str, str, str]:
     """(verdict, text, effect cell) of "DDIM samples with far fewer steps" from eval.json's numbers."""
-    from connlab.experiments.section import NO_INTERVALS, stored
-
     ev, margin, ddpm = stored(claim, "evidence"), num(claim, "margin"), num(claim, "ddpm_frechet")
     if ev is None or margin is None or ddpm is None or get(claim, "verdict") not in (SUPPORTED, NOT_SUPPORTED,
                                                                                      CONTRADICTED):
@@ -490,8 +455,6 @@ def samples_to_settle(claim) -> int | None:
     """The N per sampler at which "DDIM needs far fewer steps", not supported at this N, would be settled if
     its effect stays this size: the bootstrap interval narrows about as 1/√N, so the N at which its upper end
     falls below the margin (rounded up to 100). None when it is settled, or when no N would do it."""
-    from connlab.experiments.section import stored
-
     ev, margin = stored(claim, "evidence"), num(claim, "margin")
     if ev is None or margin is None or get(claim, "verdict") != NOT_SUPPORTED or math.isnan(ev.high) \
             or margin <= max(ev.effect, 0):
@@ -502,9 +465,6 @@ def samples_to_settle(claim) -> int | None:
 
 def claim_parts(s: dict, claim_eval, quality: str) -> list:
     """The three parts of the claim in plain words (``connlab.experiments.sentence``), from the same numbers."""
-    from connlab.experiments.sentence import OLD_FOLDER, Part, tail
-    from connlab.experiments.section import stored
-
     q = get(s, "quality", default={}) or {}
     conf, classes = num(q, "mean_confidence"), num(q, "classes_covered")
     parts = [Part(NOT_MEASURED, "whether the samples are digits", OLD_FOLDER) if conf is None or classes is None
@@ -519,8 +479,6 @@ def claim_parts(s: dict, claim_eval, quality: str) -> list:
     if None in (step, steps, frac, change) or get(claim, "verdict") not in (SUPPORTED, NOT_SUPPORTED):
         parts.append(Part(NOT_MEASURED, "whether early steps lay down the structure", OLD_FOLDER))
     else:
-        from connlab.sampling.evaluate import DETAIL_CHANGE, STRUCTURE_BY
-
         ci = f", 95 % interval {low:.3f} to {high:.3f}" if low is not None and high is not None else ""
         why = "" if get(claim, "verdict") == SUPPORTED else (
             f"the rule asks for the label to settle within the first {100 * STRUCTURE_BY:.0f} % of the chain"
@@ -549,8 +507,6 @@ def claim_parts(s: dict, claim_eval, quality: str) -> list:
 
 
 def section(run: Run) -> Section:
-    from connlab.experiments.section import combine
-    from connlab.experiments.sentence import sentence
 
     s = run.summary
     q = get(s, "quality", default={}) or {}

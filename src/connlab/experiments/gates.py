@@ -23,10 +23,18 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
+from connlab.evidence import compare
 from connlab.experiments.common import TrainingSettings, add_training_command, positive_int
 from connlab.experiments.config import flag
-from connlab.experiments.section import (NOT_MEASURED, NOT_SUPPORTED, SUPPORTED, Run, Section, Table, fmt, get, num,
-                                         with_figures)
+from connlab.experiments.section import (NOT_MEASURED, NOT_SUPPORTED, NO_INTERVALS, SUPPORTED, Run, Section, Table,
+                                         combine, effect_text, fmt, get, num, stored, with_figures)
+from connlab.experiments.sentence import Part, Wording, measured, sentence
+from connlab.nn import LogisticGate, MixtureOfExperts, ProductGatedUnit
+from connlab.plots import finish_axes, pyplot, save_figure
+from connlab.runs import resumable, write_summary
+from connlab.train import fit, pick_device, seed_everything
 
 BUMP_EDGES = (-1.0, 1.0)                 # a, b: the bump's edges for the weight sweep
 BUMP_WEIGHTS = (0.5, 1.0, 2.0, 5.0, 20.0)
@@ -65,10 +73,6 @@ def describe(summary: dict, cfg: GatesExperiment) -> str:
 
 def logistic_pair(w: float, a: float, b: float):
     """Two logistic units of one input with set weights: σ(w x - w a) and σ(-w x + w b)."""
-    import torch
-
-    from connlab.nn import LogisticGate
-
     units = LogisticGate(1, 2)
     with torch.no_grad():
         units.linear.weight.copy_(torch.tensor([[w], [-w]]))
@@ -78,8 +82,6 @@ def logistic_pair(w: float, a: float, b: float):
 
 def bump(x, w: float, a: float, b: float):
     """x (N,) -> (unit 1 (N,), unit 2 (N,), their sum - 1 (N,)): a bump on [a, b]."""
-    import torch
-
     with torch.no_grad():
         h = logistic_pair(w, a, b)(x.unsqueeze(-1))  # (N, 2)
     return h[:, 0], h[:, 1], h.sum(dim=1) - 1.0
@@ -92,10 +94,6 @@ def half_height_width(x, y) -> float:
 
 
 def bump_figure(out: Path) -> dict:
-    import torch
-
-    from connlab.plots import finish_axes, pyplot, save_figure
-
     plt = pyplot()
     x = torch.linspace(-6, 6, 1201)
     a, b = BUMP_EDGES
@@ -141,10 +139,6 @@ def bump_figure(out: Path) -> dict:
 
 def product_gate(h: str, x1, x2):
     """out (len(x2), len(x1)) = σ(GATE_WEIGHT · x1) · h(x2) on the grid, via ``ProductGatedUnit``."""
-    import torch
-
-    from connlab.nn import ProductGatedUnit
-
     unit = ProductGatedUnit(1, 1, h=h)
     with torch.no_grad():
         unit.gate.linear.weight.fill_(GATE_WEIGHT)
@@ -154,10 +148,6 @@ def product_gate(h: str, x1, x2):
 
 
 def product_gate_figure(out: Path) -> dict:
-    import torch
-
-    from connlab.plots import finish_axes, pyplot, save_figure
-
     plt = pyplot()
     x1 = torch.linspace(-4, 4, GRID)
     x2 = torch.linspace(-4, 4, GRID)
@@ -202,8 +192,6 @@ def sector_problem(n: int, k: int, generator):
     Sector j holds the points whose angle is nearest to direction 2πj/k; the target there is
     tanh(v_j · x + c_j), a different ridge per sector. Returns x (n, 2), sector (n,), y (n, 1).
     """
-    import torch
-
     x = torch.rand(n, 2, generator=generator) * 4 - 2
     dirs = sector_directions(k)                              # (k, 2)
     sector = (x @ dirs.T).argmax(dim=1)                      # (n,)
@@ -215,17 +203,11 @@ def sector_problem(n: int, k: int, generator):
 
 
 def sector_directions(k: int):
-    import torch
-
     angle = torch.arange(k) * (2 * math.pi / k)
     return torch.stack([torch.cos(angle), torch.sin(angle)], dim=1)  # (k, 2)
 
 
 def fit_mixture(cfg: GatesExperiment, k: int, data, folder: Path, resume: bool, device):
-    from connlab.nn import MixtureOfExperts
-    from connlab.runs import resumable
-    from connlab.train import fit, seed_everything
-
     seed_everything(cfg.seed)
     model = MixtureOfExperts(2, 1, k).to(device)
 
@@ -240,12 +222,6 @@ def fit_mixture(cfg: GatesExperiment, k: int, data, folder: Path, resume: bool, 
 
 
 def softmax_gate_figure(cfg: GatesExperiment, out: Path, resume: bool) -> dict:
-    import torch
-
-    from connlab.evidence import compare
-    from connlab.plots import pyplot, save_figure
-    from connlab.train import pick_device
-
     plt = pyplot()
     device = pick_device(cfg.device)
     g = torch.Generator().manual_seed(SAMPLE_SEED + cfg.seed)
@@ -305,8 +281,6 @@ def softmax_gate_figure(cfg: GatesExperiment, out: Path, resume: bool) -> dict:
 
 
 def run_experiment(cfg: GatesExperiment, out: Path, resume: bool = False) -> dict:
-    from connlab.runs import write_summary
-
     summary = {"experiment": "gates", "bump": bump_figure(out), "product_gate": product_gate_figure(out),
                "softmax_gate": softmax_gate_figure(cfg, out, resume)}
     write_summary(out, summary)
@@ -328,7 +302,6 @@ def section(run: Run) -> Section:
              [f"softmax gate: test MSE, {k} experts", fmt(moe, ".4f")],
              ["softmax gate: test MSE, one expert", fmt(one, ".4f")],
              ["softmax gate: winning expert agrees with the true sector", fmt(agree, ".1%")]]
-    from connlab.experiments.section import NO_INTERVALS, combine, effect_text, stored
 
     shut = NOT_MEASURED if closed is None else SUPPORTED if closed < SHUT else NOT_SUPPORTED
     shut_text = (f"the shut gate passes {NOT_MEASURED}" if closed is None else
@@ -345,7 +318,6 @@ def section(run: Run) -> Section:
                   "softmax gate divides the input space among experts.", combine(shut, mixture),
                   f"{shut_text}; {mixture_text}", tables=[Table(["quantity", "value"], rows)], rule=rule,
                   effect=effect_text(ev, "mixture − one expert test MSE", ".4f"))
-    from connlab.experiments.sentence import Part, Wording, measured, sentence
 
     shut_part = (Part(NOT_MEASURED, "whether the shut product gate passes nothing") if closed is None else
                  Part(shut, f"with the gate shut the product gate passes at most {closed:.4f} of its input "

@@ -27,27 +27,41 @@ notebook exactly (``connlab.experiments.ladder_course``).
 from __future__ import annotations
 
 import argparse
+import statistics
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from connlab.diffusion.ladder import SCHEDULES, schedule_name
-from connlab.experiments.common import (DataSettings, TrainingSettings, add_training_command, nonnegative_float,
-                                        nonnegative_int, positive_int)
+import torch
+import torch.nn.functional as F
+
+from connlab.checkpoint import atomic_write_text
+from connlab.data import to_unit
+from connlab.data.course import load_course_data
+from connlab.data.global_batch import batch_rows, own_rows
+from connlab.diffusion.ladder import (SCHEDULES, LadderSchedule, full_ladder, ladder_pair, materialize, materialize_bytes,
+                                      pairs_from_rungs, run_chain, schedule_name)
+from connlab.errors import UserError
+from connlab.evidence import CONTRADICTED
+from connlab.experiments.common import (DataSettings, TrainingSettings, add_training_command, from_flags,
+                                        nonnegative_float, nonnegative_int, positive_int)
 from connlab.experiments.config import flag
-from connlab.experiments.ladder_course import COURSE_PRESET, PRESETS
-from connlab.experiments.section import (NOT_MEASURED, NOT_SUPPORTED, SUPPORTED, Run, Section, Table,
-                                         fmt, get, num, with_figures)
-
-if TYPE_CHECKING:
-    from connlab.diffusion.sidebyside import Ladder
+from connlab.experiments.ladder_chain import EVAL_SEED, eval_digits, measure_variant, shown_figures, validation_bce
+from connlab.experiments.ladder_course import (COURSE_PRESET, PRESETS, PROTOCOL, PUBLISHED_VAL_BCE, check_stored_size,
+                                               course_summary)
+from connlab.experiments.section import (NO_INTERVALS, NOT_MEASURED, PARTLY, REPRODUCTION_HEADER, SUPPORTED, Run,
+                                         Section, Table, effect_text, fmt, get, num, reproduction_row,
+                                         reproduction_settles, stored, with_figures)
+from connlab.experiments.sentence import Wording, measured, sentence
+from connlab.experiments.variants import load_images, train_variant
+from connlab.measures import chain_psnr
+from connlab.metrics import mean_std
+from connlab.models.step_conditioned import StepConditionConfig, StepConditionedUNet
+from connlab.runs import write_summary
+from connlab.runtime.memory import check_fits
+from connlab.train import EarlyStopping, pick_device
 
 CONDITION_CHOICES = ("none", "learned", "sinusoidal", "all")
-EVAL_SEED = 1234    # + the seed: the noised test digits of one seed, the same for every variant of it
 EVAL_IMAGES = 500   # default number of test digits the chain is measured on
-SHOWN = 10          # columns in the figures
-FEED_RUNG, FEED_PASSES = 7, 16   # the course: "the 7th after every 11th image", one pass and 15 more
-COURSE_DIGITS = range(6, 11)     # the course's test digits shown (X_test[6:11])
 
 
 def step_list(text: str) -> tuple[int, ...]:
@@ -130,8 +144,6 @@ class LadderExperiment(TrainingSettings, DataSettings):
         return f"T{T}-{condition}" + (f"-seed{seed}" if self.seeds > 1 else "")
 
     def model_config(self, T: int, condition: str):
-        from connlab.models.step_conditioned import StepConditionConfig
-
         return StepConditionConfig(condition, T, bottleneck=self.bottleneck, init=self.init)
 
 
@@ -141,10 +153,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> LadderExperiment:
-    from connlab.diffusion.ladder import LadderSchedule
-    from connlab.errors import UserError
-    from connlab.experiments.common import from_flags
-
     cfg = LadderExperiment.from_args(args)
     for T in cfg.step_counts:  # reject bad values before a run folder exists
         from_flags(LadderSchedule, cfg.schedule, T, cfg.mag, cfg.dist)
@@ -163,10 +171,6 @@ def config_from_args(args: argparse.Namespace) -> LadderExperiment:
 
 def check_materialize(n: int, cfg: LadderExperiment) -> None:
     """``--materialize`` stores (T+1) x N images: refuse, as one line, a stack the device cannot hold."""
-    from connlab.diffusion.ladder import materialize_bytes
-    from connlab.runtime.memory import check_fits
-    from connlab.train import pick_device
-
     T = max(cfg.step_counts)
     check_fits(materialize_bytes(n, T), pick_device(cfg.device), f"--materialize with T = {T} and {n:,} digits",
                "lower --steps or --limit, or drop --materialize (the ladder is then drawn per batch)")
@@ -174,10 +178,6 @@ def check_materialize(n: int, cfg: LadderExperiment) -> None:
 
 def load_data(cfg: LadderExperiment):
     """(device, images, validation): the data set on the device, and which validation digits it holds."""
-    from connlab.data.course import load_course_data
-    from connlab.experiments.variants import load_images
-    from connlab.train import pick_device
-
     if not cfg.course_data:
         device, data = load_images(cfg)
         return device, data, f"{data.name} test split, class-stratified"
@@ -187,169 +187,19 @@ def load_data(cfg: LadderExperiment):
 
 
 def run_experiment(cfg: LadderExperiment, out: Path, resume: bool = False) -> dict:
-    import torch
-    import torch.nn.functional as F
-
-    from connlab import plots
-    from connlab.checkpoint import atomic_write_bytes, atomic_write_text
-    from connlab.data import stratified_first, to_unit
-    from connlab.data.global_batch import batch_rows, own_rows
-    from connlab.diffusion.ladder import (LadderSchedule, feed_back, full_ladder, ladder_pair, materialize,
-                                          materialize_bytes, pairs_from_rungs, run_chain)
-    from connlab.experiments.ladder_course import check_stored_size, course_summary
-    from connlab.experiments.variants import train_variant
-    from connlab.measures import chain_psnr
-    from connlab.metrics import bce as mean_bce
-    from connlab.metrics import mean_std
-    from connlab.models.autoencoder import count_parameters
-    from connlab.models.step_conditioned import StepConditionedUNet
-    from connlab.runs import write_summary
-    from connlab.runtime.distributed import is_main
-
     device, data, validation = load_data(cfg)
     train = data.train_images
-    n = len(train)
     if cfg.stores:  # the N x (T+1) stack, refused in one line where it would not fit
-        check_stored_size(n, max(cfg.step_counts), device)
-    if cfg.course_data:  # the course's X_test[0:100]: the first validation digits, in order
-        keep = torch.arange(min(cfg.eval_images, len(data.test_images)), device=device)
-    else:  # test sets are sorted by class: take the first digits of every class, in proportion
-        keep = torch.from_numpy(stratified_first(data.test_labels.cpu().numpy(), cfg.eval_images)).to(device)
-    clean_test = to_unit(data.test_images[keep])
-    starts = torch.rand(clean_test.shape, device=device,  # "completely random" images: U(0, 1) pixels
-                        generator=torch.Generator(device=device).manual_seed(EVAL_SEED + 1))
-
-    def validation_bce(model, val_in, val_target, T):
-        """The course's val_loss: BCE of net(x_i) against x_{i−1} over every validation pair."""
-        t = torch.arange(len(val_in), device=device) % (T + 1)
-        logits = torch.cat([model(x, s).float() for x, s in zip(val_in.split(1100), t.split(1100))])
-        return F.binary_cross_entropy_with_logits(logits, val_target).item()
-
+        check_stored_size(len(train), max(cfg.step_counts), device)
+    clean_test, starts = eval_digits(cfg, data, device)
     variants: dict[str, dict] = {}
     for seed in cfg.seed_list:
         for T in cfg.step_counts:
-            schedule = LadderSchedule(cfg.schedule, T, cfg.mag, cfg.dist)
-            # one seed's validation ladder: the same for its variants (paired), drawn anew for the next seed
-            test_ladder = full_ladder(clean_test, schedule,
-                                      torch.Generator(device=device).manual_seed(EVAL_SEED + seed))
-            val_in, val_target = pairs_from_rungs(test_ladder)
-            stored = None
-            if cfg.stores:
-                stored = materialize(to_unit(train), schedule, torch.Generator(device=device).manual_seed(seed))
-            rows = n * (T + 1) if cfg.all_pairs else n
-
-            def loss_fn(model, batch, generator, schedule=schedule, stored=stored, T=T):
-                (i,) = batch
-                if cfg.all_pairs:  # row b·(T+1) + t: rung t of digit b, as the notebook stacks them
-                    t, d = i % (T + 1), i // (T + 1)
-                    x_t, x_prev = stored[t, d], stored[(t - 1).clamp(min=0), d]
-                else:
-                    # under torchrun: every rank draws the global batch's t and walks its highest rung
-                    t_all = torch.randint(schedule.first_pair, T + 1, (batch_rows(len(i)),), device=i.device,
-                                          generator=generator)
-                    t = own_rows(t_all)
-                    if stored is None:
-                        x_t, x_prev = ladder_pair(to_unit(train[i]), t, schedule, generator, top=int(t_all.max()))
-                    else:
-                        x_t, x_prev = stored[t, i], stored[(t - 1).clamp(min=0), i]
-                return F.binary_cross_entropy_with_logits(model(x_t, t).float(), x_prev)
-
-            for condition in cfg.conditions:
-                name = cfg.variant_name(T, condition, seed)
-                model_cfg = cfg.model_config(T, condition)
-                # The under-trained denoiser, shown next to the working one: the chain of the model after its
-                # first epoch, measured on the same test digits at that epoch's end (no extra training).
-                evaluated: list = []   # per-digit chain PSNRs, one per epoch evaluated in this process
-
-                def evaluate(model, T=T, test_top=test_ladder[T], evaluated=evaluated, val=(val_in, val_target)):
-                    per_digit = chain_psnr(torch.stack(run_chain(model, test_top, T)), clean_test)
-                    evaluated.append(per_digit)
-                    line = {"chain_final_psnr": per_digit[-1].mean().item()}
-                    if cfg.patience:  # what early stopping watches, every epoch
-                        line["val_bce"] = validation_bce(model, *val, T)
-                    return line
-
-                stop = None
-                if cfg.patience:
-                    from connlab.train import EarlyStopping
-
-                    stop = EarlyStopping("val_bce", cfg.patience)
-                model, result = train_variant(cfg, out, name, lambda: StepConditionedUNet(model_cfg), loss_fn,
-                                              (torch.arange(rows, device=device),), device,
-                                              model_config=model_cfg.signature(), seed=seed, evaluate=evaluate,
-                                              resume=resume, early_stopping=stop, label=name)
-                folder = out / "variants" / name
-                with torch.no_grad():
-                    chain = run_chain(model, test_ladder[T], T)
-                    noise_chain = run_chain(model, starts, T)
-                    fed = feed_back(model, test_ladder[min(FEED_RUNG, T)], min(FEED_RUNG, T), FEED_PASSES)
-                    val_bce = validation_bce(model, val_in, val_target, T)
-                record = {"seed": seed, "val_bce": val_bce, "epochs_run": len(result.history),
-                          "stopped_epoch": getattr(result, "stopped_epoch", None),
-                          "train_seconds": result.train_seconds, "final_train_loss": result.final_train_loss,
-                          "final_psnr": psnr(chain[-1], clean_test), "folder": f"variants/{name}"}
-                key = f"T{T}-{condition}"
-                if key in variants:  # a later seed of this variant: its numbers join the first seed's entry
-                    variants[key]["seeds"].append(record)
-                    continue
-                claim = {"trained": evidence_dict(chain_psnr(torch.stack(chain), clean_test), len(result.history))}
-                # the first evaluation was epoch 1 only when this process trained from the start
-                # (a resumed run evaluates its remaining epochs only; its early chain is not measured)
-                if cfg.epochs > 1 and evaluated and len(result.history) - len(evaluated) == 0:
-                    claim["early"] = evidence_dict(evaluated[0], 1)
-                variants[key] = {
-                    "steps": T, "condition": condition, "params": count_parameters(model), "folder": f"variants/{name}",
-                    "train_seconds": result.train_seconds, "train_images_per_second": result.train_images_per_second,
-                    "final_train_loss": result.final_train_loss,
-                    **chain_scores(chain, clean_test),
-                    "ladder_psnr": [psnr(x, clean_test) for x in test_ladder.flip(0)],
-                    "from_noise": noise_stats(noise_chain, clean_test),
-                    "feed_back": {"rung": min(FEED_RUNG, T), "psnr": [psnr(x, clean_test) for x in fed],
-                                  "bce": [mean_bce(x.clamp(0, 1), clean_test).item() for x in fed]},
-                    "evidence": claim, "seeds": [record],
-                }
-                title = (f"T={T}, {cfg.schedule}, {cfg.dist} mag {cfg.mag}, condition {condition}, "
-                         f"{len(result.history)} epochs")
-                chain_figure(chain, clean_test, folder / "chain.png", title)
-                chain_figure(noise_chain, None, folder / "from_noise.png", f"from U(0,1) noise — {title}")
-                feed_figure(fed, min(FEED_RUNG, T), folder / "feed_back.png", cfg.course_data, title)
-
+            train_ladders(cfg, out, resume, variants, seed, T, train, clean_test, starts)
     for e in variants.values():
         e["val_bce"], e["val_bce_std"] = mean_std([r["val_bce"] for r in e["seeds"]])
-    shown = {k: v for k, v in variants.items() if v["steps"] == cfg.shown_steps}
-    first = next(iter(shown))
-    for fig in ("chain.png", "from_noise.png", "feed_back.png") if is_main() else ():  # rank 0 wrote the figures
-        atomic_write_bytes(out / fig, (out / variants[first]["folder"] / fig).read_bytes())
-    T = cfg.shown_steps
-    k = list(range(T + 1))  # denoising steps applied: k = 0 is x_T, k = T is x̂_0
-    series = {f"{name}: chain x̂_(T-k)": (k, e["chain_psnr"]) for name, e in shown.items()}
-    series["true ladder x_(T-k)"] = (k, shown[first]["ladder_psnr"])
-    for name, e in shown.items():
-        if "early" in e["evidence"]:
-            series[f"{name} after epoch 1 (under-trained)"] = (k, e["evidence"]["early"]["mean_psnr"])
-    plots.curves(series, out / "chain_psnr.png", f"denoising steps applied k (x_{T} -> x_0)", "PSNR vs clean (dB)",
-                 f"{cfg.schedule} ladder, {cfg.dist} mag {cfg.mag}, {cfg.epochs} epochs",
-                 styles={"true ladder x_(T-k)": "--x"})
-    schedule = LadderSchedule(cfg.schedule, T, cfg.mag, cfg.dist)
-    summary = {
-        "experiment": "ladder", "dataset": data.name, "data_source": data.source, "device": str(device),
-        "train_images": n, "eval_images": len(clean_test), "schedule": cfg.schedule, "dist": cfg.dist,
-        "mag": cfg.mag, "steps": T, "epochs": cfg.epochs, "materialized": cfg.stores, "all_pairs": cfg.all_pairs,
-        "train_pairs_per_epoch": n * (T + 1) if cfg.all_pairs else n, "seeds": cfg.seeds, "preset": cfg.preset,
-        "process": schedule.describe(),
-        "noise_std_per_step": None if schedule.interpolates else schedule.noise_std(),
-        "materialize_cost": {"bytes": materialize_bytes(n, T), "shape": [T + 1, n, 1, 28, 28],
-                             "full_mnist_bytes": materialize_bytes(60_000, T)},
-        "validation": {"digits": len(clean_test), "pairs": len(clean_test) * (T + 1), "set": validation},
-        "shown_variant": first,
-        "val_bce_per_seed": [r["val_bce"] for r in variants[first]["seeds"]],
-        "chain_psnr": variants[first]["chain_psnr"], "chain_bce": variants[first]["chain_bce"],
-        "train_seconds": variants[first]["train_seconds"],
-        "psnr_rises_in_steps": variants[first]["psnr_rises_in_steps"],
-        "evidence": variants[first]["evidence"],
-        "variants": variants,
-    }
-    summary.update(course_summary(cfg, summary))
+    first = shown_figures(cfg, out, variants)
+    summary = build_summary(cfg, data, device, len(train), len(clean_test), validation, variants, first)
     if cfg.sweep:
         table = format_table(summary)
         summary["sweep"] = [{k: e[k] for k in ("steps", "condition", "params", "train_seconds", "final_psnr",
@@ -359,100 +209,90 @@ def run_experiment(cfg: LadderExperiment, out: Path, resume: bool = False) -> di
     return summary
 
 
-def load_ladder(run: Path, variant: str | None, device) -> Ladder:
-    """A finished ladder run's model (``variant``, or the one its figures show); a UserError otherwise."""
-    import json
+def ladder_loss(cfg: LadderExperiment, train, schedule: LadderSchedule, T: int, stored):
+    """The trainer's loss for one T: BCE of net(x_t, t) against x_(t−1), over drawn or stored rungs."""
 
-    from connlab.checkpoint import load_weights, model_signature
-    from connlab.diffusion.sidebyside import Ladder
-    from connlab.errors import UserError
-    from connlab.models.step_conditioned import StepConditionConfig, StepConditionedUNet
-    from connlab.runs import read_run
+    def loss_fn(model, batch, generator):
+        (i,) = batch
+        if cfg.all_pairs:  # row b·(T+1) + t: rung t of digit b, as the notebook stacks them
+            t, d = i % (T + 1), i // (T + 1)
+            x_t, x_prev = stored[t, d], stored[(t - 1).clamp(min=0), d]
+        else:
+            # under torchrun: every rank draws the global batch's t and walks its highest rung
+            t_all = torch.randint(schedule.first_pair, T + 1, (batch_rows(len(i)),), device=i.device,
+                                  generator=generator)
+            t = own_rows(t_all)
+            if stored is None:
+                x_t, x_prev = ladder_pair(to_unit(train[i]), t, schedule, generator, top=int(t_all.max()))
+            else:
+                x_t, x_prev = stored[t, i], stored[(t - 1).clamp(min=0), i]
+        return F.binary_cross_entropy_with_logits(model(x_t, t).float(), x_prev)
 
-    run = Path(run)
-    saved = read_run(run, "ladder", flag="--ladder-run").saved
-    try:
-        summary = json.loads((run / "summary.json").read_text())
-    except (OSError, json.JSONDecodeError):
-        raise UserError(f"--ladder-run {run}: no readable summary.json — its training did not finish") from None
-    variants = summary.get("variants") or {}
-    name = variant or summary.get("shown_variant")
-    if name not in variants:
-        raise UserError(f"--ladder-variant {name!r}: {run} holds {', '.join(variants) or 'no variants'}")
-    entry = variants[name]
-    cfg = saved.get("config", {})
-    model_cfg = StepConditionConfig(entry["condition"], entry["steps"], bottleneck=cfg.get("bottleneck", 0),
-                                    init=cfg.get("init", "torch"))
-    model = StepConditionedUNet(model_cfg)
-    weights = run / entry.get("folder", f"variants/{name}") / "model.safetensors"
-    if not weights.is_file():
-        raise UserError(f"--ladder-run {run}: no {weights.relative_to(run)} — the ladder training did not finish")
-    load_weights(model, weights, model_signature(model, model_cfg.signature()))
-    return Ladder(model.to(device).eval(), name, entry["steps"], run, saved.get("config", {}))
+    return loss_fn
 
 
-def evidence_dict(per_digit, epochs: int) -> dict:
-    """``chain_psnr_evidence`` of (T + 1, digits) PSNRs, as JSON for summary.json."""
-    from connlab.measures import chain_psnr_evidence
+def train_ladders(cfg: LadderExperiment, out: Path, resume: bool, variants: dict, seed: int, T: int, train,
+                  clean_test, starts) -> None:
+    """Every ``--condition`` of one seed and one T: train, measure, draw; into ``variants``."""
+    device = clean_test.device
+    schedule = LadderSchedule(cfg.schedule, T, cfg.mag, cfg.dist)
+    # one seed's validation ladder: the same for its variants (paired), drawn anew for the next seed
+    test_ladder = full_ladder(clean_test, schedule, torch.Generator(device=device).manual_seed(EVAL_SEED + seed))
+    val = pairs_from_rungs(test_ladder)
+    stored = None
+    if cfg.stores:
+        stored = materialize(to_unit(train), schedule, torch.Generator(device=device).manual_seed(seed))
+    rows = len(train) * (T + 1) if cfg.all_pairs else len(train)
+    loss_fn = ladder_loss(cfg, train, schedule, T, stored)
+    for condition in cfg.conditions:
+        name = cfg.variant_name(T, condition, seed)
+        # The under-trained denoiser, shown next to the working one: the chain of the model after its
+        # first epoch, measured on the same test digits at that epoch's end (no extra training).
+        evaluated: list = []   # per-digit chain PSNRs, one per epoch evaluated in this process
 
-    ev = chain_psnr_evidence(per_digit)
-    return {"epochs": epochs, "mean_psnr": ev["mean_psnr"], "best_step": ev["best_step"],
-            **{k: ev[k].as_dict() for k in ("gain", "best_gain", "drift")}}
+        def evaluate(model, evaluated=evaluated):
+            per_digit = chain_psnr(torch.stack(run_chain(model, test_ladder[T], T)), clean_test)
+            evaluated.append(per_digit)
+            line = {"chain_final_psnr": per_digit[-1].mean().item()}
+            if cfg.patience:  # what early stopping watches, every epoch
+                line["val_bce"] = validation_bce(model, *val, T)
+            return line
 
-
-def psnr(x, clean) -> float:
-    from connlab.metrics import psnr_per_image
-
-    return psnr_per_image(x.clamp(0, 1), clean).mean().item()
-
-
-def chain_scores(chain, clean) -> dict:
-    from connlab.metrics import bce as mean_bce
-
-    ps = [psnr(x, clean) for x in chain]
-    bce = [mean_bce(x.clamp(0, 1), clean).item() for x in chain]
-    rises = sum(b > a for a, b in zip(ps, ps[1:]))
-    return {"chain_psnr": ps, "chain_bce": bce, "start_psnr": ps[0], "final_psnr": ps[-1], "final_bce": bce[-1],
-            "psnr_rises_in_steps": f"{rises}/{len(ps) - 1}"}
-
-
-def noise_stats(chain, clean) -> dict:
-    """What the chain makes of U(0,1) pixels: brightness, contrast and ink per step vs real digits."""
-    def stats(x):
-        return {"mean": x.mean().item(), "pixel_std": x.std().item(), "ink_fraction": (x > 0.5).float().mean().item()}
-
-    return {"start": "uniform U(0,1) pixels", "per_step": [stats(x) for x in chain], "real_digits": stats(clean),
-            "final_spread_across_starts": chain[-1].std(0).mean().item()}
-
-
-def chain_figure(chain, clean, path: Path, title: str) -> None:
-    import torch
-
-    from connlab import plots
-
-    T = len(chain) - 1
-    cols = torch.linspace(0, len(chain[0]) - 1, SHOWN).long()  # spread over the (class-sorted) eval set
-    rows = [(f"x_{T} input", chain[0][cols])]
-    rows += [(f"out t={T - k}", x[cols]) for k, x in enumerate(chain[1:], start=1)]
-    if clean is not None:
-        rows.append(("clean", clean[cols]))
-    plots.image_rows(rows, path, title)
+        model_cfg = cfg.model_config(T, condition)
+        stop = EarlyStopping("val_bce", cfg.patience) if cfg.patience else None
+        model, result = train_variant(cfg, out, name, lambda: StepConditionedUNet(model_cfg), loss_fn,
+                                      (torch.arange(rows, device=device),), device,
+                                      model_config=model_cfg.signature(), seed=seed, evaluate=evaluate,
+                                      resume=resume, early_stopping=stop, label=name)
+        measure_variant(cfg, out, variants, model, result, evaluated, name, seed, T, condition, test_ladder, val,
+                        clean_test, starts)
 
 
-def feed_figure(fed, rung: int, path: Path, course_digits: bool, title: str) -> None:
-    """The course's closing figure: test digits (columns) at rung ``rung``, then each pass's output."""
-    import torch
-
-    from connlab import plots
-
-    n = len(fed[0])
-    if course_digits and n >= COURSE_DIGITS.stop:
-        cols = torch.tensor(list(COURSE_DIGITS))  # the course's X_test[6:11]
-    else:
-        cols = torch.linspace(0, n - 1, len(COURSE_DIGITS)).long()
-    rows = [(f"x_{rung} input", fed[0][cols])]
-    rows += [(f"pass {k}" + (" (fed back)" if k > 1 else ""), x[cols]) for k, x in enumerate(fed[1:], start=1)]
-    plots.image_rows(rows, path, f"rung {rung}, then its output fed back {len(fed) - 2} more times — {title}")
+def build_summary(cfg: LadderExperiment, data, device, n: int, eval_images: int, validation: str, variants: dict,
+                  first: str) -> dict:
+    """summary.json: the run's setting, the shown variant's numbers at the top level, every variant below."""
+    T = cfg.shown_steps
+    schedule = LadderSchedule(cfg.schedule, T, cfg.mag, cfg.dist)
+    summary = {
+        "experiment": "ladder", "dataset": data.name, "data_source": data.source, "device": str(device),
+        "train_images": n, "eval_images": eval_images, "schedule": cfg.schedule, "dist": cfg.dist,
+        "mag": cfg.mag, "steps": T, "epochs": cfg.epochs, "materialized": cfg.stores, "all_pairs": cfg.all_pairs,
+        "train_pairs_per_epoch": n * (T + 1) if cfg.all_pairs else n, "seeds": cfg.seeds, "preset": cfg.preset,
+        "process": schedule.describe(),
+        "noise_std_per_step": None if schedule.interpolates else schedule.noise_std(),
+        "materialize_cost": {"bytes": materialize_bytes(n, T), "shape": [T + 1, n, 1, 28, 28],
+                             "full_mnist_bytes": materialize_bytes(60_000, T)},
+        "validation": {"digits": eval_images, "pairs": eval_images * (T + 1), "set": validation},
+        "shown_variant": first,
+        "val_bce_per_seed": [r["val_bce"] for r in variants[first]["seeds"]],
+        "chain_psnr": variants[first]["chain_psnr"], "chain_bce": variants[first]["chain_bce"],
+        "train_seconds": variants[first]["train_seconds"],
+        "psnr_rises_in_steps": variants[first]["psnr_rises_in_steps"],
+        "evidence": variants[first]["evidence"],
+        "variants": variants,
+    }
+    summary.update(course_summary(cfg, summary))
+    return summary
 
 
 def format_table(summary: dict) -> str:
@@ -474,8 +314,6 @@ CLAIM_RULE = ("gain = PSNR of x̂_0 − PSNR of x_T per test digit (paired by di
 
 def chain_line(ev: dict, label: str) -> str:
     """One chain's numbers for the page: PSNR along it, its gain and its drift, with intervals."""
-    from connlab.experiments.section import effect_text, stored
-
     means = [v for v in get(ev, "mean_psnr", default=[]) or [] if isinstance(v, (int, float))]
     path = " → ".join(f"{v:.1f}" for v in means)
     best = get(ev, "best_step", default=None)
@@ -487,10 +325,6 @@ def chain_line(ev: dict, label: str) -> str:
 
 
 def section(run: Run) -> Section:
-    from connlab.evidence import CONTRADICTED
-    from connlab.experiments.section import NO_INTERVALS, effect_text, stored
-    from connlab.experiments.section import PARTLY
-
     s = run.summary
     chain = [v for v in get(s, "chain_psnr", default=[]) or [] if isinstance(v, (int, float))]
     rows = []
@@ -527,7 +361,6 @@ def section(run: Run) -> Section:
                                 f"{schedule_name(str(get(s, 'schedule')))} schedule, "
                                 f"{get(s, 'dist')} noise, magnitude {get(s, 'mag')}")],
                   rule=CLAIM_RULE, effect=effect_text(gain, "PSNR gain", ".2f", "dB"))
-    from connlab.experiments.sentence import Wording, measured, sentence
 
     parts = [measured(gain, Wording(f"applied {get(s, 'steps', default='T')} times, the one-step denoiser ends "
                                     "with a PSNR against the clean digit", "higher than the noised start x_T",
@@ -557,9 +390,6 @@ def section(run: Run) -> Section:
 def course_rows(sec: Section, s: dict) -> None:
     """"Course vs ours": the course's validation BCE beside this run's seeds, with the reproduction verdict —
     or, for a run of another setting (the lab's own), its validation BCE as a row of its own."""
-    from connlab.experiments.ladder_course import PROTOCOL, PUBLISHED_VAL_BCE
-    from connlab.experiments.section import REPRODUCTION_HEADER, reproduction_row, reproduction_settles
-
     per_seed = [v for v in get(s, "val_bce_per_seed", default=[]) or [] if isinstance(v, (int, float))]
     if not per_seed:
         return  # a run folder written before the validation BCE was measured
@@ -583,7 +413,6 @@ def course_rows(sec: Section, s: dict) -> None:
                             f"{len(per_seed)} seed(s): {', '.join(f'{v:.4f}' for v in per_seed)} — {row[5]}"
                             + (f"; {settle}" if settle else "") + ".")
         return
-    import statistics
 
     differs = get(s, "course", "differs", default=None)
     mean = statistics.fmean(per_seed)

@@ -16,7 +16,10 @@ the first 1,000 training ones (``connlab.data.course``). The run folder says whi
 
 from __future__ import annotations
 
+from connlab.diffusion.ladder import materialize_bytes, pair_count
 from connlab.errors import UserError
+from connlab.evidence import reproduction
+from connlab.runtime.memory import available_bytes
 
 COURSE_PRESET = "course"
 COURSE = dict(schedule="interpolate", steps=10, dist="norm", mag=1.0, condition="none", epochs=20, batch_size=128,
@@ -40,8 +43,6 @@ def course_differences(cfg) -> list[str]:
 def course_summary(cfg, summary: dict) -> dict:
     """summary.json's "course" (the published figure and how this run relates to it) and, when the run is
     the course's protocol, "reproduction": the published figure against our seeds' validation BCE."""
-    from connlab.evidence import reproduction
-
     differ = course_differences(cfg)
     out = {"course": {"published_val_bce": PUBLISHED_VAL_BCE, "protocol": PROTOCOL, "differs": differ,
                       "validation": summary["validation"]["set"]}}
@@ -52,16 +53,12 @@ def course_summary(cfg, summary: dict) -> dict:
 
 def free_bytes(device) -> int | None:
     """Memory free on ``device`` now, None when unknown (``connlab.runtime.memory.available_bytes``)."""
-    from connlab.runtime.memory import available_bytes
-
     return available_bytes(device)
 
 
 def check_stored_size(n: int, T: int, device, free: int | None = None) -> int:
     """The bytes of the stored (T+1, N, 1, 28, 28) ladder; a one-line UserError when they would take more
     than ``MEMORY_SHARE`` of the free memory (``free``, default: measured on ``device``)."""
-    from connlab.diffusion.ladder import materialize_bytes, pair_count
-
     need = materialize_bytes(n, T)
     free = free_bytes(device) if free is None else free
     if free is not None and need > MEMORY_SHARE * free:

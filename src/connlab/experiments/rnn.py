@@ -26,10 +26,19 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
+from connlab import plots
+from connlab.evidence import compare
 from connlab.experiments.common import TrainingSettings, add_training_command, int_list, nonnegative_float, positive_int
 from connlab.experiments.config import flag
 from connlab.experiments.section import (INCONCLUSIVE, NOT_MEASURED, Run, Section, Table, effect_of, evidence_line, fmt,
                                          get, num, stored, weakest, with_figures)
+from connlab.experiments.sentence import Wording, measured, sentence
+from connlab.experiments.variants import train_variant
+from connlab.models.regressor import LastStepRegressor
+from connlab.runs import write_summary
+from connlab.train import pick_device
 
 MODELS = ("rnn", "gru", "lstm")
 LABELS = {"rnn": "plain RNN (connlab)", "gru": "GRU (connlab)", "lstm": "LSTM (torch reference)"}
@@ -88,8 +97,6 @@ def describe(summary: dict, cfg: RNNExperiment) -> str:
 
 def adding_problem(n: int, length: int, generator):
     """n sequences of the adding problem: inputs (n, L, 2) = (value, marker), targets (n,)."""
-    import torch
-
     values = torch.rand(n, length, generator=generator)
     half = length // 2
     first = torch.randint(0, half, (n,), generator=generator)
@@ -103,19 +110,10 @@ def adding_problem(n: int, length: int, generator):
 
 def make_regressor(kind: str, hidden: int):
     """A recurrent layer read at the last step by a linear head: (B, L, 2) -> (B,)."""
-    from connlab.models.regressor import LastStepRegressor
-
     return LastStepRegressor(kind, hidden)
 
 
 def run_experiment(cfg: RNNExperiment, out: Path, resume: bool = False) -> dict:
-    import torch
-
-    from connlab import plots
-    from connlab.experiments.variants import train_variant
-    from connlab.runs import write_summary
-    from connlab.train import pick_device
-
     device = pick_device(cfg.device)
     results: dict[str, dict[str, dict]] = {m: {} for m in cfg.models}
     baselines: dict[str, float] = {}          # the first seed's, for the table and figures
@@ -198,8 +196,6 @@ def run_experiment(cfg: RNNExperiment, out: Path, resume: bool = False) -> dict:
 
 def gru_evidence(results: dict, seed_baselines: dict, lengths) -> dict:
     """The claim's comparisons at the longest length (``RULES``), as Evidence dicts; {} without both models."""
-    from connlab.evidence import compare
-
     longest = str(max(lengths))
     if "gru" not in results or "rnn" not in results:
         return {}
@@ -275,8 +271,6 @@ def section(run: Run) -> Section:
 
 def plain_sentence(summary: dict, verdict: str) -> str:
     """The verdict of ``judge`` in one plain sentence (``connlab.experiments.sentence``)."""
-    from connlab.experiments.sentence import Wording, measured, sentence
-
     lengths = [int(x) for x in get(summary, "lengths", default=[]) or []]
     if not lengths or num(summary, "test_mse", "gru", str(max(lengths))) is None:
         return "The claim needs both the GRU and the plain RNN trained on the same lengths: not measured."

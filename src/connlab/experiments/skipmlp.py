@@ -19,10 +19,19 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
+from connlab.data import to_unit
+from connlab.evidence import compare
 from connlab.experiments.common import DataSettings, TrainingSettings, add_training_command, positive_int
 from connlab.experiments.config import flag
 from connlab.experiments.section import (INCONCLUSIVE, Run, Section, Table, effect_of, evidence_line, fmt, get, num,
                                          pct, pm, stored, with_figures)
+from connlab.experiments.sentence import Wording, measured, sentence
+from connlab.experiments.variants import classification_loss, load_images, mean_spread, over_seeds, train_variant
+from connlab.models.mlp import make_mlp as make
+from connlab.plots import finish_axes, pyplot, save_figure
+from connlab.runs import write_summary
 
 KINDS = ("plain", "skip")
 LEARNED = 0.5  # test accuracy both models must pass for the comparison to mean anything
@@ -50,18 +59,10 @@ def describe(summary: dict, cfg: SkipMLPExperiment) -> str:
 
 def make_mlp(kind: str, hidden: int, layers: int):
     """(B, 1, 28, 28) -> logits (B, 10): the network of ``connlab.models.mlp`` (imported when used)."""
-    from connlab.models.mlp import make_mlp as make
-
     return make(kind, hidden, layers)
 
 
 def run_experiment(cfg: SkipMLPExperiment, out: Path, resume: bool = False) -> dict:
-    import torch
-
-    from connlab.data import to_unit
-    from connlab.experiments.variants import classification_loss, load_images, mean_spread, over_seeds, train_variant
-    from connlab.runs import write_summary
-
     device, data = load_images(cfg)
 
     loss_fn = classification_loss
@@ -98,8 +99,6 @@ def run_experiment(cfg: SkipMLPExperiment, out: Path, resume: bool = False) -> d
 
 def accuracy_evidence(variants: dict):
     """The claim's comparison: the skip net's test accuracy minus the plain net's, paired by seed."""
-    from connlab.evidence import compare
-
     return compare([r["test_accuracy"] for r in variants["plain"]["seeds"]],
                    [r["test_accuracy"] for r in variants["skip"]["seeds"]], better="higher")
 
@@ -114,8 +113,6 @@ def verdict(summary: dict) -> tuple[str, str]:
 
 
 def curves_figure(summary: dict, out: Path) -> None:
-    from connlab.plots import finish_axes, pyplot, save_figure
-
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for kind, style in (("plain", "--"), ("skip", "-")):
@@ -160,8 +157,6 @@ def section(run: Run) -> Section:
 
 def plain_sentence(summary: dict, verdict_: str) -> str:
     """The verdict in one plain sentence (``connlab.experiments.sentence``)."""
-    from connlab.experiments.sentence import Wording, measured, sentence
-
     if verdict_ == INCONCLUSIVE:
         return (f"Both MLPs stay below {LEARNED:.0%} test accuracy, so carrying the input forward cannot be "
                 "judged: inconclusive at this budget.")

@@ -27,16 +27,23 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from pathlib import Path
 
 import torch
 
+from connlab import evidence
+from connlab.errors import UserError
+from connlab.evidence import Reproduction
 from connlab.experiments.section import (NOT_MEASURED, PARTLY, SUPPORTED, Run, Section, Table, combine, effect_of,
-                                         evidence_line,
-                                         fmt, get, num, with_figures)
+                                         evidence_line, fmt, get, num, stored, stored_reproduction, with_figures)
+from connlab.experiments.sentence import Part, Wording, measured, sentence
 from connlab.models.toy_attention import (OBJECTS, SENTENCES, THE, TOKENS, ToyHeadConfig, ToyHeadStack,
                                           ToyTransformer, ToyTransformerConfig, corpus, generate, 
                                           loss_floor, p_object_at_the, prefix_probs)
+from connlab.plots import pyplot, save_figure
+from connlab.runs import write_summary
+from connlab.seeds import SeedGroup
 from connlab.train.full_batch import Phase, Plateau, train_full_batch
 
 COURSE_LOSS = 0.1619            # the notebook's final loss (its last 10 epochs)
@@ -78,12 +85,6 @@ def run_toy(cfg, out: Path) -> dict:
 
 
 def _run_toy(cfg, out: Path) -> dict:
-    import time
-
-    from connlab import evidence
-    from connlab.runs import write_summary
-    from connlab.seeds import SeedGroup
-
     x, y = corpus()
     floor = loss_floor()
     seeds = list(range(cfg.seed, cfg.seed + cfg.seeds))
@@ -201,8 +202,6 @@ def head_figure(model, path: Path, title: str, prefix: bool = False) -> Path:
     """Per sentence: the T×T attention weights and the T×V next-token predictions, annotated.
 
     ``prefix``: the predictions are the ones generation sees (each position given its prefix only)."""
-    from connlab.plots import pyplot, save_figure
-
     x, _ = corpus()
     with torch.no_grad():
         probs = (prefix_probs(model, x) if prefix else model.next_token_probs(x)).numpy()
@@ -223,8 +222,6 @@ def head_figure(model, path: Path, title: str, prefix: bool = False) -> Path:
 
 
 def loss_figure(curves: dict, every: int, floor: float, path: Path) -> Path:
-    from connlab.plots import pyplot, save_figure
-
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
     for name, values in curves.items():
@@ -254,8 +251,6 @@ def _generating(rows) -> int:
 
 
 def section(run: Run) -> Section:
-    from connlab.evidence import Reproduction
-
     s = run.summary
     floor = num(s, "loss_floor")
     head = get(s, "seeds", default=[]) or []
@@ -335,9 +330,6 @@ CAPTIONS = dict(zip(FIGURES, (
 
 def plain_sentence(claims: dict, verdict: str, trained: bool) -> str:
     """The verdict in one plain sentence (``connlab.experiments.sentence``), from the stored comparisons."""
-    from connlab.experiments.section import stored, stored_reproduction
-    from connlab.experiments.sentence import Part, Wording, measured, sentence
-
     if not trained:
         return "The toy head was not trained in this run: not measured."
     parts = [measured(stored(claims, "attention"), Wording(
@@ -365,8 +357,6 @@ def section_or_none(run: Run):
 
 
 def check_toy_config(cfg) -> None:
-    from connlab.errors import UserError
-
     if cfg.batch_size != 2:
         raise UserError(f"the toy corpus is 2 sentences, trained as one batch of 2; got --batch-size {cfg.batch_size}")
     if any(h < 1 for h in cfg.sweep) or cfg.head_size < 1:

@@ -13,22 +13,22 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Iterable
 
+import torch.nn.functional as F
+
+from connlab.data import load_dataset, to_unit
+from connlab.metrics import mean_std
+from connlab.runs import resumable
+from connlab.train import fit, pick_device, seed_everything
+
 
 def load_images(cfg):
     """The device a run trains on and its image data set (``DataSettings``), already on that device."""
-    from connlab.data import load_dataset
-    from connlab.train import pick_device
-
     device = pick_device(cfg.device)
     return device, load_dataset(cfg.dataset, cfg.data_dir, cfg.limit).to(device)
 
 
 def classification_loss(model, batch, generator):
     """Cross-entropy of a digit classifier on a batch (uint8 images, labels); the trainer's ``loss_fn``."""
-    import torch.nn.functional as F
-
-    from connlab.data import to_unit
-
     images, labels = batch
     return F.cross_entropy(model(to_unit(images)).float(), labels)
 
@@ -39,9 +39,6 @@ def train_variant(cfg, out: Path, name: str, build: Callable, loss_fn, data: tup
     """Seed (``seed``, default ``cfg.seed``), build the network with ``build()`` and train it with
     ``cfg.train_config(seed=..., **recipe)`` in ``out/variants/NAME`` (``early_stopping``: a
     ``connlab.train.EarlyStopping`` rule on one of ``evaluate``'s numbers); returns (model, fit's result)."""
-    from connlab.runs import resumable
-    from connlab.train import fit, seed_everything
-
     seed = cfg.seed if seed is None else seed
     seed_everything(seed)
     model = build().to(device)
@@ -60,8 +57,6 @@ def over_seeds(names: Iterable[str], seeds: Iterable[int], train_one: Callable[[
 
 def mean_spread(records: list[dict], keys: Iterable[str]) -> dict:
     """{key: mean, key_std: sample std (0 for one seed)} over the per-seed ``records``."""
-    from connlab.metrics import mean_std
-
     out = {}
     for key in keys:
         out[key], out[f"{key}_std"] = mean_std([r[key] for r in records])

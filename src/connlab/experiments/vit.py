@@ -25,10 +25,25 @@ import argparse
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from connlab.experiments.common import (DataSettings, TrainingSettings, add_training_command, nonnegative_float,
-                                        nonnegative_int, positive_int)
+import torch
+import torch.nn.functional as F
+
+from connlab import plots
+from connlab.data import load_dataset, to_unit
+from connlab.data.global_batch import batch_rand  # torch.rand, or this rank's rows of the global batch's
+from connlab.errors import UserError
+from connlab.evidence import SUPPORTED as EV_SUPPORTED
+from connlab.experiments.common import (DataSettings, TrainingSettings, add_training_command, from_flags,
+                                        nonnegative_float, nonnegative_int, positive_int)
 from connlab.experiments.config import flag
-from connlab.experiments.section import (NOT_MEASURED, Run, Section, Table, fmt, get, num, target, with_figures)
+from connlab.experiments.section import (NOT_MEASURED, NOT_SUPPORTED, NO_INTERVALS, SUPPORTED, Run, Section, Table, fmt,
+                                         get, num, stored, target, with_figures)
+from connlab.experiments.sentence import Part, sentence
+from connlab.measures import attention_on_strokes, vit_attention_ink_ratio
+from connlab.models.vit import ViT, ViTConfig, attention_rollout, patch_relevance
+from connlab.plots import pyplot, save_figure
+from connlab.runs import resumable, write_summary
+from connlab.train import fit, pick_device, seed_everything
 
 SHOWN = 6  # test digits in the figures
 
@@ -75,8 +90,6 @@ class ViTExperiment(TrainingSettings, DataSettings):
     lr: float = 2e-3
 
     def model_config(self):
-        from connlab.models.vit import ViTConfig
-
         return ViTConfig(patch_size=self.patch_size, dim=self.dim, depth=self.depth, heads=self.heads,
                          mlp_ratio=self.mlp_ratio, pool=self.pool, stem_channels=self.stem_channels,
                          dropout=self.dropout)
@@ -87,9 +100,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> ViTExperiment:
-    from connlab.errors import UserError
-    from connlab.experiments.common import from_flags
-
     cfg = ViTExperiment.from_args(args)
     if cfg.label_smoothing >= 1:
         raise UserError(f"--label-smoothing must be in [0, 1), got {cfg.label_smoothing}")
@@ -104,13 +114,9 @@ def describe(summary: dict, cfg: ViTExperiment) -> str:
 
 def random_shift(x, max_shift: float, generator):
     """Translate each image (B, C, H, W) by its own random offset in [-max_shift, max_shift] pixels."""
-    import torch
-    import torch.nn.functional as F
-
     if max_shift == 0:
         return x
     b, _, h, w = x.shape
-    from connlab.data.global_batch import batch_rand  # torch.rand, or this rank's rows of the global batch's
 
     offset = (batch_rand((b, 2), device=x.device, generator=generator) * 2 - 1) * max_shift  # (B, 2) pixels
     theta = torch.zeros(b, 2, 3, device=x.device, dtype=x.dtype)
@@ -122,14 +128,6 @@ def random_shift(x, max_shift: float, generator):
 
 
 def run_experiment(cfg: ViTExperiment, out: Path, resume: bool = False) -> dict:
-    import torch
-    import torch.nn.functional as F
-
-    from connlab.data import load_dataset, to_unit
-    from connlab.models.vit import ViT, attention_rollout, patch_relevance
-    from connlab.runs import resumable, write_summary
-    from connlab.train import fit, pick_device, seed_everything
-
     device = pick_device(cfg.device)
     # Small ops: on busy cores intra-op threads mostly wait on each other, hence --threads.
     if cfg.threads > 0:
@@ -162,8 +160,6 @@ def run_experiment(cfg: ViTExperiment, out: Path, resume: bool = False) -> dict:
         logits = model(shown).float()
         maps = [m.float() for m in model.attention_maps()]  # depth x (B, heads, T, T)
     with torch.no_grad():
-        from connlab.measures import attention_on_strokes, vit_attention_ink_ratio
-
         # on every test digit: the claim is per item (n = the test set, 1,000 in the demo)
         ratios = torch.cat([vit_attention_ink_ratio(model, chunk) for chunk in test_x.split(500)])
     measured = int((~ratios.isnan()).sum())  # a digit whose patches are all blank or all ink has no contrast
@@ -203,7 +199,6 @@ def run_experiment(cfg: ViTExperiment, out: Path, resume: bool = False) -> dict:
     attention_overlays(shown, {"rollout": rollout_rel, "last layer": per_head.mean(1)}, model_cfg.grid, labels,
                        out / "attention_rollout.png",
                        f"attention rollout through {model_cfg.depth} layers ({pooled}) vs the last layer alone")
-    from connlab import plots
 
     epochs = [h["epoch"] for h in result.history]
     plots.curves({"test accuracy": (epochs, [h["test_accuracy"] for h in result.history])},
@@ -213,10 +208,6 @@ def run_experiment(cfg: ViTExperiment, out: Path, resume: bool = False) -> dict:
 
 def attention_overlays(images, maps: dict, grid: int, labels: list[str], path: Path, title: str) -> Path:
     """One row per digit: the digit, then each named (B, grid*grid) map upsampled over it."""
-    import torch.nn.functional as F
-
-    from connlab.plots import pyplot
-
     plt = pyplot()
     n, cols = len(images), 1 + len(maps)
     fig, axes = plt.subplots(n, cols, figsize=(1.6 * cols + 0.4, 1.6 * n + 0.5), squeeze=False)
@@ -237,7 +228,6 @@ def attention_overlays(images, maps: dict, grid: int, labels: list[str], path: P
             ax.set_yticks([])
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    from connlab.plots import save_figure  # rank 0 only under torchrun
 
     save_figure(fig, path, dpi=80)
     return Path(path)
@@ -247,8 +237,6 @@ def attention_overlays(images, maps: dict, grid: int, labels: list[str], path: P
 
 def ratio_text(ev) -> str:
     """The ratio itself with its interval (the stored effect is ratio − threshold)."""
-    from connlab.experiments.section import NO_INTERVALS
-
     if ev is None:
         return NO_INTERVALS
     t = INK_RATIO_THRESHOLD
@@ -257,10 +245,6 @@ def ratio_text(ev) -> str:
 
 
 def section(run: Run) -> Section:
-    from connlab.evidence import SUPPORTED as EV_SUPPORTED
-    from connlab.experiments.section import NO_INTERVALS, stored
-    from connlab.experiments.section import NOT_SUPPORTED, SUPPORTED
-
     s = run.summary
     acc = num(s, "test_accuracy")
     ev = stored(s, "attention_ink_ratio", "evidence")
@@ -290,7 +274,6 @@ def section(run: Run) -> Section:
                   "A transformer that attends over image patches classifies digits, and its attention "
                   "falls on the strokes.", verdict, text, tables=[Table(["quantity", "value"], rows)],
                   rule=INK_RULE, effect=ratio_text(ev))
-    from connlab.experiments.sentence import Part, sentence
 
     acc_part = (Part(NOT_MEASURED, "the ViT's test accuracy") if acc is None else
                 Part(acc_verdict, f"the ViT classifies {100 * acc:.1f} % of the test digits right (target "

@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import connlab
 from connlab.errors import UserError
 from connlab.experiments.config import Config, flag
 from connlab.grade import kernel, nbgrader, outputs, score
@@ -48,8 +49,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def default_release() -> Path:
-    import connlab
-
     return Path(connlab.__file__).resolve().parents[2] / "notebooks"
 
 
@@ -82,6 +81,7 @@ def _keys(plan: list[tuple[Path, object, nbgrader.Release]]) -> list[tuple[str, 
 
 def grade_one(path: Path, nb, release: nbgrader.Release, student: str, key: str, out: Path, timeout: float,
               size: str, keep_scratch: bool = False) -> outputs.Submission:
+    # lazy: nbformat/nbclient/jupyter are test-only dependencies (grading)
     import nbformat
 
     ready, notes = nbgrader.restore(nb, release)

@@ -59,6 +59,7 @@ def environment(scratch: Path, size: str) -> dict[str, str]:
 
 
 def _kernel_manager(scratch: Path):
+    # lazy: nbformat/nbclient/jupyter are test-only dependencies (grading)
     from jupyter_client import AsyncKernelManager   # async: a blocking client would stall the cell timeout
     from jupyter_client.kernelspec import KernelSpecManager
 
@@ -74,6 +75,7 @@ def _kernel_manager(scratch: Path):
 
 def run(nb, scratch: Path, timeout: float, size: str) -> dict[int, CellRun]:
     """Execute ``nb`` in place (outputs into its cells); what happened to each code cell, by cell index."""
+    # lazy: nbformat/nbclient/jupyter are test-only dependencies (grading)
     from jupyter_core.utils import run_sync
     from nbclient import NotebookClient
     from nbclient.exceptions import DeadKernelError

@@ -27,6 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from connlab.data.global_batch import batch_randn  # torch.randn, or this rank's rows of the global batch's
+
 
 @dataclass(frozen=True)
 class LatentAEConfig:
@@ -87,8 +89,6 @@ class LatentAutoencoder(nn.Module):
 
     def loss(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """BCE of the noisy-latent reconstruction of x (B, 1, 28, 28) in [0, 1]."""
-        from connlab.data.global_batch import batch_randn  # torch.randn, or this rank's rows of the global batch's
-
         noise = batch_randn((x.shape[0], self.cfg.latent_channels, 7, 7), generator=generator, device=x.device)
         return F.binary_cross_entropy_with_logits(self(x, noise).float(), x)
 

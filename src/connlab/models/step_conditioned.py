@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from connlab.models.autoencoder import AutoencoderConfig, DenoisingAutoencoder
+from connlab.nn.embedding import timestep_embedding
 
 CONDITIONS = ("none", "learned", "sinusoidal")
 SINUSOID_DIM = 32
@@ -74,8 +75,6 @@ class StepConditionedUNet(nn.Module):
         if self.config.condition == "learned":
             e = self.embed(t.long())
         else:
-            from connlab.nn.embedding import timestep_embedding
-
             e = self.embed(timestep_embedding(t, SINUSOID_DIM))
         return e[:, :, None, None]  # (B, 128, 1, 1)
 

@@ -5,6 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from connlab.checkpoint import check_output
+from connlab.errors import UserError
+from connlab.report.page import build_report, load_run
+from connlab.runs import read_json_object
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR",
@@ -16,9 +21,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def expand(run_dirs: list[Path]) -> tuple[list[Path], dict | None, Path | None]:
     """Run folders from the arguments: a demo folder stands for its parts. (folders, demo record, demo dir)."""
-    from connlab.errors import UserError
-    from connlab.runs import read_json_object
-
     folders, demo, demo_dir = [], None, None
     for d in run_dirs:
         d = Path(d)
@@ -46,8 +48,6 @@ def expand(run_dirs: list[Path]) -> tuple[list[Path], dict | None, Path | None]:
 def part_folder(demo_dir: Path, record: dict) -> str:
     """A demo.json part's ``folder``: a plain name of a folder inside the demo folder, else a UserError
     (a record that points elsewhere, ``../x`` or ``/etc``, would read another folder into the report)."""
-    from connlab.errors import UserError
-
     folder = record["folder"]
     inside = isinstance(folder, str) and not Path(folder).is_absolute() and ".." not in Path(folder).parts
     if not inside or not (demo_dir / folder).resolve().is_relative_to(demo_dir.resolve()):
@@ -57,9 +57,6 @@ def part_folder(demo_dir: Path, record: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from connlab.checkpoint import check_output
-    from connlab.report.page import build_report, load_run
-
     folders, demo, demo_dir = expand(args.run_dirs)
     for f in folders:  # validate every folder before writing anything
         load_run(f)

@@ -14,6 +14,7 @@ import json
 import math
 from pathlib import Path
 
+from connlab.checkpoint import atomic_write_text
 from connlab.errors import UserError
 from connlab.report.style import SELF_CHECK, STYLE
 
@@ -26,8 +27,6 @@ def write_side_by_side(folder: Path) -> Path | None:
     path = Path(folder) / DATA
     if not path.is_file():
         return None
-    from connlab.checkpoint import atomic_write_text  # lazy: it imports torch, the report's modules do not
-
     page = Path(folder) / PAGE
     text = render(read_chains(path))
     try:
@@ -65,8 +64,6 @@ def _or_unknown(value) -> str:
 
 def render(data: dict) -> str:
     """The page for the stored chains ``data`` (``read_chains``)."""
-    e = html.escape
-    dc, lc, w = data["diffusion"], data["ladder"], data.get("guidance")
     out = ["<!doctype html>", '<html lang="en"><head><meta charset="utf-8">',
            '<meta name="viewport" content="width=device-width, initial-scale=1">',
            "<title>connlab: the ladder and DDPM from the same noise</title>",
@@ -75,8 +72,19 @@ def render(data: dict) -> str:
            "<p>Each block starts every chain from one draw z ~ N(0, I) of 28×28 pixels. Left to right: the start, "
            "then the states after k of K steps (captions k/K), ending at the chain's output. The ladder applies "
            "its network deterministically and never re-injects noise; DDPM predicts the noise and draws fresh "
-           "noise at every step.</p>",
-           "<h2>How the same noise becomes each start</h2><ul>",
+           "noise at every step.</p>"]
+    out += _starts(data["diffusion"])
+    out.append(_settings(data))
+    out += _chains(data)
+    out.append('<pre id="self-check" class="small"></pre>')
+    out.append("<p class=\"small\">chains computed by connlab diffusion sample --ladder-run; page rendered by "
+               "connlab report</p></body></html>")
+    return "\n".join(out)
+
+
+def _starts(dc: dict) -> list[str]:
+    """How one draw z becomes each chain's start: the ladder's, then the diffusion model's."""
+    out = ["<h2>How the same noise becomes each start</h2><ul>",
            "<li>ladder: x̂<sub>T</sub> = Φ(z), the standard normal CDF of each pixel — exactly uniform U(0, 1) "
            "pixels, the ladder's own \"from pure noise\" start (its <i>from_noise.png</i>), and the same draw "
            "pixel for pixel in its [0, 1] range.</li>"]
@@ -90,6 +98,13 @@ def render(data: dict) -> str:
                    f"{math.sqrt(16 // C):g} — an exact N(0, I) latent built from every value of z once; its first "
                    "picture is the decoder's image of that noise.</li>")
     out.append("</ul>")
+    return out
+
+
+def _settings(data: dict) -> str:
+    """The two runs and the sampling settings, as a table."""
+    e = html.escape
+    dc, lc, w = data["diffusion"], data["ladder"], data.get("guidance")
     settings = [["diffusion run", str(dc["run"])],
                 ["diffusion", f"{dc['space']} space, {dc['prediction']}-prediction, {dc['schedule']} schedule, "
                               f"T = {dc['timesteps']}, EMA weights"],
@@ -100,8 +115,13 @@ def render(data: dict) -> str:
                 ["classifier-free guidance",
                  f"w = {w or 0:g}, labels 0-9 in turn" if dc["class_cond"] else "none (unconditional model)"],
                 ["noise seed", str(data["seed"])]]
-    out.append("<table>" + "".join(f"<tr><td>{e(k)}</td><td>{e(v)}</td></tr>" for k, v in settings)
-               + "</table>")
+    return "<table>" + "".join(f"<tr><td>{e(k)}</td><td>{e(v)}</td></tr>" for k, v in settings) + "</table>"
+
+
+def _chains(data: dict) -> list[str]:
+    """One block per noise draw: each chain's pictures left to right, captioned k/K."""
+    e = html.escape
+    out = []
     for k in range(data["num"]):
         out.append(f"<h2>noise draw {k}</h2>")
         for chain in data["chains"]:
@@ -110,7 +130,4 @@ def render(data: dict) -> str:
                             f"<figcaption>{p}/{K}</figcaption></figure>"
                             for p, uri in zip(chain["columns"], chain["images"][k]))
             out.append(f'<div class="chain"><span class="label">{e(name)}</span>{cells}</div>')
-    out.append('<pre id="self-check" class="small"></pre>')
-    out.append("<p class=\"small\">chains computed by connlab diffusion sample --ladder-run; page rendered by "
-               "connlab report</p></body></html>")
-    return "\n".join(out)
+    return out

@@ -29,6 +29,7 @@ around each loss call, so the loss functions keep their ``(model, batch, generat
 
 from __future__ import annotations
 
+import datetime
 import os
 import re
 import signal
@@ -36,10 +37,12 @@ import sys
 import threading
 
 import torch
+from torch.nn.parallel import DistributedDataParallel
 
 from connlab.data.global_batch import (  # noqa: F401 - re-exported: the trainer's and the losses' import path
     BatchShard, batch_rand, batch_randint, batch_randn, batch_rows, batch_shard, own_rows, shard_rows,
 )
+from connlab.errors import UserError
 
 DEFAULT_TIMEOUT_S = 600
 KILL_HOOK = "CONNLAB_TEST_KILL_RANK_AT_STEP"  # "RANK:STEP", test only: that rank SIGKILLs itself
@@ -50,6 +53,7 @@ def _env_world_size() -> int:
 
 
 def _dist():
+    # lazy: torch.distributed is loaded only under torchrun
     import torch.distributed as dist
 
     return dist if dist.is_available() and dist.is_initialized() else None
@@ -64,8 +68,8 @@ def init_from_env() -> bool:
     """
     if _env_world_size() <= 1:
         return False
-    import datetime
 
+    # lazy: torch.distributed is loaded only under torchrun
     import torch.distributed as dist
 
     if dist.is_initialized():
@@ -101,8 +105,6 @@ def timeout_s() -> int:
     except ValueError:
         value = 0
     if value < 1:
-        from connlab.errors import UserError
-
         raise UserError(f"CONNLAB_DIST_TIMEOUT must be a whole number of seconds >= 1, got {text!r}")
     return value
 
@@ -221,8 +223,6 @@ class LossModule(torch.nn.Module):
 
 def data_parallel_loss(model: torch.nn.Module, loss_fn, device: torch.device) -> torch.nn.Module:
     """The loss of ``model`` wrapped in DDP; its parameters start as rank 0's (DDP broadcasts them)."""
-    from torch.nn.parallel import DistributedDataParallel
-
     ids = None
     if device.type == "cuda":
         ids = [torch.cuda.current_device() if device.index is None else device.index]
@@ -278,6 +278,7 @@ def failure_message(err: BaseException) -> str | None:
     if isinstance(err, StoppedByLauncher):
         text = str(err)
     else:
+        # lazy: torch.distributed is loaded only under torchrun
         import torch.distributed as dist
 
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
+
 from connlab.errors import UserError
 
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -80,8 +82,6 @@ class Speed:
     def resolve(self, device, purpose: str = "train", distributed: bool = False) -> ResolvedSpeed:
         """The switches for ``device`` (a torch.device or its name) and ``purpose`` (train or sample);
         a UserError for impossible ones."""
-        import torch  # lazy: the CLI builds its flags from ``Speed`` at ``connlab CMD --help``, without torch
-
         assert purpose in PURPOSES, purpose
         device = torch.device(device)
         cuda = device.type == "cuda"

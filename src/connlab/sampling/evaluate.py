@@ -18,6 +18,15 @@ import time
 from pathlib import Path
 from typing import Callable
 
+import torch
+
+from connlab.data import to_unit
+from connlab.diffusion import ddim_x0_path
+from connlab.evidence import NOT_SUPPORTED, SUPPORTED, Evidence
+from connlab.measures import (classifier_features, frechet_bootstrap, frechet_from_features, structure_first,
+                              within_margin)
+from connlab.quality import class_probabilities, frechet_floor, sample_quality
+
 EVAL_SEED = 1234
 EVAL_DDIM_STEPS = (10, 20, 50, 100)
 
@@ -30,9 +39,6 @@ def eval_settings(T: int) -> list[tuple[str, int]]:
 def score(images, data, classifier, *, sampler: str, steps: int, seconds: float,
           guidance: float | None = None) -> dict:
     """Quality of ``images`` (N, 1, 28, 28) in [0, 1] against the test digits, with the time they took."""
-    from connlab.data import to_unit
-    from connlab.quality import sample_quality
-
     q = sample_quality(images, to_unit(data.test_images), classifier)
     return {"sampler": sampler, "steps": steps, "guidance": guidance, **q, "seconds": round(seconds, 3),
             "images_per_second": round(len(images) / max(seconds, 1e-9), 2)}
@@ -40,9 +46,6 @@ def score(images, data, classifier, *, sampler: str, steps: int, seconds: float,
 
 def floor(data, classifier, n: int) -> float:
     """The Fréchet distance between real train and real test digits at N = ``n``."""
-    from connlab.data import to_unit
-    from connlab.quality import frechet_floor
-
     return frechet_floor(to_unit(data.train_images), to_unit(data.test_images), classifier,
                          min(n, len(data.train_images)))
 
@@ -81,8 +84,6 @@ def format_eval(result: dict) -> str:
     lines.append(f"| real train vs test (floor) | | {result['frechet_floor']:.2f} | | | | | |")
     claim = result.get("fewer_steps")
     if claim:
-        from connlab.evidence import Evidence
-
         ev = Evidence.from_dict(claim["evidence"])
         lines += ["", f"DDIM-{claim['ddim_steps']} vs DDPM: {ev.text('Fréchet distance', '.2f')}; margin "
                       f"+{claim['margin']:.2f} ({claim['margin_share']:.0%} of DDPM's {claim['ddpm_frechet']:.2f}): "
@@ -119,13 +120,6 @@ def structure_claim(gen, classifier, num: int = STRUCTURE_SAMPLES, seed: int = E
     x̂₀ is fixed from the first step by construction and says nothing about the sampler.
     Returns ``measures.structure_first``'s numbers plus the rule's ``verdict``.
     """
-    import torch
-
-    from connlab.evidence import NOT_SUPPORTED, SUPPORTED
-    from connlab.diffusion import ddim_x0_path
-    from connlab.measures import structure_first
-    from connlab.quality import class_probabilities
-
     def fn(x, t):
         return gen.net(x, t, None).float() if gen.cfg.class_cond else gen.net(x, t).float()
 
@@ -147,8 +141,6 @@ def structure_claim(gen, classifier, num: int = STRUCTURE_SAMPLES, seed: int = E
 
 def fewer_steps_claim(real_images, ddpm_images, ddim_images, classifier, seed: int = 0) -> dict:
     """DDIM-50 vs DDPM-T Fréchet distance (same model, same N) with a bootstrap interval over the samples."""
-    from connlab.measures import classifier_features, frechet_bootstrap, frechet_from_features, within_margin
-
     real = classifier_features(real_images, classifier)
     base, treat = classifier_features(ddpm_images, classifier), classifier_features(ddim_images, classifier)
     ev = frechet_bootstrap(real, base, treat, seed=seed)

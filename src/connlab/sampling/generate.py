@@ -24,7 +24,15 @@ from pathlib import Path
 
 import torch
 
+from connlab import plots
+from connlab.checkpoint import load_weights, model_signature
+from connlab.data import signed_to_unit
+from connlab.diffusion import guided, sample_ddim, sample_ddpm
+from connlab.errors import UserError
+from connlab.models.diffusion_unet import DiffusionUNet
+from connlab.models.latent_ae import LatentAEConfig, LatentAutoencoder
 from connlab.runs import read_run
+from connlab.runtime.fastpath import GraphedCall
 from connlab.runtime.speed import Speed
 
 TRAJECTORY_SAMPLES = 6
@@ -56,11 +64,6 @@ class Generator:
     def from_run(cls, run: Path, device, speed: Speed, config_type) -> "Generator":
         """The run folder's EMA U-Net (and decoder); ``config_type`` is its experiment's config dataclass
         (passed in by the caller: this module sits below the experiments)."""
-        from connlab.checkpoint import load_weights, model_signature
-        from connlab.errors import UserError
-        from connlab.models.diffusion_unet import DiffusionUNet
-        from connlab.models.latent_ae import LatentAEConfig, LatentAutoencoder
-
         cfg = read_run(run, "diffusion", config_type).config
         weights = Path(run) / "ema.safetensors"
         if not weights.is_file():
@@ -79,8 +82,6 @@ class Generator:
 
     def check(self, sampler: str, steps: int | None, guidance: float | None) -> int:
         """The number of steps to run, or a UserError for settings this run cannot sample."""
-        from connlab.errors import UserError
-
         T = self.cfg.timesteps
         if steps is not None and not 1 <= steps <= T:
             raise UserError(f"--steps must be in [1, {T}] (the run's T), got {steps}")
@@ -97,8 +98,6 @@ class Generator:
         return self.cfg.guidance if guidance is None else guidance
 
     def model_fn(self, n: int, guidance: float | None):
-        from connlab.diffusion import guided
-
         def net(x, t, y=None):  # fp32 out, also under bf16 autocast: the sampler's update stays fp32
             return self.net(x, t, y).float()
 
@@ -111,8 +110,6 @@ class Generator:
 
     def to_images(self, x: torch.Tensor) -> torch.Tensor:
         """Sampler states (B, *shape) → images in [0, 1], (B, 1, 28, 28)."""
-        from connlab.data import signed_to_unit
-
         if self.decoder is None:
             return signed_to_unit(x.float())
         return torch.cat([self.decoder.decode(part) for part in x.split(1000)])
@@ -141,9 +138,6 @@ class Generator:
     def _loop(self, sampler: str, steps: int, n: int, eta: float, guidance: float | None,
               g: torch.Generator, trajectory: bool):
         """x_T (n, *shape) -> x_0, or the trajectory; on CUDA a deterministic DDIM loop is a graph replay."""
-        from connlab.diffusion import sample_ddim, sample_ddpm
-        from connlab.runtime.fastpath import GraphedCall
-
         key = (steps, n, guidance)
         graphable = self.use_graph and sampler == "ddim" and eta == 0 and not trajectory  # no draws inside
         if graphable and key in self.graphed:
@@ -170,8 +164,6 @@ class Generator:
     def figures(self, out: Path, images: torch.Tensor, sampler: str = "ddim", steps: int | None = None,
                 seed: int = 0) -> None:
         """samples.png (a grid of ``images``) and trajectory.png (x_T → x_0 for a few samples)."""
-        from connlab import plots
-
         steps = self.check(sampler, steps, None)
         per_row = 10
         rows = [("", images[i:i + per_row]) for i in range(0, min(len(images), 60), per_row)]

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+from tqdm import tqdm
 
 from connlab.checkpoint import list_checkpoints
 from connlab.errors import UserError
@@ -25,8 +26,6 @@ class Progress:
     """
 
     def __init__(self, total: int, first: int, desc: str):
-        from tqdm import tqdm
-
         interactive = sys.stderr.isatty() or "ipykernel" in sys.modules
         self.bar = tqdm(total=total, desc=desc, unit="step", leave=False, dynamic_ncols=True,
                         disable=not interactive or not dp.is_main())
