@@ -18,7 +18,7 @@ import importlib.util
 import json
 import os
 import re
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -168,6 +168,17 @@ def test_recorded_outputs_are_the_lab_models_own(demo_dir, exported):
     assert np.abs(m.outputs["x_prev"] - want.numpy()).max() <= 1e-5
 
 
+def test_the_page_gets_the_samplers_own_timesteps(exported):
+    """The DDIM time steps the page loops over are ``ddim_timesteps``' for every K its slider offers."""
+    from connlab.diffusion.samplers import ddim_timesteps
+
+    info = exported["ddim_step"].info
+    steps = info["steps"]
+    assert set(info["timesteps"]) == {str(k) for k in range(steps["min"], steps["max"] + 1)}
+    for k in (steps["min"], 10, steps["default"], steps["max"]):
+        assert info["timesteps"][str(k)] == ddim_timesteps(info["T"], k).tolist()
+
+
 @pytest.mark.parametrize("condition", ["learned", "sinusoidal"])
 def test_a_step_conditioned_ladder_reads_t_at_run_time(condition):
     """t is an input of the exported step, not a constant traced into it."""
@@ -212,7 +223,7 @@ def explorer_page(demo_dir, exports, tmp_path_factory) -> Path:
     real = page_module.parts
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(page_module, "parts", lambda: [
-            page_module.Part(p.experiment, p.title, p.command, lambda run, e=p.experiment: exports[e]) for p in real()])
+            replace(p, export=lambda run, e=p.experiment: exports[e]) for p in real()])
         return page_module.write_explorer(demo_dir, tmp_path_factory.mktemp("page") / "explorer.html")
 
 
@@ -226,6 +237,16 @@ def test_page_is_one_offline_file(explorer_page):
     manifest = _manifest(html)
     assert len(manifest["models"]) == 9 and manifest["left_out"] == [] and manifest["export_errors"] == []
     assert len(manifest["digits"]) == 10
+    # the panels in order, each with its section and its models: the page's one list of parts
+    assert [p["part"] for p in manifest["panels"]] == ["autoencoder", "ladder", "diffusion", "vit", "attention",
+                                                       "toy_attention"]
+    assert {name for p in manifest["panels"] for name in p["models"]} == set(manifest["models"])
+    for p in manifest["panels"]:
+        assert f'id="{p["section"]}"' in html
+    # the script is the joined modules: no import/export statement is left for the browser to resolve
+    script = re.search(r'<script type="module">(.*?)</script>', html, re.S).group(1)
+    assert "// --- panels/diffusion.js" in script and not re.search(r"^\s*(import|export) ", script, re.M)
+    assert "ddimTimesteps" not in script  # the sampler's spacing comes from the manifest
 
 
 @pytest.fixture(scope="session")
@@ -264,8 +285,7 @@ def test_a_part_that_fails_to_export_is_a_bug_named_on_the_page_and_the_command_
     def broken(run):
         raise RuntimeError("unsupported operator aten::foo")
 
-    monkeypatch.setattr(page_module, "parts", lambda: [p if p.experiment != "vit" else
-                                                       page_module.Part(p.experiment, p.title, p.command, broken)
+    monkeypatch.setattr(page_module, "parts", lambda: [p if p.experiment != "vit" else replace(p, export=broken)
                                                        for p in real()])
     lines = []
     with pytest.raises(page_module.ExportFailed, match="without the ViT") as failed:

@@ -250,11 +250,17 @@ def export_ladder(run: Path) -> list[ExportedModel]:
                          ["x_prev"], info)]
 
 
+def ddim_steps_range(T: int) -> dict[str, int]:
+    """The page's DDIM-steps slider: 5 … 100 steps (at most T), 20 at first."""
+    return {"min": min(5, T), "max": min(100, T), "default": min(20, T)}
+
+
 def export_diffusion(run: Path) -> list[ExportedModel]:
     """The EMA U-Net as one DDIM step (with guidance for class-conditional runs) and its decoder."""
-    from connlab.sampling.generate import Generator
+    from connlab.diffusion.samplers import ddim_timesteps
     from connlab.experiments.diffusion import DiffusionExperiment
     from connlab.runtime.speed import Speed
+    from connlab.sampling.generate import Generator
 
     # fp32, contiguous: the exported graph must not carry autocast or a memory-format choice
     gen = Generator.from_run(run, "cpu", Speed(precision="fp32", channels_last="off"), DiffusionExperiment)
@@ -266,9 +272,14 @@ def export_diffusion(run: Path) -> list[ExportedModel]:
     inputs = {"x": x, "t": torch.tensor([cfg.timesteps // 2]), "t_prev": torch.tensor([cfg.timesteps // 4])}
     if cfg.class_cond:
         inputs |= {"y": torch.tensor([3]), "w": torch.tensor([float(cfg.guidance or 0.0)])}
+    steps = ddim_steps_range(cfg.timesteps)
     info = {"T": cfg.timesteps, "space": cfg.space, "shape": list(gen.shape), "class_cond": bool(cfg.class_cond),
             "guidance": cfg.guidance, "prediction": cfg.prediction, "schedule": cfg.schedule,
-            "alpha_bar": [round(v, 7) for v in gen.schedule.alpha_bar.tolist()]}  # for the page's numbers only
+            "alpha_bar": [round(v, 7) for v in gen.schedule.alpha_bar.tolist()],  # for the page's numbers only
+            "steps": steps,
+            # the sampler's own time steps τ for every K the page offers: the page loops, it never re-derives them
+            "timesteps": {str(k): ddim_timesteps(cfg.timesteps, k).tolist()
+                          for k in range(steps["min"], steps["max"] + 1)}}
     models = [export_model("ddim_step", step, inputs, ["x_prev", "x0_hat"], info)]
     models.append(export_model("to_image", ToImage(gen.decoder), {"z": x}, ["image"], {"space": cfg.space}))
     return models

@@ -1,0 +1,125 @@
+// 1. Your digit: the drawing canvas (mouse, touch, pen or keyboard), the test digits, the noise.
+
+import { $, PIXELS, manifest, state } from "./page.js";
+import { describe, drawGray, fmt, psnr, rng } from "./draw.js";
+import { refresh } from "./refresh.js";
+import { b64bytes } from "./runtime.js";
+
+const canvas = () => $("draw");
+const pen = () => canvas().getContext("2d", { willReadFrequently: true });
+
+function clearCanvas() {
+  const ctx = pen();
+  ctx.fillStyle = "#000";
+  ctx.fillRect(0, 0, canvas().width, canvas().height);
+}
+
+// The 280x280 drawing, averaged over 10x10 blocks: a 28x28 digit in [0, 1] like MNIST's.
+function readCanvas() {
+  const { data } = pen().getImageData(0, 0, 280, 280);
+  const out = new Float32Array(PIXELS);
+  for (let y = 0; y < 280; y++) {
+    for (let x = 0; x < 280; x++) out[Math.floor(y / 10) * 28 + Math.floor(x / 10)] += data[4 * (y * 280 + x)];
+  }
+  for (let i = 0; i < PIXELS; i++) out[i] /= 255 * 100;
+  return out;
+}
+
+function showDigit(pixels) {
+  const small = document.createElement("canvas");
+  drawGray(small, pixels);
+  const ctx = pen();
+  ctx.imageSmoothingEnabled = false;
+  ctx.drawImage(small, 0, 0, 280, 280);
+}
+
+// The seed as the user typed it: a whole number, or null.
+export function seedOf(id) {
+  const text = $(id).value.trim();
+  return /^\d+$/.test(text) ? Number(text) : null;
+}
+
+function newNoise() {
+  const r = rng(seedOf("noise-seed") ?? 0), dist = $("dist").value;
+  state.noise = Float32Array.from({ length: PIXELS }, () => r.draw(dist));
+}
+
+function inputChanged() {
+  state.clean = readCanvas();
+  const sigma = Number($("sigma").value);
+  for (let i = 0; i < PIXELS; i++) state.noisy[i] = Math.min(1, Math.max(0, state.clean[i] + sigma * state.noise[i]));
+  drawGray($("noisy"), state.noisy);
+  $("draw-numbers").textContent = `(28×28: ${describe(state.clean)})`;
+  $("noisy-numbers").textContent = `(σ ${fmt(sigma)} ${$("dist").value}: ${describe(state.noisy)}; ` +
+    `PSNR against your drawing ${fmt(psnr(state.noisy, state.clean))} dB)`;
+  state.changedAt = performance.now();
+  refresh();
+}
+
+function setupPointer() {
+  let last = null;
+  const pos = (e) => {
+    const r = canvas().getBoundingClientRect();
+    return { x: ((e.clientX - r.left) * canvas().width) / r.width, y: ((e.clientY - r.top) * canvas().height) / r.height };
+  };
+  canvas().addEventListener("pointerdown", (e) => {
+    e.preventDefault(); canvas().setPointerCapture(e.pointerId); last = pos(e); line(last, last); inputChanged();
+  });
+  canvas().addEventListener("pointermove", (e) => {
+    if (!last) return;
+    const p = pos(e); line(last, p); last = p; inputChanged();
+  });
+  const end = () => { if (last) { last = null; inputChanged(); } };
+  canvas().addEventListener("pointerup", end);
+  canvas().addEventListener("pointercancel", end);
+}
+
+function line(a, b) {
+  const ctx = pen();
+  ctx.strokeStyle = "#fff"; ctx.lineWidth = 22; ctx.lineCap = "round"; ctx.lineJoin = "round";
+  ctx.beginPath();
+  if (a.x === b.x && a.y === b.y) {  // a tap or click: a dot (a zero-length stroke draws nothing)
+    ctx.fillStyle = "#fff"; ctx.arc(a.x, a.y, ctx.lineWidth / 2, 0, 2 * Math.PI); ctx.fill();
+  } else {
+    ctx.moveTo(a.x, a.y); ctx.lineTo(b.x, b.y); ctx.stroke();
+  }
+}
+
+function setupKeyboard() {
+  let keyPos = { x: 140, y: 140 }, keyPen = true;
+  canvas().addEventListener("keydown", (e) => {
+    const step = { ArrowLeft: [-10, 0], ArrowRight: [10, 0], ArrowUp: [0, -10], ArrowDown: [0, 10] }[e.key];
+    const where = () => { $("draw-pen").textContent = `pen ${keyPen ? "down" : "up"} at column ${Math.floor(keyPos.x / 10) + 1}, row ${Math.floor(keyPos.y / 10) + 1}`; };
+    if (e.key === "p" || e.key === "P") { keyPen = !keyPen; e.preventDefault(); where(); return; }
+    if (!step) return;
+    e.preventDefault();
+    const next = { x: Math.min(275, Math.max(5, keyPos.x + step[0])), y: Math.min(275, Math.max(5, keyPos.y + step[1])) };
+    if (keyPen) { line(keyPos, next); inputChanged(); }
+    keyPos = next;
+    where();
+  });
+}
+
+export function setupDrawing() {
+  clearCanvas();
+  setupPointer();
+  setupKeyboard();
+  $("clear").addEventListener("click", () => { clearCanvas(); $("digit").value = ""; inputChanged(); });
+  const select = $("digit");
+  manifest.digits.forEach((d, i) => select.add(new Option(`test digit: a ${d.label}`, String(i))));
+  select.addEventListener("change", () => {
+    if (select.value === "") return;
+    const bytes = b64bytes(manifest.digits[Number(select.value)].pixels);
+    showDigit(Float32Array.from(bytes, (v) => v / 255));
+    inputChanged();
+  });
+  $("sigma").addEventListener("input", () => { $("sigma-value").textContent = fmt(Number($("sigma").value)); inputChanged(); });
+  $("dist").addEventListener("change", () => { newNoise(); inputChanged(); });
+  $("noise-seed").addEventListener("change", () => { newNoise(); inputChanged(); });
+  newNoise();
+}
+
+export function showTestDigit(index) {
+  $("digit").value = String(index);
+  $("digit").dispatchEvent(new Event("change"));
+}

@@ -1,0 +1,64 @@
+// 3. The ladder (Exercise 2): T small denoising steps, x_T → x̂_{T−1} → … → x̂_0, one network call each.
+
+import { $, PIXELS, models, state } from "../page.js";
+import { describe, drawGray, fmt, psnr, rng } from "../draw.js";
+import { f32, i64, run } from "../runtime.js";
+import { refresh } from "../refresh.js";
+import { seedOf } from "../input.js";
+
+function setup() {
+  const { T } = models.ladder_step.info;
+  $("ladder-step").max = String(T);
+  $("ladder-start").add(new Option("your noised input from part 1", "noisy"), 1);
+  $("ladder-start").addEventListener("change", () => refresh());
+  $("ladder-step").addEventListener("input", show);
+}
+
+// The start x_T of the chosen kind; the forward process's numbers (a_t, b_t) come from the manifest.
+function start(kind) {
+  const { T, a, b, dist, mag, schedule } = models.ladder_step.info;
+  const seed = seedOf("noise-seed") ?? 0;
+  if (kind === "noise") {
+    const r = rng(1000 + seed);
+    return Float32Array.from({ length: PIXELS }, () => r.uniform());
+  }
+  if (kind === "noisy") return Float32Array.from(state.noisy);
+  const r = rng(2000 + seed);
+  if (schedule === "interpolate") {  // the course's end point: x_T = clip(x_0 + round(mag z))
+    return Float32Array.from(state.clean, (v) => Math.min(1, Math.max(0, v + Math.round(mag * r.draw(dist)))));
+  }
+  const x = Float32Array.from(state.clean);  // a walk's own forward process: x_t = clip(a_t x_{t-1} + b_t z_t)
+  for (let t = 1; t <= T; t++) {
+    for (let i = 0; i < PIXELS; i++) x[i] = Math.min(1, Math.max(0, a[t] * x[i] + b[t] * r.draw(dist)));
+  }
+  return x;
+}
+
+async function update() {
+  const { T } = models.ladder_step.info;
+  const kind = $("ladder-start").value;
+  const chain = [start(kind)];
+  for (let t = T; t >= 1; t--) {
+    const out = await run("ladder_step", { x: f32(chain.at(-1), [1, 1, 28, 28]), t: i64([t]) });
+    chain.push(Float32Array.from(out.x_prev.data));
+  }
+  state.ladder = { chain, psnr: chain.map((c) => psnr(c, state.clean)), start: kind };
+  $("ladder-strip").replaceChildren(...chain.map((c) => {
+    const cv = document.createElement("canvas"); cv.className = "pix"; drawGray(cv, c); return cv;
+  }));
+  show();
+}
+
+function show() {
+  const L = state.ladder;
+  if (!L) return;
+  const T = L.chain.length - 1, k = Math.min(Number($("ladder-step").value), T);
+  drawGray($("ladder-view"), L.chain[k]);
+  const name = k === 0 ? `x_${T} (start)` : `x̂_${T - k} after ${k} of ${T} steps`;
+  $("ladder-step-value").textContent = name;
+  $("ladder-caption").textContent = name;
+  $("ladder-numbers").textContent = `${name}: PSNR ${fmt(L.psnr[k])} dB against your drawing; ${describe(L.chain[k])}. ` +
+    `Along the chain: ${L.psnr.map((p) => fmt(p, 1)).join(", ")} dB`;
+}
+
+export const panel = { setup, onInput: update };

@@ -1,0 +1,28 @@
+// Work triggered by the drawing runs one pass at a time; a change during a pass starts one more.
+// The panels that follow the drawing register here (main.js, in the manifest's order).
+
+import { explorer } from "./page.js";
+
+const listeners = [];
+let running = false, again = false;
+
+export function onInput(update) {
+  listeners.push(update);
+}
+
+export async function refresh() {
+  if (running) { again = true; return; }
+  running = true; explorer.busy += 1;
+  try {
+    do {
+      again = false;
+      for (const update of listeners) await update();
+    } while (again);
+  } catch (err) {
+    console.error(err);
+  } finally {
+    running = false; explorer.busy -= 1;
+  }
+}
+
+explorer.settled = async () => { while (explorer.busy > 0 || running) await new Promise((r) => setTimeout(r, 5)); };
