@@ -42,7 +42,7 @@ RUNTIME = WEB / "node_modules" / "onnxruntime-web" / "dist"
 RUNTIME_FILES = ("ort.wasm.bundle.min.mjs", "ort-wasm-simd-threaded.wasm")
 
 
-class ExportFailed(RuntimeError):
+class ExportFailed(Exception):
     """A part's export raised something other than a UserError (a bug); the page holds the other parts."""
 
 

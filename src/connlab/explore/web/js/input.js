@@ -44,7 +44,15 @@ function newNoise() {
   state.noise = Float32Array.from({ length: PIXELS }, () => r.draw(dist));
 }
 
-function inputChanged() {
+// Whether the canvas holds no drawing (every pixel below 0.05): no network is asked to guess at it.
+export function isEmpty() {
+  return !state.clean.some((v) => v >= 0.05);
+}
+
+// `event` is the input that changed the drawing: its timeStamp (when the browser received it) starts the
+// "after input" timing, which ends when the autoencoders' outputs are painted.
+function inputChanged(event) {
+  state.inputAt = event?.timeStamp ?? performance.now();
   state.clean = readCanvas();
   const sigma = Number($("sigma").value);
   for (let i = 0; i < PIXELS; i++) state.noisy[i] = Math.min(1, Math.max(0, state.clean[i] + sigma * state.noise[i]));
@@ -52,7 +60,6 @@ function inputChanged() {
   $("draw-numbers").textContent = `(28×28: ${describe(state.clean)})`;
   $("noisy-numbers").textContent = `(σ ${fmt(sigma)} ${$("dist").value}: ${describe(state.noisy)}; ` +
     `PSNR against your drawing ${fmt(psnr(state.noisy, state.clean))} dB)`;
-  state.changedAt = performance.now();
   refresh();
 }
 
@@ -63,13 +70,13 @@ function setupPointer() {
     return { x: ((e.clientX - r.left) * canvas().width) / r.width, y: ((e.clientY - r.top) * canvas().height) / r.height };
   };
   canvas().addEventListener("pointerdown", (e) => {
-    e.preventDefault(); canvas().setPointerCapture(e.pointerId); last = pos(e); line(last, last); inputChanged();
+    e.preventDefault(); canvas().setPointerCapture(e.pointerId); last = pos(e); line(last, last); inputChanged(e);
   });
   canvas().addEventListener("pointermove", (e) => {
     if (!last) return;
-    const p = pos(e); line(last, p); last = p; inputChanged();
+    const p = pos(e); line(last, p); last = p; inputChanged(e);
   });
-  const end = () => { if (last) { last = null; inputChanged(); } };
+  const end = () => { last = null; };  // lifting the pen changes no pixel
   canvas().addEventListener("pointerup", end);
   canvas().addEventListener("pointercancel", end);
 }
@@ -94,7 +101,7 @@ function setupKeyboard() {
     if (!step) return;
     e.preventDefault();
     const next = { x: Math.min(275, Math.max(5, keyPos.x + step[0])), y: Math.min(275, Math.max(5, keyPos.y + step[1])) };
-    if (keyPen) { line(keyPos, next); inputChanged(); }
+    if (keyPen) { line(keyPos, next); inputChanged(e); }
     keyPos = next;
     where();
   });
@@ -104,7 +111,7 @@ export function setupDrawing() {
   clearCanvas();
   setupPointer();
   setupKeyboard();
-  $("clear").addEventListener("click", () => { clearCanvas(); $("digit").value = ""; inputChanged(); });
+  $("clear").addEventListener("click", (e) => { clearCanvas(); $("digit").value = ""; inputChanged(e); });
   const select = $("digit");
   manifest.digits.forEach((d, i) => select.add(new Option(`test digit: a ${d.label}`, String(i))));
   select.addEventListener("change", () => {
@@ -113,9 +120,9 @@ export function setupDrawing() {
     showDigit(Float32Array.from(bytes, (v) => v / 255));
     inputChanged();
   });
-  $("sigma").addEventListener("input", () => { $("sigma-value").textContent = fmt(Number($("sigma").value)); inputChanged(); });
-  $("dist").addEventListener("change", () => { newNoise(); inputChanged(); });
-  $("noise-seed").addEventListener("change", () => { newNoise(); inputChanged(); });
+  $("sigma").addEventListener("input", (e) => { $("sigma-value").textContent = fmt(Number($("sigma").value)); inputChanged(e); });
+  $("dist").addEventListener("change", (e) => { newNoise(); inputChanged(e); });
+  $("noise-seed").addEventListener("change", (e) => { newNoise(); inputChanged(e); });
   newNoise();
 }
 

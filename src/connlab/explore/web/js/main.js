@@ -23,7 +23,25 @@ function leaveOut(part, text) {
   const section = $(part.section), note = document.createElement("p");
   note.className = "left-out";
   note.textContent = text;
-  section.replaceChildren(section.querySelector("h2"), note);
+  section.replaceChildren(section.querySelector("h2"), section.querySelector("p.report"), note);
+}
+
+// Each panel's section in the report (report.html, beside this page in a demo folder), and the lecture's
+// parts that have no live panel, by their report sections.
+function showReportLinks() {
+  const link = (section, text) => Object.assign(document.createElement("a"), { href: `report.html#${section}`, textContent: text });
+  for (const p of manifest.panels) {
+    const note = document.createElement("p");
+    note.className = "report";
+    note.append("The measured verdict: ", link(p.report, `the report's section on ${p.title}`), ".");
+    const section = $(p.section);  // after the panel's "try this" notes
+    ([...section.querySelectorAll("p.try")].at(-1) || section.querySelector("h2")).after(note);
+  }
+  for (const r of manifest.report) {
+    const li = document.createElement("li");
+    li.append(link(r.section, `report.html#${r.section}`), ` — ${r.what}`);
+    $("report-links").append(li);
+  }
 }
 
 function showLeftOut() {
@@ -39,6 +57,7 @@ function showLeftOut() {
 async function start() {
   const t0 = performance.now();
   state.timing.script_start_ms = t0;
+  showReportLinks();
   showLeftOut();
   await loadRuntime();
   state.timing.runtime_ms = performance.now() - t0;

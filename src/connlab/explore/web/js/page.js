@@ -11,7 +11,7 @@ export const state = {
   ae: {}, feed: {}, ladder: null, diffusion: null, vit: null, sequence: null, toy: null,
   timing: {}, selfTest: null,
 };
-export const explorer = { state, ready: null, busy: 0 };
+export const explorer = { state, ready: null, busy: 0, paints: 0 };
 window.explorer = explorer;
 
 // Work the tests wait for (explorer.settled) counts itself busy while it runs.
@@ -22,4 +22,15 @@ export async function busy(work) {
   } finally {
     explorer.busy -= 1;
   }
+}
+
+// Resolves once the frame that shows what was just drawn has been painted: requestAnimationFrame runs
+// before that frame's paint, a message posted from it is handled after. Timings end here, on screen.
+export function painted() {
+  explorer.paints += 1;
+  return new Promise((resolve) => requestAnimationFrame(() => {
+    const channel = new MessageChannel();
+    channel.port1.onmessage = () => { explorer.paints -= 1; resolve(performance.now()); };
+    channel.port2.postMessage(null);
+  }));
 }

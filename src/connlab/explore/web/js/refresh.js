@@ -25,4 +25,6 @@ export async function refresh() {
   }
 }
 
-explorer.settled = async () => { while (explorer.busy > 0 || running) await new Promise((r) => setTimeout(r, 5)); };
+explorer.settled = async () => {
+  while (explorer.busy > 0 || running || explorer.paints > 0) await new Promise((r) => setTimeout(r, 5));
+};

@@ -17,14 +17,27 @@ function setup() {
   sel.addEventListener("change", show);
 }
 
+// Why a typed sequence is not one the network takes, or "".
+function whatIsWrong(text, length, vocab) {
+  const bad = Array.from(text).find((c) => !(/^[0-9]$/.test(c) && Number(c) < vocab));
+  if (bad !== undefined) return `"${bad}" is not a digit 0–${vocab - 1}`;
+  if (text.length !== length) return `"${text}" has ${text.length} digit${text.length === 1 ? "" : "s"}`;
+  return "";
+}
+
 async function update() {
   const { length, vocab, task } = models.sequence.info;
   const text = $("seq-input").value.trim();
   const digits = Array.from(text, Number);
-  if (digits.length !== length || digits.some((d) => !(Number.isInteger(d) && d >= 0 && d < vocab))) {
-    $("seq-output").textContent = `type exactly ${length} digits 0–${vocab - 1}; "${text}" is not`;
+  const problem = whatIsWrong(text, length, vocab);
+  if (problem) {  // the old table belonged to another sequence: take it away
+    state.sequence = null;
+    $("seq-table").replaceChildren();
+    $("seq-output").textContent = `type exactly ${length} digits 0–${vocab - 1}: ${problem}`;
+    $("seq-input").setAttribute("aria-invalid", "true");
     return;
   }
+  $("seq-input").setAttribute("aria-invalid", "false");
   await busy(async () => {
     const out = await run("sequence", { tokens: i64(digits, [1, length]) });
     const probs = out.probs.data, V = vocab, answer = [];

@@ -43,22 +43,30 @@ async function update() {
     chain.push(Float32Array.from(out.x_prev.data));
   }
   state.ladder = { chain, psnr: chain.map((c) => psnr(c, state.clean)), start: kind };
-  $("ladder-strip").replaceChildren(...chain.map((c) => {
-    const cv = document.createElement("canvas"); cv.className = "pix"; drawGray(cv, c); return cv;
+  $("ladder-strip").replaceChildren(...chain.map((c, k) => {
+    const cv = document.createElement("canvas");
+    cv.className = "pix"; cv.setAttribute("role", "img"); cv.setAttribute("aria-label", stepName(k, T));
+    drawGray(cv, c);
+    return cv;
   }));
   show();
 }
 
+const stepName = (k, T) => (k === 0 ? `x_${T} (start)` : `x̂_${T - k} after ${k} of ${T} steps`);
+
 function show() {
   const L = state.ladder;
   if (!L) return;
-  const T = L.chain.length - 1, k = Math.min(Number($("ladder-step").value), T);
+  const T = L.chain.length - 1, k = Math.min(Number($("ladder-step").value), T), name = stepName(k, T);
   drawGray($("ladder-view"), L.chain[k]);
-  const name = k === 0 ? `x_${T} (start)` : `x̂_${T - k} after ${k} of ${T} steps`;
   $("ladder-step-value").textContent = name;
   $("ladder-caption").textContent = name;
-  $("ladder-numbers").textContent = `${name}: PSNR ${fmt(L.psnr[k])} dB against your drawing; ${describe(L.chain[k])}. ` +
-    `Along the chain: ${L.psnr.map((p) => fmt(p, 1)).join(", ")} dB`;
+  // from pure noise there is no drawing behind the chain: a PSNR against the canvas would measure nothing
+  $("ladder-numbers").textContent = L.start === "noise"
+    ? `${name}: ${describe(L.chain[k])}. Started from pure noise, so there is nothing to compare it with: ` +
+      "the chain makes a digit-like shape of its own."
+    : `${name}: PSNR ${fmt(L.psnr[k])} dB against your drawing; ${describe(L.chain[k])}. ` +
+      `Along the chain: ${L.psnr.map((p) => fmt(p, 1)).join(", ")} dB`;
 }
 
 export const panel = { setup, onInput: update };

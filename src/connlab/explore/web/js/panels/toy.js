@@ -25,7 +25,13 @@ function setup() {
 async function update() {
   const { tokens, length } = models.toy_head.info;
   const parsed = tokensOf($("toy-input").value);
-  if (parsed.error) { $("toy-output").textContent = parsed.error; return; }
+  if (parsed.error) {  // the old tables belonged to another sentence: take them away
+    state.toy = null;
+    $("toy-weights").replaceChildren();
+    $("toy-probs").replaceChildren();
+    $("toy-output").textContent = parsed.error;
+    return;
+  }
   const words = parsed.words, L = words.length, V = tokens.length;
   // The head is causal: positions < L do not depend on what follows, so the sentence is padded to the
   // network's length with <Start> and only its own L rows are shown.

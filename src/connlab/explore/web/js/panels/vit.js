@@ -1,7 +1,8 @@
 // 5. The ViT on your drawing: class probabilities and where its attention goes.
 
 import { $, models, state } from "../page.js";
-import { fmt } from "../draw.js";
+import { drawGray, fmt } from "../draw.js";
+import { isEmpty } from "../input.js";
 import { f32, run } from "../runtime.js";
 
 function setup() {
@@ -13,6 +14,14 @@ function setup() {
 }
 
 async function update() {
+  if (isEmpty()) {  // any answer would be a guess at a blank image: ask for a digit instead
+    state.vit = null;
+    drawGray($("vit-view"), state.clean);
+    $("vit-probs").replaceChildren();
+    $("vit-legend").textContent = "";
+    $("vit-numbers").textContent = "Draw a digit first: the canvas is empty, so there is nothing for the ViT to read.";
+    return;
+  }
   const out = await run("vit", { x: f32(state.clean, [1, 1, 28, 28]) });
   state.vit = { probs: Float32Array.from(out.probs.data), attention: out.attention, rollout: out.rollout };
   show();
@@ -41,8 +50,12 @@ function show() {
     const offset = (l * heads + h) * T * T;  // attention (L, 1, heads, T, T)
     matrix = V.attention.data.subarray(offset, offset + T * T);
   }
-  // shown relative to the least and most attended patch, so a nearly uniform map still has a shape
-  const rel = relevance(matrix, T, cls), low = Math.min(...rel), span = Math.max(Math.max(...rel) - low, 1e-12);
+  // shown relative to the least and most attended patch, so a nearly uniform map still has a shape; the
+  // legend gives that scale, and what a uniform map (every patch read equally) would be
+  const rel = relevance(matrix, T, cls), low = Math.min(...rel), high = Math.max(...rel);
+  const span = Math.max(high - low, 1e-12);
+  $("vit-legend").textContent = `red scale: none = ${fmt(low, 3)}, full = ${fmt(high, 3)} ` +
+    `(the least and most read patch; uniform would be ${fmt(1 / rel.length, 3)} each)`;
   const cell = 28 / grid;
   const cv = $("vit-view"); cv.width = 28; cv.height = 28;
   const ctx = cv.getContext("2d"), img = ctx.createImageData(28, 28);
@@ -55,6 +68,7 @@ function show() {
   $("vit-probs").replaceChildren(...probs.map((p, c) => {
     const row = document.createElement("div");
     row.className = "bar" + (c === best ? " best" : "");
+    row.setAttribute("role", "listitem");
     row.innerHTML = `<span>${c}</span><span class="fill" style="width:${(100 * p).toFixed(1)}%"></span><span>${(100 * p).toFixed(1)} %</span>`;
     return row;
   }));
