@@ -1,7 +1,7 @@
 // 5. The ViT on your drawing: class probabilities and where its attention goes.
 
 import { $, models, state } from "../page.js";
-import { drawGray, fmt } from "../draw.js";
+import { drawGray } from "../draw.js";
 import { isEmpty } from "../input.js";
 import { f32, run } from "../runtime.js";
 
@@ -54,8 +54,9 @@ function show() {
   // legend gives that scale, and what a uniform map (every patch read equally) would be
   const rel = relevance(matrix, T, cls), low = Math.min(...rel), high = Math.max(...rel);
   const span = Math.max(high - low, 1e-12);
-  $("vit-legend").textContent = `red scale: none = ${fmt(low, 3)}, full = ${fmt(high, 3)} ` +
-    `(the least and most read patch; uniform would be ${fmt(1 / rel.length, 3)} each)`;
+  const total = rel.reduce((p, q) => p + q, 0), sig = (v) => v.toPrecision(2);
+  $("vit-legend").textContent = `red scale: none = ${sig(low)}, full = ${sig(high)} of the output's attention ` +
+    `(the least and the most read patch); spread evenly, each of the ${rel.length} patches would get ${sig(total / rel.length)}`;
   const cell = 28 / grid;
   const cv = $("vit-view"); cv.width = 28; cv.height = 28;
   const ctx = cv.getContext("2d"), img = ctx.createImageData(28, 28);
@@ -74,7 +75,7 @@ function show() {
   }));
   const order = rel.map((v, j) => [v, j]).sort((p, q) => q[0] - p[0]).slice(0, 3);
   $("vit-numbers").textContent = `The ViT reads a ${best} (${(100 * probs[best]).toFixed(1)} %). Most attended patches ` +
-    `(row, column of the ${grid}×${grid} grid): ` + order.map(([v, j]) => `(${Math.floor(j / grid) + 1}, ${(j % grid) + 1}) ${fmt(v, 3)}`).join(", ");
+    `(row, column of the ${grid}×${grid} grid): ` + order.map(([v, j]) => `(${Math.floor(j / grid) + 1}, ${(j % grid) + 1}) ${v.toPrecision(2)}`).join(", ");
 }
 
 export const panel = { setup, onInput: update };
