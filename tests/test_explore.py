@@ -121,11 +121,11 @@ def exported(exports):
 # --- export: Python onnxruntime vs PyTorch -------------------------------------------------------
 
 def test_every_part_exports_its_models(exported):
-    assert set(exported) == {"ae_none", "ae_concat", "ae_add", "ladder_step", "ddim_step", "to_image", "vit",
+    assert set(exported) == {"ae_none", "ae_concat", "ae_add", "ladder_step", "ladder_up", "ddim_step", "to_image", "vit",
                              "sequence", "toy_head"}
 
 
-@pytest.mark.parametrize("name", ["ae_none", "ae_concat", "ae_add", "ladder_step", "ddim_step", "to_image", "vit",
+@pytest.mark.parametrize("name", ["ae_none", "ae_concat", "ae_add", "ladder_step", "ladder_up", "ddim_step", "to_image", "vit",
                                   "sequence", "toy_head"])
 def test_onnx_matches_pytorch(exported, name):
     import onnx
@@ -177,6 +177,27 @@ def test_the_page_gets_the_samplers_own_timesteps(exported):
     assert set(info["timesteps"]) == {str(k) for k in range(steps["min"], steps["max"] + 1)}
     for k in (steps["min"], 10, steps["default"], steps["max"]):
         assert info["timesteps"][str(k)] == ddim_timesteps(info["T"], k).tolist()
+
+
+@pytest.mark.parametrize("name, dist", [("interpolate", "norm"), ("interpolate", "uniform"), ("walk", "norm"),
+                                        ("vp", "uniform")])
+def test_the_way_up_the_ladder_is_the_labs_forward_process(name, dist):
+    """``LadderUp`` with the noise the lab would draw gives the lab's own x_T (course_endpoint, full_ladder)."""
+    from connlab.data.noise import draw_noise
+    from connlab.diffusion.ladder import LadderSchedule, course_endpoint, full_ladder
+    from connlab.explore.export import LadderUp, sample_digit
+
+    T = 3
+    schedule = LadderSchedule(name, T, 0.8, dist)
+    x0 = sample_digit(7)
+    g = torch.Generator().manual_seed(1)
+    if schedule.interpolates:
+        z = torch.stack([draw_noise(x0, dist, g)] + [torch.zeros_like(x0)] * (T - 1))
+        want = course_endpoint(x0, schedule, torch.Generator().manual_seed(1))
+    else:
+        z = torch.stack([draw_noise(x0, dist, g) for _ in range(T)])
+        want = full_ladder(x0, schedule, torch.Generator().manual_seed(1))[-1]
+    assert torch.equal(LadderUp(schedule)(x0, z), want)
 
 
 @pytest.mark.parametrize("condition", ["learned", "sinusoidal"])
@@ -235,7 +256,7 @@ def test_page_is_one_offline_file(explorer_page):
 
     assert external_references(html) == []  # the report's own check: nothing is fetched from elsewhere
     manifest = _manifest(html)
-    assert len(manifest["models"]) == 9 and manifest["left_out"] == [] and manifest["export_errors"] == []
+    assert len(manifest["models"]) == 10 and manifest["left_out"] == [] and manifest["export_errors"] == []
     assert len(manifest["digits"]) == 10
     # the panels in order, each with its section and its models: the page's one list of parts
     assert [p["part"] for p in manifest["panels"]] == ["autoencoder", "ladder", "diffusion", "vit", "attention",
@@ -391,7 +412,7 @@ def test_page_self_test_and_autoencoders_as_a_person_uses_them(browser, explorer
     v = Visit(browser, explorer_page)
     pg = v.page
     report = json.loads(pg.inner_text("#self-test"))
-    assert report["models"] == 9 and report["errors"] == [] and report["max_abs_diff"] <= TOL_PAGE
+    assert report["models"] == 10 and report["errors"] == [] and report["max_abs_diff"] <= TOL_PAGE
 
     # draw a stroke with the mouse on a cleared canvas
     pg.click("#clear")

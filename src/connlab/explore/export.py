@@ -12,6 +12,7 @@ code does not return:
 |-----------------|------------------------------------------|----------------------------------------------|
 | ``AutoencoderPage``| x (1,1,28,28) in [0,1], keep (2,)     | image (1,1,28,28) in [0,1]                   |
 | ``LadderStep``  | x (1,1,28,28), t (1,) int64              | x̂_{t−1} (1,1,28,28) in [0,1]                 |
+| ``LadderUp``    | x0 (1,1,28,28), z (T,1,1,28,28) unit noise | x_T (1,1,28,28): the run's forward process |
 | ``DDIMStep``    | x_t, t, t_prev (1,) int64 [, y (1,) int64, w (1,)] | x_prev, x0_hat (the U-Net's space)  |
 | ``ToImage``     | z (1,C,H,W) in the U-Net's space         | image (1,1,28,28) in [0,1]                   |
 | ``ViTPage``     | x (1,1,28,28)                            | probs (1,10), attention (L,1,heads,T,T), rollout (1,T,T) |
@@ -101,6 +102,29 @@ class LadderStep(nn.Module):
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.model(x, t))
+
+
+class LadderUp(nn.Module):
+    """Up the run's ladder from a clean digit to x_T, with the unit-scale noise z the page draws.
+
+    ``interpolate``: the course's end point x_T = clip(x_0 + round(mag · z_1), 0, 1)
+    (``data.noise.rounded_endpoint`` with the draw given); a walk: ``diffusion.ladder.ladder_step``
+    for t = 1 … T with z_t, clipping as the schedule says.  The page loops over nothing here.
+    """
+
+    def __init__(self, schedule):
+        super().__init__()
+        self.schedule = schedule
+
+    def forward(self, x0: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        from connlab.diffusion.ladder import ladder_step
+
+        if self.schedule.interpolates:
+            return (x0 + torch.round(self.schedule.mag * z[0])).clamp(0.0, 1.0)
+        x = x0
+        for t in range(1, self.schedule.T + 1):
+            x = ladder_step(x, t, self.schedule, z[t - 1])
+        return x
 
 
 class DDIMStep(nn.Module):
@@ -228,6 +252,7 @@ def export_autoencoders(run: Path) -> list[ExportedModel]:
 
 def export_ladder(run: Path) -> list[ExportedModel]:
     """The shown variant's step network (``variants/T<T>-<condition>[-seed<s>]``) and how its ladder is made."""
+    from connlab.data.noise import draw_noise
     from connlab.diffusion.ladder import LadderSchedule
     from connlab.experiments.ladder import LadderExperiment
     from connlab.models.step_conditioned import StepConditionedUNet
@@ -242,12 +267,13 @@ def export_ladder(run: Path) -> list[ExportedModel]:
         return []
     model = load(StepConditionedUNet(cfg.model_config(T, condition)), path)
     schedule = LadderSchedule(cfg.schedule, T, cfg.mag, cfg.dist)
-    # interpolate: the page draws the one end point x_T = clip(x_0 + round(mag z)) itself; a walk: its (a_t, b_t)
-    a, b = (None, None) if schedule.interpolates else schedule.coefficients()
-    info = {"T": T, "condition": condition, "schedule": schedule.name, "mag": cfg.mag, "dist": cfg.dist,
-            "a": a, "b": b}
+    info = {"T": T, "condition": condition, "schedule": schedule.name, "mag": cfg.mag, "dist": cfg.dist}
+    z = draw_noise(torch.zeros(T, 1, 1, 28, 28), cfg.dist, torch.Generator().manual_seed(6))
     return [export_model("ladder_step", LadderStep(model), {"x": sample_digit(2), "t": torch.tensor([T])},
-                         ["x_prev"], info)]
+                         ["x_prev"], info),
+            # the way up, so that the page draws only the noise (its dist is info["dist"])
+            export_model("ladder_up", LadderUp(schedule), {"x0": sample_digit(5), "z": z}, ["x_T"],
+                         {"T": T, "schedule": schedule.name, "dist": cfg.dist})]
 
 
 def ddim_steps_range(T: int) -> dict[str, int]:

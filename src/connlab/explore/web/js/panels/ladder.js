@@ -14,30 +14,26 @@ function setup() {
   $("ladder-step").addEventListener("input", show);
 }
 
-// The start x_T of the chosen kind; the forward process's numbers (a_t, b_t) come from the manifest.
-function start(kind) {
-  const { T, a, b, dist, mag, schedule } = models.ladder_step.info;
+// The start x_T of the chosen kind. From your digit, the run's own forward process (the exported
+// ladder_up) climbs the ladder with noise drawn here; the page does none of the ladder's arithmetic.
+async function start(kind) {
+  const { T, dist } = models.ladder_up.info;
   const seed = seedOf("noise-seed") ?? 0;
-  if (kind === "noise") {
+  if (kind === "noise") {  // Exercise 2's start: U(0, 1) pixels
     const r = rng(1000 + seed);
     return Float32Array.from({ length: PIXELS }, () => r.uniform());
   }
   if (kind === "noisy") return Float32Array.from(state.noisy);
   const r = rng(2000 + seed);
-  if (schedule === "interpolate") {  // the course's end point: x_T = clip(x_0 + round(mag z))
-    return Float32Array.from(state.clean, (v) => Math.min(1, Math.max(0, v + Math.round(mag * r.draw(dist)))));
-  }
-  const x = Float32Array.from(state.clean);  // a walk's own forward process: x_t = clip(a_t x_{t-1} + b_t z_t)
-  for (let t = 1; t <= T; t++) {
-    for (let i = 0; i < PIXELS; i++) x[i] = Math.min(1, Math.max(0, a[t] * x[i] + b[t] * r.draw(dist)));
-  }
-  return x;
+  const z = Float32Array.from({ length: T * PIXELS }, () => r.draw(dist));
+  const out = await run("ladder_up", { x0: f32(state.clean, [1, 1, 28, 28]), z: f32(z, [T, 1, 1, 28, 28]) });
+  return Float32Array.from(out.x_T.data);
 }
 
 async function update() {
   const { T } = models.ladder_step.info;
   const kind = $("ladder-start").value;
-  const chain = [start(kind)];
+  const chain = [await start(kind)];
   for (let t = T; t >= 1; t--) {
     const out = await run("ladder_step", { x: f32(chain.at(-1), [1, 1, 28, 28]), t: i64([t]) });
     chain.push(Float32Array.from(out.x_prev.data));
