@@ -778,6 +778,12 @@ def test_stale_results_bad_settings_and_empty_input_are_said_in_words(browser, e
     pg.select_option("#ddim-class", "2")
     assert pg.is_enabled("#ddim-w")
 
+    # the noise seed of part 1 too
+    pg.fill("#noise-seed", "1.5")
+    assert 'the noise seed must be a whole number; "1.5" is not' in pg.inner_text("#input-error")
+    pg.fill("#noise-seed", "4")
+    assert pg.inner_text("#input-error") == ""
+
     # the ladder from pure noise claims no PSNR against the drawing
     pg.select_option("#ladder-start", "noise")
     v.settled()

@@ -39,8 +39,14 @@ export function seedOf(id) {
   return /^\d+$/.test(text) ? Number(text) : null;
 }
 
+// A new draw for a valid seed; a seed that is not a whole number is said, and the noise stays as it was.
 function newNoise() {
-  const r = rng(seedOf("noise-seed") ?? 0), dist = $("dist").value;
+  const seed = seedOf("noise-seed"), dist = $("dist").value;
+  $("noise-seed").setAttribute("aria-invalid", String(seed === null));
+  $("input-error").textContent = seed === null
+    ? `the noise seed must be a whole number; "${$("noise-seed").value}" is not, so the noise is unchanged` : "";
+  if (seed === null && state.noise) return;
+  const r = rng(seed ?? 0);
   state.noise = Float32Array.from({ length: PIXELS }, () => r.draw(dist));
 }
 
@@ -122,7 +128,7 @@ export function setupDrawing() {
   });
   $("sigma").addEventListener("input", (e) => { $("sigma-value").textContent = fmt(Number($("sigma").value)); inputChanged(e); });
   $("dist").addEventListener("change", (e) => { newNoise(); inputChanged(e); });
-  $("noise-seed").addEventListener("change", (e) => { newNoise(); inputChanged(e); });
+  $("noise-seed").addEventListener("input", (e) => { newNoise(); inputChanged(e); });
   newNoise();
 }
 
