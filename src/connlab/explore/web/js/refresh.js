@@ -1,4 +1,4 @@
-// Work triggered by the drawing runs one pass at a time; a change during a pass starts one more.
+// Work triggered by the drawing runs one pass at a time; a change during a pass starts one more, from the top.
 // The panels that follow the drawing register here (main.js, in the manifest's order).
 
 import { explorer } from "./page.js";
@@ -16,7 +16,10 @@ export async function refresh() {
   try {
     do {
       again = false;
-      for (const update of listeners) await update();
+      for (const update of listeners) {
+        await update();
+        if (again) break;  // newer input: start over from the first panel (the autoencoders) rather than
+      }                    // finish a pass whose pictures are already out of date
     } while (again);
   } catch (err) {
     console.error(err);
