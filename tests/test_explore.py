@@ -121,12 +121,12 @@ def exported(exports):
 # --- export: Python onnxruntime vs PyTorch -------------------------------------------------------
 
 def test_every_part_exports_its_models(exported):
-    assert set(exported) == {"ae_none", "ae_concat", "ae_add", "ladder_step", "ladder_up", "ddim_step", "to_image", "vit",
-                             "sequence", "toy_head"}
+    assert set(exported) == {"ae_none", "ae_concat", "ae_add", "ladder_step", "ladder_up", "ddim_step", "to_image",
+                             "vit", "sequence", "toy_head"}
 
 
-@pytest.mark.parametrize("name", ["ae_none", "ae_concat", "ae_add", "ladder_step", "ladder_up", "ddim_step", "to_image", "vit",
-                                  "sequence", "toy_head"])
+@pytest.mark.parametrize("name", ["ae_none", "ae_concat", "ae_add", "ladder_step", "ladder_up", "ddim_step",
+                                  "to_image", "vit", "sequence", "toy_head"])
 def test_onnx_matches_pytorch(exported, name):
     import onnx
     import onnxruntime as ort

@@ -81,7 +81,8 @@ def test_the_joined_script_parses(tmp_path):
 
 def test_the_joiner_keeps_module_scopes_and_order(tmp_path):
     (tmp_path / "a.js").write_text('export const x = 1;\nconst hidden = 2;\nexport function f() { return hidden; }\n')
-    (tmp_path / "main.js").write_text('import { x, f as g } from "./a.js";\nconst hidden = 3;\nexport const y = x + g() + hidden;\n')
+    (tmp_path / "main.js").write_text(
+        'import { x, f as g } from "./a.js";\nconst hidden = 3;\nexport const y = x + g() + hidden;\n')
     script = assemble_script(tmp_path)
     assert script.index("// --- a.js") < script.index("// --- main.js")
     assert "const { x, f: g } = module_a_js;" in script and "return { x, f };" in script
