@@ -18,7 +18,7 @@ import importlib.util
 import json
 import os
 import re
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -121,12 +121,12 @@ def exported(exports):
 # --- export: Python onnxruntime vs PyTorch -------------------------------------------------------
 
 def test_every_part_exports_its_models(exported):
-    assert set(exported) == {"ae_none", "ae_concat", "ae_add", "ladder_step", "ddim_step", "to_image", "vit",
-                             "sequence", "toy_head"}
+    assert set(exported) == {"ae_none", "ae_concat", "ae_add", "ladder_step", "ladder_up", "ddim_step", "to_image",
+                             "vit", "sequence", "toy_head"}
 
 
-@pytest.mark.parametrize("name", ["ae_none", "ae_concat", "ae_add", "ladder_step", "ddim_step", "to_image", "vit",
-                                  "sequence", "toy_head"])
+@pytest.mark.parametrize("name", ["ae_none", "ae_concat", "ae_add", "ladder_step", "ladder_up", "ddim_step",
+                                  "to_image", "vit", "sequence", "toy_head"])
 def test_onnx_matches_pytorch(exported, name):
     import onnx
     import onnxruntime as ort
@@ -166,6 +166,38 @@ def test_recorded_outputs_are_the_lab_models_own(demo_dir, exported):
         out = guided(gen.model, y, w)(x_t, t)
         want = ddim_step(gen.schedule, out, int(t), int(t_prev), x_t, 0.0, None, gen.cfg.prediction, False)
     assert np.abs(m.outputs["x_prev"] - want.numpy()).max() <= 1e-5
+
+
+def test_the_page_gets_the_samplers_own_timesteps(exported):
+    """The DDIM time steps the page loops over are ``ddim_timesteps``' for every K its slider offers."""
+    from connlab.diffusion.samplers import ddim_timesteps
+
+    info = exported["ddim_step"].info
+    steps = info["steps"]
+    assert set(info["timesteps"]) == {str(k) for k in range(steps["min"], steps["max"] + 1)}
+    for k in (steps["min"], 10, steps["default"], steps["max"]):
+        assert info["timesteps"][str(k)] == ddim_timesteps(info["T"], k).tolist()
+
+
+@pytest.mark.parametrize("name, dist", [("interpolate", "norm"), ("interpolate", "uniform"), ("walk", "norm"),
+                                        ("vp", "uniform")])
+def test_the_way_up_the_ladder_is_the_labs_forward_process(name, dist):
+    """``LadderUp`` with the noise the lab would draw gives the lab's own x_T (course_endpoint, full_ladder)."""
+    from connlab.data.noise import draw_noise
+    from connlab.diffusion.ladder import LadderSchedule, course_endpoint, full_ladder
+    from connlab.explore.export import LadderUp, sample_digit
+
+    T = 3
+    schedule = LadderSchedule(name, T, 0.8, dist)
+    x0 = sample_digit(7)
+    g = torch.Generator().manual_seed(1)
+    if schedule.interpolates:
+        z = torch.stack([draw_noise(x0, dist, g)] + [torch.zeros_like(x0)] * (T - 1))
+        want = course_endpoint(x0, schedule, torch.Generator().manual_seed(1))
+    else:
+        z = torch.stack([draw_noise(x0, dist, g) for _ in range(T)])
+        want = full_ladder(x0, schedule, torch.Generator().manual_seed(1))[-1]
+    assert torch.equal(LadderUp(schedule)(x0, z), want)
 
 
 @pytest.mark.parametrize("condition", ["learned", "sinusoidal"])
@@ -212,7 +244,7 @@ def explorer_page(demo_dir, exports, tmp_path_factory) -> Path:
     real = page_module.parts
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(page_module, "parts", lambda: [
-            page_module.Part(p.experiment, p.title, p.command, lambda run, e=p.experiment: exports[e]) for p in real()])
+            replace(p, export=lambda run, e=p.experiment: exports[e]) for p in real()])
         return page_module.write_explorer(demo_dir, tmp_path_factory.mktemp("page") / "explorer.html")
 
 
@@ -224,8 +256,18 @@ def test_page_is_one_offline_file(explorer_page):
 
     assert external_references(html) == []  # the report's own check: nothing is fetched from elsewhere
     manifest = _manifest(html)
-    assert len(manifest["models"]) == 9 and manifest["left_out"] == [] and manifest["export_errors"] == []
+    assert len(manifest["models"]) == 10 and manifest["left_out"] == [] and manifest["export_errors"] == []
     assert len(manifest["digits"]) == 10
+    # the panels in order, each with its section and its models: the page's one list of parts
+    assert [p["part"] for p in manifest["panels"]] == ["autoencoder", "ladder", "diffusion", "vit", "attention",
+                                                       "toy_attention"]
+    assert {name for p in manifest["panels"] for name in p["models"]} == set(manifest["models"])
+    for p in manifest["panels"]:
+        assert f'id="{p["section"]}"' in html
+    # the script is the joined modules: no import/export statement is left for the browser to resolve
+    script = re.search(r'<script type="module">(.*?)</script>', html, re.S).group(1)
+    assert "// --- panels/diffusion.js" in script and not re.search(r"^\s*(import|export) ", script, re.M)
+    assert "ddimTimesteps" not in script  # the sampler's spacing comes from the manifest
 
 
 @pytest.fixture(scope="session")
@@ -264,8 +306,7 @@ def test_a_part_that_fails_to_export_is_a_bug_named_on_the_page_and_the_command_
     def broken(run):
         raise RuntimeError("unsupported operator aten::foo")
 
-    monkeypatch.setattr(page_module, "parts", lambda: [p if p.experiment != "vit" else
-                                                       page_module.Part(p.experiment, p.title, p.command, broken)
+    monkeypatch.setattr(page_module, "parts", lambda: [p if p.experiment != "vit" else replace(p, export=broken)
                                                        for p in real()])
     lines = []
     with pytest.raises(page_module.ExportFailed, match="without the ViT") as failed:
@@ -371,7 +412,7 @@ def test_page_self_test_and_autoencoders_as_a_person_uses_them(browser, explorer
     v = Visit(browser, explorer_page)
     pg = v.page
     report = json.loads(pg.inner_text("#self-test"))
-    assert report["models"] == 9 and report["errors"] == [] and report["max_abs_diff"] <= TOL_PAGE
+    assert report["models"] == 10 and report["errors"] == [] and report["max_abs_diff"] <= TOL_PAGE
 
     # draw a stroke with the mouse on a cleared canvas
     pg.click("#clear")
@@ -650,3 +691,165 @@ def _toy_model(run: Path):
         for name in ("q", "k", "v"):
             getattr(m.head, name).weight.copy_(torch.tensor(saved["w" + name]).T)
     return m.eval()
+
+
+# --- what a person reads: names, notes, stale results, messages, layout ---------------------------------
+
+CONTROL_ROLES = ("button", "checkbox", "combobox", "slider", "spinbutton", "textbox", "img", "group")
+
+
+def _unnamed(snapshot: str) -> list[str]:
+    """Lines of an aria snapshot whose control or image has no accessible name."""
+    return [line.strip() for line in snapshot.splitlines()
+            if re.match(rf"^\s*- '?({'|'.join(CONTROL_ROLES)})\b(?!\s*\")", line)]
+
+
+@needs_runtime
+@needs_browser
+def test_every_control_and_canvas_has_a_name_a_person_hears(browser, explorer_page):
+    v = Visit(browser, explorer_page)
+    pg = v.page
+    snapshot = pg.locator("body").aria_snapshot()
+    assert _unnamed(snapshot) == [], snapshot
+    canvases = pg.evaluate("document.querySelectorAll('canvas').length")
+    assert len(re.findall(r"- '?img \"", snapshot)) >= canvases  # every canvas is an image with a name
+    # the ladder's strip is read out, one image per rung
+    T = pg.evaluate("explorer.state.ladder.chain.length") - 1
+    strip = pg.get_by_role("group", name="the whole chain, from x_T to x̂_0")
+    assert strip.get_by_role("img").count() == T + 1
+    assert strip.get_by_role("img", name=f"x_{T} (start)").count() == 1
+    # the DDIM canvases: three names, three different descriptions
+    names = [pg.get_attribute(f"#ddim-{k}", "aria-label") for k in ("xt", "x0", "latent")]
+    descriptions = pg.evaluate("""() => ['xt', 'x0', 'latent'].map((k) => document.getElementById('ddim-' + k)
+        .getAttribute('aria-describedby').split(' ').map((id) => document.getElementById(id).textContent).join(' '))""")
+    assert len(set(names)) == 3 and len(set(descriptions)) == 3 and all(d.strip() for d in descriptions)
+    # the U-Net's and the additive net's skip boxes: same labels, told apart by their groups' legends
+    for title in ("concat skips (U-Net)", "additive skips"):
+        group = pg.get_by_role("group", name=f"{title}: skips kept")
+        assert group.get_by_role("checkbox", name="skip from conv_1 (28×28)").count() == 1
+        assert group.get_by_role("checkbox", name="skip from conv_2 (14×14)").count() == 1
+    # every panel says what to try, what to see and why, and links to its report section
+    for section in ("input-part", "ae-part", "ladder-part", "diffusion-part", "vit-part", "attention-part", "toy-part"):
+        note = pg.inner_text(f"#{section} .try")
+        assert "Try this" in note and "You should see" in note and "Because" in note, section
+    for section, words in {"ae-part": ("Exercise 1", "residual", "U-Net"), "ladder-part": ("Exercise 2", "DDPM"),
+                           "diffusion-part": ("DDPM", "DDIM", "Guidance w", "∅", "x_t, decoded"),
+                           "vit-part": ("rollout",), "toy-part": ("Part II", "causal mask")}.items():
+        text = pg.inner_text(f"#{section}")
+        assert all(w in text for w in words), (section, words)
+    links = pg.eval_on_selector_all("a[href^='report.html']", "(as) => as.map((a) => a.getAttribute('href'))")
+    assert {"report.html", "report.html#autoencoder", "report.html#ladder", "report.html#diffusion", "report.html#vit",
+            "report.html#attention", "report.html#gates", "report.html#rnn", "report.html#depth"} <= set(links)
+    assert v.errors() == []
+
+
+@needs_runtime
+@needs_browser
+def test_stale_results_bad_settings_and_empty_input_are_said_in_words(browser, explorer_page):
+    v = Visit(browser, explorer_page)
+    pg = v.page
+    # DDIM: another class marks the pictures stale until Generate
+    assert pg.inner_text("#ddim-stale") == ""
+    shown = pg.evaluate("explorer.state.diffusion.label")
+    other = str((shown + 7) % 10)
+    pg.select_option("#ddim-class", other)
+    stale = pg.inner_text("#ddim-stale")
+    assert stale.startswith("Stale") and f"class {shown}" in stale and f"press Generate for" in stale
+    assert f"class {other}" in stale
+    assert "stale-result" in pg.get_attribute("#ddim-row", "class")
+    pg.click("#ddim-run")
+    v.settled()
+    assert pg.inner_text("#ddim-stale") == "" and f"class {other}," in pg.inner_text("#ddim-numbers")
+    # w: a blank is an error, not 0; out of range is an error; Generate waits for a valid value
+    for bad in ("", "-3", "11", "abc"):
+        pg.fill("#ddim-w", bad)
+        assert "guidance w must be a number from 0 to 10" in pg.inner_text("#ddim-error"), bad
+        assert pg.is_disabled("#ddim-run") and pg.get_attribute("#ddim-w", "aria-invalid") == "true"
+    pg.fill("#ddim-w", "1.5")
+    assert pg.inner_text("#ddim-error") == "" and pg.is_enabled("#ddim-run")
+    # the seed is a whole number
+    pg.fill("#ddim-seed", "1.5")
+    assert "the seed must be a whole number" in pg.inner_text("#ddim-error") and pg.is_disabled("#ddim-run")
+    pg.fill("#ddim-seed", "3")
+    assert pg.inner_text("#ddim-error") == ""
+    # ∅: w has nothing to mix, so it is switched off
+    pg.select_option("#ddim-class", "10")
+    assert pg.is_disabled("#ddim-w")
+    pg.select_option("#ddim-class", "2")
+    assert pg.is_enabled("#ddim-w")
+
+    # the noise seed of part 1 too
+    pg.fill("#noise-seed", "1.5")
+    assert 'the noise seed must be a whole number; "1.5" is not' in pg.inner_text("#input-error")
+    pg.fill("#noise-seed", "4")
+    assert pg.inner_text("#input-error") == ""
+
+    # the ladder from pure noise claims no PSNR against the drawing
+    pg.select_option("#ladder-start", "noise")
+    v.settled()
+    text = pg.inner_text("#ladder-numbers")
+    assert "against your drawing" not in text and "nothing to compare" in text
+
+    # an empty canvas: the ViT asks for a digit instead of guessing one
+    pg.click("#clear")
+    v.settled()
+    assert "Draw a digit first" in pg.inner_text("#vit-numbers") and "reads a" not in pg.inner_text("#vit-numbers")
+    assert pg.locator("#vit-probs .bar").count() == 0
+    pg.select_option("#digit", "3")
+    v.settled()
+    assert "reads a" in pg.inner_text("#vit-numbers")
+    legend = pg.inner_text("#vit-legend")  # the overlay's actual scale, and what an even spread would be
+    assert "red scale: none = " in legend and re.search(r"spread evenly, each of the \d+ patches would get", legend)
+
+    # invalid input for the attention task clears the old table and says what is wrong
+    assert pg.locator("#seq-table td").count() > 0
+    pg.fill("#seq-input", "12x")
+    assert '"x" is not a digit' in pg.inner_text("#seq-output")
+    assert pg.locator("#seq-table td").count() == 0
+    pg.fill("#seq-input", "12")
+    assert '"12" has 2 digits' in pg.inner_text("#seq-output")
+    assert v.errors() == []
+
+
+def _overlaps(a: dict, b: dict) -> bool:
+    return a["x"] < b["x"] + b["width"] and b["x"] < a["x"] + a["width"] and \
+        a["y"] < b["y"] + b["height"] and b["y"] < a["y"] + a["height"]
+
+
+@needs_runtime
+@needs_browser
+@pytest.mark.parametrize("viewport", [{"width": 1280, "height": 800}, {"width": 390, "height": 844}])
+def test_the_status_box_covers_nothing_and_a_phone_needs_no_sideways_scroll(browser, explorer_page, viewport, tmp_path):
+    context = browser.new_context(viewport=viewport, has_touch=viewport["width"] < 500)
+    try:
+        pg = context.new_page()
+        pg.goto(explorer_page.as_uri())
+        pg.wait_for_selector("body[data-ready=true]", timeout=60_000)
+        height = pg.evaluate("document.documentElement.scrollHeight")
+        for y in (0, 150, 600, height // 2, height):
+            pg.evaluate(f"window.scrollTo(0, {y})")
+            box = pg.locator("#self-test-box").bounding_box()
+            for other in ("h1", "header > p", "h2 >> nth=0", "#draw"):
+                assert not _overlaps(box, pg.locator(other).bounding_box()), (y, other)
+        assert pg.evaluate("getComputedStyle(document.getElementById('self-test-box')).position") == "static"
+        # no horizontal overflow, however long the captions and tables get
+        pg.select_option("#digit", "8")
+        pg.evaluate("explorer.settled()")
+        width = viewport["width"]
+        assert pg.evaluate("document.documentElement.scrollWidth") <= width
+        wide = pg.evaluate(f"""() => [...document.querySelectorAll('canvas, figure, table, .controls, .bar')]
+            .filter((el) => {{ const r = el.getBoundingClientRect(); return r.width > 0 && r.right > {width} + 0.5
+                 && !el.closest('.scroll'); }}).map((el) => el.id || el.className || el.tagName)""")
+        assert wide == []
+        # figures do not move when a caption changes length
+        where = """() => ['ddim-xt', 'ddim-x0', 'ddim-latent'].map((id) => {
+            const r = document.getElementById(id).getBoundingClientRect();
+            return [r.left + window.scrollX, r.top + window.scrollY]; })"""
+        before = pg.evaluate(where)
+        pg.focus("#ddim-scrub")
+        pg.keyboard.press("Home")  # the captions now name step 0's t, longer than "the end (x_0)"
+        pg.evaluate("explorer.settled()")
+        assert pg.evaluate(where) == before
+        pg.screenshot(path=str(tmp_path / f"explorer-{width}.png"), full_page=True)
+    finally:
+        context.close()

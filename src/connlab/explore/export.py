@@ -12,6 +12,7 @@ code does not return:
 |-----------------|------------------------------------------|----------------------------------------------|
 | ``AutoencoderPage``| x (1,1,28,28) in [0,1], keep (2,)     | image (1,1,28,28) in [0,1]                   |
 | ``LadderStep``  | x (1,1,28,28), t (1,) int64              | x̂_{t−1} (1,1,28,28) in [0,1]                 |
+| ``LadderUp``    | x0 (1,1,28,28), z (T,1,1,28,28) unit noise | x_T (1,1,28,28): the run's forward process |
 | ``DDIMStep``    | x_t, t, t_prev (1,) int64 [, y (1,) int64, w (1,)] | x_prev, x0_hat (the U-Net's space)  |
 | ``ToImage``     | z (1,C,H,W) in the U-Net's space         | image (1,1,28,28) in [0,1]                   |
 | ``ViTPage``     | x (1,1,28,28)                            | probs (1,10), attention (L,1,heads,T,T), rollout (1,T,T) |
@@ -101,6 +102,29 @@ class LadderStep(nn.Module):
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.model(x, t))
+
+
+class LadderUp(nn.Module):
+    """Up the run's ladder from a clean digit to x_T, with the unit-scale noise z the page draws.
+
+    ``interpolate``: the course's end point x_T = clip(x_0 + round(mag · z_1), 0, 1)
+    (``data.noise.rounded_endpoint`` with the draw given); a walk: ``diffusion.ladder.ladder_step``
+    for t = 1 … T with z_t, clipping as the schedule says.  The page loops over nothing here.
+    """
+
+    def __init__(self, schedule):
+        super().__init__()
+        self.schedule = schedule
+
+    def forward(self, x0: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        from connlab.diffusion.ladder import ladder_step
+
+        if self.schedule.interpolates:
+            return (x0 + torch.round(self.schedule.mag * z[0])).clamp(0.0, 1.0)
+        x = x0
+        for t in range(1, self.schedule.T + 1):
+            x = ladder_step(x, t, self.schedule, z[t - 1])
+        return x
 
 
 class DDIMStep(nn.Module):
@@ -228,6 +252,7 @@ def export_autoencoders(run: Path) -> list[ExportedModel]:
 
 def export_ladder(run: Path) -> list[ExportedModel]:
     """The shown variant's step network (``variants/T<T>-<condition>[-seed<s>]``) and how its ladder is made."""
+    from connlab.data.noise import draw_noise
     from connlab.diffusion.ladder import LadderSchedule
     from connlab.experiments.ladder import LadderExperiment
     from connlab.models.step_conditioned import StepConditionedUNet
@@ -242,19 +267,26 @@ def export_ladder(run: Path) -> list[ExportedModel]:
         return []
     model = load(StepConditionedUNet(cfg.model_config(T, condition)), path)
     schedule = LadderSchedule(cfg.schedule, T, cfg.mag, cfg.dist)
-    # interpolate: the page draws the one end point x_T = clip(x_0 + round(mag z)) itself; a walk: its (a_t, b_t)
-    a, b = (None, None) if schedule.interpolates else schedule.coefficients()
-    info = {"T": T, "condition": condition, "schedule": schedule.name, "mag": cfg.mag, "dist": cfg.dist,
-            "a": a, "b": b}
+    info = {"T": T, "condition": condition, "schedule": schedule.name, "mag": cfg.mag, "dist": cfg.dist}
+    z = draw_noise(torch.zeros(T, 1, 1, 28, 28), cfg.dist, torch.Generator().manual_seed(6))
     return [export_model("ladder_step", LadderStep(model), {"x": sample_digit(2), "t": torch.tensor([T])},
-                         ["x_prev"], info)]
+                         ["x_prev"], info),
+            # the way up, so that the page draws only the noise (its dist is info["dist"])
+            export_model("ladder_up", LadderUp(schedule), {"x0": sample_digit(5), "z": z}, ["x_T"],
+                         {"T": T, "schedule": schedule.name, "dist": cfg.dist})]
+
+
+def ddim_steps_range(T: int) -> dict[str, int]:
+    """The page's DDIM-steps slider: 5 … 100 steps (at most T), 20 at first."""
+    return {"min": min(5, T), "max": min(100, T), "default": min(20, T)}
 
 
 def export_diffusion(run: Path) -> list[ExportedModel]:
     """The EMA U-Net as one DDIM step (with guidance for class-conditional runs) and its decoder."""
-    from connlab.sampling.generate import Generator
+    from connlab.diffusion.samplers import ddim_timesteps
     from connlab.experiments.diffusion import DiffusionExperiment
     from connlab.runtime.speed import Speed
+    from connlab.sampling.generate import Generator
 
     # fp32, contiguous: the exported graph must not carry autocast or a memory-format choice
     gen = Generator.from_run(run, "cpu", Speed(precision="fp32", channels_last="off"), DiffusionExperiment)
@@ -266,9 +298,14 @@ def export_diffusion(run: Path) -> list[ExportedModel]:
     inputs = {"x": x, "t": torch.tensor([cfg.timesteps // 2]), "t_prev": torch.tensor([cfg.timesteps // 4])}
     if cfg.class_cond:
         inputs |= {"y": torch.tensor([3]), "w": torch.tensor([float(cfg.guidance or 0.0)])}
+    steps = ddim_steps_range(cfg.timesteps)
     info = {"T": cfg.timesteps, "space": cfg.space, "shape": list(gen.shape), "class_cond": bool(cfg.class_cond),
             "guidance": cfg.guidance, "prediction": cfg.prediction, "schedule": cfg.schedule,
-            "alpha_bar": [round(v, 7) for v in gen.schedule.alpha_bar.tolist()]}  # for the page's numbers only
+            "alpha_bar": [round(v, 7) for v in gen.schedule.alpha_bar.tolist()],  # for the page's numbers only
+            "steps": steps,
+            # the sampler's own time steps τ for every K the page offers: the page loops, it never re-derives them
+            "timesteps": {str(k): ddim_timesteps(cfg.timesteps, k).tolist()
+                          for k in range(steps["min"], steps["max"] + 1)}}
     models = [export_model("ddim_step", step, inputs, ["x_prev", "x0_hat"], info)]
     models.append(export_model("to_image", ToImage(gen.decoder), {"z": x}, ["image"], {"space": cfg.space}))
     return models

@@ -5,7 +5,14 @@ is embedded as base64 text and imported from a ``blob:`` URL; its WASM binary is
 gzipped and base64-encoded, unpacked in the page with ``DecompressionStream('gzip')`` and
 handed to ``ort.env.wasm.wasmBinary`` (single thread, no proxy worker); each model is passed
 to ``InferenceSession.create`` as bytes.  The page's own script, style and markup are package
-files next to this module (``web/``).
+files next to this module (``web/``): the script is small ES modules under ``web/js/`` (runtime,
+drawing, the drawing input, one module per panel, ``main.js``), joined into the page's one
+``<script type="module">`` by ``assemble_script``.
+
+The manifest (the JSON the page embeds) lists the panels in order (``parts()``: part, heading,
+section, models), the parts left out, the links to the report, and every number the page needs
+from the lab's maths (the DDIM time steps, ᾱ_t, the ladder's coefficients: ``export.py``), so the
+page never re-implements them.
 
 A part whose run folder is missing, or whose run part cannot be read (a ``UserError`` naming the
 file: no weights, a corrupt config), is left out; the page and the command's output say which
@@ -35,7 +42,7 @@ RUNTIME = WEB / "node_modules" / "onnxruntime-web" / "dist"
 RUNTIME_FILES = ("ort.wasm.bundle.min.mjs", "ort-wasm-simd-threaded.wasm")
 
 
-class ExportFailed(RuntimeError):
+class ExportFailed(Exception):
     """A part's export raised something other than a UserError (a bug); the page holds the other parts."""
 
 
@@ -45,6 +52,8 @@ class Part:
     title: str
     command: str             # what makes the run, for the "left out" line
     export: Callable         # run folder -> list[ExportedModel]
+    section: str = ""        # the page's <section id> of its panel (web/explorer.html)
+    report: str = ""         # its section in report.html (the <h2 id>, the experiment's Section name)
 
 
 TOY = "toy_attention"   # the panel of an `attention --preset course` run
@@ -55,15 +64,84 @@ def parts() -> list[Part]:
 
     return [
         Part("autoencoder", "the three autoencoders", "connlab autoencoder --skip all --out DIR/autoencoder",
-             ex.export_autoencoders),
-        Part("ladder", "the ladder", "connlab ladder --out DIR/ladder", ex.export_ladder),
-        Part("diffusion", "diffusion", "connlab diffusion train --out DIR/diffusion", ex.export_diffusion),
-        Part("vit", "the ViT", "connlab vit --out DIR/vit", ex.export_vit),
+             ex.export_autoencoders, "ae-part", "autoencoder"),
+        Part("ladder", "the ladder", "connlab ladder --out DIR/ladder", ex.export_ladder, "ladder-part", "ladder"),
+        Part("diffusion", "diffusion", "connlab diffusion train --out DIR/diffusion", ex.export_diffusion,
+             "diffusion-part", "diffusion"),
+        Part("vit", "the ViT", "connlab vit --out DIR/vit", ex.export_vit, "vit-part", "vit"),
         Part("attention", "attention as a softmax gate", "connlab attention --out DIR/attention",
-             ex.export_attention),
+             ex.export_attention, "attention-part", "attention"),
         Part(TOY, "the toy attention head", "connlab attention --preset course --out DIR/attention-course",
-             ex.export_toy_head),
+             ex.export_toy_head, "toy-part", "attention"),
     ]
+
+
+# The lecture's parts with no live panel: a live model adds nothing to their plots, the report has them.
+REPORT_ONLY = (
+    ("gates", "logistic units and gates: two units summed make a bump, multiplied make a gate"),
+    ("rnn", "the GRU (Cho et al.) against a plain RNN: its gates carry a memory across long sequences"),
+    ("depth", "plain against residual networks as depth grows: the residual path keeps deep nets trainable"),
+    ("skipmlp", "an MLP with the input carried forward (concatenated into later layers)"),
+)
+
+
+# --- the page's script: ES modules joined into one <script type="module"> -------------------------------
+#
+# Why a small joiner rather than an import map of data:/blob: URLs: the modules keep their own scopes
+# here as they would in a browser (each becomes a function whose return value is its exports, in
+# dependency order), the page keeps one inline script under the same CSP (no data: scripts allowed),
+# a relative import from a data: module cannot be resolved (a data: URL is no base URL), and a browser
+# without import-map support would still run it.  The price is a narrow grammar, checked here: imports
+# are ``import { a, b as c } from "./x.js";`` and exports are ``export function|async function|const|class``
+# declarations; nothing is exported as ``let`` (a copied binding would not follow reassignment).
+
+IMPORT = re.compile(r'^import\s*\{([^}]*)\}\s*from\s*"(\.{1,2}/[^"]+\.js)";[ \t]*$', re.M)
+EXPORT = re.compile(r"^export\s+(?:async\s+function\*?|function\*?|const|class)\s+([A-Za-z_$][\w$]*)", re.M)
+
+
+def _module_name(path: Path, root: Path) -> str:
+    return "module_" + re.sub(r"\W", "_", path.relative_to(root).as_posix())
+
+
+def assemble_script(root: Path = WEB / "js", entry: str = "main.js") -> str:
+    """The modules reachable from ``root/entry``, each in its own function scope, dependencies first."""
+    root = Path(root).resolve()
+    ordered: list[tuple[Path, str]] = []
+    visiting: list[Path] = []
+
+    def visit(path: Path) -> None:
+        if any(p == path for p, _ in ordered):
+            return
+        if path in visiting:
+            raise ValueError(f"explorer modules import each other in a cycle: "
+                             f"{' -> '.join(p.name for p in visiting + [path])}")
+        if not path.is_file():
+            raise ValueError(f"{visiting[-1] if visiting else root}: imports {path}, which does not exist")
+        visiting.append(path)
+        text = path.read_text()
+        body = text
+        for match in IMPORT.finditer(text):
+            dep = (path.parent / match.group(2)).resolve()
+            visit(dep)
+            names = [n.strip() for n in match.group(1).split(",") if n.strip()]
+            pattern = ", ".join(n.replace(" as ", ": ") if " as " in n else n for n in names)
+            body = body.replace(match.group(0), f"const {{ {pattern} }} = {_module_name(dep, root)};", 1)
+        exports = EXPORT.findall(body)
+        body = EXPORT.sub(lambda m: m.group(0)[len("export"):].lstrip(), body)
+        leftover = re.search(r"^\s*(import|export)\b.*$", body, re.M)
+        if leftover:
+            raise ValueError(f"{path}: {leftover.group(0).strip()!r} is not a form assemble_script joins "
+                             "(named imports from a relative .js path; exported function, const or class)")
+        visiting.pop()
+        name = _module_name(path, root)
+        ordered.append((path, f"// --- {path.relative_to(root).as_posix()}\nconst {name} = (() => {{\n{body.rstrip()}\n"
+                              f"return {{ {', '.join(exports)} }};\n}})();\n"))
+
+    visit(root / entry)
+    script = "\n".join(text for _, text in ordered)
+    if re.search(r"</script", script, re.I):  # would end the page's <script> element early
+        raise ValueError(f"{root}: a module contains '</script'; write it as '<\\/script'")
+    return script
 
 
 def runtime_files() -> dict[str, bytes]:
@@ -184,6 +262,12 @@ def collect(run_dir: Path, log=print) -> tuple[dict, list[dict], list[str], list
     return models, left_out, errors, bugs
 
 
+def panels(models: dict) -> list[dict]:
+    """The page's panels in order: part, heading, section id, report section and the models it runs."""
+    return [{"part": p.experiment, "title": p.title, "section": p.section, "report": p.report,
+             "models": [name for name, m in models.items() if m["part"] == p.experiment]} for p in parts()]
+
+
 def write_explorer(run_dir: Path, out: Path | None = None, log=None) -> Path:
     """Write ``explorer.html`` for the runs in ``run_dir`` (default ``run_dir/explorer.html``); returns its path."""
     log = log or (lambda line: print(line, file=sys.stderr))
@@ -194,12 +278,13 @@ def write_explorer(run_dir: Path, out: Path | None = None, log=None) -> Path:
     runtime = runtime_files()   # then what set-up must install, before any export work
     check_exporter()
     models, left_out, errors, bugs = collect(run_dir, log)
-    manifest = {"models": models, "left_out": left_out, "export_errors": errors, "digits": test_digits(),
-                "run_dir": str(run_dir)}
+    manifest = {"panels": panels(models), "models": models, "left_out": left_out, "export_errors": errors,
+                "report": [{"section": name, "what": what} for name, what in REPORT_ONLY],
+                "digits": test_digits(), "run_dir": str(run_dir)}
     html = (WEB / "explorer.html").read_text()
     fill = {
         "STYLE": (WEB / "explorer.css").read_text(),
-        "SCRIPT": (WEB / "explorer.js").read_text(),
+        "SCRIPT": assemble_script(),
         "RUNTIME_MJS": b64(runtime["ort.wasm.bundle.min.mjs"]),
         "RUNTIME_WASM_GZ": b64(gzip.compress(runtime["ort-wasm-simd-threaded.wasm"], mtime=0)),
         "MANIFEST": json.dumps(manifest, separators=(",", ":")).replace("</", "<\\/"),
