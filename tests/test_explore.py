@@ -706,7 +706,7 @@ def _unnamed(snapshot: str) -> list[str]:
 
 @needs_runtime
 @needs_browser
-def test_every_control_and_canvas_has_a_name_a_person_hears(browser, explorer_page):
+def test_every_control_and_canvas_has_a_name_a_person_hears(browser, explorer_page, demo_dir):
     v = Visit(browser, explorer_page)
     pg = v.page
     snapshot = pg.locator("body").aria_snapshot()
@@ -740,6 +740,15 @@ def test_every_control_and_canvas_has_a_name_a_person_hears(browser, explorer_pa
     links = pg.eval_on_selector_all("a[href^='report.html']", "(as) => as.map((a) => a.getAttribute('href'))")
     assert {"report.html", "report.html#autoencoder", "report.html#ladder", "report.html#diffusion", "report.html#vit",
             "report.html#attention", "report.html#gates", "report.html#rnn", "report.html#depth"} <= set(links)
+    # each panel's link to the report comes with the report's own verdict sentence for that run
+    from connlab.experiments.section import load_run
+    from connlab.explore.page import find_runs, parts
+    from connlab.report.page import build_section
+
+    runs = find_runs(demo_dir)
+    for part in parts():
+        said = build_section(load_run(runs[part.experiment])).sentence
+        assert said and said in pg.inner_text(f"#{part.section} p.report"), part.experiment
     assert v.errors() == []
 
 

@@ -35,6 +35,8 @@ from typing import Callable
 
 from connlab.checkpoint import atomic_write_text, check_output
 from connlab.errors import UserError
+from connlab.experiments.section import load_run
+from connlab.report.page import build_section
 from connlab.runs import make_folder
 
 WEB = Path(__file__).parent / "web"
@@ -262,10 +264,25 @@ def collect(run_dir: Path, log=print) -> tuple[dict, list[dict], list[str], list
     return models, left_out, errors, bugs
 
 
-def panels(models: dict) -> list[dict]:
-    """The page's panels in order: part, heading, section id, report section and the models it runs."""
+def panels(models: dict, verdicts: dict[str, str] | None = None) -> list[dict]:
+    """The page's panels in order: part, heading, section id, report section, the models it runs and the
+    verdict sentence of its run's report section ("" when there is none)."""
+    verdicts = verdicts or {}
     return [{"part": p.experiment, "title": p.title, "section": p.section, "report": p.report,
+             "verdict": verdicts.get(p.experiment, ""),
              "models": [name for name, m in models.items() if m["part"] == p.experiment]} for p in parts()]
+
+
+def verdicts(run_dir: Path) -> dict[str, str]:
+    """part -> the plain sentence its run's report section opens the verdict with (the same words as the
+    report, written by the claim's rule in ``connlab.experiments.sentence``)."""
+    found = {}
+    for part, folder in find_runs(run_dir).items():
+        try:
+            found[part] = build_section(load_run(folder)).sentence
+        except UserError:   # a damaged run part: collect() names it, and the panel shows no verdict
+            continue
+    return found
 
 
 def write_explorer(run_dir: Path, out: Path | None = None, log=None) -> Path:
@@ -278,7 +295,7 @@ def write_explorer(run_dir: Path, out: Path | None = None, log=None) -> Path:
     runtime = runtime_files()   # then what set-up must install, before any export work
     check_exporter()
     models, left_out, errors, bugs = collect(run_dir, log)
-    manifest = {"panels": panels(models), "models": models, "left_out": left_out, "export_errors": errors,
+    manifest = {"panels": panels(models, verdicts(run_dir)), "models": models, "left_out": left_out, "export_errors": errors,
                 "report": [{"section": name, "what": what} for name, what in REPORT_ONLY],
                 "digits": test_digits(), "run_dir": str(run_dir)}
     html = (WEB / "explorer.html").read_text()

@@ -33,7 +33,8 @@ function showReportLinks() {
   for (const p of manifest.panels) {
     const note = document.createElement("p");
     note.className = "report";
-    note.append("The measured verdict: ", link(p.report, `the report's section on ${p.title}`), ".");
+    if (p.verdict) note.append("The measured verdict: ", p.verdict, " (", link(p.report, `the report's section`), ")");
+    else note.append("The measured verdict: ", link(p.report, `the report's section on ${p.title}`), ".");
     const section = $(p.section);  // after the panel's "try this" notes
     ([...section.querySelectorAll("p.try")].at(-1) || section.querySelector("h2")).after(note);
   }
