@@ -321,7 +321,7 @@ def test_demo_plan_runs_every_experiment_in_the_lectures_order():
         names = [p.name for p in plan(full, "mnist-embedded", None, "cpu")]
         assert names == ["gates", "rnn", "skipmlp", "autoencoder", "autoencoder course", "depth", "ladder",
                          "diffusion train",
-                         "diffusion sample", "diffusion eval", "vit", "attention"]
+                         "diffusion sample", "diffusion eval", "vit", "attention", "attention course"]
     cpu = {p.name: p.argv for p in plan(False, "mnist-embedded", None, "cpu")}
     assert "--iterate" in cpu["autoencoder"] and "all" in cpu["autoencoder"]
     assert cpu["diffusion train"][:4] == ("diffusion", "train", "--preset", "demo")
@@ -495,3 +495,20 @@ def test_report_on_a_phone_has_no_horizontal_overflow_and_the_sentence_comes_fir
             assert errors == []
         finally:
             browser.close()
+
+
+def test_two_sections_of_one_experiment_get_their_own_anchors(tmp_path):
+    """The lab's run and the course's (autoencoder, autoencoder-course) are linked apart from the summary."""
+    from connlab.experiments.section import Section
+    from connlab.report.page import anchors, render
+
+    secs = [Section("autoencoder", "the lab's", "", "supported", ""),
+            Section("autoencoder", "the course's", "", "supported", ""),
+            Section("attention", "the sequence task", "", "supported", "")]
+    secs[0].folder, secs[1].folder, secs[2].folder = tmp_path / "autoencoder", tmp_path / "autoencoder-course", None
+    assert anchors(secs) == ["autoencoder", "autoencoder-course", "attention"]
+    page = render(secs, None, {})
+    for anchor in ("autoencoder", "autoencoder-course", "attention"):
+        assert page.count(f'id="{anchor}"') == 1 and page.count(f'href="#{anchor}"') == 1
+    secs[0].folder = tmp_path / "elsewhere" / "autoencoder-course"   # same folder names: a number tells them apart
+    assert anchors(secs) == ["autoencoder-course", "autoencoder-course-2", "attention"]

@@ -159,7 +159,10 @@ for _entry in (
                               takes_dataset=True),)),
     Experiment("attention", "a sequence task where the attention pattern is visible", "connlab.experiments.attention",
                lecture=90, config="AttentionExperiment", section="section",
-               demo=(DemoStep(_s("--epochs", 8, "--train-size", 6000), _s("--epochs", 30, "--train-size", 20000)),)),
+               demo=(DemoStep(_s("--epochs", 8, "--train-size", 6000), _s("--epochs", 30, "--train-size", 20000)),
+                     # Part II's exercise as the course runs it, the toy head (seconds on 2 cores): n = 5 at both sizes
+                     DemoStep(_s("--preset", "course", "--seeds", 5), _s("--preset", "course", "--seeds", 5),
+                              name="attention course", folder="attention-course"))),
 ):
     register(_entry)
 del _entry

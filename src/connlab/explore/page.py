@@ -74,7 +74,7 @@ def parts() -> list[Part]:
         Part("attention", "attention as a softmax gate", "connlab attention --out DIR/attention",
              ex.export_attention, "attention-part", "attention"),
         Part(TOY, "the toy attention head", "connlab attention --preset course --out DIR/attention-course",
-             ex.export_toy_head, "toy-part", "attention"),
+             ex.export_toy_head, "toy-part", "attention-course"),
     ]
 
 

@@ -61,8 +61,26 @@ def verdict_class(verdict: str) -> str:
     return VERDICT_CLASS.get(verdict, "unknown")
 
 
+def anchors(sections: list[Section]) -> list[str]:
+    """Each section's id on the page: its experiment's name, or, where two sections share an experiment (the
+    lab's run and the course's: ``autoencoder`` and ``autoencoder-course``), the run folder's name for the one
+    whose folder is not named after the experiment; a number breaks any tie left."""
+    clash = {s.experiment for s in sections if sum(t.experiment == s.experiment for t in sections) > 1}
+    ids: list[str] = []
+    for sec in sections:
+        name = sec.experiment
+        if name in clash and sec.folder is not None and Path(sec.folder).name != name:
+            name = Path(sec.folder).name
+        base, k = name, 2
+        while name in ids:
+            name, k = f"{base}-{k}", k + 1
+        ids.append(name)
+    return ids
+
+
 def render(sections: list[Section], demo: dict | None, environment: dict, explorer: bool = False) -> str:
     e = html.escape
+    ids = anchors(sections)
     out = ["<!doctype html>", '<html lang="en"><head><meta charset="utf-8">',
            '<meta name="viewport" content="width=device-width, initial-scale=1">',
            "<title>connlab report</title>", f"<style>{STYLE}</style>", f"<script>{SELF_CHECK}</script>",
@@ -74,13 +92,13 @@ def render(sections: list[Section], demo: dict | None, environment: dict, explor
                    "(one offline page in this folder: draw a digit, noise it, watch each connection work)</p>")
     out.append('<h2>Summary</h2><div class="scroll"><table class="summary"><tr><th>part</th><th>claim</th>'
                '<th>verdict</th><th>effect [95 % CI], n</th></tr>')
-    for sec in sections:
-        out.append(f'<tr><td><a href="#{e(sec.experiment)}">{e(sec.title)}</a></td><td>'
+    for sec, anchor in zip(sections, ids):
+        out.append(f'<tr><td><a href="#{e(anchor)}">{e(sec.title)}</a></td><td>'
                    f'{e(sec.claim)}</td><td class="{verdict_class(sec.verdict)}">{e(sec.verdict)}</td>'
                    f'<td>{e(sec.effect or "—")}</td></tr>')
     out.append("</table></div>")
-    for sec in sections:
-        out.append(f'<h2 id="{e(sec.experiment)}">{e(sec.title)}</h2>')
+    for sec, anchor in zip(sections, ids):
+        out.append(f'<h2 id="{e(anchor)}">{e(sec.title)}</h2>')
         if sec.claim:
             out.append(f'<p class="claim">The lecture: {e(sec.claim)}</p>')
         out.append(_verdict_html(sec))
