@@ -16,7 +16,7 @@ td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right} td:first-child,
 figure{margin:1em 0} figure img{max-width:100%;height:auto;border:1px solid #eee}
 figcaption{color:#666;font-size:.85em}
 .small{color:#666;font-size:.85em} table.summary td,table.summary th{text-align:left;vertical-align:top}
-.scroll{max-width:100%;overflow-x:auto} body{overflow-wrap:anywhere}
+.scroll{max-width:100%;overflow-x:auto} body{overflow-wrap:break-word}
 .sentence{margin:.2em 0;font-size:1.05em} details{margin:.3em 0 .1em} summary{cursor:pointer;color:#444}
 details ul{margin:.3em 0;padding-left:1.2em} details li{margin:.2em 0}
 figcaption .file{color:#999;font-size:.9em} pre{white-space:pre-wrap}
