@@ -10,6 +10,10 @@ export function onInput(update) {
   listeners.push(update);
 }
 
+// True while a pass runs whose drawing has changed since it began: a panel with a long loop (the ladder's
+// T steps) stops early, so the next pass, from the autoencoders, starts at once.
+export const superseded = () => again;
+
 export async function refresh() {
   if (running) { again = true; return; }
   running = true; explorer.busy += 1;

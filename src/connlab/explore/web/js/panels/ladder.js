@@ -3,7 +3,7 @@
 import { $, PIXELS, models, state } from "../page.js";
 import { describe, drawGray, fmt, psnr, rng } from "../draw.js";
 import { f32, i64, run } from "../runtime.js";
-import { refresh } from "../refresh.js";
+import { refresh, superseded } from "../refresh.js";
 import { seedOf } from "../input.js";
 
 function setup() {
@@ -35,6 +35,7 @@ async function update() {
   const kind = $("ladder-start").value;
   const chain = [await start(kind)];
   for (let t = T; t >= 1; t--) {
+    if (superseded()) return;  // the drawing changed: this chain is out of date before it is shown
     const out = await run("ladder_step", { x: f32(chain.at(-1), [1, 1, 28, 28]), t: i64([t]) });
     chain.push(Float32Array.from(out.x_prev.data));
   }
