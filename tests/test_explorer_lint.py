@@ -66,7 +66,9 @@ def test_eslint_fails_on_an_undefined_name(tmp_path):
     """More than syntax: a name no module declares (a panel using a helper it did not import)."""
     web = copy_web(tmp_path)
     panel = web / "js" / "panels" / "ladder.js"
-    panel.write_text(panel.read_text().replace('import { refresh } from "../refresh.js";\n', "", 1))
+    source, imported = panel.read_text(), 'import { refresh, superseded } from "../refresh.js";\n'
+    assert imported in source   # the planted mistake removes a real import
+    panel.write_text(source.replace(imported, "", 1))
     done = lint(web)
     assert done.returncode != 0 and "'refresh' is not defined" in done.stdout
 
