@@ -130,64 +130,77 @@ def describe(summary: dict, cfg: DepthExperiment) -> str:
 def run_experiment(cfg: DepthExperiment, out: Path, resume: bool = False) -> dict:
     if cfg.preset == "course":
         return depth_course.run_course(cfg, out, resume)
-
     device, data = load_images(cfg)
+    results: dict[str, dict[str, dict]] = {k: {} for k in KINDS}
+    for depth in cfg.depths:
+        for kind in KINDS:
+            results[kind][str(depth)] = train_over_seeds(cfg, out, resume, data, device, kind, depth)
+    summary = build_summary(cfg, data, device, results)
+    write_summary(out, summary)
+    depth_figure(summary, out)
+    return summary
 
-    loss_fn = classification_loss
 
-    def score(model, images, labels) -> dict:
-        logits = torch.cat([model(to_unit(chunk)).float() for chunk in images.split(500)])
-        return {"loss": F.cross_entropy(logits, labels).item(),
-                "error": (logits.argmax(dim=1) != labels).float().mean().item()}
+def score(model, images, labels) -> dict:
+    """Cross-entropy loss and error rate of a classifier on uint8 ``images`` (in chunks of 500)."""
+    logits = torch.cat([model(to_unit(chunk)).float() for chunk in images.split(500)])
+    return {"loss": F.cross_entropy(logits, labels).item(),
+            "error": (logits.argmax(dim=1) != labels).float().mean().item()}
+
+
+def train_over_seeds(cfg: DepthExperiment, out: Path, resume: bool, data, device, kind: str, depth: int) -> dict:
+    """One net (plain or residual, one depth) over the seeds: means over seeds, the first seed's curve, every
+    seed's numbers."""
+    model_cfg = ResNetConfig(depth, cfg.width, residual=kind == "residual")
 
     def evaluate(model):
         return {"test_error": score(model, data.test_images, data.test_labels)["error"]}
 
-    results: dict[str, dict[str, dict]] = {k: {} for k in KINDS}
-    for depth in cfg.depths:
-        for kind in KINDS:
-            model_cfg = ResNetConfig(depth, cfg.width, residual=kind == "residual")
-            records = []
-            for seed in range(cfg.seed, cfg.seed + cfg.seeds):
-                # one seed keeps the folder names of runs made before --seeds existed (resume)
-                name = f"{kind}-d{depth}" + (f"-seed{seed}" if cfg.seeds > 1 else "")
-                model, result = train_variant(cfg, out, name, lambda: ResNet(model_cfg), loss_fn,
-                                              (data.train_images, data.train_labels), device,
-                                              model_config=asdict(model_cfg), seed=seed,
-                                              # per-epoch test error for the first seed's curve only
-                                              evaluate=evaluate if seed == cfg.seed else None,
-                                              resume=resume, label=f"{kind} depth {depth} seed {seed}")
-                with torch.no_grad():
-                    train_scores = score(model, data.train_images[:TRAIN_EVAL_SIZE],
-                                         data.train_labels[:TRAIN_EVAL_SIZE])
-                    test_scores = score(model, data.test_images, data.test_labels)
-                records.append({
-                    "seed": seed, "final_train_loss": result.final_train_loss,
-                    "train_loss_eval_mode": train_scores["loss"], "train_error_eval_mode": train_scores["error"],
-                    "test_loss": test_scores["loss"], "test_error": test_scores["error"],
-                    "train_seconds": result.train_seconds,
-                    "history": [{"epoch": h["epoch"], "train_loss": h["train_loss"], "test_error": h.get("test_error")}
-                                for h in result.history]})
-            results[kind][str(depth)] = {   # means over seeds; the first seed's curve; every seed's numbers
-                "weighted_layers": model_cfg.weighted_layers, "params": sum(p.numel() for p in model.parameters()),
-                **{k: sum(r[k] for r in records) / len(records)
-                   for k in ("final_train_loss", "train_loss_eval_mode", "train_error_eval_mode", "test_loss",
-                             "test_error", "train_seconds")},
-                "history": records[0]["history"],
-                "seeds": [{k: v for k, v in r.items() if k != "history"} for r in records]}
+    records = []
+    for seed in range(cfg.seed, cfg.seed + cfg.seeds):
+        # one seed keeps the folder names of runs made before --seeds existed (resume)
+        name = f"{kind}-d{depth}" + (f"-seed{seed}" if cfg.seeds > 1 else "")
+        model, result = train_variant(cfg, out, name, lambda: ResNet(model_cfg), classification_loss,
+                                      (data.train_images, data.train_labels), device,
+                                      model_config=asdict(model_cfg), seed=seed,
+                                      # per-epoch test error for the first seed's curve only
+                                      evaluate=evaluate if seed == cfg.seed else None,
+                                      resume=resume, label=f"{kind} depth {depth} seed {seed}")
+        records.append(seed_record(seed, model, result, data))
+    return {"weighted_layers": model_cfg.weighted_layers, "params": sum(p.numel() for p in model.parameters()),
+            **{k: sum(r[k] for r in records) / len(records)
+               for k in ("final_train_loss", "train_loss_eval_mode", "train_error_eval_mode", "test_loss",
+                         "test_error", "train_seconds")},
+            "history": records[0]["history"],
+            "seeds": [{k: v for k, v in r.items() if k != "history"} for r in records]}
 
+
+def seed_record(seed: int, model, result, data) -> dict:
+    """One trained net's numbers: its losses and errors in eval mode on training and test digits, its curve."""
+    with torch.no_grad():
+        train_scores = score(model, data.train_images[:TRAIN_EVAL_SIZE], data.train_labels[:TRAIN_EVAL_SIZE])
+        test_scores = score(model, data.test_images, data.test_labels)
+    return {"seed": seed, "final_train_loss": result.final_train_loss,
+            "train_loss_eval_mode": train_scores["loss"], "train_error_eval_mode": train_scores["error"],
+            "test_loss": test_scores["loss"], "test_error": test_scores["error"],
+            "train_seconds": result.train_seconds,
+            "history": [{"epoch": h["epoch"], "train_loss": h["train_loss"], "test_error": h.get("test_error")}
+                        for h in result.history]}
+
+
+def build_summary(cfg: DepthExperiment, data, device, results: dict) -> dict:
+    """summary.json: the setting, every net's numbers, the claim's comparisons and the verdict."""
+    deepest = str(max(cfg.depths))
     summary = {
         "experiment": "depth", "dataset": data.name, "data_source": data.source, "device": str(device),
         "train_images": len(data.train_images), "test_images": len(data.test_images),
         "depth_means": "number of blocks (two 3x3 convs each); weighted layers = 2 * depth + 2",
         "depths": list(cfg.depths), "width": cfg.width, "epochs": cfg.epochs, "seeds": cfg.seeds,
         "results": results, "evidence": depth_evidence(results, cfg.depths),
-        "residual_beats_plain_at_deepest": (results["residual"][str(max(cfg.depths))]["final_train_loss"]
-                                            < results["plain"][str(max(cfg.depths))]["final_train_loss"]),
+        "residual_beats_plain_at_deepest": (results["residual"][deepest]["final_train_loss"]
+                                            < results["plain"][deepest]["final_train_loss"]),
     }
     summary["verdict"] = ": ".join(judge(summary))
-    write_summary(out, summary)
-    depth_figure(summary, out)
     return summary
 
 
