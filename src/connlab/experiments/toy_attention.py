@@ -86,7 +86,6 @@ def run_toy(cfg, out: Path) -> dict:
 
 def _run_toy(cfg, out: Path) -> dict:
     x, y = corpus()
-    floor = loss_floor()
     seeds = list(range(cfg.seed, cfg.seed + cfg.seeds))
     nets = variants(cfg.head_size, cfg.sweep)
     names = [n for n in nets for _ in seeds]
@@ -94,9 +93,27 @@ def _run_toy(cfg, out: Path) -> dict:
     start = time.perf_counter()
     trained = train_full_batch(list(stack.parameters()), lambda: stack.losses(x, y), phases(cfg.epochs), cfg.lr)
     head_seconds = time.perf_counter() - start
+    per, models = head_records(stack, names, trained, seeds, x, y)
+    # The figures and the explorer show the head of the seed that learned `the` best (its seed is named), and
+    # the unmasked head of the same seed.
+    shown = max(range(len(seeds)), key=lambda i: per["head"][i]["p_object_at_the"])
+    models = {name: ms[shown] for name, ms in models.items()}
+    start = time.perf_counter()
+    blocks = {f"depth{depth}": train_blocks(cfg, depth, seeds, x, y) for depth in (1, 2)}
+    block_seconds = time.perf_counter() - start
+    summary = build_summary(cfg, nets, names, per, models, trained, blocks, seeds)
+    summary.update({"train_seconds": head_seconds + block_seconds, "head_seconds": head_seconds,
+                    "block_seconds": block_seconds, "shown_seed": seeds[shown]})
+    (out / "toy_head.json").write_text(json.dumps(head_weights(models["head"]) | {"seed": seeds[shown]}))
+    write_summary(out, summary)
+    draw_figures(out, models, summary, len(seeds))
+    return summary
 
-    per: dict[str, list[dict]] = {n: [] for n in nets}
-    models = {}
+
+def head_records(stack, names: list[str], trained: dict, seeds: list[int], x, y) -> tuple[dict, dict]:
+    """Every trained head's numbers, {name: [record per seed]}, and the heads, {name: [model per seed]}."""
+    per: dict[str, list[dict]] = {n: [] for n in dict.fromkeys(names)}
+    models: dict[str, list] = {}
     for k, name in enumerate(names):
         model = stack.module(k).eval()
         with torch.no_grad():
@@ -111,44 +128,35 @@ def _run_toy(cfg, out: Path) -> dict:
             "generated": [" ".join(generate(model, first)) for first in ("man", "woman")],
             "lr_reductions": [e for phase, e in trained["reductions"][k] if phase == 1]})
         models.setdefault(name, []).append(model)
-    # The figures and the explorer show the head of the seed that learned `the` best (its seed is named), and
-    # the unmasked head of the same seed.
-    shown = max(range(len(seeds)), key=lambda i: per["head"][i]["p_object_at_the"])
-    models = {name: ms[shown] for name, ms in models.items()}
-    # The curves of the first seed of each variant, thinned to <= 500 points for the page.
-    every = max(1, trained["loss"].shape[1] // 500)
-    curves = {n: trained["loss"][names.index(n), ::every].tolist() for n in nets}
+    return per, models
 
-    start = time.perf_counter()
-    blocks = {}
-    for depth in (1, 2):
-        block_cfg = ToyTransformerConfig(depth=depth)
-        group = SeedGroup(lambda: ToyTransformer(block_cfg), seeds)
-        xs, ys = x.expand(len(seeds), -1, -1), y.expand(len(seeds), -1, -1)
-        losses = lambda: torch.nn.functional.cross_entropy(  # noqa: E731
-            group(xs).flatten(0, -2), ys.flatten(), reduction="none").view(len(seeds), -1).mean(1)
-        result = train_full_batch(group.parameters(), losses, [Phase(cfg.block_steps)], BLOCK_LR, optimizer="adam")
-        rows = []
-        for k, seed in enumerate(seeds):
-            m = group.module(k).eval()
-            with torch.no_grad():
-                rows.append({"seed": seed, "final_loss": result["loss"][k, -1].item(),
-                             "p_object_at_the": p_object_at_the(m.next_token_probs(x)).item(),
-                             "generation_accuracy": generation_accuracy(m, x, y)})
-        blocks[f"depth{depth}"] = {"config": {"dim": block_cfg.dim, "heads": block_cfg.heads, "depth": depth,
-                                              "mlp_ratio": block_cfg.mlp_ratio},
-                                   "params": sum(p.numel() for p in m.parameters()), "seeds": rows}
-    block_seconds = time.perf_counter() - start
+
+def train_blocks(cfg, depth: int, seeds: list[int], x, y) -> dict:
+    """The slides' walk from a head to a transformer: ``depth`` of the lab's blocks on the same task, every seed."""
+    block_cfg = ToyTransformerConfig(depth=depth)
+    group = SeedGroup(lambda: ToyTransformer(block_cfg), seeds)
+    xs, ys = x.expand(len(seeds), -1, -1), y.expand(len(seeds), -1, -1)
+    losses = lambda: torch.nn.functional.cross_entropy(  # noqa: E731
+        group(xs).flatten(0, -2), ys.flatten(), reduction="none").view(len(seeds), -1).mean(1)
+    result = train_full_batch(group.parameters(), losses, [Phase(cfg.block_steps)], BLOCK_LR, optimizer="adam")
+    rows = []
+    for k, seed in enumerate(seeds):
+        m = group.module(k).eval()
+        with torch.no_grad():
+            rows.append({"seed": seed, "final_loss": result["loss"][k, -1].item(),
+                         "p_object_at_the": p_object_at_the(m.next_token_probs(x)).item(),
+                         "generation_accuracy": generation_accuracy(m, x, y)})
+    return {"config": {"dim": block_cfg.dim, "heads": block_cfg.heads, "depth": depth, "mlp_ratio": block_cfg.mlp_ratio},
+            "params": sum(p.numel() for p in m.parameters()), "seeds": rows}
+
+
+def toy_claims(per: dict, floor: float) -> dict:
+    """The claims' comparisons (the module docstring's rules), as Evidence dicts."""
 
     def col(name, key):
         return [r[key] for r in per[name]]
 
-    sweep = {}
-    for h in cfg.sweep:
-        name = "head" if h == cfg.head_size else f"h{h}"
-        sweep[str(h)] = {key: list(evidence.interval(col(name, key))) if len(seeds) > 1 else [col(name, key)[0]] * 3
-                         for key in ("final_loss", "p_object_at_the")}
-    claims = {
+    return {
         "reproduction": evidence.reproduction(COURSE_LOSS, col("head", "final_loss")).as_dict(),
         "attention": evidence.compare(col("no_attention", "p_object_at_the"), col("head", "p_object_at_the"),
                                       better="higher").as_dict(),
@@ -157,24 +165,45 @@ def _run_toy(cfg, out: Path) -> dict:
         "unmasked_generation": evidence.compare(col("head", "prefix_loss"), col("unmasked", "prefix_loss"),
                                                 better="higher").as_dict(),
     }
-    summary = {
+
+
+def sweep_intervals(cfg, per: dict, seeds: list[int]) -> dict:
+    """Per head size of --sweep: the 95 % interval of its final loss and P(right object | `the`) over seeds."""
+    sweep = {}
+    for h in cfg.sweep:
+        rows = per["head" if h == cfg.head_size else f"h{h}"]
+        sweep[str(h)] = {key: list(evidence.interval([r[key] for r in rows])) if len(seeds) > 1 else [rows[0][key]] * 3
+                         for key in ("final_loss", "p_object_at_the")}
+    return sweep
+
+
+def build_summary(cfg, nets: dict, names: list[str], per: dict, models: dict, trained: dict, blocks: dict,
+                  seeds: list[int]) -> dict:
+    """summary.json without its timings: the setting, every network's seeds, the sweep, the blocks, the claims
+    and the first seed's loss curve of each network, thinned to <= 500 points for the page."""
+    floor = loss_floor()
+    every = max(1, trained["loss"].shape[1] // 500)
+    curves = {n: trained["loss"][names.index(n), ::every].tolist() for n in nets}
+    return {
         "experiment": "attention", "task": "toy", "sentences": list(SENTENCES), "tokens": list(TOKENS),
         "head_size": cfg.head_size, "epochs": [COURSE_WARMUP, cfg.epochs, COURSE_TAIL], "lr": cfg.lr,
         "loss_floor": floor, "course_final_loss": COURSE_LOSS,
         "params": sum(p.numel() for p in models["head"].parameters()),
         "seeds": per["head"], "variants": {n: {"head_size": c.head_size, "causal": c.causal,
                                                "attention": c.attention, "seeds": per[n]} for n, c in nets.items()},
-        "sweep": sweep, "blocks": blocks, "claims": claims, "curves": {"every": every, **curves},
-        "train_seconds": head_seconds + block_seconds, "head_seconds": head_seconds, "block_seconds": block_seconds,
+        "sweep": sweep_intervals(cfg, per, seeds), "blocks": blocks, "claims": toy_claims(per, floor),
+        "curves": {"every": every, **curves},
     }
-    summary["shown_seed"] = seeds[shown]
-    (out / "toy_head.json").write_text(json.dumps(head_weights(models["head"]) | {"seed": seeds[shown]}))
-    write_summary(out, summary)
-    best = f"seed {seeds[shown]} (of {len(seeds)}, the one whose P(right object | `the`) is highest)"
+
+
+def draw_figures(out: Path, models: dict, summary: dict, n_seeds: int) -> None:
+    """toy_head.png and toy_unmasked.png (the shown seed's heads) and toy_loss.png."""
+    seed = summary["shown_seed"]
+    best = f"seed {seed} (of {n_seeds}, the one whose P(right object | `the`) is highest)"
     head_figure(models["head"], out / "toy_head.png", f"the course's head (causal), {best}")
-    head_figure(models["unmasked"], out / "toy_unmasked.png", f"the unmasked head, seed {seeds[shown]}", prefix=True)
-    loss_figure(curves, every, floor, out / "toy_loss.png")
-    return summary
+    head_figure(models["unmasked"], out / "toy_unmasked.png", f"the unmasked head, seed {seed}", prefix=True)
+    curves = {k: v for k, v in summary["curves"].items() if k != "every"}
+    loss_figure(curves, summary["curves"]["every"], summary["loss_floor"], out / "toy_loss.png")
 
 
 def head_weights(model) -> dict:
