@@ -260,22 +260,34 @@ def train(cfg: DiffusionExperiment, out: Path, resume: bool = False) -> dict:
     summary: dict = {"experiment": "diffusion", "dataset": data.name, "data_source": data.source,
                      "device": str(device), "threads": torch.get_num_threads(),
                      "train_images": len(data.train_images), "config": asdict(cfg)}
-
     ae_seconds = 0.0
     if cfg.space == "latent":
-        ae, ae_summary = train_autoencoder(cfg, out / "autoencoder", data, resume)
-        summary["autoencoder"] = ae_summary
-        ae_seconds = ae_summary["train_seconds"]
-        with torch.no_grad():
-            x0_train = torch.cat([ae.encode(to_unit(x)) for x in data.train_images.split(1000)])  # (N, C, 7, 7)
+        x0_train, summary["autoencoder"] = latent_training_set(cfg, out, data, resume)
+        ae_seconds = summary["autoencoder"]["train_seconds"]
     else:
         x0_train = data.train_images  # uint8; mapped to [-1, 1] per batch
+    model, result = train_unet(cfg, out, resume, (x0_train, data.train_labels))
+    summary.update({"unet_params": sum(p.numel() for p in model.parameters()), "steps": result.steps,
+                    "unet_train_seconds": result.train_seconds, "autoencoder_train_seconds": ae_seconds,
+                    "train_seconds": round(result.train_seconds + ae_seconds, 3),
+                    "seconds_per_step": round(result.train_seconds / max(result.steps, 1), 4),
+                    "final_train_loss": result.final_train_loss, "history": result.history})
+    summary.update(score_and_draw(cfg, out, data, device))
+    write_summary(out, summary)
+    return summary
 
-    schedule = cfg.noise_schedule().to(device)
-    unet_cfg = cfg.unet_config()
-    model = DiffusionUNet(unet_cfg).to(device)
-    ema = EMA(model, cfg.ema_decay)
-    null = unet_cfg.num_classes
+
+def latent_training_set(cfg: DiffusionExperiment, out: Path, data, resume: bool):
+    """Train the latent autoencoder and encode the training digits once: ((N, C, 7, 7) latents, its summary)."""
+    ae, ae_summary = train_autoencoder(cfg, out / "autoencoder", data, resume)
+    with torch.no_grad():
+        x0_train = torch.cat([ae.encode(to_unit(x)) for x in data.train_images.split(1000)])  # (N, C, 7, 7)
+    return x0_train, ae_summary
+
+
+def denoising_loss(cfg: DiffusionExperiment, schedule, null: int | None):
+    """The trainer's loss: noise x_0 at a random t and score the network's prediction (``diffusion_loss``);
+    ``null``: the class index that stands for ∅ (class-conditional runs), else None."""
 
     def loss_fn(model, batch, generator):
         x0, y = batch
@@ -291,32 +303,42 @@ def train(cfg: DiffusionExperiment, out: Path, resume: bool = False) -> dict:
         out_ = model(schedule.q_sample(x0, t, eps), t, y)
         return diffusion_loss(out_.float(), x0, eps, t, schedule, cfg.prediction)
 
-    train_cfg = cfg.train_config(optimizer="adamw", lr_schedule="cosine", warmup_steps=100, grad_clip=1.0)
-    result = fit(model, loss_fn, (x0_train, data.train_labels), train_cfg, out, model_config=plain_config(unet_cfg),
-                 ema=ema, resume=resumable(out, resume), label=f"{cfg.space} DDPM")
-    summary.update({"unet_params": sum(p.numel() for p in model.parameters()), "steps": result.steps,
-                    "unet_train_seconds": result.train_seconds, "autoencoder_train_seconds": ae_seconds,
-                    "train_seconds": round(result.train_seconds + ae_seconds, 3),
-                    "seconds_per_step": round(result.train_seconds / max(result.steps, 1), 4),
-                    "final_train_loss": result.final_train_loss, "history": result.history})
+    return loss_fn
 
-    # Score the EMA network with DDIM, and draw the figures.
+
+def train_unet(cfg: DiffusionExperiment, out: Path, resume: bool, data: tuple):
+    """Build the U-Net and its EMA and train them in ``out`` on (x_0, labels); returns (model, fit's result)."""
+    device = data[0].device
+    schedule = cfg.noise_schedule().to(device)
+    unet_cfg = cfg.unet_config()
+    model = DiffusionUNet(unet_cfg).to(device)
+    ema = EMA(model, cfg.ema_decay)
+    train_cfg = cfg.train_config(optimizer="adamw", lr_schedule="cosine", warmup_steps=100, grad_clip=1.0)
+    result = fit(model, denoising_loss(cfg, schedule, unet_cfg.num_classes), data, train_cfg, out,
+                 model_config=plain_config(unet_cfg), ema=ema, resume=resumable(out, resume),
+                 label=f"{cfg.space} DDPM")
+    return model, result
+
+
+def score_and_draw(cfg: DiffusionExperiment, out: Path, data, device) -> dict:
+    """Score the EMA network's DDIM samples (quality, its floor, the structure-first claim) and draw the figures;
+    the summary's part of it."""
     gen = Generator.from_run(out, device, Speed.of(cfg), DiffusionExperiment)  # the trainer's speed switches
-    classifier, summary["classifier"] = find_classifier(cfg.classifier, out, data, device)
+    part: dict = {}
+    classifier, part["classifier"] = find_classifier(cfg.classifier, out, data, device)
     steps = min(cfg.eval_steps, cfg.timesteps)
     t0 = time.perf_counter()
     images = gen.sample("ddim", steps, cfg.eval_num, seed=EVAL_SEED)
     seconds = time.perf_counter() - t0
-    summary["quality"] = score(images, data, classifier, sampler="ddim", steps=steps, seconds=seconds,
-                               guidance=cfg.guidance)
-    summary["frechet_floor"] = floor(data, classifier, cfg.eval_num)
-    summary["floor_note"] = f"real train vs real test at the same N = {cfg.eval_num}"
+    part["quality"] = score(images, data, classifier, sampler="ddim", steps=steps, seconds=seconds,
+                            guidance=cfg.guidance)
+    part["frechet_floor"] = floor(data, classifier, cfg.eval_num)
+    part["floor_note"] = f"real train vs real test at the same N = {cfg.eval_num}"
     t0 = time.process_time()
-    summary["structure_first"] = structure_claim(gen, classifier)
-    summary["structure_first"]["cpu_seconds"] = round(time.process_time() - t0, 2)
+    part["structure_first"] = structure_claim(gen, classifier)
+    part["structure_first"]["cpu_seconds"] = round(time.process_time() - t0, 2)
     gen.figures(out, images)
-    write_summary(out, summary)
-    return summary
+    return part
 
 
 def train_autoencoder(cfg: DiffusionExperiment, out: Path, data, resume: bool):
