@@ -128,14 +128,11 @@ def _shown(v) -> str:
 # --- the run ----------------------------------------------------------------------------------------
 
 def run_course(cfg, out: Path, resume: bool = False) -> dict:
-    if cfg.dataset != "mnist":
-        raise UserError(f"--dataset {cfg.dataset}: the course's residual notebook runs on MNIST (--dataset mnist)")
-    if cfg.limit is None:
-        raise UserError("--preset course trains on MNIST's first --limit digits (the course: 1000); give a number")
+    check_course_flags(cfg)
     device = pick_device(cfg.device)
     course = load_course_data(cfg.data_dir, n_train=cfg.limit, n_validation=VALIDATION_IMAGES)
     data = course.data
-    train_y, val_y = data.train_labels.to(device), data.test_labels.to(device)
+    labels = data.train_labels.to(device), data.test_labels.to(device)
     stopping = EarlyStopping(MONITOR, cfg.patience) if cfg.patience else None
     records: dict[str, list[dict]] = {}
     meta: dict[str, dict] = {}
@@ -144,40 +141,55 @@ def run_course(cfg, out: Path, resume: bool = False) -> dict:
     for loss in cfg.losses:
         for blocks in cfg.depths:
             for seed in range(cfg.seed, cfg.seed + cfg.seeds):
-                train_x, val_x = (x.to(device) for x in noisy_sets(data, seed))
+                images = tuple(x.to(device) for x in noisy_sets(data, seed))
                 for kind in KINDS:
-                    name = variant_name(kind, loss, blocks)
-                    model_cfg = IdentityCNNConfig(blocks, kind == "residual", width=cfg.width,
-                                                  hidden=max(1, cfg.width // 4))   # the course: 64 -> 16
-                    loss_fn = LOSS_FN[loss]
-
-                    def build(model_cfg=model_cfg, seed=seed):
-                        # Keras' initialisation, drawn from the seed: plain and residual start equal
-                        return keras_init_(IdentityCNN(model_cfg), torch.Generator().manual_seed(seed))
-
-                    def evaluate(model, loss_fn=loss_fn, val_x=val_x):   # Keras' val_loss / val_accuracy
-                        logits = predict(model, val_x)
-                        return {MONITOR: loss_fn(logits, val_y).item(),
-                                "val_accuracy": (logits.argmax(1) == val_y).float().mean().item()}
-
-                    model, result = train_variant(
-                        cfg, out, f"{name}-seed{seed}", build,
-                        lambda m, batch, g, loss_fn=loss_fn: loss_fn(m(batch[0]), batch[1]),
-                        (train_x, train_y), device, model_config=asdict(model_cfg), seed=seed, evaluate=evaluate,
-                        early_stopping=stopping, resume=resume, label=f"{name} seed {seed}")
-                    meta[name] = {"kind": kind, "loss": loss, "blocks": blocks,
-                                  "params": sum(p.numel() for p in model.parameters())}
-                    records.setdefault(name, []).append(
-                        {"seed": seed, **final_scores(model, loss, val_x, val_y, train_x, train_y),
-                         "epochs_trained": len(result.history), "stopped_epoch": result.stopped_epoch,
-                         "train_seconds": result.train_seconds,
-                         "history": [{k: h.get(k) for k in ("epoch", "train_loss", MONITOR, "val_accuracy")}
-                                     for h in result.history]})
+                    train_one(cfg, out, resume, (kind, loss, blocks, seed), images, labels, stopping, records, meta)
                 write_summary(out, build_summary(cfg, course, device, records, meta, complete=False))
     summary = build_summary(cfg, course, device, records, meta, complete=True)
     write_summary(out, summary)
     course_figure(summary, out)
     return summary
+
+
+def check_course_flags(cfg) -> None:
+    """The course's notebook runs on MNIST's first --limit digits: refuse anything else in one line."""
+    if cfg.dataset != "mnist":
+        raise UserError(f"--dataset {cfg.dataset}: the course's residual notebook runs on MNIST (--dataset mnist)")
+    if cfg.limit is None:
+        raise UserError("--preset course trains on MNIST's first --limit digits (the course: 1000); give a number")
+
+
+def train_one(cfg, out: Path, resume: bool, variant: tuple, images: tuple, labels: tuple, stopping,
+              records: dict, meta: dict) -> None:
+    """Train one net, ``variant`` = (kind, loss, blocks, seed), on the seed's noisy (train, validation) digits;
+    its numbers go into ``records`` (one per seed) and ``meta`` (one per variant)."""
+    kind, loss, blocks, seed = variant
+    (train_x, val_x), (train_y, val_y) = images, labels
+    name = variant_name(kind, loss, blocks)
+    model_cfg = IdentityCNNConfig(blocks, kind == "residual", width=cfg.width,
+                                  hidden=max(1, cfg.width // 4))   # the course: 64 -> 16
+    loss_fn = LOSS_FN[loss]
+
+    def build():
+        # Keras' initialisation, drawn from the seed: plain and residual start equal
+        return keras_init_(IdentityCNN(model_cfg), torch.Generator().manual_seed(seed))
+
+    def evaluate(model):   # Keras' val_loss / val_accuracy
+        logits = predict(model, val_x)
+        return {MONITOR: loss_fn(logits, val_y).item(),
+                "val_accuracy": (logits.argmax(1) == val_y).float().mean().item()}
+
+    model, result = train_variant(
+        cfg, out, f"{name}-seed{seed}", build, lambda m, batch, g: loss_fn(m(batch[0]), batch[1]),
+        (train_x, train_y), train_x.device, model_config=asdict(model_cfg), seed=seed, evaluate=evaluate,
+        early_stopping=stopping, resume=resume, label=f"{name} seed {seed}")
+    meta[name] = {"kind": kind, "loss": loss, "blocks": blocks, "params": sum(p.numel() for p in model.parameters())}
+    records.setdefault(name, []).append(
+        {"seed": seed, **final_scores(model, loss, val_x, val_y, train_x, train_y),
+         "epochs_trained": len(result.history), "stopped_epoch": result.stopped_epoch,
+         "train_seconds": result.train_seconds,
+         "history": [{k: h.get(k) for k in ("epoch", "train_loss", MONITOR, "val_accuracy")}
+                     for h in result.history]})
 
 
 def build_summary(cfg, course, device, records: dict, meta: dict, complete: bool) -> dict:
