@@ -7,7 +7,7 @@ while the same network with residual connections keeps improving with depth.
 For each depth (number of blocks; see ``connlab.models.resnet``) a plain net and a residual
 net — the same layers, widths and training budget — are trained with ``connlab.train.fit``,
 then scored. ``--preset course`` runs the course's residual notebook instead, its network, data
-and training exactly (``connlab.experiments.depth_course``, its own run folder and section);
+and training exactly (``connlab.experiments.depth_course``, its own run folder; its section: ``depth_course_page``);
 this module's sweep is the lab's larger setting beside it. The lab's run folder:
 
     summary.json    per depth and kind: final training loss, training and test error, params
@@ -34,7 +34,7 @@ from connlab.evidence import compare
 from connlab.experiments.common import (DataSettings, TrainingSettings, add_training_command, int_list,
                                         nonnegative_int, positive_int)
 from connlab.experiments.config import flag
-from connlab.experiments import depth_course
+from connlab.experiments import depth_course, depth_course_page
 from connlab.experiments.depth_course import COURSE_PRESET, loss_list
 from connlab.experiments.section import (CONTRADICTED, INCONCLUSIVE, NOT_MEASURED, NOT_SUPPORTED, PARTLY, SUPPORTED,
                                          Run, Section, Table, effect_of, evidence_line, fmt, get, num, pct, stored,
@@ -123,7 +123,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def describe(summary: dict, cfg: DepthExperiment) -> str:
     if summary.get("protocol") == "course":
-        return depth_course.describe(summary)
+        return depth_course_page.describe(summary)
     return format_table(summary) + "\n" + summary["verdict"]
 
 
@@ -360,10 +360,10 @@ def format_table(summary: dict) -> str:
 # --- the report's section: the lecture's claim, its rule, the numbers -------------------------------
 
 def section(run: Run) -> Section:
-    """The lab's sweep; a run of ``--preset course`` has the course's section (``depth_course.section``)."""
+    """The lab's sweep; a run of ``--preset course`` has the course's section (``depth_course_page.section``)."""
     s = run.summary
     if get(s, "protocol") == "course":
-        return depth_course.section(run)
+        return depth_course_page.section(run)
     depths = [str(d) for d in get(s, "depths", default=[]) or []]
     rows = []
     for d in depths:
