@@ -33,7 +33,8 @@ from connlab.experiments.common import (TrainingSettings, add_training_command, 
 from connlab.experiments.config import flag
 from connlab.experiments.section import (Run, Section, Table, fmt, get, num, target, with_figures)
 from connlab.experiments.sentence import Part, sentence
-from connlab.experiments.toy_attention import check_toy_config, run_toy, section_or_none
+from connlab.experiments.toy_attention import check_toy_config, run_toy
+from connlab.experiments.toy_attention_page import section_or_none
 from connlab.models.sequence import VOCAB, SequenceModelConfig, SequenceTransformer
 from connlab.plots import pyplot, save_figure
 from connlab.runs import resumable, write_summary
