@@ -6,7 +6,7 @@
     connlab diffusion eval --run DIR [--num N]
 
 This file is the command line and the training recipe (``diffusion_sample``: the sample and eval
-actions; ``diffusion_section``: the report's section).  The pieces compose as in DESIGN.md:
+actions; ``diffusion_page``: the report's section).  The pieces compose as in DESIGN.md:
 the U-Net (``models.diffusion_unet``) predicts ε, x_0 or v; the process
 (``diffusion.schedule``) noises and defines the loss; DDPM and DDIM (``diffusion.samplers``)
 are two step rules over the same trained network; ``train.fit`` is the training loop (EMA
@@ -62,7 +62,7 @@ from connlab.experiments.common import (DataSettings, TrainingSettings, add_trai
                                         nonnegative_float, nonnegative_int, positive_int)
 from connlab.experiments.config import flag
 from connlab.experiments.diffusion_sample import EvalCommand, SampleCommand, run_eval, run_sample, set_threads
-from connlab.experiments.diffusion_section import section  # noqa: F401  the registry's section builder
+from connlab.experiments.diffusion_page import section  # noqa: F401  the registry's section builder
 from connlab.metrics import image_metrics
 from connlab.models.diffusion_unet import DiffusionUNet, DiffusionUNetConfig
 from connlab.models.latent_ae import LatentAEConfig, LatentAutoencoder
