@@ -12,7 +12,7 @@ import json
 import pytest
 
 from connlab.evidence import CONTRADICTED, NOT_SUPPORTED, SUPPORTED
-from connlab.experiments import autoencoder, depth, rnn, skipmlp
+from connlab.experiments import autoencoder, autoencoder_page, depth, rnn, skipmlp
 from connlab.experiments.section import INCONCLUSIVE, NO_INTERVALS, PARTLY, NOT_MEASURED, Run, weakest
 
 NOISE = [0.3, -0.2, 0.1, -0.4, 0.2]   # a seed-to-seed wobble, mean 0
@@ -104,8 +104,8 @@ def test_autoencoder_feed_back_answer(drift, answer):
     first = [15 + 0.5 * ((i * 7) % 11 - 5) for i in range(100)]
     last = [p + drift + 0.1 * ((i * 3) % 5 - 2) for i, p in enumerate(first)]
     passes = {"concat": [{"pass": 1, "psnr": sum(first) / 100}, {"pass": 2, "psnr": sum(last) / 100}]}
-    text = autoencoder.iterate_answer(passes, 0.13, {"concat": compare(first, last, better="higher",
-                                                                       what="test digits").as_dict()})
+    text = autoencoder_page.iterate_answer(passes, 0.13, {"concat": compare(first, last, better="higher",
+                                                                            what="test digits").as_dict()})
     assert answer in text and "n = 100" in text and "rule: " in text
 
 

@@ -537,7 +537,7 @@ def test_a_materialized_ladder_that_cannot_fit_is_refused_before_the_folder(tmp_
 
 
 def test_more_samples_than_memory_holds_are_refused(monkeypatch):
-    from connlab.experiments.diffusion import check_sample_size
+    from connlab.experiments.diffusion_sample import check_sample_size
     from connlab.runtime import memory
 
     with pytest.raises(UserError, match=r"--num 1000000000000 samples needs about"):

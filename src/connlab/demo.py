@@ -22,7 +22,6 @@ but did not finish, so an interrupted demo continues where it stopped.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import resource
@@ -135,6 +134,40 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: DemoCommand) -> int:
     out = Path(args.out) if args.out is not None else default_out("demo")
     record_path = out / "demo.json"
+    options, previous = demo_options(args, out, record_path)
+    pick_device(options["device"])  # every input a part would refuse, refused before the first part runs
+    check_source(options["dataset"], options["data_dir"], verify=True)
+    parts = chosen_parts(args, options)
+    make_folder(out)
+    claim(out)  # one demo per folder at a time; each part claims its own run folder too
+    old = {r["name"]: r for r in previous.get("parts", []) if isinstance(r, dict) and "name" in r}
+    record = {"experiment": "demo", "options": options, "started": previous.get("started", _now()),
+              "environment": environment(options["device"]), "parts": [dict(old[p.name]) for p in parts
+                                                                      if p.name in old]}
+    _write_json(record_path, record)  # from now on --resume can continue this demo
+    failed, interrupted = run_parts(parts, out, record, record_path, old)
+    record["finished"] = None if interrupted else _now()
+    record["total_seconds"] = round(sum(r.get("seconds") or 0 for r in record["parts"]), 1)
+    record["total_cpu_seconds"] = round(sum(r.get("cpu_seconds") or 0 for r in record["parts"]), 1)
+    record["load_average_at_end"] = _loadavg()
+    _write_json(record_path, record)
+    if interrupted:
+        print(f"demo interrupted; continue with: connlab demo --resume --out {out}", file=sys.stderr)
+        return 130
+    explorer_failed = write_pages(args, out, parts, record)
+    print(f"demo: {len(parts) - len(failed)}/{len(parts)} parts finished in {_clock(record['total_seconds'])} "
+          f"({record['total_cpu_seconds']:.0f} s CPU); folder {out}", file=sys.stderr)
+    if failed:
+        print(f"demo: failed parts: {', '.join(failed)} (fix, then connlab demo --resume --out {out})",
+              file=sys.stderr)
+    if explorer_failed:
+        print("demo: explorer.html lacks a part whose export failed (traceback above)", file=sys.stderr)
+    return 1 if failed or explorer_failed else 0
+
+
+def demo_options(args: DemoCommand, out: Path, record_path: Path) -> tuple[dict, dict]:
+    """(options, the previous demo.json): the flags' options, or under --resume the started demo's; refuses a
+    folder that is a file, one experiment's run folder, or a demo folder given without --resume."""
     options = {"full": args.full, "dataset": args.dataset or ("mnist" if args.full else "mnist-embedded"),
                "data_dir": str(args.data_dir) if args.data_dir else None, "device": args.device,
                "preset": args.preset or "lab"}
@@ -156,30 +189,30 @@ def run(args: DemoCommand) -> int:
     elif record_path.exists() or any((out / p.folder / "config.json").exists()
                                      for p in plan(False, "", None, "auto")):
         raise UserError(f"{out} already holds a demo; pass --resume to continue it or choose another --out")
+    return options, previous
 
-    pick_device(options["device"])  # every input a part would refuse, refused before the first part runs
-    check_source(options["dataset"], options["data_dir"], verify=True)
 
-    preset = options.get("preset", "lab")
+def chosen_parts(args: DemoCommand, options: dict) -> list[Part]:
+    """The plan's parts, or those ``--only`` names (a name the plan does not hold is a UserError)."""
     only = {w.strip() for w in args.only.split(",") if w.strip()} if args.only else None
-    parts = plan(options["full"], options["dataset"], options["data_dir"], options["device"], preset, only)
-    if args.only is not None:
-        wanted = [w.strip() for w in args.only.split(",") if w.strip()]
-        if not wanted:
-            raise UserError(f"--only {args.only!r} names no part; parts: {', '.join(p.name for p in parts)}")
-        unknown = [w for w in wanted if w not in {p.name for p in parts}]
-        if unknown:
-            raise UserError(f"--only: unknown part {unknown[0]!r}; parts: {', '.join(p.name for p in parts)}")
-        parts = [p for p in parts if p.name in wanted]
-    make_folder(out)
-    claim(out)  # one demo per folder at a time; each part claims its own run folder too
-    old = {r["name"]: r for r in previous.get("parts", []) if isinstance(r, dict) and "name" in r}
-    record = {"experiment": "demo", "options": options, "started": previous.get("started", _now()),
-              "environment": environment(options["device"]), "parts": [dict(old[p.name]) for p in parts
-                                                                      if p.name in old]}
-    _write_json(record_path, record)  # from now on --resume can continue this demo
+    parts = plan(options["full"], options["dataset"], options["data_dir"], options["device"],
+                 options.get("preset", "lab"), only)
+    if args.only is None:
+        return parts
+    wanted = [w.strip() for w in args.only.split(",") if w.strip()]
+    if not wanted:
+        raise UserError(f"--only {args.only!r} names no part; parts: {', '.join(p.name for p in parts)}")
+    unknown = [w for w in wanted if w not in {p.name for p in parts}]
+    if unknown:
+        raise UserError(f"--only: unknown part {unknown[0]!r}; parts: {', '.join(p.name for p in parts)}")
+    return [p for p in parts if p.name in wanted]
+
+
+def run_parts(parts: list[Part], out: Path, record: dict, record_path: Path, old: dict) -> tuple[list[str], bool]:
+    """Run each part not done yet, storing its entry in ``record`` (and demo.json) after it:
+    (the failed parts' names, whether one was interrupted)."""
     t_demo = time.perf_counter()
-    failed, interrupted = [], False
+    failed: list[str] = []
     for i, part in enumerate(parts, start=1):
         folder = out / part.folder
         label = f"[demo {i}/{len(parts)} | {_clock(time.perf_counter() - t_demo)} elapsed]"
@@ -204,18 +237,15 @@ def run(args: DemoCommand) -> int:
         print(f"[demo {i}/{len(parts)}] {part.name}: {entry['status']} in {wall:.0f} s "
               f"({cpu:.0f} s CPU)", file=sys.stderr, flush=True)
         if rc == 130:
-            interrupted = True
-            break
+            return failed, True
         if rc != 0:
             failed.append(part.name)
-    record["finished"] = None if interrupted else _now()
-    record["total_seconds"] = round(sum(r.get("seconds") or 0 for r in record["parts"]), 1)
-    record["total_cpu_seconds"] = round(sum(r.get("cpu_seconds") or 0 for r in record["parts"]), 1)
-    record["load_average_at_end"] = _loadavg()
-    _write_json(record_path, record)
-    if interrupted:
-        print(f"demo interrupted; continue with: connlab demo --resume --out {out}", file=sys.stderr)
-        return 130
+    return failed, False
+
+
+def write_pages(args: DemoCommand, out: Path, parts: list[Part], record: dict) -> bool:
+    """explorer.html and report.html, as the flags ask; True when a part's export failed (a bug: its
+    traceback is printed, the report is still built)."""
     explorer_failed = False
     if args.explorer:
         t0 = time.perf_counter()
@@ -231,14 +261,7 @@ def run(args: DemoCommand) -> int:
         folders = [out / f for f in dict.fromkeys(p.folder for p in parts) if (out / f / "config.json").is_file()]
         page = build_report(folders, out / "report.html", demo=record)
         print(f"report: {page}")
-    print(f"demo: {len(parts) - len(failed)}/{len(parts)} parts finished in {_clock(record['total_seconds'])} "
-          f"({record['total_cpu_seconds']:.0f} s CPU); folder {out}", file=sys.stderr)
-    if failed:
-        print(f"demo: failed parts: {', '.join(failed)} (fix, then connlab demo --resume --out {out})",
-              file=sys.stderr)
-    if explorer_failed:
-        print("demo: explorer.html lacks a part whose export failed (traceback above)", file=sys.stderr)
-    return 1 if failed or explorer_failed else 0
+    return explorer_failed
 
 
 def command_line(part: Part, out: Path) -> list[str]:

@@ -174,6 +174,22 @@ def _check(trace: Trace, out: torch.Tensor, skips: bool) -> str:
     """Check the traced network; return what it is, in words."""
     convs = [c for c in trace.layers if c["kind"] == "conv"]
     ups = [c for c in trace.layers if c["kind"] == "up"]
+    _check_kernels(convs, ups)
+    n7 = _check_sizes(convs)
+    enc1, enc2, *mid, dec2, dec3 = convs
+    bottleneck = mid[0] if n7 == 2 else None
+    _check_channels(enc1, enc2, mid[-1], dec2, dec3)
+    chain = [enc1, enc2] + mid + [dec2, dec3]
+    _check_relus(trace, chain)
+    _check_output(trace, out, dec3["output"])
+    # the skips: which map is joined to which, and how
+    for size, conv in {14: dec2, 28: dec3}.items():
+        _check_skip(trace, chain, conv, size, skips)
+    return _describe(bottleneck, ups, skips)
+
+
+def _check_kernels(convs: list[dict], ups: list[dict]) -> None:
+    """Every convolution 3×3 keeping the map size; every up-sampling a 2×2 stride-2 transposed convolution."""
     for c in convs:
         if c["module"].kernel_size != (3, 3) or c["output"].shape[-1] != c["input"].shape[-1]:
             fail(f"every convolution here is 3×3 with padding=1 (Keras' padding='same'); one has kernel "
@@ -183,6 +199,10 @@ def _check(trace: Trace, out: torch.Tensor, skips: bool) -> str:
         if u["module"].kernel_size != (2, 2) or u["module"].stride != (2, 2):
             fail(f"a ConvTranspose2d up-samples by 2 with kernel_size=2, stride=2 (the course's Conv2DTranspose "
                  f"option); yours has kernel {tuple(u['module'].kernel_size)}, stride {tuple(u['module'].stride)}")
+
+
+def _check_sizes(convs: list[dict]) -> int:
+    """The map sizes the convolutions see: 28, 14, 7 (, 7), 14, 28; returns how many see 7×7 (2: a bottleneck)."""
     sizes = [c["input"].shape[-1] for c in convs]
     n7 = sizes.count(7)
     plan = [28, 14] + [7] * n7 + [14, 28]
@@ -196,17 +216,21 @@ def _check(trace: Trace, out: torch.Tensor, skips: bool) -> str:
         fail(f"the convolutions see maps of {', '.join(f'{s}×{s}' for s in sizes)}; the course's network: "
              "28, 14 (encoder), 7 (bottleneck), 7, 14, 28 (decoder, one up-sampling by 2 between each), with "
              "the bottleneck optional")
-    enc1, enc2, *mid, dec2, dec3 = convs
-    bottleneck = mid[0] if n7 == 2 else None
-    dec1 = mid[-1]
+    return n7
+
+
+def _check_channels(enc1: dict, enc2: dict, dec1: dict, dec2: dict, dec3: dict) -> None:
+    """The course's channel counts: Conv 64, 128 (encoder), 128, 64, 1 (decoder)."""
     widths = [(enc1, 64, "the encoder's first convolution"), (enc2, 128, "the encoder's second convolution"),
               (dec1, 128, "the decoder's first convolution"), (dec2, 64, "the decoder's Conv 64"),
               (dec3, 1, "the decoder's last convolution")]
     for c, want, name in widths:
         if c["output"].shape[1] != want:
             fail(f"{name} gives {c['output'].shape[1]} channels; the course's layer is Conv {want}")
-    # the ReLUs: every convolution's output is activated before the next layer reads it
-    chain = [enc1, enc2] + mid + [dec2, dec3]
+
+
+def _check_relus(trace: Trace, chain: list[dict]) -> None:
+    """The ReLUs: every convolution's output is activated before the next layer reads it."""
     for before, after in zip(chain, chain[1:]):
         h = after["input"]
         join = _joined(trace, h)
@@ -216,46 +240,51 @@ def _check(trace: Trace, out: torch.Tensor, skips: bool) -> str:
         if (part < 0).any() and not via_transpose:
             fail(f"the ReLU after {_role(chain, before)} is missing: its output reaches the next layer with "
                  "negative values (Keras' activation='relu')")
-    after_last = {kind for kind, ptr in trace.activations if ptr == dec3["output"].data_ptr()}
-    if "relu" in after_last and _same(out, torch.relu(dec3["output"])):
+
+
+def _check_output(trace: Trace, out: torch.Tensor, logits: torch.Tensor) -> None:
+    """The model returns the last convolution's ``logits`` as they are: no ReLU or sigmoid after it, (2, 1, 28, 28)."""
+    after_last = {kind for kind, ptr in trace.activations if ptr == logits.data_ptr()}
+    if "relu" in after_last and _same(out, torch.relu(logits)):
         fail("a ReLU follows the last convolution: it gives logits, which must be free to go negative "
              "(no activation after Conv 1; the loss applies the sigmoid)")
-    if "sigmoid" in after_last and _same(out, torch.sigmoid(dec3["output"])):
+    if "sigmoid" in after_last and _same(out, torch.sigmoid(logits)):
         fail("you put a sigmoid after the last convolution: here the model gives logits and the loss, "
              "F.binary_cross_entropy_with_logits, applies the sigmoid (the pair is Keras' Conv2D(1, "
              "activation='sigmoid') with binary_crossentropy); remove it")
     if tuple(out.shape) != (2, 1, 28, 28):
         fail(f"the model maps a (2, 1, 28, 28) batch to {tuple(out.shape)}; it should give (2, 1, 28, 28)")
-    if not _same(out, dec3["output"]):
+    if not _same(out, logits):
         fail("the model's output is not the last convolution's: return its logits as they are")
-    # the skips: which map is joined to which, and how
-    joins = {14: dec2, 28: dec3}
-    for size, conv in joins.items():
-        join = _joined(trace, conv["input"])
-        enc = _encoder_map(trace, size)
-        if not skips:
-            if join:
-                fail(f"{_role(chain, conv)} reads a {'concatenation' if join[0] == 'cat' else 'sum'}: "
-                     "the encoder-decoder without skips is a plain chain")
-            continue
-        if join is None:
-            fail(f"{_role(chain, conv)} gets {conv['input'].shape[1]} channels; with the concatenation skip from "
-                 f"the {size}×{size} encoder map it should get "
-                 f"{conv['input'].shape[1]} + {enc[0].shape[1]} = {conv['input'].shape[1] + enc[0].shape[1]}")
-        if join[0] == "add":
-            fail(f"you added the {size}×{size} encoder map (h + skip); this exercise concatenates it, "
-                 "torch.cat([h, skip], dim=1), so the next convolution sees both (adding is the residual "
-                 "notebook's join)")
-        parts = join[1]["parts"]
-        if any(_same(p, enc[1]) for p in parts):
-            continue
-        if any(_same(p, enc[0]) for p in parts):
-            fail(f"{_role(chain, conv)} gets the {size}×{size} encoder map before its ReLU; concatenate the "
-                 "activated map, as Keras' Conv2D(..., activation='relu') gives it")
-        fail(f"{_role(chain, conv)} reads a concatenation of {' + '.join(str(p.shape[1]) for p in parts)} "
-             f"channels, but none of them is the {size}×{size} encoder map (the ReLU output of the encoder's "
-             f"convolution at {size}×{size}): concatenate that map, not a copy of the decoder's")
-    return _describe(bottleneck, ups, skips)
+
+
+def _check_skip(trace: Trace, chain: list[dict], conv: dict, size: int, skips: bool) -> None:
+    """The decoder convolution ``conv`` at ``size``: with ``skips`` it reads the concatenation of its own map
+    and the activated encoder map of that size; without, a plain chain."""
+    join = _joined(trace, conv["input"])
+    enc = _encoder_map(trace, size)
+    if not skips:
+        if join:
+            fail(f"{_role(chain, conv)} reads a {'concatenation' if join[0] == 'cat' else 'sum'}: "
+                 "the encoder-decoder without skips is a plain chain")
+        return
+    if join is None:
+        fail(f"{_role(chain, conv)} gets {conv['input'].shape[1]} channels; with the concatenation skip from "
+             f"the {size}×{size} encoder map it should get "
+             f"{conv['input'].shape[1]} + {enc[0].shape[1]} = {conv['input'].shape[1] + enc[0].shape[1]}")
+    if join[0] == "add":
+        fail(f"you added the {size}×{size} encoder map (h + skip); this exercise concatenates it, "
+             "torch.cat([h, skip], dim=1), so the next convolution sees both (adding is the residual "
+             "notebook's join)")
+    parts = join[1]["parts"]
+    if any(_same(p, enc[1]) for p in parts):
+        return
+    if any(_same(p, enc[0]) for p in parts):
+        fail(f"{_role(chain, conv)} gets the {size}×{size} encoder map before its ReLU; concatenate the "
+             "activated map, as Keras' Conv2D(..., activation='relu') gives it")
+    fail(f"{_role(chain, conv)} reads a concatenation of {' + '.join(str(p.shape[1]) for p in parts)} "
+         f"channels, but none of them is the {size}×{size} encoder map (the ReLU output of the encoder's "
+         f"convolution at {size}×{size}): concatenate that map, not a copy of the decoder's")
 
 
 def _role(chain: list[dict], call: dict) -> str:

@@ -33,7 +33,8 @@ from connlab.experiments.common import (TrainingSettings, add_training_command, 
 from connlab.experiments.config import flag
 from connlab.experiments.section import (Run, Section, Table, fmt, get, num, target, with_figures)
 from connlab.experiments.sentence import Part, sentence
-from connlab.experiments.toy_attention import check_toy_config, run_toy, section_or_none
+from connlab.experiments.toy_attention import check_toy_config, run_toy
+from connlab.experiments.toy_attention_page import section_or_none
 from connlab.models.sequence import VOCAB, SequenceModelConfig, SequenceTransformer
 from connlab.plots import pyplot, save_figure
 from connlab.runs import resumable, write_summary
@@ -126,22 +127,8 @@ def run_experiment(cfg: AttentionExperiment, out: Path, resume: bool = False) ->
     train = make_task(cfg.task, cfg.train_size, cfg.length, torch.Generator().manual_seed(cfg.seed))
     test_x, test_y = (t.to(device) for t in make_task(cfg.task, cfg.test_size, cfg.length,
                                                       torch.Generator().manual_seed(TEST_SEED)))
-
-    def loss_fn(model, batch, generator):
-        x, y = batch
-        return F.cross_entropy(model(x).float().flatten(0, 1), y.flatten())  # over (B * L) tokens
-
-    def accuracies(model):
-        correct = torch.cat([model(x).argmax(-1) == y for x, y in zip(test_x.split(1000), test_y.split(1000))])
-        return {"test_accuracy": correct.float().mean().item(),
-                "sequence_accuracy": correct.all(dim=1).float().mean().item()}
-
-    seed_everything(cfg.seed)
-    model_cfg = cfg.model_config()
-    model = SequenceTransformer(model_cfg).to(device)
-    train_cfg = cfg.train_config(optimizer="adamw", lr_schedule="cosine")  # weight_decay, warmup_steps: shared names
-    result = fit(model, loss_fn, tuple(t.to(device) for t in train), train_cfg, out,
-                 model_config=asdict(model_cfg), evaluate=accuracies, resume=resumable(out, resume), label=cfg.task)
+    accuracies = accuracies_on(test_x, test_y)
+    model, result = train_transformer(cfg, out, resume, tuple(t.to(device) for t in train), accuracies)
     model.eval()
     with torch.no_grad():
         scores = accuracies(model)
@@ -149,27 +136,69 @@ def run_experiment(cfg: AttentionExperiment, out: Path, resume: bool = False) ->
         model(x)
         maps = [m.float().cpu() for m in model.attention_maps()]  # depth x (SHOWN, heads, L, L)
     source = source_positions(cfg.task, x).cpu()
-    # Which head implements the task: the one that puts the most weight on the true source.
-    match = torch.tensor([[m[:, h].gather(-1, source.unsqueeze(-1)).mean().item() for h in range(cfg.heads)]
-                          for m in maps])  # (depth, heads)
-    layer, head = divmod(int(match.argmax()), cfg.heads)
+    match = weight_on_source(maps, source, cfg.heads)
+    summary = build_summary(cfg, device, model, result, scores, match)
+    write_summary(out, summary)
+    draw_figures(cfg, out, model, result, x, maps, source, summary["weight_on_source"])
+    return summary
 
-    summary = {
+
+def token_loss(model, batch, generator):
+    """The trainer's loss: cross-entropy over every (B * L) token."""
+    x, y = batch
+    return F.cross_entropy(model(x).float().flatten(0, 1), y.flatten())
+
+
+def accuracies_on(test_x, test_y):
+    """The trainer's ``evaluate``: token and whole-sequence accuracy on the test sequences."""
+
+    def accuracies(model):
+        correct = torch.cat([model(x).argmax(-1) == y for x, y in zip(test_x.split(1000), test_y.split(1000))])
+        return {"test_accuracy": correct.float().mean().item(),
+                "sequence_accuracy": correct.all(dim=1).float().mean().item()}
+
+    return accuracies
+
+
+def train_transformer(cfg: AttentionExperiment, out: Path, resume: bool, train: tuple, evaluate):
+    """Seed, build and train the sequence transformer in ``out``; returns (model, fit's result)."""
+    seed_everything(cfg.seed)
+    model_cfg = cfg.model_config()
+    model = SequenceTransformer(model_cfg).to(train[0].device)
+    train_cfg = cfg.train_config(optimizer="adamw", lr_schedule="cosine")  # weight_decay, warmup_steps: shared names
+    result = fit(model, token_loss, train, train_cfg, out, model_config=asdict(model_cfg), evaluate=evaluate,
+                 resume=resumable(out, resume), label=cfg.task)
+    return model, result
+
+
+def weight_on_source(maps: list[torch.Tensor], source: torch.Tensor, heads: int) -> torch.Tensor:
+    """(depth, heads): the mean attention weight each head puts on the true source position."""
+    return torch.tensor([[m[:, h].gather(-1, source.unsqueeze(-1)).mean().item() for h in range(heads)]
+                         for m in maps])
+
+
+def build_summary(cfg: AttentionExperiment, device, model, result, scores: dict, match: torch.Tensor) -> dict:
+    """summary.json: accuracies, size, and which head implements the task (the most weight on the source)."""
+    layer, head = divmod(int(match.argmax()), cfg.heads)
+    return {
         "experiment": "attention", "task": cfg.task, "length": cfg.length, "device": str(device),
         "train_sequences": cfg.train_size, "test_sequences": cfg.test_size, **scores,
         "chance_token_accuracy": 1 / VOCAB, "params": sum(p.numel() for p in model.parameters()),
         "epochs": cfg.epochs, "train_seconds": result.train_seconds, "final_train_loss": result.final_train_loss,
         "weight_on_source": {"per_layer_head": match.tolist(), "best_layer": layer, "best_head": head},
-        "model": asdict(model_cfg), "history": result.history,
+        "model": asdict(cfg.model_config()), "history": result.history,
     }
-    write_summary(out, summary)
+
+
+def draw_figures(cfg: AttentionExperiment, out: Path, model, result, x, maps, source, on_source: dict) -> None:
+    """attention_patterns.png, softmax_gate.png (the best head as a softmax gate), accuracy_curve.png."""
     attention_patterns(x.cpu(), maps, source, out / "attention_patterns.png", cfg.task)
-    softmax_gate(model, x[:1], layer, head, query=0, path=out / "softmax_gate.png", task=cfg.task)
+    softmax_gate(model, x[:1], on_source["best_layer"], on_source["best_head"], query=0,
+                 path=out / "softmax_gate.png", task=cfg.task)
     epochs = [h["epoch"] for h in result.history]
     plots.curves({"token accuracy": (epochs, [h["test_accuracy"] for h in result.history]),
                   "sequence accuracy": (epochs, [h["sequence_accuracy"] for h in result.history])},
                  out / "accuracy_curve.png", "epoch", "test accuracy", f"{cfg.task}, length {cfg.length}")
-    return summary
 
 
 def head_values(model: SequenceTransformer, tokens: torch.Tensor, layer: int, head: int):

@@ -28,6 +28,8 @@ runs share its noisy sets, so the claim is tested paired by seed. The run folder
                    epochs_trained; "reproduction": the course's figures against ours; "evidence"
     course_depth.png   validation accuracy per seed, and per epoch (first seed)
     variants/<kind>-<loss>-b<blocks>-seed<s>/   metrics.jsonl, model.safetensors, checkpoints/
+
+What the command prints and the report's section: ``connlab.experiments.depth_course_page``.
 """
 
 from __future__ import annotations
@@ -44,11 +46,8 @@ from connlab.data import to_unit
 from connlab.data.course import load_course_data
 from connlab.data.noise import salt_and_pepper
 from connlab.errors import UserError
-from connlab.evidence import NOT_REPRODUCED, Reproduction, compare, reproduction
-from connlab.experiments.section import (NOT_MEASURED, REPRODUCTION_HEADER, Run, Section, Table, comparison_settles,
-                                         effect_of, evidence_line, fmt, get, num, reproduction_row,
-                                         reproduction_settles, stored, stored_reproduction, with_figures)
-from connlab.experiments.sentence import Wording, measured, sentence
+from connlab.evidence import compare, reproduction
+from connlab.experiments.section import NOT_MEASURED, evidence_line, get
 from connlab.experiments.variants import train_variant
 from connlab.metrics import mean_std
 from connlab.models.identity_cnn import IdentityCNN, IdentityCNNConfig
@@ -128,14 +127,11 @@ def _shown(v) -> str:
 # --- the run ----------------------------------------------------------------------------------------
 
 def run_course(cfg, out: Path, resume: bool = False) -> dict:
-    if cfg.dataset != "mnist":
-        raise UserError(f"--dataset {cfg.dataset}: the course's residual notebook runs on MNIST (--dataset mnist)")
-    if cfg.limit is None:
-        raise UserError("--preset course trains on MNIST's first --limit digits (the course: 1000); give a number")
+    check_course_flags(cfg)
     device = pick_device(cfg.device)
     course = load_course_data(cfg.data_dir, n_train=cfg.limit, n_validation=VALIDATION_IMAGES)
     data = course.data
-    train_y, val_y = data.train_labels.to(device), data.test_labels.to(device)
+    labels = data.train_labels.to(device), data.test_labels.to(device)
     stopping = EarlyStopping(MONITOR, cfg.patience) if cfg.patience else None
     records: dict[str, list[dict]] = {}
     meta: dict[str, dict] = {}
@@ -144,40 +140,55 @@ def run_course(cfg, out: Path, resume: bool = False) -> dict:
     for loss in cfg.losses:
         for blocks in cfg.depths:
             for seed in range(cfg.seed, cfg.seed + cfg.seeds):
-                train_x, val_x = (x.to(device) for x in noisy_sets(data, seed))
+                images = tuple(x.to(device) for x in noisy_sets(data, seed))
                 for kind in KINDS:
-                    name = variant_name(kind, loss, blocks)
-                    model_cfg = IdentityCNNConfig(blocks, kind == "residual", width=cfg.width,
-                                                  hidden=max(1, cfg.width // 4))   # the course: 64 -> 16
-                    loss_fn = LOSS_FN[loss]
-
-                    def build(model_cfg=model_cfg, seed=seed):
-                        # Keras' initialisation, drawn from the seed: plain and residual start equal
-                        return keras_init_(IdentityCNN(model_cfg), torch.Generator().manual_seed(seed))
-
-                    def evaluate(model, loss_fn=loss_fn, val_x=val_x):   # Keras' val_loss / val_accuracy
-                        logits = predict(model, val_x)
-                        return {MONITOR: loss_fn(logits, val_y).item(),
-                                "val_accuracy": (logits.argmax(1) == val_y).float().mean().item()}
-
-                    model, result = train_variant(
-                        cfg, out, f"{name}-seed{seed}", build,
-                        lambda m, batch, g, loss_fn=loss_fn: loss_fn(m(batch[0]), batch[1]),
-                        (train_x, train_y), device, model_config=asdict(model_cfg), seed=seed, evaluate=evaluate,
-                        early_stopping=stopping, resume=resume, label=f"{name} seed {seed}")
-                    meta[name] = {"kind": kind, "loss": loss, "blocks": blocks,
-                                  "params": sum(p.numel() for p in model.parameters())}
-                    records.setdefault(name, []).append(
-                        {"seed": seed, **final_scores(model, loss, val_x, val_y, train_x, train_y),
-                         "epochs_trained": len(result.history), "stopped_epoch": result.stopped_epoch,
-                         "train_seconds": result.train_seconds,
-                         "history": [{k: h.get(k) for k in ("epoch", "train_loss", MONITOR, "val_accuracy")}
-                                     for h in result.history]})
+                    train_one(cfg, out, resume, (kind, loss, blocks, seed), images, labels, stopping, records, meta)
                 write_summary(out, build_summary(cfg, course, device, records, meta, complete=False))
     summary = build_summary(cfg, course, device, records, meta, complete=True)
     write_summary(out, summary)
     course_figure(summary, out)
     return summary
+
+
+def check_course_flags(cfg) -> None:
+    """The course's notebook runs on MNIST's first --limit digits: refuse anything else in one line."""
+    if cfg.dataset != "mnist":
+        raise UserError(f"--dataset {cfg.dataset}: the course's residual notebook runs on MNIST (--dataset mnist)")
+    if cfg.limit is None:
+        raise UserError("--preset course trains on MNIST's first --limit digits (the course: 1000); give a number")
+
+
+def train_one(cfg, out: Path, resume: bool, variant: tuple, images: tuple, labels: tuple, stopping,
+              records: dict, meta: dict) -> None:
+    """Train one net, ``variant`` = (kind, loss, blocks, seed), on the seed's noisy (train, validation) digits;
+    its numbers go into ``records`` (one per seed) and ``meta`` (one per variant)."""
+    kind, loss, blocks, seed = variant
+    (train_x, val_x), (train_y, val_y) = images, labels
+    name = variant_name(kind, loss, blocks)
+    model_cfg = IdentityCNNConfig(blocks, kind == "residual", width=cfg.width,
+                                  hidden=max(1, cfg.width // 4))   # the course: 64 -> 16
+    loss_fn = LOSS_FN[loss]
+
+    def build():
+        # Keras' initialisation, drawn from the seed: plain and residual start equal
+        return keras_init_(IdentityCNN(model_cfg), torch.Generator().manual_seed(seed))
+
+    def evaluate(model):   # Keras' val_loss / val_accuracy
+        logits = predict(model, val_x)
+        return {MONITOR: loss_fn(logits, val_y).item(),
+                "val_accuracy": (logits.argmax(1) == val_y).float().mean().item()}
+
+    model, result = train_variant(
+        cfg, out, f"{name}-seed{seed}", build, lambda m, batch, g: loss_fn(m(batch[0]), batch[1]),
+        (train_x, train_y), train_x.device, model_config=asdict(model_cfg), seed=seed, evaluate=evaluate,
+        early_stopping=stopping, resume=resume, label=f"{name} seed {seed}")
+    meta[name] = {"kind": kind, "loss": loss, "blocks": blocks, "params": sum(p.numel() for p in model.parameters())}
+    records.setdefault(name, []).append(
+        {"seed": seed, **final_scores(model, loss, val_x, val_y, train_x, train_y),
+         "epochs_trained": len(result.history), "stopped_epoch": result.stopped_epoch,
+         "train_seconds": result.train_seconds,
+         "history": [{k: h.get(k) for k in ("epoch", "train_loss", MONITOR, "val_accuracy")}
+                     for h in result.history]})
 
 
 def build_summary(cfg, course, device, records: dict, meta: dict, complete: bool) -> dict:
@@ -266,24 +277,7 @@ def judge(summary: dict) -> tuple[str, str]:
     return verdict, line
 
 
-# --- what it prints and what the page shows ----------------------------------------------------------
-
-def describe(summary: dict) -> str:
-    lines = ["| variant | params | val accuracy | most common class share | epochs |", "|---|---:|---:|---:|---:|"]
-    for name, v in summary["variants"].items():
-        lines.append(f"| {name} | {v['params']:,} | {v['val_accuracy']:.3f} ± {v['val_accuracy_std']:.3f} | "
-                     f"{v['majority_share']:.3f} | {v['epochs_trained']:.1f} |")
-    for kind, rep in (summary.get("reproduction") or {}).items():
-        lines.append(f"{kind}: " + _reproduction_text(rep))
-    return "\n".join(lines + [summary["verdict"]])
-
-
-def _reproduction_text(value) -> str:
-    try:
-        return Reproduction.from_dict(value).text(".3f")
-    except (TypeError, ValueError, KeyError):
-        return NOT_MEASURED
-
+# --- the run's figure ---------------------------------------------------------------------------------
 
 def course_figure(summary: dict, out: Path) -> None:
     plt = pyplot()
@@ -309,127 +303,3 @@ def course_figure(summary: dict, out: Path) -> None:
                  f"{summary['seeds']} seed(s); validation: {summary['validation_text']}", fontsize=9)
     fig.tight_layout()
     save_figure(fig, out / "course_depth.png", dpi=90)
-
-
-def section(run: Run) -> Section:
-    s = run.summary
-    verdict, text = judge(s)
-    key = claim_key(s)
-    sec = Section("depth", "The course's residual notebook: 3 identity blocks without and with residuals",
-                  "Residual connections let the deeper net learn: without them the course's network predicts one "
-                  "class for every digit (validation accuracy 0.100), with them it reaches 0.634.", verdict, text,
-                  rule=RULE, effect=effect_of(get(s, "evidence", key or ""), "residual − plain accuracy", spec=".3f"),
-                  sentence=plain_sentence(s, verdict, key))
-    if get(s, "complete") is False:
-        done = ", ".join(f"{name} {len(get(v, 'seeds', default=[]))}"
-                         for name, v in (get(s, "variants", default={}) or {}).items())
-        sec.notes.append(f"Partial run (seeds done: {done} of {get(s, 'seeds')}): the numbers so far; "
-                         "`--resume` with the same --out goes on.")
-    reps = get(s, "reproduction")
-    if isinstance(reps, dict):
-        rows = [reproduction_row(f"{kind} (bce, {COURSE_BLOCKS} blocks)", reps.get(kind), ".3f") for kind in KINDS]
-        for row, kind in zip(rows, KINDS):
-            row.append(reproduction_settles(reps.get(kind)))
-        sec.tables.append(Table(REPRODUCTION_HEADER + ["what n settles it"], rows,
-                                f"validation accuracy, the course's run beside ours; "
-                                f"validation: {get(s, 'validation_text', default='?')}"))
-    else:
-        diffs = "; ".join(get(s, "protocol_differences", default=[]) or []) or NOT_MEASURED
-        sec.notes.append(f"No course-vs-ours verdict: the course's figures belong to its protocol, and this run "
-                         f"differs from it in: {diffs}.")
-    sec.tables.append(variants_table(s))
-    for k, ev in sorted((get(s, "evidence", default={}) or {}).items()):
-        loss, blocks = k.split("-b")
-        if k == key:   # the verdict's own line says the rest
-            sec.notes.append(f"the claim: {comparison_settles(ev)}")
-            continue
-        v, line = evidence_line(ev, "compare(plain, residual), paired by seed",
-                                f"residual − plain validation accuracy ({loss}, {blocks} blocks)", spec=".3f")
-        sec.notes.append(f"shown ({LOSSES[loss]}): {line}; {comparison_settles(ev)}")
-    sec.notes += course_notes(s)
-    return with_figures(sec, run, {"course_depth.png": "Validation accuracy of each seed and variant (left; the red "
-                                                       "star is the course's run) and per epoch (right)."})
-
-
-def plain_sentence(s: dict, verdict: str, key: str | None) -> str:
-    """The verdict in one plain sentence (``connlab.experiments.sentence``), from the stored comparison."""
-    if key is None:
-        return "No plain/residual pair was trained in this run: not measured."
-    loss, blocks = key.split("-b")
-    return sentence(verdict, [measured(stored(s, "evidence", key), Wording(
-        f"with residual connections, the course's {blocks}-block network reaches a validation accuracy",
-        "higher", "lower", "whether residual connections raise the validation accuracy", spec=".3f"))])
-
-
-def variants_table(s: dict) -> Table:
-    rows = []
-    for name, v in (get(s, "variants", default={}) or {}).items():
-        n = len(get(v, "seeds", default=[]) or [])
-        rows.append([name, fmt(num(v, "params"), ",.0f"),
-                     f"{fmt(num(v, 'val_accuracy'), '.3f')} ± {fmt(num(v, 'val_accuracy_std'), '.3f')}",
-                     fmt(num(v, "val_bce")), fmt(num(v, "val_cce")), fmt(num(v, "majority_share"), ".3f"),
-                     f"{get(v, 'one_class_seeds', default='?')} of {n}", fmt(num(v, "epochs_trained"), ".1f"),
-                     fmt(num(v, "train_accuracy"), ".3f")])
-    return Table(["variant (kind-loss-blocks)", "params", "val accuracy (mean ± sd)", "val BCE", "val CCE",
-                  "most common predicted class: share", f"seeds predicting one class (≥ {100 * ONE_CLASS:.0f} %)",
-                  "epochs trained", "train accuracy"], rows,
-                 "final weights (early stopping keeps the last, as Keras does); mean over the seeds done")
-
-
-
-
-def outside_notes(s: dict) -> list[str]:
-    """For each course figure outside our interval for one run: where it lies, and the likeliest reason."""
-    notes = []
-    for kind in KINDS:
-        rep = stored_reproduction(get(s, "reproduction", kind))
-        v = get(s, "variants", variant_name(kind, "bce", COURSE_BLOCKS), default={})
-        if rep is None or rep.verdict != NOT_REPRODUCED or math.isnan(rep.low):
-            continue
-        n, stuck = len(get(v, "seeds", default=[]) or []), int(get(v, "one_class_seeds", default=0) or 0)
-        where = (f"The course's {kind} figure {rep.published:.3f} lies {abs(rep.gap):.3f} "
-                 f"{'above' if rep.gap > 0 else 'below'} our interval for one run ({rep.low:.3f} to {rep.high:.3f}, "
-                 f"n = {rep.n}). ")
-        if rep.published < rep.low:
-            what = (f"The course's run stayed on the plateau where every one of the ten sigmoid answers is about "
-                    f"0.1, the class prior (its training loss at epoch 20, 0.3248, is the BCE of that answer, "
-                    f"{PLATEAU:.4f}), and predicted one class; "
-                    f"{stuck} of our {n} {kind} runs did. ")
-        else:
-            what = (f"{stuck} of our {n} {kind} runs stayed on the plateau where every output is about 0.1 and "
-                    "predicted one class; the course's run left it. ")
-        notes.append(where + what + plateau_reason(stuck if rep.published < rep.low else n - stuck, n))
-    return notes
-
-
-def plateau_reason(matching: int, n: int) -> str:
-    """Why a course run differs from ours when ``matching`` of our ``n`` runs did what the course's did."""
-    if matching:
-        return ("Whether a net leaves that plateau depends on its initial weights and noise draw, and some of ours "
-                "did what the course's run did: the likeliest reason is chance (the course shows one unseeded run).")
-    bound = 1 - 0.05 ** (1 / n) if n else 1.0
-    return (f"None of ours did what the course's run did: if that is chance, it is a draw of at most "
-            f"{100 * bound:.0f} % of runs (the one-sided 95 % bound for 0 of {n}), so a difference of numerics is "
-            "a candidate too: Keras' (TensorFlow's kernels, Adam's ε = 1e-7), which this lab cannot run.")
-
-
-def course_notes(s: dict) -> list[str]:
-    counts = get(s, "validation_class_counts", default=[]) or []
-    notes = [
-        "The course trains this classifier with binary cross-entropy on one-hot labels (Keras' "
-        "'binary_crossentropy' after a softmax layer). Keras computes it on the logits the softmax caches, as ten "
-        "independent sigmoid yes/no losses averaged (its first epoch starts at ln 2 = 0.693; the BCE of the softmax "
-        "probabilities would start at 0.325), where one label of ten calls for the categorical cross-entropy. It "
-        "is kept as the course's setting (the rows 'bce'); the rows 'cce' train the same nets with categorical "
-        "cross-entropy, beside it.",
-        f"Validation: {get(s, 'validation_text', default='?')} ({get(s, 'validation_images', default='?')} digits, "
-        f"noised once per seed). The course validates on MNIST's first 1,000 test digits.",
-    ]
-    if counts:
-        notes.append(f"A net that predicts one class for every digit scores that class's share of the validation "
-                     f"digits: here {min(counts) / sum(counts):.3f} to {max(counts) / sum(counts):.3f}; the "
-                     f"course's 0.100 is such a score (the ten digits it shows are all predicted '7').")
-    notes += outside_notes(s)
-    notes.append("Not the course's, and why: PyTorch's Adam uses ε = 1e-8 where Keras uses 1e-7; the course's noise "
-                 "and initial weights are unseeded draws (one run), ours come from each seed.")
-    return notes

@@ -222,7 +222,6 @@ def fit_mixture(cfg: GatesExperiment, k: int, data, folder: Path, resume: bool, 
 
 
 def softmax_gate_figure(cfg: GatesExperiment, out: Path, resume: bool) -> dict:
-    plt = pyplot()
     device = pick_device(cfg.device)
     g = torch.Generator().manual_seed(SAMPLE_SEED + cfg.seed)
     x, _, y = sector_problem(cfg.train_points, cfg.k, g)
@@ -246,6 +245,24 @@ def softmax_gate_figure(cfg: GatesExperiment, out: Path, resume: bool) -> dict:
         weights = moe.gate(grid).reshape(GRID, GRID, cfg.k)
         true_sector = (grid @ sector_directions(cfg.k).T).argmax(dim=1).reshape(GRID, GRID)
 
+    draw_gate_maps(cfg, out / "softmax_gate.png", axis, weights, true_sector, agreement)
+    max_weight = weights.max(dim=-1).values
+    return {
+        "k": cfg.k, "weights": "fitted", "epochs": cfg.epochs, "train_points": cfg.train_points,
+        "test_mse": test_mse, "one_expert_test_mse": one_mse, "sector_agreement": agreement,
+        "mixture_vs_one_expert": mixture_ev.as_dict(),
+        "gate_weight_min": weights.min().item(), "gate_weight_max": weights.max().item(),
+        "mean_winning_weight": max_weight.mean().item(),
+        "row_sums_max_error": (weights.sum(dim=-1) - 1).abs().max().item(),
+        "point": "the softmax gate splits the input space into regions, one expert each; the weights of a "
+                 "point sum to 1, so raising one group's weight lowers the others'.",
+    }
+
+
+def draw_gate_maps(cfg: GatesExperiment, path: Path, axis, weights, true_sector, agreement: float) -> None:
+    """The first experts' gate weights over the plane (GRID x GRID x k), and the winning expert against the true
+    sectors (dashed)."""
+    plt = pyplot()
     shown = min(cfg.k, 4)
     fig, axes = plt.subplots(1, shown + 1, figsize=(3.9 * (shown + 1), 3.8), squeeze=False)
     extent = (-2, 2, -2, 2)
@@ -266,18 +283,7 @@ def softmax_gate_figure(cfg: GatesExperiment, out: Path, resume: bool) -> dict:
     fig.suptitle(f"softmax gate of a mixture of {cfg.k} tanh experts, fitted ({cfg.epochs} epochs) to a "
                  f"different ridge in each of {cfg.k} sectors", fontsize=10)
     fig.tight_layout()
-    save_figure(fig, out / "softmax_gate.png", dpi=90)
-    max_weight = weights.max(dim=-1).values
-    return {
-        "k": cfg.k, "weights": "fitted", "epochs": cfg.epochs, "train_points": cfg.train_points,
-        "test_mse": test_mse, "one_expert_test_mse": one_mse, "sector_agreement": agreement,
-        "mixture_vs_one_expert": mixture_ev.as_dict(),
-        "gate_weight_min": weights.min().item(), "gate_weight_max": weights.max().item(),
-        "mean_winning_weight": max_weight.mean().item(),
-        "row_sums_max_error": (weights.sum(dim=-1) - 1).abs().max().item(),
-        "point": "the softmax gate splits the input space into regions, one expert each; the weights of a "
-                 "point sum to 1, so raising one group's weight lowers the others'.",
-    }
+    save_figure(fig, path, dpi=90)
 
 
 def run_experiment(cfg: GatesExperiment, out: Path, resume: bool = False) -> dict:

@@ -113,58 +113,72 @@ def make_regressor(kind: str, hidden: int):
     return LastStepRegressor(kind, hidden)
 
 
+def mse_loss(model, batch, generator):
+    """The trainer's loss: mean squared error of the predicted sum."""
+    x, y = batch
+    return ((model(x).float() - y) ** 2).mean()
+
+
 def run_experiment(cfg: RNNExperiment, out: Path, resume: bool = False) -> dict:
     device = pick_device(cfg.device)
     results: dict[str, dict[str, dict]] = {m: {} for m in cfg.models}
-    baselines: dict[str, float] = {}          # the first seed's, for the table and figures
     seed_baselines: dict[str, list[float]] = {}
-    seeds = range(cfg.seed, cfg.seed + cfg.seeds)
-
-    def loss_fn(model, batch, generator):
-        x, y = batch
-        return ((model(x).float() - y) ** 2).mean()
-
     for length in cfg.lengths:
-        x_test, y_test = adding_problem(cfg.test_size, length, torch.Generator().manual_seed(TEST_SEED + length))
-        x_test, y_test = x_test.to(device), y_test.to(device)
-
-        def evaluate(model, x_test=x_test, y_test=y_test):
-            pred = torch.cat([model(chunk).float() for chunk in x_test.split(1000)])
-            return {"test_mse": ((pred - y_test) ** 2).mean().item()}
-
-        per_seed: dict[str, list[dict]] = {k: [] for k in cfg.models}
-        seed_baselines[str(length)] = []
-        for seed in seeds:
-            x_train, y_train = adding_problem(cfg.train_size, length, torch.Generator().manual_seed(seed + length))
-            x_train, y_train = x_train.to(device), y_train.to(device)
-            seed_baselines[str(length)].append(((y_test - y_train.mean()) ** 2).mean().item())
-            for kind in cfg.models:
-                # one seed keeps the folder names of runs made before --seeds existed (resume)
-                name = f"{kind}-L{length}" + (f"-seed{seed}" if cfg.seeds > 1 else "")
-                model, result = train_variant(cfg, out, name, lambda: make_regressor(kind, cfg.hidden),
-                                              loss_fn, (x_train, y_train), device,
-                                              model_config={"kind": kind, "hidden": cfg.hidden, "length": length},
-                                              # per-epoch test MSE for the first seed's curve only
-                                              seed=seed, evaluate=evaluate if seed == cfg.seed else None,
-                                              resume=resume,
-                                              label=f"{kind} L={length} seed {seed}")
-                with torch.no_grad():
-                    test_mse = evaluate(model)["test_mse"]
-                per_seed[kind].append({
-                    "seed": seed, "test_mse": test_mse, "final_train_loss": result.final_train_loss,
-                    "train_seconds": result.train_seconds, "steps": result.steps,
-                    "params": sum(p.numel() for p in model.parameters()),
-                    "history": [{"epoch": h["epoch"], "train_loss": h["train_loss"], "test_mse": h.get("test_mse")}
-                                for h in result.history]})
-        baselines[str(length)] = seed_baselines[str(length)][0]
+        per_seed, seed_baselines[str(length)] = train_length(cfg, out, resume, device, length)
         for kind, records in per_seed.items():
-            first = records[0]
-            results[kind][str(length)] = {   # the mean over seeds; the first seed's curve
-                **{k: sum(r[k] for r in records) / len(records)
-                   for k in ("test_mse", "final_train_loss", "train_seconds")},
-                "steps": first["steps"], "params": first["params"], "history": first["history"],
-                "seeds": [{k: v for k, v in r.items() if k != "history"} for r in records]}
+            results[kind][str(length)] = mean_over_seeds(records)
+    baselines = {L: per_seed[0] for L, per_seed in seed_baselines.items()}   # the first seed's, for table and figures
+    summary = build_summary(cfg, device, results, baselines, seed_baselines)
+    write_summary(out, summary)
+    draw_figures(cfg, out, results, baselines)
+    return summary
 
+
+def train_length(cfg: RNNExperiment, out: Path, resume: bool, device, length: int) -> tuple[dict, list[float]]:
+    """Every model and seed at one sequence length: ({model: [record per seed]}, [baseline MSE per seed])."""
+    x_test, y_test = adding_problem(cfg.test_size, length, torch.Generator().manual_seed(TEST_SEED + length))
+    x_test, y_test = x_test.to(device), y_test.to(device)
+
+    def evaluate(model):
+        pred = torch.cat([model(chunk).float() for chunk in x_test.split(1000)])
+        return {"test_mse": ((pred - y_test) ** 2).mean().item()}
+
+    per_seed: dict[str, list[dict]] = {k: [] for k in cfg.models}
+    baselines = []
+    for seed in range(cfg.seed, cfg.seed + cfg.seeds):
+        x_train, y_train = adding_problem(cfg.train_size, length, torch.Generator().manual_seed(seed + length))
+        x_train, y_train = x_train.to(device), y_train.to(device)
+        baselines.append(((y_test - y_train.mean()) ** 2).mean().item())
+        for kind in cfg.models:
+            # one seed keeps the folder names of runs made before --seeds existed (resume)
+            name = f"{kind}-L{length}" + (f"-seed{seed}" if cfg.seeds > 1 else "")
+            model, result = train_variant(cfg, out, name, lambda: make_regressor(kind, cfg.hidden),
+                                          mse_loss, (x_train, y_train), device,
+                                          model_config={"kind": kind, "hidden": cfg.hidden, "length": length},
+                                          # per-epoch test MSE for the first seed's curve only
+                                          seed=seed, evaluate=evaluate if seed == cfg.seed else None,
+                                          resume=resume, label=f"{kind} L={length} seed {seed}")
+            with torch.no_grad():
+                test_mse = evaluate(model)["test_mse"]
+            per_seed[kind].append({
+                "seed": seed, "test_mse": test_mse, "final_train_loss": result.final_train_loss,
+                "train_seconds": result.train_seconds, "steps": result.steps,
+                "params": sum(p.numel() for p in model.parameters()),
+                "history": [{"epoch": h["epoch"], "train_loss": h["train_loss"], "test_mse": h.get("test_mse")}
+                            for h in result.history]})
+    return per_seed, baselines
+
+
+def mean_over_seeds(records: list[dict]) -> dict:
+    """One model at one length: the mean over seeds, the first seed's curve, every seed's numbers."""
+    first = records[0]
+    return {**{k: sum(r[k] for r in records) / len(records) for k in ("test_mse", "final_train_loss", "train_seconds")},
+            "steps": first["steps"], "params": first["params"], "history": first["history"],
+            "seeds": [{k: v for k, v in r.items() if k != "history"} for r in records]}
+
+
+def build_summary(cfg: RNNExperiment, device, results: dict, baselines: dict, seed_baselines: dict) -> dict:
+    """summary.json: the setting, test MSE per model and length, the baselines, the evidence and verdict."""
     summary = {
         "experiment": "rnn", "task": "adding problem", "device": str(device), "lengths": list(cfg.lengths),
         "models": {k: LABELS[k] for k in cfg.models}, "hidden": cfg.hidden, "epochs": cfg.epochs,
@@ -175,8 +189,11 @@ def run_experiment(cfg: RNNExperiment, out: Path, resume: bool = False) -> dict:
         "results": results, "evidence": gru_evidence(results, seed_baselines, cfg.lengths),
     }
     summary["verdict"] = ": ".join(judge(summary))
-    write_summary(out, summary)
+    return summary
 
+
+def draw_figures(cfg: RNNExperiment, out: Path, results: dict, baselines: dict) -> None:
+    """mse_vs_length.png (test MSE against L) and curves.png (test MSE per epoch at the longest L)."""
     xs = list(cfg.lengths)
     series = {LABELS[k]: (xs, [results[k][str(L)]["test_mse"] for L in xs]) for k in cfg.models}
     series["baseline (predict the mean)"] = (xs, [baselines[str(L)] for L in xs])
@@ -191,7 +208,6 @@ def run_experiment(cfg: RNNExperiment, out: Path, resume: bool = False) -> dict:
     curves["baseline"] = ([1, cfg.epochs], [baselines[longest]] * 2)
     plots.curves(curves, out / "curves.png", "epoch", "test MSE (log scale)",
                  f"test MSE per epoch at L = {longest}", logy=True, styles={"baseline": "--"})
-    return summary
 
 
 def gru_evidence(results: dict, seed_baselines: dict, lengths) -> dict:

@@ -133,44 +133,62 @@ def run_experiment(cfg: ViTExperiment, out: Path, resume: bool = False) -> dict:
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     data = load_dataset(cfg.dataset, cfg.data_dir, cfg.limit).to(device)
+    evaluate = accuracy_on(data)
+    model, result = train_vit(cfg, out, resume, data, evaluate)
+    model.eval()
+    with torch.no_grad():
+        accuracy = evaluate(model)["test_accuracy"]
+        shown = shown_digits(model, data)
+        # on every test digit: the claim is per item (n = the test set, 1,000 in the demo)
+        ratios = torch.cat([vit_attention_ink_ratio(model, chunk) for chunk in to_unit(data.test_images).split(500)])
+    summary = build_summary(cfg, data, device, model, result, accuracy, ratios)
+    write_summary(out, summary)
+    draw_figures(cfg, out, data, result, shown)
+    return summary
+
+
+def accuracy_on(data):
+    """The trainer's ``evaluate``: the model's accuracy on the test digits."""
     test_x = to_unit(data.test_images)
+
+    def evaluate(model):
+        predicted = torch.cat([model(chunk).float().argmax(1) for chunk in test_x.split(500)])
+        return {"test_accuracy": (predicted == data.test_labels).float().mean().item()}
+
+    return evaluate
+
+
+def train_vit(cfg: ViTExperiment, out: Path, resume: bool, data, evaluate):
+    """Seed, build and train the ViT in ``out`` (shifted digits, smoothed labels); returns (model, fit's result)."""
 
     def loss_fn(model, batch, generator):
         x = random_shift(to_unit(batch[0]), cfg.shift, generator)
         return F.cross_entropy(model(x).float(), batch[1], label_smoothing=cfg.label_smoothing)
 
-    def predict(model, x):
-        return torch.cat([model(chunk).float().argmax(1) for chunk in x.split(500)])
-
-    def evaluate(model):
-        return {"test_accuracy": (predict(model, test_x) == data.test_labels).float().mean().item()}
-
     seed_everything(cfg.seed)
     model_cfg = cfg.model_config()
-    model = ViT(model_cfg).to(device)
+    model = ViT(model_cfg).to(data.train_images.device)
     train_cfg = cfg.train_config(optimizer="adamw", lr_schedule="cosine")  # weight_decay, warmup_steps: shared
     result = fit(model, loss_fn, (data.train_images, data.train_labels), train_cfg, out,
                  model_config=asdict(model_cfg), evaluate=evaluate, resume=resumable(out, resume), label="vit")
-    model.eval()
-    with torch.no_grad():
-        accuracy = evaluate(model)["test_accuracy"]
-        # One digit per class (the test set is ordered by label), so the figure shows 0, 1, 2, ...
-        idx = torch.stack([(data.test_labels == c).nonzero()[0, 0] for c in data.test_labels.unique()[:SHOWN]])
-        shown = test_x[idx]
-        logits = model(shown).float()
-        maps = [m.float() for m in model.attention_maps()]  # depth x (B, heads, T, T)
-    with torch.no_grad():
-        # on every test digit: the claim is per item (n = the test set, 1,000 in the demo)
-        ratios = torch.cat([vit_attention_ink_ratio(model, chunk) for chunk in test_x.split(500)])
+    return model, result
+
+
+def shown_digits(model, data) -> dict:
+    """The figures' digits, one per class (the test set is ordered by label, so they show 0, 1, 2, ...),
+    with the model's logits and every layer's attention on them."""
+    idx = torch.stack([(data.test_labels == c).nonzero()[0, 0] for c in data.test_labels.unique()[:SHOWN]])
+    images = to_unit(data.test_images)[idx]
+    return {"labels": data.test_labels[idx], "images": images, "logits": model(images).float(),
+            "maps": [m.float() for m in model.attention_maps()]}  # depth x (B, heads, T, T)
+
+
+def build_summary(cfg: ViTExperiment, data, device, model, result, accuracy: float, ratios) -> dict:
+    """summary.json: accuracy, size and recipe, and the attention-on-ink ratio's evidence over the test digits."""
+    model_cfg = cfg.model_config()
     measured = int((~ratios.isnan()).sum())  # a digit whose patches are all blank or all ink has no contrast
     strokes = attention_on_strokes(ratios, threshold=INK_RATIO_THRESHOLD) if measured else None
-    has_cls = model_cfg.pool == "cls"
-    last = maps[-1]
-    per_head = torch.stack([patch_relevance(last[:, h], has_cls) for h in range(model_cfg.heads)], 1)  # (B, H, N)
-    rollout = attention_rollout(maps)  # (B, T, T)
-    rollout_rel = patch_relevance(rollout, has_cls)  # (B, N)
-
-    summary = {
+    return {
         "experiment": "vit", "dataset": data.name, "data_source": data.source, "device": str(device),
         "train_images": len(data.train_images), "test_images": len(data.test_images),
         "test_accuracy": accuracy, "params": sum(p.numel() for p in model.parameters()),
@@ -188,22 +206,27 @@ def run_experiment(cfg: ViTExperiment, out: Path, resume: bool = False) -> dict:
                                                                "leaves no test digit with both inked and blank "
                                                                "patches: nothing to measure"})},
     }
-    write_summary(out, summary)
 
+
+def draw_figures(cfg: ViTExperiment, out: Path, data, result, shown: dict) -> None:
+    """attention_maps.png (the last layer, per head), attention_rollout.png, accuracy_curve.png."""
+    model_cfg = cfg.model_config()
+    has_cls = model_cfg.pool == "cls"
+    last = shown["maps"][-1]
+    per_head = torch.stack([patch_relevance(last[:, h], has_cls) for h in range(model_cfg.heads)], 1)  # (B, H, N)
+    rollout_rel = patch_relevance(attention_rollout(shown["maps"]), has_cls)  # (B, T, T) -> (B, N)
     pooled = "class token" if has_cls else "mean over queries"
-    labels = [f"label {y}, pred {p}" for y, p in zip(data.test_labels[idx].tolist(), logits.argmax(1).tolist())]
+    labels = [f"label {y}, pred {p}" for y, p in zip(shown["labels"].tolist(), shown["logits"].argmax(1).tolist())]
     heads = {f"head {h + 1}": per_head[:, h] for h in range(model_cfg.heads)}
     heads["mean of heads"] = per_head.mean(1)
-    attention_overlays(shown, heads, model_cfg.grid, labels, out / "attention_maps.png",
+    attention_overlays(shown["images"], heads, model_cfg.grid, labels, out / "attention_maps.png",
                        f"last-layer attention ({pooled}) over each patch")
-    attention_overlays(shown, {"rollout": rollout_rel, "last layer": per_head.mean(1)}, model_cfg.grid, labels,
-                       out / "attention_rollout.png",
+    attention_overlays(shown["images"], {"rollout": rollout_rel, "last layer": per_head.mean(1)}, model_cfg.grid,
+                       labels, out / "attention_rollout.png",
                        f"attention rollout through {model_cfg.depth} layers ({pooled}) vs the last layer alone")
-
     epochs = [h["epoch"] for h in result.history]
     plots.curves({"test accuracy": (epochs, [h["test_accuracy"] for h in result.history])},
                  out / "accuracy_curve.png", "epoch", "accuracy", f"ViT on {data.name} ({data.source})")
-    return summary
 
 
 def attention_overlays(images, maps: dict, grid: int, labels: list[str], path: Path, title: str) -> Path:

@@ -77,26 +77,13 @@ def run(nb, scratch: Path, timeout: float, size: str) -> dict[int, CellRun]:
     """Execute ``nb`` in place (outputs into its cells); what happened to each code cell, by cell index."""
     # lazy: nbformat/nbclient/jupyter are test-only dependencies (grading)
     from jupyter_core.utils import run_sync
-    from nbclient import NotebookClient
-    from nbclient.exceptions import DeadKernelError
-    from nbformat.v4 import new_code_cell
 
     work = scratch / "work"
     work.mkdir(parents=True, exist_ok=True)
     env = environment(scratch, size)
     km = _kernel_manager(scratch)
     timed_out: set[int] = set()
-
-    def on_error(cell, cell_index, execute_reply):
-        if execute_reply["content"].get("ename") == TIMED_OUT:
-            timed_out.add(id(cell))
-
-    # interrupt_on_timeout: nbclient interrupts the kernel and answers for the cell itself; its own
-    # CellTimeoutError would leave the cell's output reader running, which then eats later cells' outputs.
-    client = NotebookClient(nb, km=km, timeout=timeout, allow_errors=True, interrupt_on_timeout=True,
-                            error_on_timeout={"ename": TIMED_OUT, "evalue": "", "traceback": []},
-                            on_cell_error=on_error, startup_timeout=180, record_timing=False,
-                            resources={"metadata": {"path": str(work)}})
+    client = _client(nb, km, timeout, work, timed_out)
     runs: dict[int, CellRun] = {}
     stopped = ""
     code = 0
@@ -110,32 +97,7 @@ def run(nb, scratch: Path, timeout: float, size: str) -> dict[int, CellRun]:
                 if stopped:
                     runs[index] = CellRun("not run", why=stopped)
                     continue
-                start = time.monotonic()
-                try:
-                    client.execute_cell(cell, index, store_history=False)
-                except DeadKernelError:
-                    runs[index] = CellRun("died", time.monotonic() - start, f"the kernel died in code cell {code}")
-                    stopped = f"the kernel died in code cell {code}"
-                    continue
-                seconds = time.monotonic() - start
-                if id(cell) not in timed_out:
-                    failed = any(o.get("output_type") == "error" for o in cell.get("outputs", []))
-                    runs[index] = CellRun("error" if failed else "ok", seconds)
-                    continue
-                runs[index] = CellRun("timeout", seconds,
-                                      f"code cell {code} ran past the {timeout:g} s limit per cell and was stopped")
-                probe = new_code_cell("pass")   # did the interrupt stop it?
-                client.timeout = PROBE_SECONDS
-                try:
-                    client.execute_cell(probe, index, store_history=False)
-                except DeadKernelError:
-                    timed_out.add(id(probe))
-                nb.cells[index] = cell   # nbclient files the probe at the index it is given
-                client.timeout = timeout
-                if id(probe) in timed_out:
-                    stopped = (f"code cell {code} ran past the {timeout:g} s limit and the kernel did not stop "
-                               "when interrupted, so it was shut down")
-                    run_sync(km.shutdown_kernel)(now=True)
+                runs[index], stopped = _execute(client, km, nb, index, code, timeout, timed_out)
     finally:
         try:
             if km.has_kernel:
@@ -144,3 +106,66 @@ def run(nb, scratch: Path, timeout: float, size: str) -> dict[int, CellRun]:
             run_sync(km.cleanup_resources)()
             log.close()
     return runs
+
+
+def _client(nb, km, timeout: float, work: Path, timed_out: set[int]):
+    """The notebook client; a cell that runs past ``timeout`` is interrupted and its id added to ``timed_out``."""
+    # lazy: nbformat/nbclient/jupyter are test-only dependencies (grading)
+    from nbclient import NotebookClient
+
+    def on_error(cell, cell_index, execute_reply):
+        if execute_reply["content"].get("ename") == TIMED_OUT:
+            timed_out.add(id(cell))
+
+    # interrupt_on_timeout: nbclient interrupts the kernel and answers for the cell itself; its own
+    # CellTimeoutError would leave the cell's output reader running, which then eats later cells' outputs.
+    return NotebookClient(nb, km=km, timeout=timeout, allow_errors=True, interrupt_on_timeout=True,
+                          error_on_timeout={"ename": TIMED_OUT, "evalue": "", "traceback": []},
+                          on_cell_error=on_error, startup_timeout=180, record_timing=False,
+                          resources={"metadata": {"path": str(work)}})
+
+
+def _execute(client, km, nb, index: int, code: int, timeout: float, timed_out: set[int]) -> tuple[CellRun, str]:
+    """Run code cell number ``code`` (``nb.cells[index]``): what happened to it, and why no later cell may run
+    ("" when they may)."""
+    # lazy: nbformat/nbclient/jupyter are test-only dependencies (grading)
+    from nbclient.exceptions import DeadKernelError
+
+    cell = nb.cells[index]
+    start = time.monotonic()
+    try:
+        client.execute_cell(cell, index, store_history=False)
+    except DeadKernelError:
+        return (CellRun("died", time.monotonic() - start, f"the kernel died in code cell {code}"),
+                f"the kernel died in code cell {code}")
+    seconds = time.monotonic() - start
+    if id(cell) not in timed_out:
+        failed = any(o.get("output_type") == "error" for o in cell.get("outputs", []))
+        return CellRun("error" if failed else "ok", seconds), ""
+    ran = CellRun("timeout", seconds, f"code cell {code} ran past the {timeout:g} s limit per cell and was stopped")
+    if _interrupted(client, km, nb, index, timeout, timed_out):
+        return ran, ""
+    return ran, (f"code cell {code} ran past the {timeout:g} s limit and the kernel did not stop "
+                 "when interrupted, so it was shut down")
+
+
+def _interrupted(client, km, nb, index: int, timeout: float, timed_out: set[int]) -> bool:
+    """After a cell's timeout: whether the interrupt stopped it (a probe cell runs); if not, shut the kernel down."""
+    # lazy: nbformat/nbclient/jupyter are test-only dependencies (grading)
+    from jupyter_core.utils import run_sync
+    from nbclient.exceptions import DeadKernelError
+    from nbformat.v4 import new_code_cell
+
+    cell = nb.cells[index]
+    probe = new_code_cell("pass")
+    client.timeout = PROBE_SECONDS
+    try:
+        client.execute_cell(probe, index, store_history=False)
+    except DeadKernelError:
+        timed_out.add(id(probe))
+    nb.cells[index] = cell   # nbclient files the probe at the index it is given
+    client.timeout = timeout
+    if id(probe) not in timed_out:
+        return True
+    run_sync(km.shutdown_kernel)(now=True)
+    return False
