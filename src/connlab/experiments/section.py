@@ -17,6 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from connlab.evidence import CONTRADICTED, NOT_SUPPORTED, SUPPORTED  # noqa: F401 - the section builders' words
+from connlab.experiments.registry import REGISTRY
+from connlab.runs import config_from_json, read_json_object, read_run
+from connlab.evidence import Evidence, Reproduction
 
 # The verdict words of an interval (SUPPORTED, NOT_SUPPORTED, CONTRADICTED) are connlab.evidence's,
 # imported above for the section builders; the words below are the report's own.
@@ -40,9 +43,6 @@ class Run:
 
 def load_run(folder: Path) -> Run:
     """A run folder, or a UserError naming what is wrong with it."""
-    from connlab.experiments.registry import REGISTRY
-    from connlab.runs import config_from_json, read_json_object, read_run
-
     folder = Path(folder)
     saved = read_run(folder)
     entry = REGISTRY.get(saved.experiment)
@@ -163,7 +163,6 @@ def generic_section(run: Run) -> Section:
 def stored(data, *path):
     """The ``connlab.evidence.Evidence`` stored at ``path`` of a summary (as ``Evidence.as_dict()``), or None
     when it is missing or malformed: a run folder written before intervals were stored."""
-    from connlab.evidence import Evidence
 
     value = get(data, *path) if path else data
     if not isinstance(value, dict):
@@ -256,8 +255,6 @@ MAX_SETTLE = 1000   # seeds beyond which "what n would settle it" says "more tha
 
 def stored_reproduction(value):
     """The ``connlab.evidence.Reproduction`` stored as ``as_dict()`` (or given), or None when missing/malformed."""
-    from connlab.evidence import Reproduction
-
     if isinstance(value, Reproduction):
         return value
     if not isinstance(value, dict):

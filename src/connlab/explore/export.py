@@ -40,6 +40,26 @@ import numpy as np
 import torch
 from torch import nn
 
+from connlab.checkpoint import load_weights
+from connlab.data import signed_to_unit
+from connlab.data.noise import draw_noise
+from connlab.diffusion import guided
+from connlab.diffusion.ladder import LadderSchedule, ladder_step
+from connlab.diffusion.samplers import ddim_timesteps
+from connlab.errors import UserError
+from connlab.experiments.attention import AttentionExperiment, SequenceTransformer
+from connlab.experiments.autoencoder import AutoencoderExperiment
+from connlab.experiments.diffusion import DiffusionExperiment
+from connlab.experiments.ladder import LadderExperiment
+from connlab.experiments.vit import ViTExperiment
+from connlab.models.autoencoder import DenoisingAutoencoder
+from connlab.models.step_conditioned import StepConditionedUNet
+from connlab.models.toy_attention import SENTENCES, TOKENS, ToyAttentionModel, ToyHeadConfig, corpus
+from connlab.models.vit import ViT, attention_rollout
+from connlab.runs import read_run
+from connlab.runtime.speed import Speed
+from connlab.sampling.generate import Generator
+
 
 @dataclass
 class ExportedModel:
@@ -117,8 +137,6 @@ class LadderUp(nn.Module):
         self.schedule = schedule
 
     def forward(self, x0: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        from connlab.diffusion.ladder import ladder_step
-
         if self.schedule.interpolates:
             return (x0 + torch.round(self.schedule.mag * z[0])).clamp(0.0, 1.0)
         x = x0
@@ -144,7 +162,6 @@ class DDIMStep(nn.Module):
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, t_prev: torch.Tensor,
                 y: torch.Tensor | None = None, w: torch.Tensor | None = None):
-        from connlab.diffusion import guided
 
         out = guided(self.unet, y, w)(x, t) if self.class_cond else self.unet(x, t)
         x0_hat = self.schedule.predict_x0(x, t, out, self.prediction)
@@ -164,8 +181,6 @@ class ToImage(nn.Module):
         self.decoder = decoder
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        from connlab.data import signed_to_unit
-
         if self.decoder is None:
             return signed_to_unit(z).clamp(0.0, 1.0)
         return self.decoder.decode(z)
@@ -179,8 +194,6 @@ class ViTPage(nn.Module):
         self.model = model
 
     def forward(self, x: torch.Tensor):
-        from connlab.models.vit import attention_rollout
-
         probs = torch.softmax(self.model(x), dim=-1)
         maps = self.model.attention_maps()  # L x (B, heads, T, T), set by the forward pass above
         return probs, torch.stack(maps), attention_rollout(maps)
@@ -214,14 +227,10 @@ class ToyHeadPage(nn.Module):
 
 def experiment_config(run: Path, cls):
     """The experiment dataclass saved in ``run/config.json`` (unknown keys dropped; ``connlab.runs.read_run``)."""
-    from connlab.runs import read_run
-
     return read_run(run, cls=cls).config
 
 
 def load(model: nn.Module, path: Path) -> nn.Module:
-    from connlab.checkpoint import load_weights
-
     load_weights(model, path)  # load_state_dict checks every name and shape
     return model.eval()
 
@@ -234,9 +243,6 @@ def sample_digit(seed: int = 0) -> torch.Tensor:
 
 def export_autoencoders(run: Path) -> list[ExportedModel]:
     """none / concat / add from ``run/variants/<skip>-seed<s>/``, s the run's first seed."""
-    from connlab.experiments.autoencoder import AutoencoderExperiment
-    from connlab.models.autoencoder import DenoisingAutoencoder
-
     cfg = experiment_config(run, AutoencoderExperiment)
     models = []
     for skip in ("none", "concat", "add"):
@@ -252,11 +258,6 @@ def export_autoencoders(run: Path) -> list[ExportedModel]:
 
 def export_ladder(run: Path) -> list[ExportedModel]:
     """The shown variant's step network (``variants/T<T>-<condition>[-seed<s>]``) and how its ladder is made."""
-    from connlab.data.noise import draw_noise
-    from connlab.diffusion.ladder import LadderSchedule
-    from connlab.experiments.ladder import LadderExperiment
-    from connlab.models.step_conditioned import StepConditionedUNet
-
     cfg = experiment_config(run, LadderExperiment)
     T = cfg.shown_steps
     for condition in cfg.conditions:
@@ -283,11 +284,6 @@ def ddim_steps_range(T: int) -> dict[str, int]:
 
 def export_diffusion(run: Path) -> list[ExportedModel]:
     """The EMA U-Net as one DDIM step (with guidance for class-conditional runs) and its decoder."""
-    from connlab.diffusion.samplers import ddim_timesteps
-    from connlab.experiments.diffusion import DiffusionExperiment
-    from connlab.runtime.speed import Speed
-    from connlab.sampling.generate import Generator
-
     # fp32, contiguous: the exported graph must not carry autocast or a memory-format choice
     gen = Generator.from_run(run, "cpu", Speed(precision="fp32", channels_last="off"), DiffusionExperiment)
     cfg = gen.cfg
@@ -312,9 +308,6 @@ def export_diffusion(run: Path) -> list[ExportedModel]:
 
 
 def export_vit(run: Path) -> list[ExportedModel]:
-    from connlab.experiments.vit import ViTExperiment
-    from connlab.models.vit import ViT
-
     cfg = experiment_config(run, ViTExperiment).model_config()
     model = load(ViT(cfg), run / "model.safetensors")
     info = {"grid": cfg.grid, "heads": cfg.heads, "depth": cfg.depth, "cls": cfg.pool == "cls"}
@@ -322,8 +315,6 @@ def export_vit(run: Path) -> list[ExportedModel]:
 
 
 def export_attention(run: Path) -> list[ExportedModel]:
-    from connlab.experiments.attention import AttentionExperiment, SequenceTransformer
-
     exp = experiment_config(run, AttentionExperiment)
     cfg = exp.model_config()
     model = load(SequenceTransformer(cfg), run / "model.safetensors")
@@ -336,8 +327,6 @@ def export_toy_head(run: Path) -> list[ExportedModel]:
     """The first seed's trained toy head of an ``attention --preset course`` run (``toy_head.json``)."""
     import json
 
-    from connlab.errors import UserError
-    from connlab.models.toy_attention import SENTENCES, TOKENS, ToyAttentionModel, ToyHeadConfig, corpus
 
     path = run / "toy_head.json"
     if not path.is_file():

@@ -37,7 +37,9 @@ from connlab.checkpoint import atomic_write_text, check_output
 from connlab.errors import UserError
 from connlab.experiments.section import load_run
 from connlab.report.page import build_section
-from connlab.runs import make_folder
+from connlab.runs import make_folder, read_run
+from connlab.explore import export as ex
+from connlab.data import load_dataset
 
 WEB = Path(__file__).parent / "web"
 RUNTIME = WEB / "node_modules" / "onnxruntime-web" / "dist"
@@ -62,8 +64,6 @@ TOY = "toy_attention"   # the panel of an `attention --preset course` run
 
 
 def parts() -> list[Part]:
-    from connlab.explore import export as ex
-
     return [
         Part("autoencoder", "the three autoencoders", "connlab autoencoder --skip all --out DIR/autoencoder",
              ex.export_autoencoders, "ae-part", "autoencoder"),
@@ -167,8 +167,6 @@ def check_exporter() -> None:
 
 def find_runs(run_dir: Path) -> dict[str, Path]:
     """experiment name -> run folder: ``run_dir`` itself (one run) or its subfolders (a demo folder)."""
-    from connlab.runs import read_run
-
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise UserError(f"{run_dir}: no such run folder")
@@ -196,7 +194,6 @@ def test_digits(count_per_class: int = 1) -> list[dict]:
     """The first test digit of each class from the embedded MNIST subset: label and 784 bytes."""
     import numpy as np
 
-    from connlab.data import load_dataset
 
     data = load_dataset("mnist-embedded")
     labels = data.test_labels.cpu().numpy()

@@ -25,12 +25,14 @@ from connlab.experiments.section import (CONTRADICTED, INCONCLUSIVE, NOT_MEASURE
                                          Run, Section, Table, fmt, generic_section, load_run, num, with_figures)
 from connlab.report.sidebyside import write_side_by_side
 from connlab.report.style import SELF_CHECK, STYLE
+from connlab.experiments import REGISTRY, lecture_order
+from connlab import __version__
+from connlab.checkpoint import atomic_write_text
+from connlab.runs import make_folder
 
 
 def build_section(run: Run) -> Section:
     """The run's section from its experiment's registered builder (a generic one for others)."""
-    from connlab.experiments import REGISTRY
-
     if not run.summary:
         sec = Section(run.experiment, f"connlab {run.experiment}", "", NOT_MEASURED,
                       "the run has no summary.json (it did not finish; continue it with --resume)",
@@ -46,8 +48,6 @@ def build_section(run: Run) -> Section:
 
 def lecture_rank(experiment: str) -> int:
     """Sort key: the experiment's place in the lecture; experiments outside it come last."""
-    from connlab.experiments import lecture_order
-
     order = [e.name for e in lecture_order()]
     return order.index(experiment) if experiment in order else len(order)
 
@@ -168,7 +168,6 @@ def environment(runs: list[Run], demo: dict | None) -> dict:
     """Where the numbers came from: the runs' devices and data, and the software that made them."""
     import torch
 
-    from connlab import __version__
 
     env = dict((demo or {}).get("environment") or {})
     devices = sorted({str(r.summary.get("device")) for r in runs if r.summary.get("device")})
@@ -188,9 +187,6 @@ def environment(runs: list[Run], demo: dict | None) -> dict:
 
 def build_report(folders: list[Path], out: Path, demo: dict | None = None) -> Path:
     """Write the page for these run folders (in the lecture's order) to ``out``; returns ``out``."""
-    from connlab.checkpoint import atomic_write_text
-    from connlab.runs import make_folder
-
     runs = sorted((load_run(f) for f in folders), key=lambda r: lecture_rank(r.experiment))
     sections = [build_section(r) for r in runs]
     for sec, run in zip(sections, runs):  # the chains a run stored for its own page (diffusion sample --ladder-run)
