@@ -6,7 +6,6 @@ import argparse
 import sys
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from connlab.errors import UserError
 from connlab.experiments.config import Config, flag
@@ -15,9 +14,6 @@ from connlab.runtime import speed
 from connlab.runtime.settings import RunSettings
 from connlab.runtime.speed import Speed
 from connlab.train import TrainConfig
-
-if TYPE_CHECKING:
-    from connlab.train import TrainConfig
 
 
 def from_flags(build, *args, **kwargs):

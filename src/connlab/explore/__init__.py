@@ -13,6 +13,7 @@ from pathlib import Path
 
 def write_explorer(run_dir: Path, out: Path | None = None, log=None) -> Path:
     """Write the explorer page for ``run_dir`` (a demo folder or one run); returns its path."""
+    # lazy: the page imports torch and the exporters (~2 s); `connlab explore --help` stays without them
     from connlab.explore.page import write_explorer as write
 
     return write(run_dir, out, log)
