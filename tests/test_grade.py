@@ -21,6 +21,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from connlab.cli import main
+from connlab.experiments import REGISTRY
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT = "5"
@@ -285,7 +286,7 @@ def test_the_grader_reads_and_writes_only_its_inputs_scratch_and_out(tmp_path):
 
 # --- slow: the lab's own notebooks, as students hand them in --------------------------------------------------
 
-NOTEBOOKS = ("01_autoencoder", "02_incremental_denoising", "03_diffusion", "04_attention", "05_residual")
+NOTEBOOKS = tuple(sorted(e.notebook for e in REGISTRY.values() if e.notebook))   # the registry's list
 SCALE = "    scores = scores / math.sqrt(h)\n"   # notebook 04's scaling line, inside causal_attention
 MISTAKES = {   # student: (notebook, edits of the solution, grade ids deleted)
     "no_cat": ("01_autoencoder", [("        h = torch.cat([h, conv_2], dim=1)", "        pass")], ()),

@@ -17,8 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from connlab.experiments import REGISTRY
+
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = ("01_autoencoder", "02_incremental_denoising", "03_diffusion", "04_attention", "05_residual")
+NOTEBOOKS = tuple(sorted(e.notebook for e in REGISTRY.values() if e.notebook))   # the registry's list
 
 
 def builder():

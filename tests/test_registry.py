@@ -136,3 +136,22 @@ def test_help_imports_no_experiment_module():
             "and m not in ('connlab.experiments.registry',)))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "[]"
+
+
+def test_the_registry_names_each_notebook_and_each_explorer_panel_once():
+    """The registry is the one list: every exercise notebook belongs to one command, and every explorer panel
+    names an exporter that exists and a <section> the page template holds."""
+    from pathlib import Path
+
+    from connlab.explore import export
+    from connlab.explore.page import WEB, parts
+
+    root = Path(__file__).resolve().parents[1]
+    named = sorted(e.notebook for e in REGISTRY.values() if e.notebook)
+    assert named == sorted(p.stem for p in (root / "notebooks" / "src").glob("[0-9][0-9]_*.py")) and named
+    panels = [p for e in REGISTRY.values() for p in e.panels]
+    assert len({p.part for p in panels}) == len({p.element for p in panels}) == len(panels) >= 6
+    assert all(callable(getattr(export, p.export, None)) for p in panels)
+    template = (WEB / "explorer.html").read_text()
+    assert all(f'<section id="{p.element}"' in template for p in panels)
+    assert [p.experiment for p in parts()] == [p.part for e in lecture_order() for p in e.panels]

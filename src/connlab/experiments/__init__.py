@@ -1,5 +1,5 @@
 """connlab's experiments, one module per command, listed once in ``REGISTRY``."""
 
-from connlab.experiments.registry import REGISTRY, DemoStep, Experiment, lecture_order, register, unregister
+from connlab.experiments.registry import REGISTRY, DemoStep, Experiment, Panel, lecture_order, register, unregister
 
-__all__ = ["REGISTRY", "DemoStep", "Experiment", "lecture_order", "register", "unregister"]
+__all__ = ["REGISTRY", "DemoStep", "Experiment", "Panel", "lecture_order", "register", "unregister"]

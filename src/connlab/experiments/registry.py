@@ -38,6 +38,23 @@ class DemoStep:
 
 
 @dataclass(frozen=True)
+class Panel:
+    """A live panel of ``connlab explore`` for this command's runs.
+
+    ``export`` names the function of ``connlab.explore.export`` that turns the run folder into the panel's
+    ONNX models (named, not imported: the explorer sits above the experiments). ``folder`` is the run's
+    folder in a demo folder, hence its section in report.html; ``make`` the flags that make such a run.
+    """
+
+    part: str                        # the panel's name in the page's manifest
+    title: str
+    export: str
+    element: str                     # the panel's <section id> in explorer.html
+    folder: str = ""                 # default: the command's name
+    make: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Experiment:
     name: str                        # the command: ``connlab NAME``
     help: str                        # one line, for --help
@@ -47,6 +64,8 @@ class Experiment:
     config: str | None = None        # the name of the module's config dataclass
     section: str | None = None       # the name of the module's ``section(run)`` builder
     single_process: tuple[str, ...] = ()   # actions ("" = the command itself) that refuse torchrun
+    panels: tuple[Panel, ...] = ()   # what the explorer shows of its runs, in order
+    notebook: str = ""               # its exercise notebook (notebooks/src/NAME.py), if it has one
 
     def load(self):
         return importlib.import_module(self.module)
@@ -104,6 +123,8 @@ for _entry in (
                single_process=("",)),
     Experiment("autoencoder", "Exercise 1: denoising autoencoder without/with skips",
                "connlab.experiments.autoencoder", lecture=40, config="AutoencoderExperiment", section="section",
+               panels=(Panel("autoencoder", "the three autoencoders", "export_autoencoders", "ae-part",
+                             make=("--skip", "all")),), notebook="01_autoencoder",
                # 5 seeds paired by seed for the skip verdicts (docs/evidence-budgets.md §4: 60 steps per seed)
                demo=(DemoStep(_s("--skip", "all", "--epochs", 2, "--seeds", 5, "--limit", 960, "--batch-size", 32,
                                  "--iterate", 4),
@@ -116,6 +137,8 @@ for _entry in (
                               folder="autoencoder-course", takes_data_dir=True))),
     Experiment("ladder", "Exercise 2: incremental denoising with T steps", "connlab.experiments.ladder",
                lecture=60, config="LadderExperiment", section="section",
+               panels=(Panel("ladder", "the ladder", "export_ladder", "ladder-part"),),
+               notebook="02_incremental_denoising",
                demo=(DemoStep(_s("--steps", 5, "--epochs", 2, "--limit", 2000, "--batch-size", 32,
                                  "--eval-images", 200),
                               _s("--steps", 10, "--epochs", 10, "--sweep", "1,5,10,20"), takes_dataset=True),)),
@@ -128,7 +151,7 @@ for _entry in (
                demo=(DemoStep(_s("--lengths", "10,50", "--train-size", 6400, "--epochs", 5, "--models", "rnn,gru",
                                  "--seeds", 5), _s("--full", "--seeds", 5)),)),
     Experiment("depth", "plain vs residual networks as depth grows", "connlab.experiments.depth",
-               lecture=50, config="DepthExperiment", section="section",
+               lecture=50, config="DepthExperiment", section="section", notebook="05_residual",
                # regime d of docs/evidence-budgets.md §3: the shallowest plain net learns (test error ≈ 13 %);
                # depth 8 dropped to fit the demo's time (§4: −35 CPU s; add "2,8,16" back where time allows)
                demo=(DemoStep(_s("--depths", "2,16", "--epochs", 3, "--limit", 3000, "--batch-size", 32, "--lr", 3e-3,
@@ -145,6 +168,8 @@ for _entry in (
                "connlab.experiments.classifier", config="ClassifierExperiment"),
     Experiment("diffusion", "DDPM / DDIM on MNIST: train, sample, eval", "connlab.experiments.diffusion",
                lecture=70, config="DiffusionExperiment", section="section", single_process=("sample", "eval"),
+               panels=(Panel("diffusion", "diffusion", "export_diffusion", "diffusion-part", make=("train",)),),
+               notebook="03_diffusion",
                demo=(DemoStep(_s("--preset", "demo", "--eval-num", 200), _s("--preset", "default", "--eval-num", 2000),
                               action="train", takes_dataset=True),
                      # --ladder-run: the side-by-side chains (the report renders their page), dropped by the demo when the ladder part did not finish
@@ -155,10 +180,14 @@ for _entry in (
                               owns_folder=False))),
     Experiment("vit", "a small Vision Transformer on MNIST, with attention maps", "connlab.experiments.vit",
                lecture=80, config="ViTExperiment", section="section",
+               panels=(Panel("vit", "the ViT", "export_vit", "vit-part"),),
                demo=(DemoStep(_s("--epochs", 4, "--dim", 48, "--depth", 2, "--warmup-steps", 20), _s("--full"),
                               takes_dataset=True),)),
     Experiment("attention", "a sequence task where the attention pattern is visible", "connlab.experiments.attention",
-               lecture=90, config="AttentionExperiment", section="section",
+               lecture=90, config="AttentionExperiment", section="section", notebook="04_attention",
+               panels=(Panel("attention", "attention as a softmax gate", "export_attention", "attention-part"),
+                       Panel("toy_attention", "the toy attention head", "export_toy_head", "toy-part",
+                             folder="attention-course", make=("--preset", "course"))),
                demo=(DemoStep(_s("--epochs", 8, "--train-size", 6000), _s("--epochs", 30, "--train-size", 20000)),
                      # Part II's exercise as the course runs it, the toy head (seconds on 2 cores): n = 5 at both sizes
                      DemoStep(_s("--preset", "course", "--seeds", 5), _s("--preset", "course", "--seeds", 5),

@@ -35,6 +35,7 @@ from typing import Callable
 
 from connlab.checkpoint import atomic_write_text, check_output
 from connlab.errors import UserError
+from connlab.experiments import lecture_order
 from connlab.experiments.section import load_run
 from connlab.report.page import build_section
 from connlab.runs import make_folder, read_run
@@ -60,31 +61,19 @@ class Part:
     report: str = ""         # its section in report.html (the <h2 id>, the experiment's Section name)
 
 
-TOY = "toy_attention"   # the panel of an `attention --preset course` run
+TOY = "toy_attention"   # the panel of an `attention --preset course` run (its Panel.part in the registry)
 
 
 def parts() -> list[Part]:
-    return [
-        Part("autoencoder", "the three autoencoders", "connlab autoencoder --skip all --out DIR/autoencoder",
-             ex.export_autoencoders, "ae-part", "autoencoder"),
-        Part("ladder", "the ladder", "connlab ladder --out DIR/ladder", ex.export_ladder, "ladder-part", "ladder"),
-        Part("diffusion", "diffusion", "connlab diffusion train --out DIR/diffusion", ex.export_diffusion,
-             "diffusion-part", "diffusion"),
-        Part("vit", "the ViT", "connlab vit --out DIR/vit", ex.export_vit, "vit-part", "vit"),
-        Part("attention", "attention as a softmax gate", "connlab attention --out DIR/attention",
-             ex.export_attention, "attention-part", "attention"),
-        Part(TOY, "the toy attention head", "connlab attention --preset course --out DIR/attention-course",
-             ex.export_toy_head, "toy-part", "attention-course"),
-    ]
+    """The live panels, in the lecture's order: each registry entry's ``panels``."""
+    return [Part(p.part, p.title, " ".join(["connlab", e.name, *p.make, "--out", f"DIR/{p.folder or e.name}"]),
+                 getattr(ex, p.export), p.element, p.folder or e.name)
+            for e in lecture_order() for p in e.panels]
 
 
-# The lecture's parts with no live panel: a live model adds nothing to their plots, the report has them.
-REPORT_ONLY = (
-    ("gates", "logistic units and gates: two units summed make a bump, multiplied make a gate"),
-    ("rnn", "the GRU (Cho et al.) against a plain RNN: its gates carry a memory across long sequences"),
-    ("depth", "plain against residual networks as depth grows: the residual path keeps deep nets trainable"),
-    ("skipmlp", "an MLP with the input carried forward (concatenated into later layers)"),
-)
+def report_only() -> list[tuple[str, str]]:
+    """(report section, what it shows) of the lecture's parts that have no live panel."""
+    return [(e.name, e.help) for e in lecture_order() if not e.panels]
 
 
 # --- the page's script: ES modules joined into one <script type="module"> -------------------------------
@@ -293,7 +282,7 @@ def write_explorer(run_dir: Path, out: Path | None = None, log=None) -> Path:
     check_exporter()
     models, left_out, errors, bugs = collect(run_dir, log)
     manifest = {"panels": panels(models, verdicts(run_dir)), "models": models, "left_out": left_out, "export_errors": errors,
-                "report": [{"section": name, "what": what} for name, what in REPORT_ONLY],
+                "report": [{"section": name, "what": what} for name, what in report_only()],
                 "digits": test_digits(), "run_dir": str(run_dir)}
     html = (WEB / "explorer.html").read_text()
     fill = {
