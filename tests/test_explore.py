@@ -385,18 +385,7 @@ class Visit:
         return {url.split(":", 1)[0] for url in self.requests}
 
 
-if importlib.util.find_spec("pytest_playwright") is None:
-    @pytest.fixture
-    def browser():
-        pytest.skip("needs playwright and pytest-playwright (pip install -e '.[test]')")
-
-
-@pytest.fixture(scope="session")
-def browser_type_launch_args(browser_type_launch_args):
-    """pytest-playwright's ``browser`` launches the system's Chromium: no browser download."""
-    if not CHROMIUM.exists():
-        pytest.skip("needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)")
-    return {**browser_type_launch_args, "executable_path": str(CHROMIUM), "args": ["--no-sandbox"]}
+# ``browser`` (pytest-playwright, on Debian's Chromium) comes from tests/conftest.py: one browser for the session
 
 
 def _array(page, expression) -> np.ndarray:

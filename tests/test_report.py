@@ -456,45 +456,38 @@ def test_each_verdict_opens_with_its_sentence_and_keeps_the_rule_in_details(tmp_
     assert captions and all(re.match(r"[A-Z].*\. <span", c) for c in captions)
 
 
-def _playwright():
-    return pytest.importorskip("playwright.sync_api", reason="needs playwright (pip install -e '.[test]')")
-
-
 @needs_chromium
-def test_report_on_a_phone_has_no_horizontal_overflow_and_the_sentence_comes_first(tmp_path):
+def test_report_on_a_phone_has_no_horizontal_overflow_and_the_sentence_comes_first(browser, tmp_path):
     """At 390×844 (a phone) nothing makes the page scroll sideways, and each verdict box's first visible
     text is its plain sentence (the rule is folded away until opened)."""
     from connlab.report import build_report
 
-    sync_api = _playwright()
     page_path = build_report(_sentence_runs(tmp_path), tmp_path / "r.html")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
-        try:
-            context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
-            page = context.new_page()
-            errors = []
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.route("http*://**", lambda route: route.abort())
-            page.goto(page_path.resolve().as_uri())
-            page.wait_for_function("document.body.getAttribute('data-images-ok') !== null")
-            assert page.evaluate("document.scrollingElement.scrollWidth <= window.innerWidth"), \
-                page.evaluate("[document.scrollingElement.scrollWidth, window.innerWidth]")
-            boxes = page.locator("div.verdict")
-            assert boxes.count() == 4
-            for i in range(boxes.count()):
-                box = boxes.nth(i)
-                first_line = box.inner_text().strip().splitlines()[0]
-                assert first_line == box.locator("p.sentence").inner_text().strip()
-                assert not first_line.lower().startswith("rule") and "compare(" not in first_line
-                rule = box.locator("p.rule")
-                if rule.count():
-                    assert not rule.is_visible()
-                    box.locator("summary").click()
-                    assert rule.is_visible()
-            assert errors == []
-        finally:
-            browser.close()
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    try:
+        page = context.new_page()
+        errors = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.route("http*://**", lambda route: route.abort())
+        page.goto(page_path.resolve().as_uri())
+        page.wait_for_function("document.body.getAttribute('data-images-ok') !== null")
+        assert page.evaluate("document.scrollingElement.scrollWidth <= window.innerWidth"), \
+            page.evaluate("[document.scrollingElement.scrollWidth, window.innerWidth]")
+        boxes = page.locator("div.verdict")
+        assert boxes.count() == 4
+        for i in range(boxes.count()):
+            box = boxes.nth(i)
+            first_line = box.inner_text().strip().splitlines()[0]
+            assert first_line == box.locator("p.sentence").inner_text().strip()
+            assert not first_line.lower().startswith("rule") and "compare(" not in first_line
+            rule = box.locator("p.rule")
+            if rule.count():
+                assert not rule.is_visible()
+                box.locator("summary").click()
+                assert rule.is_visible()
+        assert errors == []
+    finally:
+        context.close()
 
 
 def test_two_sections_of_one_experiment_get_their_own_anchors(tmp_path):
