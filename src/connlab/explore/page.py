@@ -34,13 +34,13 @@ from pathlib import Path
 from typing import Callable
 
 from connlab.checkpoint import atomic_write_text, check_output
+from connlab.data import load_dataset
 from connlab.errors import UserError
 from connlab.experiments import lecture_order
 from connlab.experiments.section import load_run
+from connlab.explore import export as ex
 from connlab.report.page import build_section
 from connlab.runs import make_folder, read_run
-from connlab.explore import export as ex
-from connlab.data import load_dataset
 
 WEB = Path(__file__).parent / "web"
 RUNTIME = WEB / "node_modules" / "onnxruntime-web" / "dist"
@@ -66,9 +66,13 @@ TOY = "toy_attention"   # the panel of an `attention --preset course` run (its P
 
 def parts() -> list[Part]:
     """The live panels, in the lecture's order: each registry entry's ``panels``."""
-    return [Part(p.part, p.title, " ".join(["connlab", e.name, *p.make, "--out", f"DIR/{p.folder or e.name}"]),
-                 getattr(ex, p.export), p.element, p.folder or e.name)
-            for e in lecture_order() for p in e.panels]
+    return [_part(e.name, p) for e in lecture_order() for p in e.panels]
+
+
+def _part(command: str, p) -> Part:
+    folder = p.folder or command   # the run's folder in a demo folder, and so its section in report.html
+    return Part(p.part, p.title, " ".join(["connlab", command, *p.make, "--out", f"DIR/{folder}"]),
+                getattr(ex, p.export), p.element, folder)
 
 
 def report_only() -> list[tuple[str, str]]:
