@@ -115,6 +115,18 @@ def test_bad_inputs_are_refused_before_the_run_folder_exists(command, option, va
     assert not out.exists()
 
 
+@pytest.mark.parametrize("flags, says", [
+    (["--validation-images", "20", "--dataset", "mnist-embedded"], "--validation-images needs the course's data"),
+    (["--noise", "0", "--noise-dist", "salt-pepper"], "--noise must be > 0 for salt-pepper"),
+])
+def test_autoencoder_flags_that_clash_are_refused_before_the_folder(flags, says, tmp_path, capsys):
+    # found by hand: these were checked after config.json was written, so the corrected rerun was refused
+    out = tmp_path / "run"
+    assert main(["autoencoder", *flags, "--out", str(out)]) == 2
+    one_line_error(capsys, says)
+    assert not out.exists()
+
+
 def test_a_garbage_data_dir_is_refused_before_the_folder(tmp_path, capsys):
     data = tmp_path / "data"
     data.mkdir()

@@ -125,9 +125,8 @@ def run(args: argparse.Namespace) -> int:
     if args.summary:
         print_summaries(cfg)
         return 0
+    check_flags(cfg)  # before the run folder is made: a refused flag leaves nothing behind
     return run_training(args, "autoencoder", cfg, run_experiment, lambda summary, cfg: format_table(summary))
-
-
 
 
 def print_summaries(cfg: AutoencoderExperiment) -> None:
@@ -138,7 +137,10 @@ def print_summaries(cfg: AutoencoderExperiment) -> None:
                       verbose=0))
 
 
-def check_noise_flags(cfg: AutoencoderExperiment) -> None:
+def check_flags(cfg: AutoencoderExperiment) -> None:
+    """What the flags cannot say alone: the noise's magnitude for its distribution, the course's data."""
+    if cfg.validation_images and cfg.dataset != DATASET:
+        raise UserError("--validation-images needs the course's data (--dataset course, or --preset course)")
     if cfg.noise_dist == "salt-pepper":
         if not cfg.noise > 0:
             raise UserError(f"--noise must be > 0 for salt-pepper noise (the course's: 1), got {cfg.noise}")
@@ -156,8 +158,6 @@ def add_noise(x, cfg: AutoencoderExperiment, generator):
 def load_data(cfg: AutoencoderExperiment):
     """(device, ImageData, validation): the course's digits (``--dataset course``) or the lab's data set."""
     if cfg.dataset != DATASET:
-        if cfg.validation_images:
-            raise UserError("--validation-images needs the course's data (--dataset course, or --preset course)")
         device, data = load_images(cfg)
         return device, data, None
     device = pick_device(cfg.device)
@@ -166,7 +166,7 @@ def load_data(cfg: AutoencoderExperiment):
 
 
 def run_experiment(cfg: AutoencoderExperiment, out: Path, resume: bool = False) -> dict:
-    check_noise_flags(cfg)
+    check_flags(cfg)
     for skip in cfg.variants:
         cfg.model_config(skip)  # a bad flag value fails before any training
     device, data, validation = load_data(cfg)
