@@ -101,32 +101,53 @@ def demo_dir(tmp_path_factory) -> Path:
     # the course's toy head: a few epochs of one seed (parity needs no trained weights)
     assert main(["attention", "--preset", "course", "--epochs", "20", "--seeds", "1", "--sweep", "20",
                  "--block-steps", "2", "--out", str(d / "toy_attention")]) == 0
+    # the course's Exercise 1 and diffusion notebook beside the lab's (one epoch on 32 of its digits)
+    for command, extra in (("autoencoder", ["--validation-images", "20", "--monitor-images", "20", "--iterate", "0"]),
+                           ("ladder", ["--eval-images", "10", "--dataset", "mnist-embedded"])):
+        assert main([command, "--preset", "course", "--epochs", "1", "--limit", "32", "--seeds", "1", *extra,
+                     "--out", str(d / f"{command}-course")]) == 0
     return d
+
+
+COURSE_RUNS = {"autoencoder": "autoencoder-course", "ladder": "ladder-course"}  # the panels with two settings
 
 
 @pytest.fixture(scope="session")
 def exports(demo_dir) -> dict[str, list]:
-    """Every part's exported models, by part (exporting is the slow step: done once per session)."""
+    """Every run's exported models, by run folder (exporting is the slow step: done once per session)."""
     from connlab.explore.page import parts
 
-    return {part.experiment: part.export(demo_dir / part.experiment) for part in parts()}
+    folders = [part.experiment for part in parts()] + list(COURSE_RUNS.values())
+    return {folder: next(p for p in parts() if folder in (p.experiment, COURSE_RUNS.get(p.experiment))).export(
+        demo_dir / folder) for folder in folders}
 
 
 @pytest.fixture(scope="session")
 def exported(exports):
-    """Every exported model, by name."""
-    return {m.name: m for models in exports.values() for m in models}
+    """Every exported model, by its name in the page (the course's runs' models: ``course_...``)."""
+    from connlab.explore.page import model_name
+
+    return {model_name(m.name, "course" if folder.endswith("-course") else "lab"): m
+            for folder, models in exports.items() for m in models}
 
 
 # --- export: Python onnxruntime vs PyTorch -------------------------------------------------------
 
+MODELS = ["ae_none", "ae_concat", "ae_add", "ladder_step", "ladder_up", "ddim_step", "to_image", "vit", "sequence",
+          "toy_head", "course_ae_none", "course_ae_concat", "course_ladder_step", "course_ladder_up"]
+
+
 def test_every_part_exports_its_models(exported):
-    assert set(exported) == {"ae_none", "ae_concat", "ae_add", "ladder_step", "ladder_up", "ddim_step", "to_image",
-                             "vit", "sequence", "toy_head"}
+    assert set(exported) == set(MODELS)
+    # the course's runs are the course's networks: the 16-filter bottleneck, Keras' initialisation, its ladder
+    assert exported["course_ae_concat"].info | {"weights": ""} == {
+        "skip": "concat", "weights": "", "preset": "course", "noise": 1.0, "noise_dist": "salt-pepper",
+        "bottleneck": 16, "init": "keras", "dataset": "course"}
+    assert exported["course_ladder_step"].info["preset"] == "course" and exported["ladder_step"].info["preset"] == "lab"
+    assert exported["course_ladder_step"].info["bottleneck"] == 16 and exported["ladder_step"].info["bottleneck"] == 0
 
 
-@pytest.mark.parametrize("name", ["ae_none", "ae_concat", "ae_add", "ladder_step", "ladder_up", "ddim_step",
-                                  "to_image", "vit", "sequence", "toy_head"])
+@pytest.mark.parametrize("name", MODELS)
 def test_onnx_matches_pytorch(exported, name):
     import onnx
     import onnxruntime as ort
@@ -149,14 +170,16 @@ def test_recorded_outputs_are_the_lab_models_own(demo_dir, exported):
     from connlab.explore.export import AutoencoderPage, load
     from connlab.models.autoencoder import AutoencoderConfig, DenoisingAutoencoder
 
-    ae = load(DenoisingAutoencoder(AutoencoderConfig("concat")),
-              demo_dir / "autoencoder" / "variants" / "concat-seed0" / "model.safetensors")
     x = torch.rand(1, 1, 28, 28)
-    page = AutoencoderPage(ae)
-    with torch.no_grad():
-        assert torch.equal(page(x, torch.ones(2)), torch.sigmoid(ae(x)))
-        # a skip switched off changes the output: the toggle reaches the network
-        assert (page(x, torch.tensor([0.0, 1.0])) - page(x, torch.ones(2))).abs().max() > 1e-4
+    # the lab's U-Net, and the course's with its bottleneck (the page's wrapper once skipped the bottleneck)
+    for cfg, folder in ((AutoencoderConfig("concat"), "autoencoder"),
+                        (AutoencoderConfig("concat", bottleneck=16, init="keras"), "autoencoder-course")):
+        ae = load(DenoisingAutoencoder(cfg), demo_dir / folder / "variants" / "concat-seed0" / "model.safetensors")
+        page = AutoencoderPage(ae)
+        with torch.no_grad():
+            assert torch.equal(page(x, torch.ones(2)), torch.sigmoid(ae(x))), folder
+            # a skip switched off changes the output: the toggle reaches the network
+            assert (page(x, torch.tensor([0.0, 1.0])) - page(x, torch.ones(2))).abs().max() > 1e-4, folder
 
     m = exported["ddim_step"]
     gen = _generator(demo_dir / "diffusion")
@@ -243,8 +266,7 @@ def explorer_page(demo_dir, exports, tmp_path_factory) -> Path:
 
     real = page_module.parts
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(page_module, "parts", lambda: [
-            replace(p, export=lambda run, e=p.experiment: exports[e]) for p in real()])
+        mp.setattr(page_module, "parts", lambda: [replace(p, export=lambda run: exports[run.name]) for p in real()])
         return page_module.write_explorer(demo_dir, tmp_path_factory.mktemp("page") / "explorer.html")
 
 
@@ -256,7 +278,7 @@ def test_page_is_one_offline_file(explorer_page):
 
     assert external_references(html) == []  # the report's own check: nothing is fetched from elsewhere
     manifest = _manifest(html)
-    assert len(manifest["models"]) == 10 and manifest["left_out"] == [] and manifest["export_errors"] == []
+    assert len(manifest["models"]) == 14 and manifest["left_out"] == [] and manifest["export_errors"] == []
     assert len(manifest["digits"]) == 10
     # the panels in order, each with its section and its models: the page's one list of parts
     assert [p["part"] for p in manifest["panels"]] == ["autoencoder", "ladder", "diffusion", "vit", "attention",
@@ -401,7 +423,7 @@ def test_page_self_test_and_autoencoders_as_a_person_uses_them(browser, explorer
     v = Visit(browser, explorer_page)
     pg = v.page
     report = json.loads(pg.inner_text("#self-test"))
-    assert report["models"] == 10 and report["errors"] == [] and report["max_abs_diff"] <= TOL_PAGE
+    assert report["models"] == 14 and report["errors"] == [] and report["max_abs_diff"] <= TOL_PAGE
 
     # draw a stroke with the mouse on a cleared canvas
     pg.click("#clear")
@@ -441,6 +463,97 @@ def test_page_self_test_and_autoencoders_as_a_person_uses_them(browser, explorer
     pg.screenshot(path=str(tmp_path / "explorer-autoencoders.png"), full_page=True)
     assert v.errors() == []
     assert v.schemes() <= {"file", "data", "blob"}
+
+
+@needs_runtime
+@needs_browser
+def test_the_course_setting_runs_the_courses_networks_in_the_same_panels(browser, explorer_page, demo_dir):
+    """Where a demo folder holds the course's runs beside the lab's, the autoencoder and ladder panels switch."""
+    from connlab.experiments.autoencoder import AutoencoderExperiment
+    from connlab.experiments.ladder import LadderExperiment
+    from connlab.explore.export import AutoencoderPage, LadderStep, experiment_config, load
+    from connlab.models.autoencoder import DenoisingAutoencoder
+    from connlab.models.step_conditioned import StepConditionedUNet
+
+    v = Visit(browser, explorer_page)
+    pg = v.page
+    assert pg.evaluate("Object.values(explorer.state.ae).map((a) => a.model)") == ["ae_none", "ae_concat", "ae_add"]
+    assert "no bottleneck" in pg.inner_text("#ae-setting")
+    # the course's noise, as a student picks it in part 1, then the course's networks
+    pg.select_option("#dist", "salt-pepper")
+    pg.check("#autoencoder-setting-course")
+    v.settled()
+    assert pg.evaluate("Object.values(explorer.state.ae).map((a) => a.model)") == ["course_ae_none", "course_ae_concat"]
+    assert pg.locator("#ae-add").count() == 0  # the course compares none and concat only
+    said = pg.inner_text("#ae-setting")
+    assert "16-filter bottleneck" in said and "Keras'" in said and "salt-pepper" in said, said
+    noisy = _array(pg, "explorer.state.noisy")
+    clean = _array(pg, "explorer.state.clean")
+    # salt-pepper at σ 0.5: every pixel is the clean one, or moved by exactly ±0.5 (then clipped)
+    moved = np.abs(noisy - clean)
+    assert np.all(np.isclose(moved, 0) | np.isclose(moved, 0.5) | np.isclose(noisy, 0) | np.isclose(noisy, 1))
+    assert (moved > 0.25).mean() > 0.2
+    cfg = experiment_config(demo_dir / "autoencoder-course", AutoencoderExperiment)
+    for skip in ("none", "concat"):
+        model = load(DenoisingAutoencoder(cfg.model_config(skip)),
+                     demo_dir / "autoencoder-course" / "variants" / f"{skip}-seed0" / "model.safetensors")
+        with torch.no_grad():
+            want = AutoencoderPage(model)(torch.from_numpy(noisy).view(1, 1, 28, 28), torch.ones(2))
+        assert np.abs(_array(pg, f"explorer.state.ae.{skip}.output") - want.numpy().reshape(-1)).max() <= TOL_PAGE
+    pg.click("#feed-back")
+    v.settled()
+    assert pg.inner_text("#feed-numbers").count("→") == 2  # the course's two networks, one pass each
+
+    # the ladder: the course's network, its T, from pure noise
+    pg.check("#ladder-setting-course")
+    pg.select_option("#ladder-start", "noise")
+    v.settled()
+    assert pg.evaluate("explorer.state.ladder.model") == "course_ladder_step"
+    lcfg = experiment_config(demo_dir / "ladder-course", LadderExperiment)
+    T = lcfg.shown_steps
+    assert pg.get_attribute("#ladder-step", "max") == str(T) and f"T = {T} rungs" in pg.inner_text("#ladder-setting")
+    chain = pg.evaluate("explorer.state.ladder.chain.map((c) => Array.from(c))")
+    step = LadderStep(load(StepConditionedUNet(lcfg.model_config(T, "none")),
+                           demo_dir / "ladder-course" / "variants" / lcfg.variant_name(T, "none", lcfg.seed)
+                           / "model.safetensors"))
+    x = torch.tensor(chain[0]).view(1, 1, 28, 28)
+    with torch.no_grad():
+        for t in range(T, 0, -1):
+            x = step(x, torch.tensor([t]))
+    assert len(chain) == T + 1 and np.abs(np.asarray(chain[-1]) - x.numpy().reshape(-1)).max() <= TOL_PAGE
+
+    # each setting links to its own report section, with that section's verdict sentence
+    links = {s: pg.eval_on_selector_all(f"#{s} p.report a", "(as) => as.map((a) => a.getAttribute('href'))")
+             for s in ("ae-part", "ladder-part")}
+    assert links == {"ae-part": ["report.html#autoencoder", "report.html#autoencoder-course"],
+                     "ladder-part": ["report.html#ladder", "report.html#ladder-course"]}
+    assert "the course's exercise, --preset course" in pg.inner_text("#ae-part p.report >> nth=1")
+    assert v.errors() == []
+
+
+def test_a_course_only_folder_shows_the_courses_runs_and_links_the_reports_own_sections(demo_dir, tmp_path):
+    """`demo --preset course` has only the course's runs: they fill the panels, and each panel's link is a section
+    id of the report built from the same folder (with no lab run beside it, the course's ladder section is the
+    report's ``ladder``, not ``ladder-course``)."""
+    import shutil
+    from html import escape
+
+    from connlab.explore.page import find_runs, report_links
+    from connlab.report import build_report
+
+    only = tmp_path / "course-demo"
+    for folder in ("autoencoder-course", "ladder-course"):
+        shutil.copytree(demo_dir / folder, only / folder)
+    runs = find_runs(only)
+    assert runs == {"autoencoder:course": only / "autoencoder-course", "ladder:course": only / "ladder-course"}
+    links = report_links(only)
+    html = build_report(sorted(runs.values()), only / "report.html").read_text()
+    ids = set(re.findall(r'<h2 id="([^"]+)"', html))
+    assert {v["report"] for v in links.values()} <= ids and links["ladder:course"]["report"] == "ladder", (links, ids)
+    assert all(v["verdict"] and escape(v["verdict"]) in html for v in links.values())
+    # beside the lab's runs, the course's ladder section carries its folder's name (report.page.anchors)
+    both = {k: v["report"] for k, v in report_links(demo_dir).items()}
+    assert both["ladder"] == "ladder" and both["ladder:course"] == "ladder-course"
 
 
 @needs_runtime

@@ -44,6 +44,8 @@ class Panel:
     ``export`` names the function of ``connlab.explore.export`` that turns the run folder into the panel's
     ONNX models (named, not imported: the explorer sits above the experiments). ``folder`` is the run's
     folder in a demo folder, hence its section in report.html; ``make`` the flags that make such a run.
+    ``course``: the flags of the ``--preset course`` run the panel also shows (folder ``NAME-course``): the
+    course's exercise beside the lab's setting, with a switch between them; empty where there is none.
     """
 
     part: str                        # the panel's name in the page's manifest
@@ -52,6 +54,7 @@ class Panel:
     element: str                     # the panel's <section id> in explorer.html
     folder: str = ""                 # default: the command's name
     make: tuple[str, ...] = ()
+    course: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -124,7 +127,8 @@ for _entry in (
     Experiment("autoencoder", "Exercise 1: denoising autoencoder without/with skips",
                "connlab.experiments.autoencoder", lecture=40, config="AutoencoderExperiment", section="section",
                panels=(Panel("autoencoder", "the three autoencoders", "export_autoencoders", "ae-part",
-                             make=("--skip", "all")),), notebook="01_autoencoder",
+                             make=("--skip", "all"), course=("--preset", "course", "--skip", "all")),),
+               notebook="01_autoencoder",
                # 5 seeds paired by seed for the skip verdicts (docs/evidence-budgets.md §4: 60 steps per seed)
                demo=(DemoStep(_s("--skip", "all", "--epochs", 2, "--seeds", 5, "--limit", 960, "--batch-size", 32,
                                  "--iterate", 4),
@@ -137,7 +141,7 @@ for _entry in (
                               folder="autoencoder-course", takes_data_dir=True))),
     Experiment("ladder", "Exercise 2: incremental denoising with T steps", "connlab.experiments.ladder",
                lecture=60, config="LadderExperiment", section="section",
-               panels=(Panel("ladder", "the ladder", "export_ladder", "ladder-part"),),
+               panels=(Panel("ladder", "the ladder", "export_ladder", "ladder-part", course=("--preset", "course")),),
                notebook="02_incremental_denoising",
                demo=(DemoStep(_s("--steps", 5, "--epochs", 2, "--limit", 2000, "--batch-size", 32,
                                  "--eval-images", 200),

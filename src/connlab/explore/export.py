@@ -109,6 +109,8 @@ class AutoencoderPage(nn.Module):
 
     def forward(self, x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
         z, c1, c2 = self.model.encoder(x)
+        if self.model.bottleneck is not None:   # the course's network: a 3x3 conv at 7x7 before the decoder
+            z = self.model.bottleneck(z)
         # keep[0] gates the 28x28 skip (conv_1), keep[1] the 14x14 one (conv_2); 0 = zeros instead
         return torch.sigmoid(self.model.decoder(z, c1 * keep[0], c2 * keep[1]))
 
@@ -244,15 +246,18 @@ def sample_digit(seed: int = 0) -> torch.Tensor:
 def export_autoencoders(run: Path) -> list[ExportedModel]:
     """none / concat / add from ``run/variants/<skip>-seed<s>/``, s the run's first seed."""
     cfg = experiment_config(run, AutoencoderExperiment)
+    # what the page says of the setting (the course's network and noise differ from the lab's)
+    trained_on = {"preset": cfg.preset, "noise": cfg.noise, "noise_dist": cfg.noise_dist, "bottleneck": cfg.bottleneck,
+                  "init": cfg.init, "dataset": cfg.dataset}
     models = []
     for skip in ("none", "concat", "add"):
         path = run / "variants" / f"{skip}-seed{cfg.seed}" / "model.safetensors"
         if not path.is_file():
             continue
-        model = load(DenoisingAutoencoder(cfg.model_config(skip)), path)  # the course's bottleneck too
+        model = load(DenoisingAutoencoder(cfg.model_config(skip)), path)
         x, keep = sample_digit(1), torch.tensor([1.0, 0.0])
         models.append(export_model(f"ae_{skip}", AutoencoderPage(model), {"x": x, "keep": keep}, ["image"],
-                                   {"skip": skip, "weights": str(path.relative_to(run))}))
+                                   {"skip": skip, "weights": str(path.relative_to(run)), **trained_on}))
     return models
 
 
@@ -268,7 +273,8 @@ def export_ladder(run: Path) -> list[ExportedModel]:
         return []
     model = load(StepConditionedUNet(cfg.model_config(T, condition)), path)
     schedule = LadderSchedule(cfg.schedule, T, cfg.mag, cfg.dist)
-    info = {"T": T, "condition": condition, "schedule": schedule.name, "mag": cfg.mag, "dist": cfg.dist}
+    info = {"T": T, "condition": condition, "schedule": schedule.name, "mag": cfg.mag, "dist": cfg.dist,
+            "preset": cfg.preset, "bottleneck": cfg.bottleneck, "init": cfg.init}
     z = draw_noise(torch.zeros(T, 1, 1, 28, 28), cfg.dist, torch.Generator().manual_seed(6))
     return [export_model("ladder_step", LadderStep(model), {"x": sample_digit(2), "t": torch.tensor([T])},
                          ["x_prev"], info),

@@ -10,9 +10,14 @@ drawing, the drawing input, one module per panel, ``main.js``), joined into the 
 ``<script type="module">`` by ``assemble_script``.
 
 The manifest (the JSON the page embeds) lists the panels in order (``parts()``: part, heading,
-section, models), the parts left out, the links to the report, and every number the page needs
+section, models, settings), the parts left out, the links to the report, and every number the page needs
 from the lab's maths (the DDIM time steps, ᾱ_t, the ladder's coefficients: ``export.py``), so the
 page never re-implements them.
+
+A panel with a ``course`` entry in the registry (the autoencoders, the ladder) has two settings: the lab's
+run and the course's (``--preset course``, folder ``NAME-course``). Where the folder holds both, the page
+shows a switch; the course's models are named ``course_<name>`` and each setting links to its own report
+section (the report's ids: ``report.page.anchors``) with its verdict sentence.
 
 A part whose run folder is missing, or whose run part cannot be read (a ``UserError`` naming the
 file: no weights, a corrupt config), is left out; the page and the command's output say which
@@ -39,7 +44,7 @@ from connlab.errors import UserError
 from connlab.experiments import lecture_order
 from connlab.experiments.section import load_run
 from connlab.explore import export as ex
-from connlab.report.page import build_section
+from connlab.report.page import anchors, build_section
 from connlab.runs import make_folder, read_run
 
 WEB = Path(__file__).parent / "web"
@@ -59,9 +64,27 @@ class Part:
     export: Callable         # run folder -> list[ExportedModel]
     section: str = ""        # the page's <section id> of its panel (web/explorer.html)
     report: str = ""         # its section in report.html (the <h2 id>, the experiment's Section name)
+    course: str = ""         # what makes the ``--preset course`` run the panel also shows ("": none)
+
+    def settings(self) -> list[tuple[str, str, str]]:
+        """(setting, key in ``find_runs``, command) of each setting the panel can show: the lab's, the course's."""
+        lab = [(LAB, self.experiment, self.command)]
+        return lab + [(COURSE, course_key(self.experiment), self.course)] if self.course else lab
 
 
 TOY = "toy_attention"   # the panel of an `attention --preset course` run (its Panel.part in the registry)
+LAB, COURSE = "lab", "course"   # a panel's settings: the lab's run, and the course's (made with --preset course)
+SETTING_LABELS = {LAB: "the lab's setting", COURSE: "the course's exercise, --preset course"}
+
+
+def course_key(part: str) -> str:
+    """``find_runs``' key of a panel's course-preset run."""
+    return f"{part}:{COURSE}"
+
+
+def model_name(name: str, setting: str) -> str:
+    """A model's name in the page: the course's setting's models carry a prefix (``course_ae_none``)."""
+    return name if setting == LAB else f"{setting}_{name}"
 
 
 def parts() -> list[Part]:
@@ -71,8 +94,9 @@ def parts() -> list[Part]:
 
 def _part(command: str, p) -> Part:
     folder = p.folder or command   # the run's folder in a demo folder, and so its section in report.html
+    course = " ".join(["connlab", command, *p.course, "--out", f"DIR/{command}-course"]) if p.course else ""
     return Part(p.part, p.title, " ".join(["connlab", command, *p.make, "--out", f"DIR/{folder}"]),
-                getattr(ex, p.export), p.element, folder)
+                getattr(ex, p.export), p.element, folder, course)
 
 
 def report_only() -> list[tuple[str, str]]:
@@ -159,7 +183,8 @@ def check_exporter() -> None:
 
 
 def find_runs(run_dir: Path) -> dict[str, Path]:
-    """experiment name -> run folder: ``run_dir`` itself (one run) or its subfolders (a demo folder)."""
+    """Panel key -> run folder: ``run_dir`` itself (one run) or its subfolders (a demo folder). The key is the
+    panel's part, or ``course_key(part)`` for a ``--preset course`` run of a panel that shows both settings."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise UserError(f"{run_dir}: no such run folder")
@@ -168,14 +193,17 @@ def find_runs(run_dir: Path) -> dict[str, Path]:
     if not candidates:
         raise UserError(f"{run_dir}: not a connlab run folder (no config.json in it or its subfolders)")
     known = {p.experiment for p in parts()}
+    with_course = {p.experiment for p in parts() if p.course}
     found: dict[str, Path] = {}
     for folder in candidates:
         saved = read_run(folder)
-        experiment = saved.experiment
+        key = experiment = saved.experiment
         if experiment == "attention" and saved.config.get("task") == "toy":
-            experiment = TOY  # the course's toy head: its own panel, beside the sequence task's
-        if experiment in known and (experiment not in found or folder.name == experiment):
-            found[experiment] = folder
+            key = experiment = TOY  # the course's toy head: its own panel, beside the sequence task's
+        elif experiment in with_course and saved.config.get("preset") == COURSE:
+            key = course_key(experiment)  # the course's exercise: the same panel, its other setting
+        if experiment in known and (key not in found or folder.name in (experiment, f"{experiment}-course")):
+            found[key] = folder
     if not found and candidates == [run_dir]:
         experiment = read_run(run_dir).experiment
         raise UserError(f"{run_dir}: a {experiment!r} run has no model the explorer shows; "
@@ -217,62 +245,89 @@ def model_json(model) -> dict:
 
 
 def collect(run_dir: Path, log=print) -> tuple[dict, list[dict], list[str], list[tuple[str, Exception]]]:
-    """Export every part found: (models by name, parts left out, export errors, (title, exception) of each
-    part whose export raised something other than a UserError)."""
+    """Export every part found, in each setting it has a run of: (models by name, parts left out, export
+    errors, (title, exception) of each export that raised something other than a UserError)."""
     runs = find_runs(run_dir)
     # the folder the missing parts' commands write into: the demo folder, or the one run's parent
-    base = run_dir.parent if (run_dir / "config.json").is_file() else run_dir
+    base = str(run_dir.parent if (run_dir / "config.json").is_file() else run_dir)
     models, left_out, errors, bugs = {}, [], [], []
     for part in parts():
-        folder = runs.get(part.experiment)
-        if folder is None:
-            command = part.command.replace("DIR", str(base))
-            left_out.append({"part": part.experiment, "title": part.title,
-                             "why": f"no {part.experiment} run in {run_dir}", "command": command})
-            log(f"explore: left out {part.title}: no {part.experiment} run in {run_dir}; make it with: {command}")
-            continue
-        try:
-            exported = part.export(folder)
-        except UserError as err:  # a missing or unreadable run part, named by the error
-            exported, why = [], str(err)
-        except Exception as err:  # a bug: keep exporting the others, then fail (write_explorer raises)
-            log(traceback.format_exc().rstrip())
-            bugs.append((part.title, err))
-            exported, why = [], f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err) else ''}"
-        else:
-            why = f"{folder} holds no trained {part.experiment} model"
-        if not exported:
-            message = f"{part.title} ({folder}): could not export — {why}"
-            errors.append(message)
-            left_out.append({"part": part.experiment, "title": part.title, "why": why,
-                             "command": part.command.replace("DIR", str(base))})
-            log(f"explore: {message}")
-            continue
-        for model in exported:
-            models[model.name] = model_json(model) | {"part": part.experiment, "run": str(folder)}
-        log(f"explore: {part.title}: {', '.join(m.name for m in exported)} from {folder}")
+        shown, whys, missing = 0, [], []
+        for setting, key, command in part.settings():
+            folder = runs.get(key)
+            if folder is None:
+                whys.append(f"no {part.experiment}{' --preset course' if setting == COURSE else ''} run in {run_dir}")
+                missing.append(f"{SETTING_LABELS[setting]} has no run in {run_dir} (make it with: "
+                               f"{command.replace('DIR', base)})")
+                continue
+            exported, why = _export(part, folder, bugs, log)
+            if not exported:
+                message = f"{part.title} ({folder}): could not export — {why}"
+                errors.append(message)
+                whys.append(why)
+                log(f"explore: {message}")
+                continue
+            shown += 1
+            for model in exported:
+                name = model_name(model.name, setting)
+                models[name] = model_json(model) | {"part": part.experiment, "setting": setting, "run": str(folder)}
+            log(f"explore: {part.title}: {', '.join(model_name(m.name, setting) for m in exported)} from {folder}")
+        command = part.command.replace("DIR", base)
+        if not shown:
+            left_out.append({"part": part.experiment, "title": part.title, "why": "; ".join(whys),
+                             "command": command})
+            log(f"explore: left out {part.title}: {'; '.join(whys)}; make it with: {command}")
+        elif missing:
+            log(f"explore: {part.title}: {'; '.join(missing)}")
     return models, left_out, errors, bugs
 
 
-def panels(models: dict, verdicts: dict[str, str] | None = None) -> list[dict]:
-    """The page's panels in order: part, heading, section id, report section, the models it runs and the
-    verdict sentence of its run's report section ("" when there is none)."""
-    verdicts = verdicts or {}
-    return [{"part": p.experiment, "title": p.title, "section": p.section, "report": p.report,
-             "verdict": verdicts.get(p.experiment, ""),
-             "models": [name for name, m in models.items() if m["part"] == p.experiment]} for p in parts()]
+def _export(part: Part, folder: Path, bugs: list, log) -> tuple[list, str]:
+    """The part's models from one run folder, or ([], why); a bug is logged and added to ``bugs``."""
+    try:
+        exported = part.export(folder)
+    except UserError as err:  # a missing or unreadable run part, named by the error
+        return [], str(err)
+    except Exception as err:  # a bug: keep exporting the others, then fail (write_explorer raises)
+        log(traceback.format_exc().rstrip())
+        bugs.append((part.title, err))
+        return [], f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err) else ''}"
+    return exported, f"{folder} holds no trained {part.experiment} model"
 
 
-def verdicts(run_dir: Path) -> dict[str, str]:
-    """part -> the plain sentence its run's report section opens the verdict with (the same words as the
-    report, written by the claim's rule in ``connlab.experiments.sentence``)."""
-    found = {}
-    for part, folder in find_runs(run_dir).items():
+def panels(models: dict, links: dict[str, dict] | None = None) -> list[dict]:
+    """The page's panels in order: part, heading, section id, its settings (each with its models, its report
+    section and the verdict sentence that section opens with), and the first shown setting's report section,
+    verdict and the models of every setting."""
+    links = links or {}
+    out = []
+    for p in parts():
+        settings = []
+        for setting, key, _ in p.settings():
+            names = [name for name, m in models.items() if m["part"] == p.experiment and m["setting"] == setting]
+            if names:
+                link = links.get(key, {})
+                settings.append({"setting": setting, "label": SETTING_LABELS[setting], "models": names,
+                                 "report": link.get("report", p.report), "verdict": link.get("verdict", "")})
+        first = settings[0] if settings else {"report": p.report, "verdict": ""}
+        out.append({"part": p.experiment, "title": p.title, "section": p.section, "report": first["report"],
+                    "verdict": first["verdict"], "settings": settings,
+                    "models": [name for s in settings for name in s["models"]]})
+    return out
+
+
+def report_links(run_dir: Path) -> dict[str, dict]:
+    """Panel key -> {"report": its run's section id in report.html, "verdict": the plain sentence that section
+    opens the verdict with} — the same words and ids as the report (``connlab.report.page``)."""
+    keys, sections = [], []
+    for key, folder in find_runs(run_dir).items():
         try:
-            found[part] = build_section(load_run(folder)).sentence
+            sections.append(build_section(load_run(folder)))
         except UserError:   # a damaged run part: collect() names it, and the panel shows no verdict
             continue
-    return found
+        keys.append(key)
+    return {key: {"report": anchor, "verdict": sec.sentence}
+            for key, sec, anchor in zip(keys, sections, anchors(sections))}
 
 
 def write_explorer(run_dir: Path, out: Path | None = None, log=None) -> Path:
@@ -285,7 +340,7 @@ def write_explorer(run_dir: Path, out: Path | None = None, log=None) -> Path:
     runtime = runtime_files()   # then what set-up must install, before any export work
     check_exporter()
     models, left_out, errors, bugs = collect(run_dir, log)
-    manifest = {"panels": panels(models, verdicts(run_dir)), "models": models, "left_out": left_out, "export_errors": errors,
+    manifest = {"panels": panels(models, report_links(run_dir)), "models": models, "left_out": left_out, "export_errors": errors,
                 "report": [{"section": name, "what": what} for name, what in report_only()],
                 "digits": test_digits(), "run_dir": str(run_dir)}
     html = (WEB / "explorer.html").read_text()

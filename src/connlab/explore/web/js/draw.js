@@ -40,7 +40,9 @@ export function rng(seed) {
     const u = Math.max(uniform(), 1e-12), v = uniform();
     return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
   };
-  return { uniform, normal, draw: (dist) => (dist === "uniform" ? 2 * uniform() - 1 : normal()) };
+  // salt-pepper: round(U(−1, 1)), the course's Exercise 1 noise (x + σ·that, clipped; σ = 1 is the course's)
+  const draws = { uniform: () => 2 * uniform() - 1, "salt-pepper": () => Math.round(2 * uniform() - 1), norm: normal };
+  return { uniform, normal, draw: (dist) => (draws[dist] || normal)() };
 }
 
 // A table of weights in [0, 1], each cell shaded by its value: rows × cols, values row-major with `width`.

@@ -31,12 +31,17 @@ function leaveOut(part, text) {
 function showReportLinks() {
   const link = (section, text) => Object.assign(document.createElement("a"), { href: `report.html#${section}`, textContent: text });
   for (const p of manifest.panels) {
-    const note = document.createElement("p");
-    note.className = "report";
-    if (p.verdict) note.append("The measured verdict: ", p.verdict, " (", link(p.report, `the report's section`), ")");
-    else note.append("The measured verdict: ", link(p.report, `the report's section on ${p.title}`), ".");
+    // one line per setting the panel shows (the lab's and the course's each have their own report section)
+    const lines = p.settings.length > 1 ? p.settings : [{ ...p, label: "" }];
+    const notes = lines.map((s) => {
+      const note = document.createElement("p"), which = s.label ? `, ${s.label}` : "";
+      note.className = "report";
+      if (s.verdict) note.append(`The measured verdict${which}: `, s.verdict, " (", link(s.report, "the report's section"), ")");
+      else note.append(`The measured verdict${which}: `, link(s.report, `the report's section on ${p.title}`), ".");
+      return note;
+    });
     const section = $(p.section);  // after the panel's "try this" notes
-    ([...section.querySelectorAll("p.try")].at(-1) || section.querySelector("h2")).after(note);
+    ([...section.querySelectorAll("p.try")].at(-1) || section.querySelector("h2")).after(...notes);
   }
   for (const r of manifest.report) {
     const li = document.createElement("li");

@@ -8,7 +8,7 @@ export const PIXELS = 28 * 28;
 
 export const state = {
   clean: new Float32Array(PIXELS), noisy: new Float32Array(PIXELS), noise: null,
-  ae: {}, feed: {}, ladder: null, diffusion: null, vit: null, sequence: null, toy: null,
+  setting: {}, ae: {}, feed: {}, ladder: null, diffusion: null, vit: null, sequence: null, toy: null,
   timing: {}, selfTest: null,
 };
 export const explorer = { state, ready: null, busy: 0, paints: 0 };

@@ -4,13 +4,34 @@ import { $, busy, models, painted, state } from "../page.js";
 import { describe, drawGray, fmt, psnr } from "../draw.js";
 import { f32, run } from "../runtime.js";
 import { refresh } from "../refresh.js";
+import { modelOf, settingOf, settingSwitch } from "../settings.js";
 
 const AE = [["none", "no skip"], ["concat", "concat skips (U-Net)"], ["add", "additive skips"]];
-const present = () => AE.filter(([skip]) => models[`ae_${skip}`]);
+const nameOf = (skip) => modelOf("autoencoder", `ae_${skip}`);
+const present = () => AE.filter(([skip]) => models[nameOf(skip)]);
 
 function setup() {
-  const row = $("ae-row");
-  for (const [skip, title] of present()) {
+  settingSwitch("autoencoder", "ae-setting", () => { state.ae = {}; resetFeed(); build(); refresh(); });
+  build();
+  $("feed-back").addEventListener("click", feedBack);
+  $("feed-reset").addEventListener("click", () => { resetFeed(); refresh(); });
+}
+
+// What the shown setting's networks were trained on: the course's differ from the lab's in network and noise.
+function trainedOn(info) {
+  const data = info.dataset === "course" ? "the course's first 1,000 training digits" : `the ${info.dataset} digits`;
+  const net = info.bottleneck ? `a ${info.bottleneck}-filter bottleneck at 7×7` : "no bottleneck";
+  return `${settingOf("autoencoder") === "course" ? "The course's Exercise 1" : "The lab's setting"}: ${net}, ` +
+    `${info.init === "keras" ? "Keras'" : "PyTorch's"} initialisation, ${data}, trained on ${info.noise_dist} ` +
+    `noise at σ ${fmt(info.noise)} — set part 1 to that to give the networks the input they learned from.`;
+}
+
+// The shown setting's networks, one figure each (the skip switches of the nets that have skips).
+function build() {
+  const row = $("ae-row"), shown = present();
+  row.replaceChildren();
+  $("ae-setting").textContent = shown.length ? trainedOn(models[nameOf(shown[0][0])].info) : "";
+  for (const [skip, title] of shown) {
     const fig = document.createElement("figure");
     fig.innerHTML = `<canvas id="ae-${skip}" class="pix big" width="28" height="28" role="img"
       aria-label="output of the autoencoder with ${title}" aria-describedby="ae-${skip}-numbers"></canvas>
@@ -29,8 +50,6 @@ function setup() {
     }
     row.append(fig);
   }
-  $("feed-back").addEventListener("click", feedBack);
-  $("feed-reset").addEventListener("click", () => { resetFeed(); refresh(); });
 }
 
 function keepOf(skip) {
@@ -41,7 +60,7 @@ function keepOf(skip) {
 function resetFeed() { state.feed = {}; $("feed-numbers").textContent = ""; }
 
 async function runAutoencoder(skip, input) {
-  const out = await run(`ae_${skip}`, { x: f32(input, [1, 1, 28, 28]), keep: f32(keepOf(skip), [2]) });
+  const out = await run(nameOf(skip), { x: f32(input, [1, 1, 28, 28]), keep: f32(keepOf(skip), [2]) });
   return Float32Array.from(out.image.data);
 }
 
@@ -50,7 +69,8 @@ async function update() {
   const t0 = performance.now(), since = state.inputAt;  // the input whose drawing this pass denoises
   for (const [skip] of present()) {
     const output = await runAutoencoder(skip, state.noisy);
-    state.ae[skip] = { input: Float32Array.from(state.noisy), keep: keepOf(skip), output, psnr: psnr(output, state.clean) };
+    state.ae[skip] = { model: nameOf(skip), input: Float32Array.from(state.noisy), keep: keepOf(skip), output,
+                       psnr: psnr(output, state.clean) };
     drawGray($(`ae-${skip}`), output);
     $(`ae-${skip}-numbers`).textContent = `PSNR ${fmt(state.ae[skip].psnr)} dB against your drawing` +
       ` (input ${fmt(psnr(state.noisy, state.clean))} dB); ${describe(output)}`;
