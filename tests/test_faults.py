@@ -127,6 +127,14 @@ def test_autoencoder_flags_that_clash_are_refused_before_the_folder(flags, says,
     assert not out.exists()
 
 
+def test_an_unknown_dataset_lists_the_courses_digits_where_the_command_takes_them(tmp_path, capsys):
+    assert main(["autoencoder", "--dataset", "foo", "--out", str(tmp_path / "a")]) == 2
+    assert one_line_error(capsys, "unknown dataset").endswith("mnist, mnist-embedded, fashion, course")
+    assert main(["ladder", "--dataset", "foo", "--out", str(tmp_path / "b")]) == 2  # takes --course-data instead
+    assert one_line_error(capsys, "unknown dataset").endswith("mnist, mnist-embedded, fashion")
+    assert not any(tmp_path.iterdir())
+
+
 def test_a_garbage_data_dir_is_refused_before_the_folder(tmp_path, capsys):
     data = tmp_path / "data"
     data.mkdir()

@@ -19,7 +19,7 @@ from typing import Any
 from connlab import __version__
 from connlab.checkpoint import atomic_write_json, list_checkpoints
 from connlab.data import course
-from connlab.data.datasets import check_source
+from connlab.data.datasets import DATASETS, check_source
 from connlab.errors import UserError
 from connlab.runtime import distributed
 from connlab.train.config import pick_device
@@ -136,6 +136,10 @@ def check_inputs(config) -> None:
     if getattr(config, "device", None) is not None:
         pick_device(config.device)
     dataset = getattr(config, "dataset", None)
+    # a command whose --preset course reads the course's digits (--dataset course) names them among its choices
+    if getattr(config, "PRESETS", {}).get("course", {}).get("dataset") == course.DATASET and dataset not in (
+            *DATASETS, course.DATASET):
+        raise UserError(f"unknown dataset {dataset!r}; choose one of {', '.join((*DATASETS, course.DATASET))}")
     if dataset is not None:
         # the course's digits are MNIST's: a --data-dir beside them holds the full MNIST (its test digits)
         check_source("mnist" if dataset == course.DATASET else dataset, getattr(config, "data_dir", None),
