@@ -174,7 +174,7 @@ def course_section(run: Run) -> Section:
              f"early stopping watched the validation BCE of a fixed slice, the first "
              f"{get(s, 'monitor_images', default='?')} noisy validation digits (the course watches all 10,000 "
              "every epoch, three times the cost of an epoch's training)",
-             "rule: " + REPRODUCTION_RULE, *settle_notes]
+             *settle_notes]   # the reproduction rule is in the verdict's rule (report: "the rule and the numbers")
     not_reproduced = [r[0] for r in rep_rows if r[5] == "not reproduced"]
     if not_reproduced:
         notes.append(course_gap_note(rep_rows))
