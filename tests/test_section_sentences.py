@@ -172,3 +172,18 @@ def test_a_relative_effect_only_against_a_baseline_away_from_zero():
     far = compare([20.0, 21.0, 22.0, 20.5, 21.5], [23.0, 24.1, 25.0, 23.4, 24.6], better="higher")
     rel = 100 * far.relative
     assert f"(+{rel:.1f} %)" in far.text("PSNR")
+
+
+def test_the_toy_heads_three_parts_join_into_one_sentence_with_one_and():
+    """Found in the course demo's report: the third part's wording began with "and", so the join said "and and"."""
+    from connlab.experiments.toy_attention_page import plain_sentence
+
+    rng = np.random.default_rng(3)
+    base = rng.normal(0.5, 0.02, 5)
+    claims = {"attention": compare(base, base + 0.3 + rng.normal(0, 0.01, 5), better="higher").as_dict(),
+              "unmasked_below_floor": compare(base, base + 0.11 + rng.normal(0, 0.01, 5), better="higher").as_dict(),
+              "unmasked_generation": compare(base, base + 0.37 + rng.normal(0, 0.01, 5), better="higher").as_dict()}
+    said = plain_sentence(claims, SUPPORTED, trained=True)
+    assert said.endswith(": supported.") and said[0].isupper(), said
+    assert "and and" not in said and said.count(", and ") == 1, said
+    assert "generating one token at a time" in said and "the right object after `the`" in said, said

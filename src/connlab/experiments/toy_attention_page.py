@@ -132,7 +132,7 @@ def plain_sentence(claims: dict, verdict: str, trained: bool) -> str:
                  "without the causal mask its loss ends", "below the floor ln 2 / 5", "above the floor ln 2 / 5",
                  "whether the unmasked head beats the floor", spec=".3f")),
              measured(stored(claims, "unmasked_generation"), Wording(
-                 "and, generating one token at a time, the unmasked head's loss is", "higher than the masked "
+                 "generating one token at a time, the unmasked head's loss is", "higher than the masked "
                  "head's", "lower than the masked head's", "whether the unmasked head fails to generate",
                  spec=".3f"))]
     rep = stored_reproduction(get(claims, "reproduction"))
