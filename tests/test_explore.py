@@ -682,6 +682,9 @@ def test_a_page_with_parts_left_out_still_works(browser, attention_only_page):
     notes = v.page.inner_text("#left-out")
     assert "Make it with: connlab ladder --out" in notes and "the three autoencoders" in notes
     assert "Left out" in v.page.inner_text("#ae-part")
+    # only the part that is here links to a report section: the others have no run, so no section
+    links = v.page.eval_on_selector_all("p.report a", "(as) => as.map((a) => a.getAttribute('href'))")
+    assert links == ["report.html#attention"]
     v.page.fill("#seq-input", "12345678"[:len(v.page.input_value("#seq-input"))])
     v.settled()
     assert "input 1 2 3" in v.page.inner_text("#seq-output")

@@ -23,14 +23,14 @@ function leaveOut(part, text) {
   const section = $(part.section), note = document.createElement("p");
   note.className = "left-out";
   note.textContent = text;
-  section.replaceChildren(section.querySelector("h2"), section.querySelector("p.report"), note);
+  section.replaceChildren(...[section.querySelector("h2"), ...section.querySelectorAll("p.report")], note);
 }
 
 // Each panel's section in the report (report.html, beside this page in a demo folder), and the lecture's
 // parts that have no live panel, by their report sections.
 function showReportLinks() {
   const link = (section, text) => Object.assign(document.createElement("a"), { href: `report.html#${section}`, textContent: text });
-  for (const p of manifest.panels) {
+  for (const p of manifest.panels.filter((q) => q.settings.length)) {  // a part with no run has no section there
     // one line per setting the panel shows (the lab's and the course's each have their own report section)
     const lines = p.settings.length > 1 ? p.settings : [{ ...p, label: "" }];
     const notes = lines.map((s) => {
