@@ -74,7 +74,8 @@ class Part:
 
 TOY = "toy_attention"   # the panel of an `attention --preset course` run (its Panel.part in the registry)
 LAB, COURSE = "lab", "course"   # a panel's settings: the lab's run, and the course's (made with --preset course)
-SETTING_LABELS = {LAB: "the lab's setting", COURSE: "the course's exercise, --preset course"}
+SETTING_NAMES = {LAB: "the lab's setting", COURSE: "the course's exercise"}
+SETTING_LABELS = {LAB: SETTING_NAMES[LAB], COURSE: f"{SETTING_NAMES[COURSE]}, --preset course"}  # the page's switch
 
 
 def course_key(part: str) -> str:
@@ -257,7 +258,7 @@ def collect(run_dir: Path, log=print) -> tuple[dict, list[dict], list[str], list
             folder = runs.get(key)
             if folder is None:
                 whys.append(f"no {part.experiment}{' --preset course' if setting == COURSE else ''} run in {run_dir}")
-                missing.append(f"{SETTING_LABELS[setting]} has no run in {run_dir} (make it with: "
+                missing.append(f"no run of {SETTING_NAMES[setting]} in {run_dir} (make it with: "
                                f"{command.replace('DIR', base)})")
                 continue
             exported, why = _export(part, folder, bugs, log)
