@@ -231,3 +231,45 @@ def test_make_demo_shows_the_course_rows_and_demo_preset_course_plans_every_prot
     assert [p.name for p in plan(False, "mnist-embedded", None, "cpu", "course")] == [
         "autoencoder course", "depth course", "ladder course", "attention course"]
     assert autoencoder.AutoencoderExperiment.PRESETS["course"]["epochs"] == 20
+
+
+def test_demo_preset_course_runs_every_protocol_and_writes_its_report_and_explorer(monkeypatch, tmp_path):
+    """The full reproduction's command end to end, each protocol cut to one epoch on a few digits (its real
+    flags are checked above). Found by running it whole: its explorer could not export the course's network."""
+    import importlib.util
+    import json
+    import re
+
+    from connlab import demo
+    from connlab.cli import main
+    from connlab.experiments.registry import COURSE_DEMO, DemoStep
+    from connlab.explore.page import RUNTIME, RUNTIME_FILES
+
+    tiny = {"autoencoder": ("--skip", "all", "--epochs", "1", "--limit", "32", "--seeds", "2",
+                            "--validation-images", "20", "--monitor-images", "20", "--iterate", "2"),
+            "depth": ("--epochs", "1", "--limit", "64", "--seeds", "2"),
+            "ladder": ("--epochs", "1", "--limit", "16", "--seeds", "2", "--eval-images", "8"),
+            "attention": ("--epochs", "20", "--seeds", "2", "--sweep", "20", "--block-steps", "2")}
+    steps = tuple((c, DemoStep(("--preset", "course", *tiny[c]), ("--preset", "course", *tiny[c]), name=s.name,
+                               folder=s.folder, takes_data_dir=s.takes_data_dir)) for c, s in COURSE_DEMO)
+    monkeypatch.setattr(demo, "COURSE_DEMO", steps)
+    out = tmp_path / "course"
+    # the explorer needs the explore extra and onnxruntime-web (make test installs both)
+    explorer = importlib.util.find_spec("onnxscript") is not None and all((RUNTIME / f).is_file() for f in RUNTIME_FILES)
+    assert main(["demo", "--preset", "course", "--out", str(out), *([] if explorer else ["--no-explorer"])]) == 0
+    record = json.loads((out / "demo.json").read_text())
+    assert [p["name"] for p in record["parts"]] == [s.name for _, s in COURSE_DEMO]
+    html = (out / "report.html").read_text()
+    ids = re.findall(r'<h2 id="([^"]+)"', html)
+    assert ids[:4] == ["autoencoder-course", "depth", "ladder", "attention"], ids
+    for published in ("0.1652", "0.1447", "0.634", "0.1619"):  # each course figure beside ours
+        assert published in html, published
+    # the ladder cut to one epoch is not the course's protocol: its page says so instead of a verdict
+    assert "not the course&#x27;s protocol: " in html and "epochs" in html
+    if explorer:
+        page = (out / "explorer.html").read_text()
+        manifest = json.loads(re.search(r'<script type="application/json" id="manifest">(.*?)</script>', page,
+                                        re.S).group(1))
+        assert {"course_ae_none", "course_ae_concat", "course_ladder_step", "course_ladder_up",
+                "toy_head"} == set(manifest["models"])
+        assert manifest["export_errors"] == []
