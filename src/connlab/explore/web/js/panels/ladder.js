@@ -7,8 +7,6 @@ import { refresh, superseded } from "../refresh.js";
 import { seedOf } from "../input.js";
 import { modelOf, settingOf, settingSwitch } from "../settings.js";
 
-const step = () => models[modelOf("ladder", "ladder_step")];
-
 function setup() {
   $("ladder-start").add(new Option("your noised input from part 1", "noisy"), 1);
   $("ladder-start").addEventListener("change", () => refresh());
@@ -19,7 +17,7 @@ function setup() {
 
 // The shown setting's T on the step slider, and what its network was trained on.
 function configure() {
-  const { T, schedule, mag, dist, bottleneck } = step().info;
+  const { T, schedule, mag, dist, bottleneck } = models[modelOf("ladder", "ladder_step")].info;
   $("ladder-step").max = String(T);
   $("ladder-setting").textContent = `${settingOf("ladder") === "course" ? "The course's diffusion notebook" :
     "The lab's setting"}: T = ${T} rungs (${schedule}, ${dist} noise of magnitude ${fmt(mag)}), ` +
@@ -29,7 +27,7 @@ function configure() {
 // The start x_T of the chosen kind. From your digit, the run's own forward process (the exported
 // ladder_up) climbs the ladder with noise drawn here; the page does none of the ladder's arithmetic.
 async function start(kind) {
-  const { T, dist } = models[modelOf("ladder", "ladder_up")].info;
+  const up = modelOf("ladder", "ladder_up"), { T, dist } = models[up].info;
   const seed = seedOf("noise-seed") ?? 0;
   if (kind === "noise") {  // Exercise 2's start: U(0, 1) pixels
     const r = rng(1000 + seed);
@@ -38,20 +36,20 @@ async function start(kind) {
   if (kind === "noisy") return Float32Array.from(state.noisy);
   const r = rng(2000 + seed);
   const z = Float32Array.from({ length: T * PIXELS }, () => r.draw(dist));
-  const out = await run(modelOf("ladder", "ladder_up"), { x0: f32(state.clean, [1, 1, 28, 28]), z: f32(z, [T, 1, 1, 28, 28]) });
+  const out = await run(up, { x0: f32(state.clean, [1, 1, 28, 28]), z: f32(z, [T, 1, 1, 28, 28]) });
   return Float32Array.from(out.x_T.data);
 }
 
 async function update() {
-  const { T } = step().info;
+  const name = modelOf("ladder", "ladder_step"), { T } = models[name].info;  // one setting for the whole chain
   const kind = $("ladder-start").value;
   const chain = [await start(kind)];
   for (let t = T; t >= 1; t--) {
     if (superseded()) return;  // the drawing changed: this chain is out of date before it is shown
-    const out = await run(modelOf("ladder", "ladder_step"), { x: f32(chain.at(-1), [1, 1, 28, 28]), t: i64([t]) });
+    const out = await run(name, { x: f32(chain.at(-1), [1, 1, 28, 28]), t: i64([t]) });
     chain.push(Float32Array.from(out.x_prev.data));
   }
-  state.ladder = { model: modelOf("ladder", "ladder_step"), chain, psnr: chain.map((c) => psnr(c, state.clean)), start: kind };
+  state.ladder = { model: name, chain, psnr: chain.map((c) => psnr(c, state.clean)), start: kind };
   $("ladder-strip").replaceChildren(...chain.map((c, k) => {
     const cv = document.createElement("canvas");
     cv.className = "pix"; cv.setAttribute("role", "img"); cv.setAttribute("aria-label", stepName(k, T));
